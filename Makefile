@@ -1,0 +1,54 @@
+# The README's commands. Everything installs into the repo (.venv, node_modules) from its own files.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+ENV ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test test-fast lint format synth bench bench-quick clean
+
+setup: $(VENV)/.synced node_modules/.installed
+
+# uv installs the locked tree in seconds; it is itself pinned and bootstrapped with pip.
+$(VENV)/.synced: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# make test: set up from a fresh clone, lint, then every test tier.
+test: lint
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m unit
+
+synth: setup
+	$(CDK) synth --quiet -c env=$(ENV)
+	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
+
+bench: setup
+	$(PY) -m bench.judge_bench
+
+bench-quick: setup
+	$(PY) -m bench.judge_bench --quick
+
+clean:
+	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
