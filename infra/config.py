@@ -1,0 +1,277 @@
+"""Typed configuration of one environment, read from `infra/environments/<env>.yaml`.
+
+One schema serves the CDK app at synth time and (through the models it embeds from
+`lambdas/`) the Lambdas at run time. A bad file fails synth with the file, the field and
+the problem named; nothing is synthesized from it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
+
+# SageMaker endpoint names allow [a-zA-Z0-9-]; lower case keeps flag keys and alarm names stable.
+ResourceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=1, max_length=40)]
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Strategy(StrEnum):
+    CANARY = "canary"
+    LINEAR = "linear"
+    BLUE_GREEN = "blue_green"
+    SHADOW = "shadow"
+    AB_TEST = "ab_test"
+
+
+class InitialModel(StrictModel):
+    """The model the endpoint starts with. Later versions are runtime state (see README)."""
+
+    image_uri: str = Field(pattern=r"^\S+/\S+:\S+$", description="ECR image URI with a tag")
+    model_data_url: str = Field(pattern=r"^s3://[a-z0-9.-]{3,63}/.+\.tar\.gz$")
+
+
+class Autoscaling(StrictModel):
+    min_capacity: int = Field(ge=1, le=100)
+    max_capacity: int = Field(ge=1, le=100)
+    target_invocations_per_instance: int = Field(default=200, ge=1)
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Self:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"min_capacity {self.min_capacity} exceeds max_capacity {self.max_capacity}")
+        return self
+
+
+class VariantNames(StrictModel):
+    champion: ResourceName = "champion"
+    challenger: ResourceName = "challenger"
+    shadow: ResourceName = "shadow"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        names = [self.champion, self.challenger, self.shadow]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be distinct, got {names}")
+        return self
+
+
+class DataCapture(StrictModel):
+    enabled: bool = False
+    sampling_percentage: int = Field(default=20, ge=1, le=100)
+
+
+class BusinessMetric(StrictModel):
+    """A per-variant business metric (published with EndpointName and VariantName dimensions)."""
+
+    namespace: str = Field(min_length=1, max_length=255, pattern=r"^[^:].*$")
+    name: str = Field(min_length=1, max_length=255)
+    statistic: Literal["Average", "Sum", "Minimum", "Maximum"] = "Average"
+    threshold: float
+    # A conversion rate alarms when it falls below; a cost metric when it rises above.
+    alarm_when: Literal["below", "above"] = "below"
+
+
+class Endpoint(StrictModel):
+    name: ResourceName
+    model_family: ResourceName = Field(description="one model package group per family")
+    initial_model: InitialModel
+    instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    initial_instance_count: int = Field(default=1, ge=1, le=100)
+    autoscaling: Autoscaling
+    variants: VariantNames = VariantNames()
+    shadow: bool = Field(default=False, description="the challenger slot is a shadow variant")
+    data_capture: DataCapture = DataCapture()
+    business_metric: BusinessMetric
+
+
+class BlueGreen(StrictModel):
+    """SageMaker deployment guardrails for the `blue_green` strategy and for CloudFormation updates."""
+
+    traffic_routing: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"] = "CANARY"
+    step_percent: int = Field(default=10, ge=1, le=99, description="canary size or linear step")
+    wait_interval_seconds: int = Field(default=600, ge=0, le=3600)
+    termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
+    maximum_execution_timeout_seconds: int = Field(default=14400, ge=600, le=28800)
+
+
+class Gates(StrictModel):
+    """Pre-traffic gates: golden inputs, metric thresholds, input drift."""
+
+    golden_tolerance: float = Field(default=1e-6, ge=0)
+    minimum_metrics: dict[Literal["accuracy", "precision", "recall", "f1", "auc"], float] = Field(
+        default_factory=dict
+    )
+    max_relative_drop: float = Field(default=0.01, ge=0, le=1, description="vs the champion's metrics")
+    psi_max: float = Field(default=0.2, gt=0)
+    ks_pvalue_min: float = Field(default=0.01, gt=0, lt=1)
+
+    @field_validator("minimum_metrics")
+    @classmethod
+    def _metrics_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for metric, threshold in value.items():
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"minimum_metrics.{metric} must be within 0-1, got {threshold}")
+        return value
+
+
+class Rollout(StrictModel):
+    strategy: Strategy = Strategy.CANARY
+    traffic_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
+    bake_minutes: int = Field(default=10, ge=1, le=1440)
+    blue_green: BlueGreen = BlueGreen()
+    gates: Gates = Gates()
+
+    @field_validator("traffic_steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: list[int]) -> list[int]:
+        outside = [step for step in steps if not 0 < step <= 100]
+        if outside:
+            raise ValueError(f"traffic weights must be within 1-100 percent, got {outside}")
+        if any(later <= earlier for earlier, later in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"traffic_steps must strictly increase, got {steps}")
+        if steps[-1] != 100:
+            raise ValueError(f"traffic_steps must end at 100, got {steps}")
+        return steps
+
+
+class Alarms(StrictModel):
+    """Static safety-net thresholds. The judge (not these) decides promotion."""
+
+    period_seconds: Literal[10, 30, 60, 300] = 60
+    evaluation_periods: int = Field(default=5, ge=1, le=100)
+    datapoints_to_alarm: int = Field(default=3, ge=1, le=100)
+    error_5xx_rate_percent: float = Field(default=1.0, gt=0, le=100)
+    error_4xx_rate_percent: float = Field(default=10.0, gt=0, le=100)
+    model_latency_p99_ms: float = Field(default=500, gt=0)
+    minimum_invocations: int = Field(default=20, ge=0, description="rates below this volume count as 0")
+
+    @model_validator(mode="after")
+    def _datapoints_fit(self) -> Self:
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError(
+                f"datapoints_to_alarm {self.datapoints_to_alarm} exceeds evaluation_periods "
+                f"{self.evaluation_periods}"
+            )
+        return self
+
+
+class Notifications(StrictModel):
+    emails: list[str] = Field(default_factory=list)
+
+    @field_validator("emails")
+    @classmethod
+    def _emails_valid(cls, emails: list[str]) -> list[str]:
+        bad = [email for email in emails if not EMAIL_PATTERN.match(email)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return emails
+
+
+class Retraining(StrictModel):
+    enabled: bool = False
+    schedule: str = Field(default="rate(7 days)", description="EventBridge rate() or cron() expression")
+    auto_approve: bool = False
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_expression(cls, schedule: str) -> str:
+        if not SCHEDULE_PATTERN.match(schedule):
+            raise ValueError(f"schedule must be rate(N unit) or cron(...), got {schedule!r}")
+        return schedule
+
+
+class FlagDeployment(StrictModel):
+    """AppConfig deployment strategy for flag changes (the kill switch should be fast)."""
+
+    duration_minutes: int = Field(default=0, ge=0, le=1440)
+    final_bake_minutes: int = Field(default=1, ge=0, le=1440)
+    growth_factor: float = Field(default=100, gt=0, le=100)
+    growth_type: Literal["LINEAR", "EXPONENTIAL"] = "LINEAR"
+
+
+class Aws(StrictModel):
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class EnvironmentConfig(StrictModel):
+    name: ResourceName = Field(description="the environment, e.g. dev; prefixes every physical name")
+    aws: Aws = Aws()
+    endpoints: list[Endpoint] = Field(min_length=1)
+    rollout: Rollout = Rollout()
+    alarms: Alarms = Alarms()
+    notifications: Notifications = Notifications()
+    retraining: Retraining = Retraining()
+    flag_deployment: FlagDeployment = FlagDeployment()
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names_unique(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
+        names = [endpoint.name for endpoint in endpoints]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate endpoint names: {duplicates}")
+        return endpoints
+
+    @property
+    def prefix(self) -> str:
+        return f"mlrollout-{self.name}"
+
+    @property
+    def model_families(self) -> list[str]:
+        return sorted({endpoint.model_family for endpoint in self.endpoints})
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used, with the file, field and problem named."""
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid configuration ({error.error_count()} problem(s))"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)
+
+
+def available_environments(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
+    return sorted(path.stem for path in directory.glob("*.yaml"))
+
+
+def load_config(env: str, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentConfig:
+    """Read and validate `<directory>/<env>.yaml`; raise ConfigError naming file, field, problem."""
+    path = directory / f"{env}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_environments(directory)) or "none"
+        raise ConfigError(f"{path}: no configuration for environment {env!r} (known: {known})")
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if raw.get("name", env) != env:
+        raise ConfigError(f"{path}: name: {raw['name']!r} does not match the file's environment {env!r}")
+    try:
+        return EnvironmentConfig.model_validate({"name": env, **raw})
+    except ValidationError as error:
+        raise ConfigError(_describe(error, path)) from error
