@@ -1,0 +1,52 @@
+"""The infra tier: one synthesized dev app per test session (jsii start-up costs seconds)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from infra.application import build_app
+from infra.config import EnvironmentConfig, load_config
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    config: EnvironmentConfig
+    template: Template
+    outdir: Path
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        resources: dict[str, Any] = self.template.to_json()["Resources"]
+        return resources
+
+    def of_type(self, resource_type: str) -> dict[str, Any]:
+        return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+
+def synthesize(tmp_root: Path, env: str = "dev", config_dir: Path | None = None) -> Synthesized:
+    outdir = tmp_root / f"cdk.out-{env}"
+    app = App(outdir=str(outdir), context={"env": env})
+    stack = build_app(app, config_dir=config_dir) if config_dir else build_app(app)
+    app.synth()  # runs cdk-nag: an unacknowledged finding fails here
+    config = load_config(env, config_dir) if config_dir else load_config(env)
+    return Synthesized(config=config, template=Template.from_stack(stack), outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("synth"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/infra/" in str(item.path):
+            item.add_marker(pytest.mark.infra)
