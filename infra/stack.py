@@ -7,7 +7,10 @@ from typing import Any
 from aws_cdk import Stack, Tags
 from constructs import Construct
 
+from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
+from infra.dashboard import EndpointDashboard
+from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 
 
@@ -20,6 +23,22 @@ class PlatformStack(Stack):
         self.registry = ModelRegistry(
             self, "Registry", prefix=config.prefix, model_families=config.model_families
         )
-        # [notifications]
-        # [endpoints]
+        self.notifications = Notifications(
+            self, "Notifications", prefix=config.prefix, emails=config.notifications.emails
+        )
+        self.endpoint_alarms: dict[str, EndpointAlarms] = {}
+        for endpoint in config.endpoints:
+            alarms = EndpointAlarms(
+                self,
+                f"Alarms-{endpoint.name}",
+                prefix=config.prefix,
+                endpoint=endpoint,
+                thresholds=config.alarms,
+                topic=self.notifications.topic,
+            )
+            EndpointDashboard(
+                self, f"Dashboard-{endpoint.name}", prefix=config.prefix, endpoint=endpoint, alarms=alarms
+            )
+            self.endpoint_alarms[endpoint.name] = alarms
+            # [endpoints]
         # [feature-flags]
