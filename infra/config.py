@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -17,8 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
-# SageMaker endpoint names allow [a-zA-Z0-9-]; lower case keeps flag keys and alarm names stable.
-ResourceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=1, max_length=40)]
+# SageMaker names allow [a-zA-Z0-9-] up to 63 characters; lower case keeps flag keys and alarm names
+# stable, and the lengths keep "mlrollout-<env>-<endpoint>-bootstrap" within 63.
+NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+ResourceName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=24)]
+EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=16)]
+ECR_IMAGE_PATTERN = (
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(:[\w.-]+|@sha256:[a-f0-9]{64})$"
+)
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SCHEDULE_PATTERN = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
 
@@ -40,7 +48,7 @@ class Strategy(StrEnum):
 class InitialModel(StrictModel):
     """The model the endpoint starts with. Later versions are runtime state (see README)."""
 
-    image_uri: str = Field(pattern=r"^\S+/\S+:\S+$", description="ECR image URI with a tag")
+    image_uri: str = Field(pattern=ECR_IMAGE_PATTERN, description="ECR image URI with a tag or digest")
     model_data_url: str = Field(pattern=r"^s3://[a-z0-9.-]{3,63}/.+\.tar\.gz$")
 
 
@@ -143,7 +151,7 @@ class Rollout(StrictModel):
         outside = [step for step in steps if not 0 < step <= 100]
         if outside:
             raise ValueError(f"traffic weights must be within 1-100 percent, got {outside}")
-        if any(later <= earlier for earlier, later in zip(steps, steps[1:], strict=False)):
+        if any(later <= earlier for earlier, later in pairwise(steps)):
             raise ValueError(f"traffic_steps must strictly increase, got {steps}")
         if steps[-1] != 100:
             raise ValueError(f"traffic_steps must end at 100, got {steps}")
@@ -211,7 +219,7 @@ class Aws(StrictModel):
 
 
 class EnvironmentConfig(StrictModel):
-    name: ResourceName = Field(description="the environment, e.g. dev; prefixes every physical name")
+    name: EnvironmentName = Field(description="the environment, e.g. dev; prefixes every physical name")
     aws: Aws = Aws()
     endpoints: list[Endpoint] = Field(min_length=1)
     rollout: Rollout = Rollout()
@@ -232,6 +240,10 @@ class EnvironmentConfig(StrictModel):
     @property
     def prefix(self) -> str:
         return f"mlrollout-{self.name}"
+
+    def endpoint_name(self, endpoint: Endpoint) -> str:
+        """The physical SageMaker endpoint name; alarms use it too, so they never reference the resource."""
+        return f"{self.prefix}-{endpoint.name}"
 
     @property
     def model_families(self) -> list[str]:

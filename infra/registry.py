@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from infra.nag import acknowledge
+
 
 class ModelRegistry(Construct):
     """Artifacts, data manifests and captured requests live in one KMS-encrypted, TLS-only bucket."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, model_families: list[str]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, prefix: str, model_families: list[str]
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
@@ -34,7 +38,9 @@ class ModelRegistry(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         Validations.of(self.access_log_bucket).acknowledge(
-            Acknowledgment(id="AwsSolutions-S1", reason="This is the access-log bucket; logging it would loop.")
+            Acknowledgment(
+                id="AwsSolutions-S1", reason="This is the access-log bucket; logging it would loop."
+            )
         )
         self.bucket = s3.Bucket(
             self,

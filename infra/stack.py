@@ -10,12 +10,15 @@ from constructs import Construct
 from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
 from infra.dashboard import EndpointDashboard
+from infra.endpoint import ModelEndpoint
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 
 
 class PlatformStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         Tags.of(self).add("project", "mlrollout")
         Tags.of(self).add("environment", config.name)
@@ -27,6 +30,7 @@ class PlatformStack(Stack):
             self, "Notifications", prefix=config.prefix, emails=config.notifications.emails
         )
         self.endpoint_alarms: dict[str, EndpointAlarms] = {}
+        self.endpoints: dict[str, ModelEndpoint] = {}
         for endpoint in config.endpoints:
             alarms = EndpointAlarms(
                 self,
@@ -41,4 +45,16 @@ class PlatformStack(Stack):
             )
             self.endpoint_alarms[endpoint.name] = alarms
             # [endpoints]
+            self.endpoints[endpoint.name] = ModelEndpoint(
+                self,
+                f"Endpoint-{endpoint.name}",
+                endpoint_name=config.endpoint_name(endpoint),
+                endpoint=endpoint,
+                rollout=config.rollout,
+                artifact_bucket=self.registry.bucket,
+                artifact_key=self.registry.key,
+                rollback_alarm_names=alarms.alarm_names,
+            )
+            # SageMaker checks that the auto-rollback alarms exist; the alarms need nothing from it.
+            self.endpoints[endpoint.name].endpoint.node.add_dependency(alarms)
         # [feature-flags]
