@@ -98,7 +98,8 @@ class ModelEndpoint(Construct):
                 },
             ),
         )
-        model.node.add_dependency(self.execution_role)
+        # SageMaker checks the role's permissions when it creates the model: wait for its policy.
+        model.node.add_dependency(self.execution_role.node.find_child("DefaultPolicy"))
         endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "BootstrapConfig",

@@ -37,10 +37,8 @@ class ModelRegistry(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        Validations.of(self.access_log_bucket).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1", reason="This is the access-log bucket; logging it would loop."
-            )
+        acknowledge(
+            self.access_log_bucket, "AwsSolutions-S1", "This is the access-log bucket; logging it would loop."
         )
         self.bucket = s3.Bucket(
             self,
