@@ -53,26 +53,30 @@ class EndpointDashboard(Construct):
             _graph(
                 f"{variant}: error rate (%)",
                 [metrics.error_rate("5XX"), metrics.error_rate("4XX")],
-                [thresholds.error_5xx_rate_percent, thresholds.error_4xx_rate_percent],
+                {
+                    "5XX alarm": thresholds.error_5xx_rate_percent,
+                    "4XX alarm": thresholds.error_4xx_rate_percent,
+                },
             ),
             _graph(
                 f"{variant}: model latency (ms)",
                 [metrics.latency_ms(percentile) for percentile in LATENCY_PERCENTILES],
-                [thresholds.model_latency_p99_ms],
+                {"p99 alarm": thresholds.model_latency_p99_ms},
             ),
-            _graph(f"{variant}: {business.name}", [metrics.business()], [business.threshold]),
+            _graph(f"{variant}: {business.name}", [metrics.business()], {"alarm": business.threshold}),
         ]
 
 
 def _graph(
-    title: str, metrics: list[cloudwatch.IMetric], thresholds: list[float] | None = None
+    title: str, metrics: list[cloudwatch.IMetric], thresholds: dict[str, float] | None = None
 ) -> cloudwatch.GraphWidget:
+    """A time-series graph with a horizontal line at each alarm threshold (label -> value)."""
     return cloudwatch.GraphWidget(
         title=title,
         left=metrics,
         left_annotations=[
-            cloudwatch.HorizontalAnnotation(value=value, label="alarm threshold")
-            for value in thresholds or []
+            cloudwatch.HorizontalAnnotation(value=value, label=label)
+            for label, value in (thresholds or {}).items()
         ],
         width=GRAPH_WIDTH,
         height=GRAPH_HEIGHT,
