@@ -251,6 +251,32 @@ def test_alarms_do_not_depend_on_the_endpoint_they_guard(dev: Synthesized) -> No
                 assert isinstance(dimension["Value"], str), f"{logical_id}: {dimension}"
 
 
+def _deployed_variants(synth: Synthesized) -> dict[str, set[str]]:
+    """Variant names (production and shadow) of every SageMaker endpoint, by endpoint name."""
+    deployed: dict[str, set[str]] = {}
+    for resource in synth.of_type("AWS::SageMaker::Endpoint").values():
+        config_id = resource["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]
+        endpoint_config = synth.resources[config_id]["Properties"]
+        variants = endpoint_config.get("ProductionVariants", []) + endpoint_config.get(
+            "ShadowProductionVariants", []
+        )
+        deployed[resource["Properties"]["EndpointName"]] = {variant["VariantName"] for variant in variants}
+    return deployed
+
+
+def test_alarm_dimensions_name_the_deployed_endpoint_and_its_variants(dev: Synthesized) -> None:
+    # Names are shared by value, not by reference: a mismatch would leave the alarms watching nothing.
+    deployed = _deployed_variants(dev)
+    for endpoint in dev.config.endpoints:
+        for logical_id, resource in _endpoint_alarms(dev.resources, dev.config, endpoint).items():
+            dimensions = list(_dimension_entries(resource["Properties"]))
+            endpoint_names = {d["Value"] for d in dimensions if d["Name"] == "EndpointName"}
+            variant_names = {d["Value"] for d in dimensions if d["Name"] == "VariantName"}
+            for name in endpoint_names:
+                assert name in deployed, f"{logical_id}: no SageMaker endpoint named {name}"
+                assert variant_names <= deployed[name], f"{logical_id}: {variant_names} vs {deployed[name]}"
+
+
 def test_dashboard_shows_traffic_errors_latency_and_business_per_variant(dev: Synthesized) -> None:
     config = dev.config
     for endpoint in config.endpoints:
