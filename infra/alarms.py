@@ -24,7 +24,7 @@ ErrorClass = Literal["5XX", "4XX"]
 
 
 def endpoint_physical_name(prefix: str, endpoint: Endpoint) -> str:
-    """The SageMaker endpoint's name; the endpoint construct must use the same value."""
+    """The SageMaker endpoint's name, equal to `EnvironmentConfig.endpoint_name` (a test checks the match)."""
     return f"{prefix}-{endpoint.name}"
 
 
