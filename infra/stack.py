@@ -11,6 +11,7 @@ from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
 from infra.dashboard import EndpointDashboard
 from infra.endpoint import ModelEndpoint
+from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 
@@ -57,4 +58,9 @@ class PlatformStack(Stack):
             )
             # SageMaker checks that the auto-rollback alarms exist; the alarms need nothing from it.
             self.endpoints[endpoint.name].endpoint.node.add_dependency(alarms)
-        # [feature-flags]
+        self.feature_flags = FeatureFlags(
+            self,
+            "FeatureFlags",
+            config=config,
+            monitors=[a.composite_alarm for a in self.endpoint_alarms.values()],
+        )
