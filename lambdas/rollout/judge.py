@@ -395,11 +395,12 @@ class _StratifiedDifference:
             if n0 == 0 or n1 == 0:
                 continue
             weight = n0 * n1 / (n0 + n1)
-            # Pooled rate with half a success of smoothing: never a zero variance.
-            pooled = (c.outcome_successes + x.outcome_successes + 0.5) / (n0 + n1 + 1)
+            # The variance comes from the champion's rate (smoothed by half a success, never zero): it is
+            # the better measured one, and it keeps the bounds monotone in the challenger's outcomes.
+            reference = (c.outcome_successes + 0.5) / (n0 + 1)
             weighted_sum += weight * (x.outcome_successes / n1 - c.outcome_successes / n0)
             weight_total += weight
-            variance_sum += weight * pooled * (1.0 - pooled)
+            variance_sum += weight * reference * (1.0 - reference)
             champion_trials += n0
             challenger_trials += n1
         if weight_total == 0.0:
