@@ -8,8 +8,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.nag import acknowledge
-
 
 class ModelRegistry(Construct):
     """Artifacts, data manifests and captured requests live in one KMS-encrypted, TLS-only bucket."""
@@ -33,12 +31,9 @@ class ModelRegistry(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.access_log_bucket, "AwsSolutions-S1", "This is the access-log bucket; logging it would loop."
         )
         self.bucket = s3.Bucket(
             self,

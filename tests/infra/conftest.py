@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,18 @@ class Synthesized:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The feature flags of cdk.json: the CLI passes them to app.py, a test must do the same."""
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
 def synthesize(tmp_root: Path, env: str = "dev", config_dir: Path | None = None) -> Synthesized:
     outdir = tmp_root / f"cdk.out-{env}"
-    app = App(outdir=str(outdir), context={"env": env})
+    app = App(outdir=str(outdir), context={**cdk_json_context(), "env": env})
     stack = build_app(app, config_dir=config_dir) if config_dir else build_app(app)
     app.synth()  # runs cdk-nag: an unacknowledged finding fails here
     config = load_config(env, config_dir) if config_dir else load_config(env)

@@ -1,0 +1,187 @@
+"""A bad environment file fails with the file, the field and the problem named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, Strategy, load_config
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def dev_document() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text())
+    return document
+
+
+def write_env(directory: Path, document: dict[str, Any], env: str = "dev") -> Path:
+    path = directory / f"{env}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def load_mutated(tmp_path: Path, mutate: Mutation) -> EnvironmentConfig:
+    document = dev_document()
+    mutate(document)
+    write_env(tmp_path, document)
+    return load_config("dev", tmp_path)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_shipped_environment_files_are_valid(env: str) -> None:
+    config = load_config(env)
+    assert config.name == env
+    assert config.rollout.traffic_steps[-1] == 100
+
+
+def test_dev_file_sets_every_described_setting() -> None:
+    config = load_config("dev")
+    endpoint = config.endpoints[0]
+    assert endpoint.initial_model.image_uri.endswith(":0.1.0")
+    assert endpoint.autoscaling.max_capacity >= endpoint.autoscaling.min_capacity
+    assert endpoint.data_capture.enabled
+    assert config.rollout.strategy is Strategy.CANARY
+    assert config.notifications.emails
+    assert config.retraining.schedule.startswith("rate(")
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(document: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node: Any = document
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[leaf] = value
+
+    return mutate
+
+
+def _delete(path: str) -> Mutation:
+    def mutate(document: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node: Any = document
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[leaf]
+
+    return mutate
+
+
+def _duplicate_endpoint(document: dict[str, Any]) -> None:
+    document["endpoints"].append(dict(document["endpoints"][0]))
+
+
+BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
+    "unknown key": (_set("rollout.bake_minuts", 5), "rollout.bake_minuts", "unknown key"),
+    "unknown nested key": (_set("endpoints.0.autoscalling", {}), "endpoints.0.autoscalling", "unknown key"),
+    "steps not increasing": (
+        _set("rollout.traffic_steps", [5, 50, 25, 100]),
+        "rollout.traffic_steps",
+        "strictly increase",
+    ),
+    "steps repeated": (
+        _set("rollout.traffic_steps", [5, 5, 100]),
+        "rollout.traffic_steps",
+        "strictly increase",
+    ),
+    "steps not ending at 100": (
+        _set("rollout.traffic_steps", [5, 25, 50]),
+        "rollout.traffic_steps",
+        "end at 100",
+    ),
+    "weight above 100": (_set("rollout.traffic_steps", [5, 150]), "rollout.traffic_steps", "within 1-100"),
+    "weight below 0": (_set("rollout.traffic_steps", [-5, 100]), "rollout.traffic_steps", "within 1-100"),
+    "unknown strategy": (_set("rollout.strategy", "yolo"), "rollout.strategy", "canary"),
+    "duplicate endpoint names": (_duplicate_endpoint, "endpoints", "duplicate endpoint names: ['churn']"),
+    "missing initial model": (
+        _delete("endpoints.0.initial_model"),
+        "endpoints.0.initial_model",
+        "Field required",
+    ),
+    "image not in ECR": (
+        _set("endpoints.0.initial_model.image_uri", "docker.io/library/python:3.13"),
+        "endpoints.0.initial_model.image_uri",
+        "should match pattern",
+    ),
+    "autoscaling bounds reversed": (
+        _set("endpoints.0.autoscaling", {"min_capacity": 5, "max_capacity": 2}),
+        "endpoints.0.autoscaling",
+        "min_capacity 5 exceeds max_capacity 2",
+    ),
+    "bad e-mail": (_set("notifications.emails", ["oncall"]), "notifications.emails", "not e-mail addresses"),
+    "bad schedule": (_set("retraining.schedule", "daily"), "retraining.schedule", "rate(N unit) or cron"),
+    "datapoints above periods": (
+        _set("alarms.datapoints_to_alarm", 9),
+        "alarms",
+        "datapoints_to_alarm 9 exceeds evaluation_periods 5",
+    ),
+    "metric threshold not a fraction": (
+        _set("rollout.gates.minimum_metrics", {"accuracy": 70}),
+        "rollout.gates.minimum_metrics",
+        "within 0-1",
+    ),
+    "upper-case endpoint name": (
+        _set("endpoints.0.name", "Churn"),
+        "endpoints.0.name",
+        "should match pattern",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_is_rejected_naming_file_field_and_problem(tmp_path: Path, case: str) -> None:
+    mutate, field, problem = BAD_FILES[case]
+    with pytest.raises(ConfigError) as raised:
+        load_mutated(tmp_path, mutate)
+    message = str(raised.value)
+    assert str(tmp_path / "dev.yaml") in message
+    assert f"  {field}: " in message
+    assert problem in message
+
+
+def test_env_name_with_no_file_names_the_missing_file_and_the_known_ones(tmp_path: Path) -> None:
+    write_env(tmp_path, dev_document(), env="dev")
+    with pytest.raises(
+        ConfigError, match=r"staging\.yaml: no configuration for environment 'staging' \(known: dev\)"
+    ):
+        load_config("staging", tmp_path)
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "dev.yaml").write_text("endpoints: [\n")
+    with pytest.raises(ConfigError, match=r"dev\.yaml: not valid YAML"):
+        load_config("dev", tmp_path)
+
+
+def test_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "dev.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
+        load_config("dev", tmp_path)
+
+
+def test_name_inside_the_file_must_match_the_environment(tmp_path: Path) -> None:
+    document = dev_document() | {"name": "prod"}
+    write_env(tmp_path, document)
+    with pytest.raises(ConfigError, match="does not match the file's environment 'dev'"):
+        load_config("dev", tmp_path)
+
+
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    def two_problems(document: dict[str, Any]) -> None:
+        document["rollout"]["strategy"] = "yolo"
+        document["alarms"]["period_seconds"] = 7
+
+    with pytest.raises(ConfigError) as raised:
+        load_mutated(tmp_path, two_problems)
+    assert "2 problem(s)" in str(raised.value)
+
+
+def test_shadow_endpoint_keeps_distinct_variant_names(tmp_path: Path) -> None:
+    mutate = _set("endpoints.0.variants", {"champion": "blue", "challenger": "blue"})
+    with pytest.raises(ConfigError, match="variant names must be distinct"):
+        load_mutated(tmp_path, mutate)
