@@ -443,6 +443,8 @@ _Value = TypeVar("_Value", bound=FlagModel)
 
 def _validate(key: str, model: type[_Value], raw: Any) -> _Value:
     """Validate one flag's value; the error names the flag, the attribute and the problem."""
+    if not isinstance(raw, Mapping):
+        raise FlagError(f"flag {key!r}: value must be an object, got {type(raw).__name__}")
     try:
         return model.model_validate(raw, strict=True)
     except ValidationError as error:
