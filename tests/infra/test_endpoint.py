@@ -126,14 +126,15 @@ def test_execution_role_reads_only_model_artifacts_and_pulls_only_its_repository
         if "ExecutionRole" in str(policy["Properties"]["Roles"])
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    by_action = {str(statement["Action"]): statement for statement in statements}
-    pull = by_action[
-        str(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"])
-    ]
-    assert "repository/mlrollout-inference" in str(pull["Resource"])
+
+    def granting(action: str) -> dict[str, Any]:
+        (statement,) = [statement for statement in statements if action in statement["Action"]]
+        return statement
+
+    assert "repository/mlrollout-inference" in str(granting("ecr:BatchGetImage")["Resource"])
+    assert "models/*" in str(granting("s3:GetObject")["Resource"])
     assert "s3:*" not in str(statements)
-    metric_statement = by_action["cloudwatch:PutMetricData"]
-    assert metric_statement["Condition"] == {
+    assert granting("cloudwatch:PutMetricData")["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}
     }
 
