@@ -1,0 +1,244 @@
+"""The judge's verdicts, evidence and input validation."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from lambdas.rollout.judge import (
+    JudgeResult,
+    JudgeSettings,
+    LatencyStats,
+    Metric,
+    MetricOutcome,
+    RolloutWindows,
+    VariantWindow,
+    Verdict,
+    judge,
+)
+
+
+def window(
+    requests: int,
+    error_rate: float = 0.01,
+    latency_ms: float = 80.0,
+    conversion: float = 0.2,
+    feedback: float = 0.3,
+) -> VariantWindow:
+    """A window with exactly the expected counts, so that verdicts are reproducible by hand."""
+    trials = round(requests * feedback)
+    return VariantWindow(
+        requests=requests,
+        errors_5xx=round(requests * error_rate),
+        latency=LatencyStats(
+            sample_count=requests,
+            average=latency_ms * 1.13,
+            p50=latency_ms,
+            p90=latency_ms * 1.9,
+            p99=latency_ms * 3.2,
+        ),
+        outcome_trials=trials,
+        outcome_successes=round(trials * conversion),
+    )
+
+
+def rollout(count: int, total: int = 12_000, share: float = 0.25, **challenger: float) -> RolloutWindows:
+    champion_requests = round(total * (1 - share))
+    challenger_requests = total - champion_requests
+    return RolloutWindows(
+        champion=tuple(window(champion_requests) for _ in range(count)),
+        challenger=tuple(window(challenger_requests, **challenger) for _ in range(count)),
+    )
+
+
+def evidence_of(result: JudgeResult, metric: Metric) -> MetricOutcome:
+    return next(e.outcome for e in result.evidence if e.metric is metric)
+
+
+def test_no_data_is_inconclusive_never_a_pass() -> None:
+    result = judge(RolloutWindows())
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert all(e.outcome is MetricOutcome.INSUFFICIENT_DATA for e in result.evidence)
+
+
+def test_windows_without_traffic_are_inconclusive() -> None:
+    empty = VariantWindow(requests=0)
+    result = judge(RolloutWindows(champion=(empty,) * 5, challenger=(empty,) * 5))
+    assert result.verdict is Verdict.INCONCLUSIVE
+
+
+def test_too_little_data_is_inconclusive_even_when_everything_looks_equal() -> None:
+    result = judge(rollout(2, total=1_000, share=0.05))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "fewer than" in result.reason
+
+
+def test_equal_variants_with_plenty_of_data_are_promoted() -> None:
+    result = judge(rollout(12, total=40_000, share=0.5))
+    assert result.verdict is Verdict.PROMOTE
+    assert all(e.outcome is MetricOutcome.NON_INFERIOR for e in result.evidence)
+
+
+def test_equal_variants_with_some_data_continue() -> None:
+    result = judge(rollout(6, total=3_000, share=0.25))
+    assert result.verdict is Verdict.CONTINUE
+    assert "not yet non-inferior" in result.reason
+
+
+def test_doubled_error_rate_rolls_back_on_the_error_metric() -> None:
+    result = judge(rollout(4, share=0.05, error_rate=0.02), JudgeSettings(metrics=(Metric.ERRORS,)))
+    assert result.verdict is Verdict.ROLLBACK
+    (evidence,) = result.evidence
+    assert evidence.outcome is MetricOutcome.HARM
+    assert evidence.estimate == pytest.approx(2.0, rel=0.05)
+    assert evidence.lower_bound is not None and evidence.lower_bound > 1.1
+    assert "errors" in result.reason and "above tolerance" in result.reason
+
+
+def test_slower_challenger_rolls_back_on_latency() -> None:
+    result = judge(rollout(8, latency_ms=96.0))
+    assert result.verdict is Verdict.ROLLBACK
+    assert evidence_of(result, Metric.LATENCY) is MetricOutcome.HARM
+    assert evidence_of(result, Metric.ERRORS) is not MetricOutcome.HARM
+
+
+def test_lower_conversion_rolls_back_on_conversion() -> None:
+    result = judge(rollout(12, total=20_000, share=0.5, conversion=0.17))
+    assert result.verdict is Verdict.ROLLBACK
+    assert evidence_of(result, Metric.CONVERSION) is MetricOutcome.HARM
+
+
+def test_harm_on_one_metric_rolls_back_even_when_another_lacks_data() -> None:
+    champion = tuple(VariantWindow(requests=5_000, errors_5xx=50) for _ in range(3))
+    challenger = tuple(VariantWindow(requests=5_000, errors_5xx=150) for _ in range(3))
+    result = judge(RolloutWindows(champion=champion, challenger=challenger))
+    assert result.verdict is Verdict.ROLLBACK
+    assert evidence_of(result, Metric.LATENCY) is MetricOutcome.INSUFFICIENT_DATA
+
+
+def test_only_the_metrics_in_play_are_judged() -> None:
+    settings = JudgeSettings(metrics=(Metric.LATENCY, Metric.ERRORS))
+    # Conversion is terrible, but not in play.
+    result = judge(rollout(12, total=40_000, share=0.5, conversion=0.05), settings)
+    assert [e.metric for e in result.evidence] == [Metric.LATENCY, Metric.ERRORS]
+    assert result.verdict is Verdict.PROMOTE
+
+
+def test_error_metric_is_non_inferior_when_both_variants_almost_never_fail() -> None:
+    champion = tuple(VariantWindow(requests=20_000) for _ in range(3))
+    challenger = tuple(VariantWindow(requests=20_000) for _ in range(3))
+    windows = RolloutWindows(champion=champion, challenger=challenger)
+    with_rule = judge(windows, JudgeSettings(metrics=(Metric.ERRORS,)))
+    without_rule = judge(windows, JudgeSettings(metrics=(Metric.ERRORS,), negligible_error_rate=0.0))
+    assert with_rule.verdict is Verdict.PROMOTE
+    assert "confidently below" in with_rule.evidence[0].rule
+    assert without_rule.verdict is Verdict.CONTINUE
+
+
+def test_evidence_reports_sample_sizes_bounds_and_thresholds() -> None:
+    result = judge(rollout(6, total=10_000, share=0.25))
+    errors = next(e for e in result.evidence if e.metric is Metric.ERRORS)
+    assert errors.champion_samples == 6 * 7_500
+    assert errors.challenger_samples == 6 * 2_500
+    assert errors.harm_threshold == pytest.approx(1.1)
+    assert errors.lower_bound is not None and errors.upper_bound is not None
+    assert errors.lower_bound < 1.0 < errors.upper_bound
+    conversion = next(e for e in result.evidence if e.metric is Metric.CONVERSION)
+    assert conversion.champion_samples == 6 * 2_250
+    assert conversion.harm_threshold == pytest.approx(-JudgeSettings().conversion_tolerance)
+
+
+def test_result_round_trips_through_json_for_the_state_machine() -> None:
+    result = judge(rollout(6))
+    payload = json.loads(result.model_dump_json())
+    assert payload["verdict"] in {v.value for v in Verdict}
+    assert JudgeResult.model_validate(payload) == result
+
+
+def test_a_percentile_can_be_judged_instead_of_the_average() -> None:
+    result = judge(rollout(8, latency_ms=100.0), JudgeSettings(latency_statistic="p99"))
+    assert evidence_of(result, Metric.LATENCY) is MetricOutcome.HARM
+
+
+def test_model_errors_count_as_failures_but_never_above_the_requests() -> None:
+    assert VariantWindow(requests=10, errors_5xx=7, model_errors=6).failed_requests == 10
+    assert VariantWindow(requests=10, errors_5xx=2, model_errors=3).failed_requests == 5
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"requests": -1}, "greater than or equal to 0"),
+        ({"requests": 10, "errors_5xx": 11}, "errors_5xx (11) exceeds requests (10)"),
+        ({"requests": 10, "model_errors": 11}, "model_errors (11) exceeds requests (10)"),
+        ({"requests": 10, "outcome_trials": 3, "outcome_successes": 4}, "outcome_successes (4) exceeds"),
+        ({"requests": 10, "outcome_successes": -1}, "greater than or equal to 0"),
+        ({"requests": 10, "surprise": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_window_counts_are_rejected_with_the_problem_named(fields: dict[str, int], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        VariantWindow.model_validate(fields)
+
+
+def test_unordered_latency_percentiles_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="p50 <= p90 <= p99"):
+        LatencyStats(sample_count=10, average=1.0, p50=2.0, p90=1.0, p99=3.0)
+
+
+def test_mismatched_window_counts_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="champion has 2 windows but challenger has 1"):
+        RolloutWindows(champion=(window(100), window(100)), challenger=(window(100),))
+
+
+def test_inputs_are_immutable() -> None:
+    item = window(100)
+    with pytest.raises(ValidationError):
+        item.requests = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"metrics": []}, "at least one metric"),
+        ({"metrics": ["errors", "errors"]}, "more than once"),
+        ({"metrics": ["throughput"]}, "Input should be"),
+        ({"rollback_alpha": 0.0}, "greater than 0"),
+        ({"promote_alpha": 0.7}, "less than 0.5"),
+        ({"error_margin": 0.0}, "greater than 0"),
+        ({"latency_tolerance": -0.1}, "greater than or equal to 0"),
+        ({"min_latency_windows": 1}, "greater than or equal to 2"),
+        ({"alpha": 0.05}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_are_rejected(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        JudgeSettings.model_validate(fields)
+
+
+def test_settings_load_from_plain_config_values() -> None:
+    settings = JudgeSettings.model_validate({"metrics": ["errors", "latency"], "latency_statistic": "p90"})
+    assert settings.metrics == (Metric.ERRORS, Metric.LATENCY)
+    assert all(field.description for field in JudgeSettings.model_fields.values())
+
+
+def test_judge_modules_import_nothing_heavier_than_pydantic() -> None:
+    """The judge runs in a Lambda without layers: no numpy, scipy or boto3 at runtime."""
+    allowed = {"__future__", "math", "statistics", "collections", "dataclasses", "enum", "typing", "pydantic"}
+    package = Path(__file__).resolve().parents[2] / "lambdas" / "rollout"
+    for name in ("judge.py", "judge_settings.py", "sequential.py"):
+        tree = ast.parse((package / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("lambdas.rollout"):
+                    continue
+                roots = {node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{name} imports {roots - allowed}"
