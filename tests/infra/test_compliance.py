@@ -20,8 +20,11 @@ ACCEPTED_CFN_LINT_WARNINGS: dict[str, str] = {}
 
 def _nag_report(outdir: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads((outdir / "validation-report.json").read_text())
-    (nag,) = [plugin for plugin in report["pluginReports"] if plugin["pluginName"] == "AwsSolutions"]
-    return nag
+    nag: list[dict[str, Any]] = [
+        plugin for plugin in report["pluginReports"] if plugin["pluginName"] == "AwsSolutions"
+    ]
+    assert len(nag) == 1, "cdk-nag did not report: is the plugin registered?"
+    return nag[0]
 
 
 def _acknowledgments(outdir: Path) -> dict[str, str]:
@@ -68,7 +71,8 @@ def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(tmp_path: Path) -> Non
 
 
 def _lint(template: Path) -> list[Any]:
-    return lint_file(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    matches: list[Any] = lint_file(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    return matches
 
 
 def test_cfn_lint_finds_no_error_and_only_accepted_warnings(dev: Synthesized) -> None:

@@ -128,8 +128,11 @@ def test_execution_role_reads_only_model_artifacts_and_pulls_only_its_repository
     ]
 
     def granting(action: str) -> dict[str, Any]:
-        (statement,) = [statement for statement in statements if action in statement["Action"]]
-        return statement
+        matching: list[dict[str, Any]] = [
+            statement for statement in statements if action in statement["Action"]
+        ]
+        assert len(matching) == 1
+        return matching[0]
 
     assert "repository/mlrollout-inference" in str(granting("ecr:BatchGetImage")["Resource"])
     assert "models/*" in str(granting("s3:GetObject")["Resource"])
