@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambdas.rollout.judge_settings import JudgeSettings
+
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
 # SageMaker names allow [a-zA-Z0-9-] up to 63 characters; lower case keeps flag keys and alarm names
@@ -144,6 +146,8 @@ class Rollout(StrictModel):
     bake_minutes: int = Field(default=10, ge=1, le=1440)
     blue_green: BlueGreen = BlueGreen()
     gates: Gates = Gates()
+    # The judge's own model (lambdas/): the same schema validates the YAML here and runs in the Lambda.
+    judge: JudgeSettings = JudgeSettings()
 
     @field_validator("traffic_steps")
     @classmethod

@@ -125,6 +125,12 @@ BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
         "rollout.gates.minimum_metrics",
         "within 0-1",
     ),
+    "judge alpha out of range": (
+        _set("rollout.judge.rollback_alpha", 0.7),
+        "rollout.judge.rollback_alpha",
+        "0.5",
+    ),
+    "judge unknown key": (_set("rollout.judge.alfa", 0.05), "rollout.judge.alfa", "unknown key"),
     "upper-case endpoint name": (
         _set("endpoints.0.name", "Churn"),
         "endpoints.0.name",
