@@ -78,6 +78,9 @@ class FeatureFlags(Construct):
             description=f"{config.prefix}: kill switch and variant pins per endpoint",
         )
         self.monitor_role = self._monitor_role(monitors)
+        # AppConfig rolls a deployment back while a monitor is in ALARM (or INSUFFICIENT_DATA), so a
+        # kill-switch flip during the very incident these alarms report may not stick: the rollback
+        # path must act on the alarm itself, not only through a flag deployment.
         self.environment = appconfig.Environment(
             self,
             "Environment",
@@ -95,6 +98,8 @@ class FeatureFlags(Construct):
             description="Flag changes (the kill switch must be fast)",
             rollout_strategy=rollout_strategy(config.flag_deployment),
         )
+        # CloudFormation creates a new version only when this document changes (e.g. a new endpoint);
+        # that version carries every flag off and replaces toggles made in the console since.
         # No JSON_SCHEMA validator: AppConfig supports those for freeform profiles only and validates
         # AWS.AppConfig.FeatureFlags documents against its own schema and the attribute constraints.
         self.profile = appconfig.HostedConfiguration(
