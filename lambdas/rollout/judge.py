@@ -198,6 +198,15 @@ def _outcome(harm: bool, non_inferior: bool) -> MetricOutcome:
     return MetricOutcome.NON_INFERIOR if non_inferior else MetricOutcome.UNDECIDED
 
 
+_LARGEST_LOG = 709.0
+"""exp() of anything larger overflows a float."""
+
+
+def _exp_or_none(log_value: float) -> float | None:
+    """A ratio from its log; None (unbounded) where the float range ends."""
+    return math.exp(log_value) if log_value <= _LARGEST_LOG else None
+
+
 def _fmt(value: float | None) -> str:
     return "unbounded" if value is None else f"{value:.4g}"
 
@@ -282,7 +291,7 @@ def _sampling_variance_of_log(stats: LatencyStats, name: LatencyStatistic) -> fl
         return 0.0
     sigma = math.log(stats.p90 / stats.p50) / _P90_Z
     if name == "average":
-        return math.expm1(sigma**2) / stats.sample_count
+        return math.expm1(min(sigma**2, _LARGEST_LOG)) / stats.sample_count
     z = _NORMAL_QUANTILE[name]
     q = 0.5 * math.erfc(-z / math.sqrt(2.0))
     density = math.exp(-(z**2) / 2.0) / math.sqrt(2.0 * math.pi)
@@ -341,7 +350,7 @@ def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: 
         return MetricEvidence(
             **base,
             outcome=MetricOutcome.INSUFFICIENT_DATA,
-            estimate=math.exp(fmean(paired.differences)) if count else None,
+            estimate=_exp_or_none(fmean(paired.differences)) if count else None,
             lower_bound=None,
             upper_bound=None,
             rule=f"latency: {count} paired windows (need {settings.min_latency_windows}) and "
@@ -353,19 +362,20 @@ def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: 
     lower = mean - normal_mixture_radius(var, levels.rollback_alpha, promote_log)
     upper = mean + normal_mixture_radius(var, levels.promote_alpha, promote_log)
     outcome = _outcome(lower > harm_log, upper < promote_log)
+    lower_ratio, upper_ratio = _exp_or_none(lower), _exp_or_none(upper)
     rule = {
-        MetricOutcome.HARM: f"latency: ratio lower bound {math.exp(lower):.4g} above tolerance "
+        MetricOutcome.HARM: f"latency: ratio lower bound {_fmt(lower_ratio)} above tolerance "
         f"{1 + settings.latency_tolerance:.4g}",
-        MetricOutcome.NON_INFERIOR: f"latency: ratio upper bound {math.exp(upper):.4g} below margin "
+        MetricOutcome.NON_INFERIOR: f"latency: ratio upper bound {_fmt(upper_ratio)} below margin "
         f"{1 + settings.latency_margin:.4g}",
-        MetricOutcome.UNDECIDED: f"latency: ratio in [{math.exp(lower):.4g}, {math.exp(upper):.4g}]",
+        MetricOutcome.UNDECIDED: f"latency: ratio in [{_fmt(lower_ratio)}, {_fmt(upper_ratio)}]",
     }[outcome]
     return MetricEvidence(
         **base,
         outcome=outcome,
-        estimate=math.exp(mean),
-        lower_bound=math.exp(lower),
-        upper_bound=math.exp(upper),
+        estimate=_exp_or_none(mean),
+        lower_bound=lower_ratio,
+        upper_bound=upper_ratio,
         rule=rule,
     )
 

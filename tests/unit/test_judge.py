@@ -242,3 +242,22 @@ def test_judge_modules_import_nothing_heavier_than_pydantic() -> None:
             else:
                 continue
             assert roots <= allowed, f"{name} imports {roots - allowed}"
+
+
+def test_wildly_different_latencies_give_unbounded_evidence_instead_of_crashing() -> None:
+    def stats(value: float, count: int) -> LatencyStats:
+        return LatencyStats(sample_count=count, average=value, p50=value, p90=value, p99=value)
+
+    champion = (
+        VariantWindow(requests=600, latency=stats(1.0, 600)),
+        VariantWindow(requests=400, latency=stats(1e300, 400)),
+    )
+    challenger = (
+        VariantWindow(requests=400, latency=stats(1e300, 400)),
+        VariantWindow(requests=600, latency=stats(1.0, 600)),
+    )
+    settings = JudgeSettings(metrics=(Metric.LATENCY,), min_latency_windows=2, min_latency_samples=1)
+    result = judge(RolloutWindows(champion=champion, challenger=challenger), settings)
+    (evidence,) = result.evidence
+    assert evidence.upper_bound is None
+    assert result.verdict is Verdict.CONTINUE
