@@ -57,7 +57,7 @@ class JudgeSettings(BaseModel):
         "(1 + tolerance) x the champion's.",
     )
     error_margin: float = Field(
-        default=0.25,
+        default=0.50,
         gt=0.0,
         description="Relative non-inferiority margin: promotion needs the challenger's error rate "
         "confidently below (1 + margin) x the champion's.",
@@ -86,11 +86,11 @@ class JudgeSettings(BaseModel):
         description="Relative non-inferiority margin for latency.",
     )
     conversion_tolerance: float = Field(
-        default=0.005,
+        default=0.0025,
         ge=0.0,
         lt=1.0,
         description="Absolute: roll back when the challenger's success rate is confidently below the "
-        "champion's minus this (0.005 = half a percentage point).",
+        "champion's minus this (0.0025 = a quarter of a percentage point).",
     )
     conversion_margin: float = Field(
         default=0.015,
@@ -99,12 +99,12 @@ class JudgeSettings(BaseModel):
         description="Absolute non-inferiority margin for the success rate.",
     )
     min_requests: int = Field(
-        default=1000,
+        default=500,
         ge=1,
         description="Minimum-sample guard: requests per variant before the error metric can decide.",
     )
     min_latency_windows: int = Field(
-        default=6,
+        default=4,
         ge=2,
         description="Minimum-sample guard: windows with latency from both variants before the latency "
         "metric can decide (its variance is estimated from the windows).",
