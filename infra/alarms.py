@@ -36,6 +36,10 @@ def composite_alarm_name(prefix: str, endpoint: Endpoint) -> str:
     return f"{prefix}-{endpoint.name}-unhealthy"
 
 
+def champion_composite_alarm_name(prefix: str, endpoint: Endpoint) -> str:
+    return f"{prefix}-{endpoint.name}-champion-unhealthy"
+
+
 def monitored_variants(endpoint: Endpoint) -> list[str]:
     """Champion first, then the challenger slot: the shadow variant when the endpoint runs one."""
     challenger = endpoint.variants.shadow if endpoint.shadow else endpoint.variants.challenger
@@ -142,6 +146,9 @@ class EndpointAlarms(Construct):
             for variant in self.variant_names
         }
         self.alarms: list[cloudwatch.Alarm] = []
+        self.alarms_by_variant: dict[str, list[cloudwatch.Alarm]] = {
+            variant: [] for variant in self.variant_names
+        }
         self.alarm_names: list[str] = []
         for variant in self.variant_names:
             self._add_variant_alarms(self.metrics[variant])
@@ -155,6 +162,20 @@ class EndpointAlarms(Construct):
                 *(
                     cloudwatch.AlarmRule.from_alarm(alarm, cloudwatch.AlarmState.ALARM)
                     for alarm in self.alarms
+                )
+            ),
+        )
+        # The safe path's health. Flag deployments roll back on this one, not on the endpoint-wide
+        # composite: the kill switch is pulled *while* a challenger is unhealthy, and must stick then.
+        self.champion_composite_alarm = cloudwatch.CompositeAlarm(
+            self,
+            "ChampionUnhealthy",
+            composite_alarm_name=champion_composite_alarm_name(prefix, endpoint),
+            alarm_description=f"Any alarm of the champion variant of {self.endpoint_name} is in ALARM.",
+            alarm_rule=cloudwatch.AlarmRule.any_of(
+                *(
+                    cloudwatch.AlarmRule.from_alarm(alarm, cloudwatch.AlarmState.ALARM)
+                    for alarm in self.alarms_by_variant[endpoint.variants.champion]
                 )
             ),
         )
@@ -227,6 +248,7 @@ class EndpointAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.alarms.append(alarm)
+        self.alarms_by_variant[metrics.variant_name].append(alarm)
         self.alarm_names.append(name)
 
     @staticmethod

@@ -78,9 +78,9 @@ class FeatureFlags(Construct):
             description=f"{config.prefix}: kill switch and variant pins per endpoint",
         )
         self.monitor_role = self._monitor_role(monitors)
-        # AppConfig rolls a deployment back while a monitor is in ALARM (or INSUFFICIENT_DATA), so a
-        # kill-switch flip during the very incident these alarms report may not stick: the rollback
-        # path must act on the alarm itself, not only through a flag deployment.
+        # AppConfig rolls a deployment back while a monitor is in ALARM, so the monitors must be alarms
+        # a flag change can make worse, not the incident a flag change answers: the stack passes each
+        # champion's composite (where the kill switch sends everyone), never the challenger's alarms.
         self.environment = appconfig.Environment(
             self,
             "Environment",

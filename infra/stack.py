@@ -62,5 +62,5 @@ class PlatformStack(Stack):
             self,
             "FeatureFlags",
             config=config,
-            monitors=[a.composite_alarm for a in self.endpoint_alarms.values()],
+            monitors=[a.champion_composite_alarm for a in self.endpoint_alarms.values()],
         )

@@ -224,6 +224,19 @@ def test_composite_alarm_fires_when_any_alarm_of_the_endpoint_fires(dev: Synthes
         assert " AND " not in text
 
 
+def test_champion_composite_covers_exactly_the_champion_alarms(dev: Synthesized) -> None:
+    config = dev.config
+    for endpoint in config.endpoints:
+        (composite,) = [
+            alarm
+            for alarm in dev.of_type(COMPOSITE).values()
+            if alarm["Properties"]["AlarmName"] == f"{config.prefix}-{endpoint.name}-champion-unhealthy"
+        ]
+        _, parts = composite["Properties"]["AlarmRule"]["Fn::Join"]
+        covered = {dev.resources[logical_id]["Properties"]["AlarmName"] for logical_id in _references(parts)}
+        assert covered == {_alarm_name(config, endpoint, endpoint.variants.champion, kind) for kind in KINDS}
+
+
 def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(dev: Synthesized) -> None:
     topic_name = f"{dev.config.prefix}-notifications"
     topic_id = next(

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from infra.alarms import composite_alarm_name
+from infra.alarms import champion_composite_alarm_name
 from infra.config import load_config
 from infra.feature_flags import PROFILE_NAME, endpoint_variants
 from lambdas.flags import FlagSet
@@ -41,7 +41,7 @@ def _composite_alarms(dev: Synthesized) -> list[str]:
         _only(
             dev,
             "AWS::CloudWatch::CompositeAlarm",
-            {"AlarmName": composite_alarm_name(dev.config.prefix, endpoint)},
+            {"AlarmName": champion_composite_alarm_name(dev.config.prefix, endpoint)},
         )
         for endpoint in dev.config.endpoints
     ]
@@ -86,7 +86,7 @@ def test_hosted_content_is_the_generated_document_with_every_kill_switch_off(dev
         assert content["values"][f"{endpoint.name}-kill-switch"] == {"enabled": False}
 
 
-def test_environment_is_the_stage_and_rolls_back_on_each_endpoint_composite_alarm(dev: Synthesized) -> None:
+def test_environment_is_the_stage_and_rolls_back_when_a_champion_turns_unhealthy(dev: Synthesized) -> None:
     role = _monitor_role(dev)
     monitors = [
         {"AlarmArn": {"Fn::GetAtt": [alarm, "Arn"]}, "AlarmRoleArn": {"Fn::GetAtt": [role, "Arn"]}}
