@@ -1,6 +1,6 @@
 """Benchmark of the rollout judge against the classic guardrails, on seeded simulated rollouts.
 
-    python -m bench.judge_bench            # full: 1000 replicates per scenario, 2 worker processes
+    python -m bench.judge_bench            # full: 2000 replicates per scenario, 2 worker processes
     python -m bench.judge_bench --quick    # a few replicates, one process (tests)
 
 Prints a table, writes bench/results/judge.csv and bench/results/judge.png, and checks the targets.
@@ -142,29 +142,30 @@ def format_table(rows: Sequence[dict[str, str | int | float]]) -> str:
 
 def plot(rows: Sequence[dict[str, str | int | float]], path: Path) -> None:
     scenarios = [s.name for s in SCENARIOS]
-    figure, axes = plt.subplots(1, 3, figsize=(18, 5.5))
+    figure, axes = plt.subplots(2, 2, figsize=(15, 9))
     width = 0.8 / len(METHOD_NAMES)
     panels = (
-        ("rollback_rate", "rollback rate", False),
-        ("promote_rate", "promote rate", False),
-        ("mean_blast_radius", "mean blast radius (excess bad outcomes)", True),
+        ("rollback_rate", "rollback rate", 1.0, False),
+        ("promote_rate", "promote rate", 1.0, False),
+        ("mean_blast_radius", "mean blast radius: excess bad outcomes (log; none drawn = 0)", 1.0, True),
+        ("median_time_to_decision_s", "median time to decision (minutes)", 1 / 60, False),
     )
-    for axis, (column, title, log_scale) in zip(axes, panels, strict=True):
+    for axis, (column, title, scale, log_scale) in zip(axes.flat, panels, strict=True):
         for i, method in enumerate(METHOD_NAMES):
-            values = [
-                float(next(r[column] for r in rows if r["scenario"] == s and r["method"] == method))
-                for s in scenarios
-            ]
+            values = [float(_row(rows, s, method)[column]) * scale for s in scenarios]
+            if log_scale:
+                values = [v if v > 0 else float("nan") for v in values]
             positions = [x + (i - len(METHOD_NAMES) / 2 + 0.5) * width for x in range(len(scenarios))]
-            axis.bar(positions, [max(v, 1e-2) if log_scale else v for v in values], width, label=method)
+            axis.bar(positions, values, width, label=method)
         axis.set_title(title)
-        axis.set_xticks(range(len(scenarios)), scenarios, rotation=30, ha="right")
+        axis.set_xticks(range(len(scenarios)), scenarios, rotation=20, ha="right")
         if log_scale:
             axis.set_yscale("log")
-    axes[0].legend()
-    figure.suptitle("Rollout decisions through canary steps 5-25-50-100 %")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(METHOD_NAMES))
+    figure.suptitle("Rollout decisions through canary steps 5-25-50-100 % (bench/judge_bench.py)")
+    figure.tight_layout(rect=(0.0, 0.04, 1.0, 1.0))
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
     args = parser.parse_args(argv)
-    replicates = args.replicates or (20 if args.quick else 1000)
+    replicates = args.replicates or (20 if args.quick else 2000)
     workers = args.workers or (1 if args.quick else 2)
     started = time.perf_counter()
     rows = run_bench(replicates, args.seed, workers)
