@@ -45,6 +45,8 @@ class Scenario:
     shared_latency_shock_sd: float = 0.03
     champion_burst_probability: float = 0.0
     """Windows where only the champion's fleet hiccups (errors x3, latency x1.3)."""
+    variant_noise_sd: float = 0.0
+    """Window-to-window noise of each variant's own error rate and latency, independent between them."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -60,6 +62,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         shared_latency_shock_sd=0.15,
         champion_burst_probability=0.10,
     ),
+    # Beyond the issue's list: noise that is not shared, where the judge's error model is strained.
+    Scenario("overdispersed_equal", variant_noise_sd=0.3),
 )
 
 
@@ -152,18 +156,19 @@ def simulate(
     base_latency = LATENCY_MEDIAN_MS * _lognormal_mean_one(rng, scenario.shared_latency_shock_sd, shape)
     base_conversion = BASE_CONVERSION + 0.02 * np.sin(2 * np.pi * day_fraction)
     burst = rng.uniform(size=shape) < scenario.champion_burst_probability
+    own_noise = [_lognormal_mean_one(rng, scenario.variant_noise_sd, shape) for _ in range(4)]
     champion = _variant(
         rng,
         champion_requests,
-        base_error * np.where(burst, 3.0, 1.0),
-        base_latency * np.where(burst, 1.3, 1.0),
+        base_error * np.where(burst, 3.0, 1.0) * own_noise[0],
+        base_latency * np.where(burst, 1.3, 1.0) * own_noise[1] ** 0.25,
         base_conversion,
     )
     challenger = _variant(
         rng,
         challenger_requests,
-        base_error * scenario.error_ratio,
-        base_latency * scenario.latency_ratio,
+        base_error * scenario.error_ratio * own_noise[2],
+        base_latency * scenario.latency_ratio * own_noise[3] ** 0.25,
         base_conversion + scenario.conversion_delta,
     )
     return RolloutData(
