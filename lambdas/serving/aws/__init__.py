@@ -1,0 +1,1 @@
+"""boto3 / Powertools adapters of the serving ports. Clients are passed in, never created at import."""

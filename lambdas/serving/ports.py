@@ -1,0 +1,112 @@
+"""What the serving domain needs from the outside world, and the faults those parts can report.
+
+Adapters in `lambdas/serving/aws/` implement these with boto3; tests pass small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lambdas.flags import FlagSet
+
+JsonScalar = str | int | float | bool | None
+
+
+class ServingError(Exception):
+    """Base of the faults the handlers turn into HTTP answers."""
+
+
+class FlagsUnavailable(ServingError):
+    """The flags could not be read or parsed; the router then serves the champion."""
+
+
+class WeightsUnavailable(ServingError):
+    """The endpoint's current variant weights could not be read."""
+
+
+class UnknownEndpoint(ServingError):
+    """A logical endpoint name that this deployment does not serve."""
+
+
+class InvocationFailed(ServingError):
+    """The model call failed; `status` is the HTTP status the caller should see."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InferenceNotFound(ServingError):
+    """No inference with this id, or its record expired."""
+
+
+class OutcomeAlreadyRecorded(ServingError):
+    """Feedback for this inference was recorded before; an outcome counts once."""
+
+
+class FeedbackRejected(ServingError):
+    """Feedback that is well formed but does not fit its inference (e.g. label count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What the endpoint answered and which production variant answered it."""
+
+    variant: str
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRecord:
+    """One prediction as stored for its later feedback."""
+
+    inference_id: str
+    endpoint: str
+    endpoint_name: str
+    variant: str
+    records: int
+    predicted_labels: tuple[JsonScalar, ...] | None
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A scored outcome: one value per record (1.0 correct or converted, 0.0 not)."""
+
+    kind: str
+    values: tuple[float, ...]
+
+
+class FlagSource(Protocol):
+    def flags(self) -> FlagSet:
+        """The current flags; raises FlagsUnavailable."""
+        ...
+
+
+class WeightSource(Protocol):
+    def weights(self, endpoint_name: str) -> Mapping[str, float]:
+        """Current weight of each production variant; raises WeightsUnavailable."""
+        ...
+
+
+class ModelInvoker(Protocol):
+    def invoke(
+        self, *, endpoint_name: str, instances: Sequence[Any], target_variant: str | None, inference_id: str
+    ) -> Invocation:
+        """Call the endpoint; raises InvocationFailed."""
+        ...
+
+
+class InferenceStore(Protocol):
+    def save(self, record: InferenceRecord) -> None: ...
+
+    def load(self, inference_id: str, *, now: int) -> InferenceRecord:
+        """The live record; raises InferenceNotFound (also when expired) or OutcomeAlreadyRecorded."""
+        ...
+
+    def record_outcome(self, inference_id: str, outcome: Outcome, *, now: int) -> None:
+        """Store the outcome once; raises InferenceNotFound or OutcomeAlreadyRecorded."""
+        ...
