@@ -37,16 +37,38 @@ FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 Matrix = npt.NDArray[np.float64]
 Record = Mapping[str, object] | Sequence[object]
+# What went wrong, for clients and metrics; the message says it for people.
+FeatureErrorKind = Literal[
+    "no_records",
+    "malformed_csv",
+    "bad_record",
+    "wrong_feature_count",
+    "unknown_feature",
+    "missing_feature",
+    "not_a_number",
+    "not_finite",
+    "not_an_integer",
+    "out_of_range",
+]
 
 
 class FeatureError(ValueError):
     """An input record does not match the schema.
 
-    ``index`` is the record's position in the request or file (None when the whole input is at
-    fault) and ``feature`` the feature concerned (None when no single feature is).
+    ``kind`` names the problem, ``index`` is the record's position in the request or file (None
+    when the whole input is at fault) and ``feature`` the feature concerned (None when no single
+    feature is).
     """
 
-    def __init__(self, message: str, *, index: int | None = None, feature: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: FeatureErrorKind,
+        message: str,
+        *,
+        index: int | None = None,
+        feature: str | None = None,
+    ) -> None:
+        self.kind = kind
         self.index = index
         self.feature = feature
         self.reason = message
@@ -93,14 +115,21 @@ class FeatureSpec:
     def check(self, value: float, index: int) -> float:
         """The value if it is finite, of the right type and within bounds; else a FeatureError."""
         if not math.isfinite(value):
-            raise FeatureError(f"value must be finite, got {value}", index=index, feature=self.name)
+            raise FeatureError(
+                "not_finite", f"value must be finite, got {value}", index=index, feature=self.name
+            )
         if self.type == "int" and not value.is_integer():
-            raise FeatureError(f"expected an integer, got {value}", index=index, feature=self.name)
+            raise FeatureError(
+                "not_an_integer", f"expected an integer, got {value}", index=index, feature=self.name
+            )
         below = self.minimum is not None and value < self.minimum
         above = self.maximum is not None and value > self.maximum
         if below or above:
             raise FeatureError(
-                f"value {value} is outside [{self.minimum}, {self.maximum}]", index=index, feature=self.name
+                "out_of_range",
+                f"value {value} is outside [{self.minimum}, {self.maximum}]",
+                index=index,
+                feature=self.name,
             )
         return value
 
@@ -198,10 +227,14 @@ class FeatureSchema:
         names = self.names
         unknown = [key for key in record if key not in names]
         if unknown:
-            raise FeatureError(f"unknown feature(s) {unknown}", index=index, feature=str(unknown[0]))
+            raise FeatureError(
+                "unknown_feature", f"unknown feature(s) {unknown}", index=index, feature=str(unknown[0])
+            )
         missing = [name for name in names if name not in record]
         if missing:
-            raise FeatureError(f"missing feature(s) {missing}", index=index, feature=missing[0])
+            raise FeatureError(
+                "missing_feature", f"missing feature(s) {missing}", index=index, feature=missing[0]
+            )
         return [
             spec.check(_json_number(record[spec.name], index, spec.name), index) for spec in self.features
         ]
@@ -228,7 +261,12 @@ class FeatureSchema:
             return
         # Too few values: the first absent feature is the one to name; too many: no feature is.
         first_missing = self.names[count] if count < expected else None
-        raise FeatureError(f"expected {expected} values, got {count}", index=index, feature=first_missing)
+        raise FeatureError(
+            "wrong_feature_count",
+            f"expected {expected} values, got {count}",
+            index=index,
+            feature=first_missing,
+        )
 
     def matrix_from_records(self, records: Iterable[object]) -> Matrix:
         """JSON-style records (dicts by name or lists in order, mixed freely) as a float matrix."""
@@ -241,6 +279,7 @@ class FeatureSchema:
         if isinstance(record, list | tuple):
             return self.row_from_values(record, index)
         raise FeatureError(
+            "bad_record",
             f"a record is an object keyed by feature name or an array in schema order, "
             f"got {type(record).__name__}",
             index=index,
@@ -251,12 +290,12 @@ class FeatureSchema:
         try:
             lines = [row for row in csv.reader(io.StringIO(text)) if row]
         except csv.Error as error:
-            raise FeatureError(f"malformed CSV: {error}") from error
+            raise FeatureError("malformed_csv", f"malformed CSV: {error}") from error
         return self._matrix([self.row_from_text(cells, index) for index, cells in enumerate(lines)])
 
     def _matrix(self, rows: list[list[float]]) -> Matrix:
         if not rows:
-            raise FeatureError("no records")
+            raise FeatureError("no_records", "no records")
         return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(self.features))
 
     def log1p_columns(self) -> tuple[int, ...]:
@@ -267,18 +306,22 @@ def _json_number(value: object, index: int, name: str) -> float:
     # JSON booleans and numeric strings are rejected: a client sending them has a bug worth seeing.
     if isinstance(value, bool) or not isinstance(value, int | float):
         shown = "null" if value is None else f"{type(value).__name__} {value!r}"
-        raise FeatureError(f"expected a number, got {shown}", index=index, feature=name)
+        raise FeatureError("not_a_number", f"expected a number, got {shown}", index=index, feature=name)
     try:
         return float(value)
     except OverflowError:  # an integer beyond the float range
-        raise FeatureError("value must be finite, got a huge integer", index=index, feature=name) from None
+        raise FeatureError(
+            "not_finite", "value must be finite, got a huge integer", index=index, feature=name
+        ) from None
 
 
 def _text_number(cell: str, index: int, name: str) -> float:
     try:
         return float(cell)
     except ValueError:
-        raise FeatureError(f"expected a number, got {cell!r}", index=index, feature=name) from None
+        raise FeatureError(
+            "not_a_number", f"expected a number, got {cell!r}", index=index, feature=name
+        ) from None
 
 
 def apply_transforms(matrix: Matrix, log1p_columns: tuple[int, ...] = ()) -> Matrix:
