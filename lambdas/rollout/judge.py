@@ -29,7 +29,6 @@ from lambdas.rollout.sequential import (
     RateRatioData,
     bernoulli_rate_log_e_value,
     normal_mixture_radius,
-    rate_ratio_dispersion,
     rate_ratio_log_e_value,
     rate_ratio_lower_bound,
     rate_ratio_upper_bound,
@@ -250,13 +249,10 @@ def _error_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _L
     data = RateRatioData.from_windows(counts)
     # With the absolute rule on, the promote budget is shared by two tests (union bound).
     promote_alpha = levels.promote_alpha / 2 if settings.negligible_error_rate > 0 else levels.promote_alpha
-    dispersion = rate_ratio_dispersion(data)
-    lower = rate_ratio_lower_bound(data, levels.rollback_alpha, dispersion)
-    upper = rate_ratio_upper_bound(data, promote_alpha, dispersion)
-    harm = rate_ratio_log_e_value(data, harm_ratio, "greater", dispersion) >= math.log(
-        1 / levels.rollback_alpha
-    )
-    ratio_ok = rate_ratio_log_e_value(data, promote_ratio, "less", dispersion) >= math.log(1 / promote_alpha)
+    lower = rate_ratio_lower_bound(data, levels.rollback_alpha)
+    upper = rate_ratio_upper_bound(data, promote_alpha)
+    harm = rate_ratio_log_e_value(data, harm_ratio, "greater") >= math.log(1 / levels.rollback_alpha)
+    ratio_ok = rate_ratio_log_e_value(data, promote_ratio, "less") >= math.log(1 / promote_alpha)
     negligible = settings.negligible_error_rate > 0 and bernoulli_rate_log_e_value(
         challenger_errors, challenger_requests, settings.negligible_error_rate
     ) >= math.log(1 / promote_alpha)

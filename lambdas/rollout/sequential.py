@@ -66,13 +66,11 @@ class RateRatioData:
     """The informative part of a series of windows, reduced for the conditional binomial test.
 
     Only windows where both variants had exposure and at least one event carry information about
-    the ratio; each keeps (window total of events m, exposure ratio r), and `challenger_events_by_window`
-    the challenger's share x of m (for the dispersion check).
+    the ratio; each keeps (window total of events m, exposure ratio r).
     """
 
     challenger_events: int
     totals_and_exposure_ratios: tuple[tuple[int, float], ...]
-    challenger_events_by_window: tuple[int, ...] = ()
 
     @classmethod
     def from_windows(cls, windows: Iterable[CountWindow]) -> RateRatioData:
@@ -89,51 +87,11 @@ class RateRatioData:
                 (w.champion_events + w.challenger_events, w.challenger_exposure / w.champion_exposure)
                 for w in informative
             ),
-            challenger_events_by_window=tuple(w.challenger_events for w in informative),
         )
 
     @property
     def total_events(self) -> int:
         return sum(m for m, _ in self.totals_and_exposure_ratios)
-
-
-def rate_ratio_estimate(data: RateRatioData) -> float | None:
-    """Conditional maximum-likelihood estimate of rho; None when it is 0 or unbounded.
-
-    Solves sum_i m_i pi_i(rho) = sum_i x_i, whose left side increases with rho.
-    """
-    total = data.total_events
-    if data.challenger_events in (0, total):
-        return None
-    low, high = math.log(_RATIO_SEARCH_LOW), math.log(_RATIO_SEARCH_HIGH)
-    for _ in range(40):
-        middle = (low + high) / 2
-        rho = math.exp(middle)
-        expected = sum(m * rho * r / (1 + rho * r) for m, r in data.totals_and_exposure_ratios)
-        low, high = (middle, high) if expected < data.challenger_events else (low, middle)
-    return math.exp((low + high) / 2)
-
-
-_MIN_DISPERSION_WINDOWS = 4
-
-
-def rate_ratio_dispersion(data: RateRatioData) -> float:
-    """How much more the challenger's share varies between windows than the binomial allows (>= 1).
-
-    Pearson chi-square per degree of freedom around the fitted ratio, counting only the excess beyond
-    one standard deviation of chi-square: with Poisson-like windows it stays at 1 nearly always, and
-    when errors come in bursts one variant sees and the other does not, it grows. Dividing the log
-    likelihood ratios by it (quasi-likelihood) keeps such bursts from passing for a rate difference.
-    """
-    degrees = len(data.totals_and_exposure_ratios) - 1
-    rho = rate_ratio_estimate(data)
-    if degrees + 1 < _MIN_DISPERSION_WINDOWS or rho is None:
-        return 1.0
-    chi_square = 0.0
-    for x, (m, r) in zip(data.challenger_events_by_window, data.totals_and_exposure_ratios, strict=True):
-        share = rho * r / (1 + rho * r)
-        chi_square += (x - m * share) ** 2 / (m * share * (1 - share))
-    return max(1.0, (chi_square - math.sqrt(2 * degrees)) / degrees)
 
 
 def rate_ratio_log_likelihood_ratio(data: RateRatioData, alternative: float, null: float) -> float:
@@ -154,7 +112,7 @@ def _log_mean_exp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
 
 
-def rate_ratio_log_e_value(data: RateRatioData, null: float, side: Side, dispersion: float = 1.0) -> float:
+def rate_ratio_log_e_value(data: RateRatioData, null: float, side: Side) -> float:
     """log e-value of the one-sided mixture SPRT for H0: rho <= null (side greater) or rho >= null (less).
 
     The binomial family has a monotone likelihood ratio, so a likelihood ratio against the boundary
@@ -166,10 +124,10 @@ def rate_ratio_log_e_value(data: RateRatioData, null: float, side: Side, dispers
     alternatives = (
         [null * k for k in MIXTURE_EFFECTS] if side == "greater" else [null / k for k in MIXTURE_EFFECTS]
     )
-    return _log_mean_exp([rate_ratio_log_likelihood_ratio(data, a, null) / dispersion for a in alternatives])
+    return _log_mean_exp([rate_ratio_log_likelihood_ratio(data, a, null) for a in alternatives])
 
 
-def rate_ratio_lower_bound(data: RateRatioData, alpha: float, dispersion: float = 1.0) -> float | None:
+def rate_ratio_lower_bound(data: RateRatioData, alpha: float) -> float | None:
     """Anytime-valid lower confidence bound for rho: sup of the nulls the 'greater' test rejects.
 
     The 'greater' e-value falls as the null rises, so the set of rejected nulls is an interval from
@@ -178,7 +136,7 @@ def rate_ratio_lower_bound(data: RateRatioData, alpha: float, dispersion: float 
     threshold = math.log(1.0 / alpha)
 
     def rejected(log_null: float) -> bool:
-        return rate_ratio_log_e_value(data, math.exp(log_null), "greater", dispersion) >= threshold
+        return rate_ratio_log_e_value(data, math.exp(log_null), "greater") >= threshold
 
     low, high = math.log(_RATIO_SEARCH_LOW), math.log(_RATIO_SEARCH_HIGH)
     if not rejected(low):
@@ -191,7 +149,7 @@ def rate_ratio_lower_bound(data: RateRatioData, alpha: float, dispersion: float 
     return math.exp(low)
 
 
-def rate_ratio_upper_bound(data: RateRatioData, alpha: float, dispersion: float = 1.0) -> float | None:
+def rate_ratio_upper_bound(data: RateRatioData, alpha: float) -> float | None:
     """Anytime-valid upper confidence bound for rho: inf of the nulls the 'less' test rejects.
 
     None when no null is rejected (unbounded above).
@@ -199,7 +157,7 @@ def rate_ratio_upper_bound(data: RateRatioData, alpha: float, dispersion: float 
     threshold = math.log(1.0 / alpha)
 
     def rejected(log_null: float) -> bool:
-        return rate_ratio_log_e_value(data, math.exp(log_null), "less", dispersion) >= threshold
+        return rate_ratio_log_e_value(data, math.exp(log_null), "less") >= threshold
 
     low, high = math.log(_RATIO_SEARCH_LOW), math.log(_RATIO_SEARCH_HIGH)
     if not rejected(high):

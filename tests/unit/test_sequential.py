@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, stats
+from scipy import integrate, stats
 
 from lambdas.rollout.sequential import (
     MIXTURE_EFFECTS,
@@ -15,8 +15,6 @@ from lambdas.rollout.sequential import (
     bernoulli_rate_log_e_value,
     normal_mixture_log_e_value,
     normal_mixture_radius,
-    rate_ratio_dispersion,
-    rate_ratio_estimate,
     rate_ratio_log_e_value,
     rate_ratio_log_likelihood_ratio,
     rate_ratio_lower_bound,
@@ -171,65 +169,3 @@ def test_normal_mixture_keeps_its_level_over_many_looks() -> None:
     radii = np.array([normal_mixture_radius(1 / t, alpha, 0.3) for t in range(1, looks + 1)])
     ever_outside = (np.abs(means) > radii).any(axis=1).mean()
     assert ever_outside <= alpha
-
-
-def test_rate_ratio_estimate_maximises_the_conditional_likelihood() -> None:
-    data = RateRatioData.from_windows(WINDOWS)
-
-    def negative_log_likelihood(log_rho: float) -> float:
-        rho = math.exp(log_rho)
-        return -float(
-            sum(
-                stats.binom.logpmf(
-                    w.challenger_events, w.champion_events + w.challenger_events, _share(rho, w)
-                )
-                for w in WINDOWS
-            )
-        )
-
-    best = optimize.minimize_scalar(
-        negative_log_likelihood, bounds=(-3, 3), method="bounded", options={"xatol": 1e-9}
-    )
-    estimate = rate_ratio_estimate(data)
-    assert estimate is not None
-    assert math.log(estimate) == pytest.approx(best.x, abs=1e-6)
-    assert rate_ratio_estimate(RateRatioData.from_windows([CountWindow(100, 3, 100, 0)])) is None
-
-
-def test_dispersion_stays_at_one_for_poisson_windows_and_grows_with_unshared_bursts() -> None:
-    rng = np.random.default_rng(5)
-
-    def windows(noise_sd: float) -> RateRatioData:
-        result = []
-        for _ in range(12):
-            champion_rate, challenger_rate = 0.01 * np.exp(rng.normal(0.0, noise_sd, size=2))
-            result.append(
-                CountWindow(
-                    9000,
-                    int(rng.poisson(9000 * champion_rate)),
-                    3000,
-                    int(rng.poisson(3000 * challenger_rate)),
-                )
-            )
-        return RateRatioData.from_windows(result)
-
-    honest = [rate_ratio_dispersion(windows(0.0)) for _ in range(200)]
-    bursty = [rate_ratio_dispersion(windows(0.5)) for _ in range(200)]
-    assert np.mean([d == 1.0 for d in honest]) >= 0.75
-    assert np.median(bursty) > 1.5
-
-
-def test_dispersion_needs_a_few_windows() -> None:
-    few = RateRatioData.from_windows([CountWindow(1000, 50, 1000, 1), CountWindow(1000, 1, 1000, 50)])
-    assert rate_ratio_dispersion(few) == 1.0
-
-
-def test_dispersion_tempers_the_evidence() -> None:
-    data = RateRatioData.from_windows(WINDOWS)
-    plain = rate_ratio_log_e_value(data, 0.5, "greater")
-    assert rate_ratio_log_e_value(data, 0.5, "greater", dispersion=2.0) < plain
-    lower, tempered_lower = (
-        rate_ratio_lower_bound(data, 0.01),
-        rate_ratio_lower_bound(data, 0.01, dispersion=2.0),
-    )
-    assert lower is not None and tempered_lower is not None and tempered_lower < lower
