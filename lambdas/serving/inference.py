@@ -1,0 +1,197 @@
+"""A prediction request end to end: read flags and weights, choose a variant, call the model, store it.
+
+Request and response are the Inference API's JSON (POST /endpoints/{endpoint}/invocations)::
+
+    {"features": {"tenure": 12, "plan": "pro"}, "user_id": "u-42", "segment": "beta"}
+
+    {"inference_id": "5b0c...", "endpoint": "churn", "variant": "challenger",
+     "prediction": {"predictions": [1]},
+     "routing": {"reason": "sticky_hash", "target_variant": "challenger", "detail": "..."}}
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from lambdas.flags import EndpointFlags, EndpointVariants, Segment, UserId
+from lambdas.serving.ports import (
+    FlagSource,
+    FlagsUnavailable,
+    InferenceRecord,
+    InferenceStore,
+    JsonScalar,
+    ModelInvoker,
+    UnknownEndpoint,
+    WeightSource,
+    WeightsUnavailable,
+)
+from lambdas.serving.routing import RouteDecision, RouteReason, Unavailable, choose_variant
+from lambdas.serving.settings import EndpointSettings
+
+MAX_RECORDS = 1000
+SECONDS_PER_DAY = 86_400
+
+FeatureValue = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool | None
+Record = (
+    Annotated[dict[str, FeatureValue], Field(min_length=1)]
+    | Annotated[list[FeatureValue], Field(min_length=1)]
+)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PredictionRequest(ApiModel):
+    features: Record | Annotated[list[Record], Field(min_length=1, max_length=MAX_RECORDS)] = Field(
+        description="one record (an object of named features or a row of values) or a list of records"
+    )
+    user_id: UserId | None = Field(default=None, description="makes the variant sticky for this user")
+    segment: Segment | None = Field(default=None, description="matched against the segment pin")
+
+    def instances(self) -> list[Any]:
+        """The records as the inference container's `{"instances": [...]}` expects them."""
+        if isinstance(self.features, dict):
+            return [self.features]
+        if all(isinstance(item, dict | list) for item in self.features):
+            return list(self.features)
+        return [self.features]
+
+
+class Routing(ApiModel):
+    reason: RouteReason
+    target_variant: str | None = Field(description="the TargetVariant sent; null when SageMaker split")
+    detail: str
+
+
+class PredictionResponse(ApiModel):
+    inference_id: str
+    endpoint: str
+    variant: str = Field(description="the production variant that answered")
+    prediction: Any = Field(description="the inference container's JSON answer, unchanged")
+    routing: Routing
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionResult:
+    response: PredictionResponse
+    endpoint_name: str
+
+
+class Predictor:
+    """Serves predictions for the configured endpoints through the given ports."""
+
+    def __init__(
+        self,
+        *,
+        endpoints: Mapping[str, EndpointSettings],
+        flags: FlagSource,
+        weights: WeightSource,
+        invoker: ModelInvoker,
+        store: InferenceStore,
+        ttl_days: int,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._endpoints = dict(endpoints)
+        self._variants = {
+            name: EndpointVariants(endpoint=name, champion=settings.champion, challenger=settings.challenger)
+            for name, settings in endpoints.items()
+        }
+        self._flags = flags
+        self._weights = weights
+        self._invoker = invoker
+        self._store = store
+        self._ttl_seconds = ttl_days * SECONDS_PER_DAY
+        self._clock = clock
+        self._new_id = new_id
+
+    def predict(self, endpoint: str, request: PredictionRequest) -> PredictionResult:
+        settings = self._endpoint(endpoint)
+        decision = self.route(endpoint, request)
+        inference_id = self._new_id()
+        instances = request.instances()
+        invocation = self._invoker.invoke(
+            endpoint_name=settings.endpoint_name,
+            instances=instances,
+            target_variant=decision.target_variant,
+            inference_id=inference_id,
+        )
+        now = int(self._clock())
+        record = InferenceRecord(
+            inference_id=inference_id,
+            endpoint=endpoint,
+            endpoint_name=settings.endpoint_name,
+            variant=invocation.variant,
+            records=len(instances),
+            predicted_labels=predicted_labels(invocation.body, len(instances)),
+            created_at=now,
+            expires_at=now + self._ttl_seconds,
+        )
+        self._store.save(record)
+        response = PredictionResponse(
+            inference_id=inference_id,
+            endpoint=endpoint,
+            variant=invocation.variant,
+            prediction=invocation.body,
+            routing=Routing(
+                reason=decision.reason, target_variant=decision.target_variant, detail=decision.detail
+            ),
+        )
+        return PredictionResult(response=response, endpoint_name=settings.endpoint_name)
+
+    def route(self, endpoint: str, request: PredictionRequest) -> RouteDecision:
+        """The variant choice alone (no model call): what the benchmark times."""
+        settings = self._endpoint(endpoint)
+        return choose_variant(
+            flags=self._endpoint_flags(endpoint),
+            variants=self._variants[endpoint],
+            weights=self._current_weights(settings.endpoint_name),
+            user_id=request.user_id,
+            segment=request.segment,
+        )
+
+    def _endpoint(self, endpoint: str) -> EndpointSettings:
+        settings = self._endpoints.get(endpoint)
+        if settings is None:
+            raise UnknownEndpoint(f"unknown endpoint {endpoint!r} (known: {sorted(self._endpoints)})")
+        return settings
+
+    def _endpoint_flags(self, endpoint: str) -> EndpointFlags | Unavailable:
+        try:
+            return self._flags.flags().for_endpoint(endpoint)
+        except (FlagsUnavailable, KeyError) as error:
+            return Unavailable(str(error))
+
+    def _current_weights(self, endpoint_name: str) -> Mapping[str, float] | Unavailable:
+        try:
+            return self._weights.weights(endpoint_name)
+        except WeightsUnavailable as error:
+            return Unavailable(str(error))
+
+
+def predicted_labels(body: Any, records: int) -> tuple[JsonScalar, ...] | None:
+    """The predicted label of each record, when the answer carries one per record.
+
+    Accepted answers: `{"predictions": [...]}` or a bare list, whose items are labels (scalars) or
+    objects with a `label`. Anything else (e.g. probabilities only as objects) has no labels to score.
+    """
+    items = body.get("predictions") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        items = [items]
+    labels = [_label(item) for item in items]
+    if len(labels) != records or any(label is None for label in labels):
+        return None
+    return tuple(labels)
+
+
+def _label(item: Any) -> JsonScalar:
+    if isinstance(item, dict):
+        item = item.get("label")
+    return item if isinstance(item, str | int | float | bool) else None
