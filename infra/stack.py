@@ -14,6 +14,7 @@ from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.serving import ServingApi
 
 
 class PlatformStack(Stack):
@@ -64,3 +65,4 @@ class PlatformStack(Stack):
             config=config,
             monitors=[a.champion_composite_alarm for a in self.endpoint_alarms.values()],
         )
+        self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)

@@ -15,7 +15,10 @@ from infra.application import add_compliance_checks
 from tests.infra.conftest import Synthesized
 
 # cfn-lint warnings we accept, each once, with the reason. Errors are never accepted.
-ACCEPTED_CFN_LINT_WARNINGS: dict[str, str] = {}
+ACCEPTED_CFN_LINT_WARNINGS: dict[str, str] = {
+    "W3005": "aws-cdk-lib makes every Lambda function DependsOn its role and the role's policy, so the "
+    "policy exists before the first invocation; naming the role there too duplicates its GetAtt, harmlessly.",
+}
 
 
 def _nag_report(outdir: Path) -> dict[str, Any]:
