@@ -1,0 +1,276 @@
+"""The inference server: SageMaker's container contract over a scikit-learn model directory.
+
+``GET /ping`` answers 200 once the model is loaded and 503 before; ``POST /invocations`` takes JSON
+or CSV records and returns predictions and class probabilities as JSON. The records go through
+``pipelines.features`` (the same conversion as in training), then through the fitted pipeline.
+
+Input (``Content-Type``):
+- ``application/json``: ``{"instances": [record, ...]}``; a single record object ``{"name": value}``;
+  a bare array of records ``[record, ...]``; or a single record as a bare array of numbers. A record
+  is an object keyed by feature name or an array of numbers in schema order.
+- ``text/csv``: one record per line, values in schema order, no header.
+
+Output: ``{"model_version": ..., "classes": [...], "predictions": [...], "probabilities": [[...]]}``,
+one entry per record in request order.
+
+Errors are JSON ``{"error": <code>, "message": ...}`` (plus ``record``/``feature`` when one is at
+fault): 400 when the request as a whole is malformed (empty body, bad JSON or CSV, no records),
+413 above the payload limit, 415 for another content type, 406 when the client accepts no JSON,
+422 when a record does not match the schema (feature count, unknown or missing feature, not a
+number, not finite, out of bounds), 503 while no model is loaded, 500 only for real faults.
+
+Run by gunicorn through ``containers/inference/serve``; ``create_app`` is the factory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib  # type: ignore[import-untyped]  # no stubs
+import numpy as np
+import sklearn  # type: ignore[import-untyped]  # no stubs
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from pipelines.features import FeatureError, FeatureSchema, Matrix
+from pipelines.train import METADATA_FILE, MODEL_FILE, SCHEMA_FILE
+
+DEFAULT_MODEL_DIR = "/opt/ml/model"
+# SageMaker's InvokeEndpoint payload limit; a larger body never reaches a real endpoint anyway.
+DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Beyond this a refused body is not even read: the connection is dropped instead.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+
+logger = logging.getLogger("containers.inference")
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP status, a stable code and a message for the client."""
+
+    def __init__(self, status: int, code: str, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    model: Any
+    schema: FeatureSchema
+    metadata: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("model_version", "unknown"))
+
+
+def load_model(model_dir: Path) -> LoadedModel:
+    """The model, its schema and metadata; FileNotFoundError while the directory is incomplete."""
+    missing = [name for name in (MODEL_FILE, SCHEMA_FILE, METADATA_FILE) if not (model_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir} lacks {', '.join(missing)}")
+    schema = FeatureSchema.load(model_dir / SCHEMA_FILE)
+    metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    trained_with = metadata.get("framework", {}).get("scikit-learn")
+    if trained_with != sklearn.__version__:
+        # Pickles are only guaranteed to load in the version that wrote them: say so loudly.
+        logger.warning(
+            "model trained with scikit-learn %s, serving with %s", trained_with, sklearn.__version__
+        )
+    return LoadedModel(joblib.load(model_dir / MODEL_FILE), schema, metadata)
+
+
+class ModelHolder:
+    """Loads the model on first use and keeps retrying until it is there (it may arrive late)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self._loaded: LoadedModel | None = None
+        self._last_error = ""
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedModel | None:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._try_load()
+        return self._loaded
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    def _try_load(self) -> None:
+        try:
+            self._loaded = load_model(self.model_dir)
+        except Exception as error:  # any failure leaves the server up and unhealthy
+            message = f"{type(error).__name__}: {error}"
+            if message != self._last_error:
+                logger.error("model not loaded from %s: %s", self.model_dir, message)
+            self._last_error = message
+        else:
+            logger.info("model %s loaded from %s", self._loaded.version, self.model_dir)
+
+
+def parse_records(body: bytes, content_type: str, charset: str, schema: FeatureSchema) -> Matrix:
+    """The request body as a feature matrix, or a RequestError / FeatureError saying why not."""
+    if content_type not in (JSON_TYPE, CSV_TYPE):
+        raise RequestError(
+            415, "unsupported_media_type", f"use {JSON_TYPE} or {CSV_TYPE}, not {content_type!r}"
+        )
+    if not body.strip():
+        raise RequestError(400, "empty_body", "the request body is empty")
+    try:
+        text = body.decode(charset)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise RequestError(400, "bad_encoding", f"body is not valid {charset}: {error}") from error
+    if content_type == CSV_TYPE:
+        return schema.matrix_from_csv(text)
+    return schema.matrix_from_records(_json_records(text))
+
+
+def _json_records(text: str) -> list[object]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RequestError(400, "malformed_json", f"body is not valid JSON: {error}") from error
+    if isinstance(document, dict):
+        if "instances" not in document:
+            return [document]
+        instances = document["instances"]
+        if not isinstance(instances, list):
+            raise RequestError(400, "bad_request", "'instances' must be an array of records")
+        return instances
+    if isinstance(document, list):
+        # An array of arrays/objects is a batch; an array of anything else is one record in order.
+        is_batch = bool(document) and all(isinstance(item, list | dict) for item in document)
+        return document if is_batch else [document]
+    raise RequestError(400, "bad_request", "send an object, or an array of records")
+
+
+def predict(loaded: LoadedModel, features: Matrix) -> dict[str, object]:
+    probabilities = np.asarray(loaded.model.predict_proba(features), dtype=np.float64)
+    classes = np.asarray(loaded.model.classes_)
+    return {
+        "model_version": loaded.version,
+        "classes": classes.tolist(),
+        "predictions": classes[np.argmax(probabilities, axis=1)].tolist(),
+        "probabilities": probabilities.tolist(),
+    }
+
+
+def _json_response(payload: dict[str, object], status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype=JSON_TYPE)
+
+
+def _error_response(status: int, code: str, message: str, **detail: object) -> Response:
+    return _json_response({"error": code, "message": message, **detail}, status)
+
+
+def _feature_error_response(error: FeatureError) -> Response:
+    # A malformed whole (no records, broken CSV) is a bad request; a record that does not fit the
+    # schema is well-formed but unprocessable, and the body names the record and the feature.
+    status = 400 if error.index is None else 422
+    return _error_response(status, error.kind, str(error), record=error.index, feature=error.feature)
+
+
+def _not_loaded(holder: ModelHolder) -> Response:
+    return _error_response(503, "model_not_loaded", f"no model loaded yet ({holder.last_error})")
+
+
+def _drain(stream: Any, length: int) -> None:
+    """Read and drop a refused body, so that the client, still sending it, gets to read the answer."""
+    remaining = min(length, DRAIN_LIMIT_BYTES)
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 64 * 1024))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
+def _refuse_oversized(limit: int) -> Response | None:
+    length = request.content_length
+    if length is None or length <= limit:
+        return None  # a chunked body is cut off at the limit by werkzeug (413 as well)
+    _drain(request.environ["wsgi.input"], length)
+    return _error_response(413, "payload_too_large", f"the body has {length} bytes, the limit is {limit}")
+
+
+def _register_routes(app: Flask, holder: ModelHolder, workers: int) -> None:
+    app.before_request(lambda: _refuse_oversized(int(app.config["MAX_CONTENT_LENGTH"])))
+
+    @app.get("/ping")
+    def ping() -> Response:
+        loaded = holder.get()
+        if loaded is None:
+            return _not_loaded(holder)
+        return _json_response({"status": "healthy", "model_version": loaded.version})
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        # Asked by SageMaker batch transform before it sends work.
+        max_mb = int(app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)) or 1
+        payload = {
+            "MaxConcurrentTransforms": workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": max_mb,
+        }
+        return _json_response(payload)
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        loaded = holder.get()
+        if loaded is None:
+            return _not_loaded(holder)
+        if request.headers.get("Accept") and not request.accept_mimetypes.accept_json:
+            raise RequestError(406, "not_acceptable", f"responses are {JSON_TYPE}")
+        charset = request.mimetype_params.get("charset", "utf-8")
+        features = parse_records(request.get_data(cache=False), request.mimetype, charset, loaded.schema)
+        return _json_response(predict(loaded, features))
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(RequestError)
+    def request_error(error: RequestError) -> Response:
+        return _error_response(error.status, error.code, error.message, **error.detail)
+
+    @app.errorhandler(FeatureError)
+    def feature_error(error: FeatureError) -> Response:
+        return _feature_error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = (error.name or "error").lower().replace(" ", "_")
+        return _error_response(status, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception) -> Response:
+        logger.exception("unhandled error while serving a request")
+        return _error_response(500, "internal_error", "the server failed to handle the request")
+
+
+def create_app(model_dir: Path | None = None, max_payload_bytes: int | None = None) -> Flask:
+    """The WSGI app. Defaults come from the environment: SM_MODEL_DIR, INFERENCE_MAX_PAYLOAD_BYTES."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    directory = model_dir or Path(os.environ.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR))
+    limit = max_payload_bytes or int(os.environ.get("INFERENCE_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = limit
+    holder = ModelHolder(directory)
+    holder.get()  # load at start-up so that the first ping is already healthy
+    _register_routes(app, holder, int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")))
+    _register_error_handlers(app)
+    return app
