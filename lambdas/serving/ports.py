@@ -46,6 +46,10 @@ class OutcomeAlreadyRecorded(ServingError):
     """Feedback for this inference was recorded before; an outcome counts once."""
 
 
+class StoreUnavailable(ServingError):
+    """The inference store failed (throttled or down); nothing was recorded."""
+
+
 class FeedbackRejected(ServingError):
     """Feedback that is well formed but does not fit its inference (e.g. label count)."""
 

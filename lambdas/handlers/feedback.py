@@ -1,0 +1,70 @@
+"""POST /feedback: record an inference's outcome once and publish it per variant."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.serving.aws.wiring import build_feedback_recorder
+from lambdas.serving.feedback import FeedbackRecorder, FeedbackRequest, FeedbackResult
+from lambdas.serving.http import error_response, json_response, parse_body, status_of
+from lambdas.serving.ports import ServingError
+from lambdas.serving.settings import FeedbackSettings, load_settings
+
+logger = Logger()
+tracer = Tracer()
+# No `service` dimension: the alarms and the judge read exactly EndpointName + VariantName.
+metrics = Metrics(service="")
+OUTCOME_METRICS = {"label": "Accuracy", "conversion": "Conversion"}
+
+_recorder: FeedbackRecorder | None = None
+
+
+def use(recorder: FeedbackRecorder | None) -> None:
+    """Record with this recorder (tests); None builds the real one on the next request."""
+    global _recorder  # noqa: PLW0603 - the per-container service, built once
+    _recorder = recorder
+
+
+def _service() -> FeedbackRecorder:
+    if _recorder is None:
+        use(build_feedback_recorder(load_settings(FeedbackSettings, os.environ)))
+    assert _recorder is not None
+    return _recorder
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = parse_body(event, FeedbackRequest)
+        result = _service().record(request)
+    except ServingError as error:
+        status = status_of(error)
+        log = logger.error if status >= 500 else logger.info
+        log("feedback refused", extra={"status": status, "problem": str(error)})
+        return error_response(error)
+    _publish(result)
+    return json_response(200, result.response)
+
+
+def _publish(result: FeedbackResult) -> None:
+    response = result.response
+    dimensions = {"EndpointName": result.endpoint_name, "VariantName": response.variant}
+    for dimension, label in dimensions.items():
+        metrics.add_dimension(name=dimension, value=label)
+    for value in response.values:
+        metrics.add_metric(name=OUTCOME_METRICS[response.outcome], unit=MetricUnit.NoUnit, value=value)
+    # The endpoint's business metric lives in its own namespace, so it goes out as its own EMF blob.
+    business = EphemeralMetrics(namespace=result.business_metric.namespace, service="")
+    for dimension, label in dimensions.items():
+        business.add_dimension(name=dimension, value=label)
+    for value in response.values:
+        business.add_metric(name=result.business_metric.name, unit=MetricUnit.NoUnit, value=value)
+    business.flush_metrics()

@@ -1,0 +1,67 @@
+"""POST /endpoints/{endpoint}/invocations: choose a variant, call the model, return the prediction."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.serving.aws.wiring import build_predictor
+from lambdas.serving.http import error_response, json_response, parse_body, path_parameter, status_of
+from lambdas.serving.inference import PredictionRequest, PredictionResult, Predictor
+from lambdas.serving.ports import ServingError
+from lambdas.serving.routing import RouteReason
+from lambdas.serving.settings import RouterSettings, load_settings
+
+logger = Logger()
+tracer = Tracer()
+# No `service` dimension: the dashboards read exactly EndpointName + VariantName.
+metrics = Metrics(service="")
+
+_predictor: Predictor | None = None
+
+
+def use(predictor: Predictor | None) -> None:
+    """Serve with this predictor (tests); None builds the real one on the next request."""
+    global _predictor  # noqa: PLW0603 - the per-container service, built once
+    _predictor = predictor
+
+
+def _service() -> Predictor:
+    if _predictor is None:
+        use(build_predictor(load_settings(RouterSettings, os.environ)))
+    assert _predictor is not None
+    return _predictor
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        endpoint = path_parameter(event, "endpoint")
+        request = parse_body(event, PredictionRequest)
+        result = _service().predict(endpoint, request)
+    except ServingError as error:
+        status = status_of(error)
+        log = logger.error if status >= 500 else logger.info
+        log("prediction refused", extra={"status": status, "problem": str(error)})
+        return error_response(error)
+    _publish(result)
+    return json_response(200, result.response)
+
+
+def _publish(result: PredictionResult) -> None:
+    response = result.response
+    metrics.add_dimension(name="EndpointName", value=result.endpoint_name)
+    metrics.add_dimension(name="VariantName", value=response.variant)
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    metrics.add_metadata(key="routing_reason", value=response.routing.reason.value)
+    metrics.add_metadata(key="inference_id", value=response.inference_id)
+    if response.routing.reason is RouteReason.FLAGS_UNAVAILABLE:
+        metrics.add_metric(name="FlagsUnavailable", unit=MetricUnit.Count, value=1)
+        logger.warning("flags unavailable: served the champion", extra={"detail": response.routing.detail})

@@ -1,0 +1,73 @@
+"""Builds the serving services from the settings, creating each boto3 client unless one is given.
+
+Called on a function's first request (not at import), so moto in tests sees every client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+import boto3
+from botocore.config import Config
+
+from lambdas.serving.aws.flags import AppConfigFlagSource
+from lambdas.serving.aws.invoker import SageMakerInvoker
+from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
+from lambdas.serving.feedback import FeedbackRecorder
+from lambdas.serving.inference import Predictor
+from lambdas.serving.ports import FlagSource, WeightSource
+from lambdas.serving.settings import FeedbackSettings, RouterSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+# A model call gets one quick retry; the caller sees a 503 rather than waiting through many.
+RUNTIME_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
+
+
+def build_predictor(
+    settings: RouterSettings,
+    *,
+    runtime: SageMakerRuntimeClient | None = None,
+    dynamodb: DynamoDBClient | None = None,
+    flag_source: FlagSource | None = None,
+    weight_source: WeightSource | None = None,
+) -> Predictor:
+    return Predictor(
+        endpoints=settings.endpoints,
+        flags=flag_source or _flag_source(settings),
+        weights=weight_source or _weight_source(settings),
+        invoker=SageMakerInvoker(runtime or boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)),
+        store=DynamoDBInferenceStore(
+            client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
+        ),
+        ttl_days=settings.inference_ttl_days,
+    )
+
+
+def build_feedback_recorder(
+    settings: FeedbackSettings, *, dynamodb: DynamoDBClient | None = None
+) -> FeedbackRecorder:
+    store = DynamoDBInferenceStore(
+        client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
+    )
+    return FeedbackRecorder(endpoints=settings.endpoints, store=store)
+
+
+def _flag_source(settings: RouterSettings) -> AppConfigFlagSource:
+    return AppConfigFlagSource(
+        application=settings.appconfig_application,
+        environment=settings.appconfig_environment,
+        profile=settings.appconfig_profile,
+        ttl_seconds=settings.flags_ttl_seconds,
+        catalog=settings.catalog(),
+        client=boto3.client("appconfigdata"),
+    )
+
+
+def _weight_source(settings: RouterSettings) -> EndpointWeightSource:
+    # The sagemaker stubs are not installed; the client's describe_endpoint matches the protocol.
+    client = cast("DescribesEndpoints", boto3.client("sagemaker"))
+    return EndpointWeightSource(client=client, ttl_seconds=settings.weights_ttl_seconds)

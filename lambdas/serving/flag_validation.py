@@ -1,0 +1,39 @@
+"""Checks a new flag document before AppConfig deploys it, so invalid flags never reach the router."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lambdas.flags import FLAG_KINDS, EndpointVariants, FlagError, FlagSet
+
+
+def validate_document(content: str, catalog: Sequence[EndpointVariants]) -> FlagSet:
+    """Parse AppConfig's base64 content as a native flag document for these endpoints.
+
+    Raises FlagError naming the flag and the problem: not JSON, a definition missing or unknown, or
+    any value the router would reject.
+    """
+    document = _decode(content)
+    definitions = document.get("flags")
+    if not isinstance(definitions, Mapping):
+        raise FlagError("a flag document needs a 'flags' object of flag definitions")
+    expected = {variants.key(kind) for variants in catalog for kind in FLAG_KINDS}
+    missing = sorted(expected - set(definitions))
+    unknown = sorted(set(definitions) - expected)
+    if missing or unknown:
+        raise FlagError(f"flag definitions: missing {missing}, unknown {unknown}")
+    return FlagSet.from_document(document, catalog)
+
+
+def _decode(content: str) -> dict[str, Any]:
+    try:
+        document = json.loads(base64.b64decode(content, validate=True))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FlagError(f"content is not base64-encoded JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise FlagError(f"a flag document must be a JSON object, got {type(document).__name__}")
+    return document
