@@ -288,7 +288,8 @@ class FeatureSchema:
     def matrix_from_csv(self, text: str) -> Matrix:
         """CSV text, one record per line in schema order, no header; blank lines are skipped."""
         try:
-            lines = [row for row in csv.reader(io.StringIO(text)) if row]
+            # strict: broken quoting is an error, not a silently different value.
+            lines = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
         except csv.Error as error:
             raise FeatureError("malformed_csv", f"malformed CSV: {error}") from error
         return self._matrix([self.row_from_text(cells, index) for index, cells in enumerate(lines)])

@@ -136,8 +136,11 @@ def synthetic_churn(samples: int, seed: int) -> Dataset:
 
 def read_training_csv(path: Path, schema: FeatureSchema, label: str = LABEL) -> Dataset:
     """A CSV file with a header naming every schema feature and the label; rows checked by the schema."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle, strict=True) if row]
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise TrainingDataError(f"{path.name}: malformed CSV: {error}") from error
     if not rows:
         raise TrainingDataError(f"{path.name}: empty file")
     header, body = rows[0], rows[1:]
