@@ -94,8 +94,10 @@ class ServingApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.table = self._table()
+        # The validator checks a flag document against the same endpoints the router serves.
+        catalog = {"ENDPOINTS": endpoints_document(config)}
         shared = {
-            "ENDPOINTS": endpoints_document(config),
+            **catalog,
             "INFERENCE_TABLE": self.table.table_name,
             "INFERENCE_TTL_DAYS": str(INFERENCE_TTL_DAYS),
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -130,7 +132,7 @@ class ServingApi(Construct):
             "FlagValidator",
             handler="lambdas.handlers.flag_validator.handler",
             description=f"{config.prefix}: rejects a flag document the router could not use",
-            environment={"POWERTOOLS_SERVICE_NAME": "flag-validator"},
+            environment={**catalog, "POWERTOOLS_SERVICE_NAME": "flag-validator"},
             timeout=Duration.seconds(10),
         )
         self.router_function = router.function

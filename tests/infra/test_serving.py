@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from pathlib import Path
@@ -23,6 +24,8 @@ from infra.serving import (
     WEIGHTS_TTL_SECONDS,
     endpoints_document,
 )
+from lambdas.serving.flag_validation import validate_document
+from lambdas.serving.settings import CatalogSettings, FeedbackSettings, RouterSettings, load_settings
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ROUTER = "lambdas.handlers.router.handler"
@@ -218,6 +221,37 @@ def test_router_and_feedback_know_the_endpoints_table_and_metrics_namespace(dev:
         assert variables["INFERENCE_TTL_DAYS"] == str(INFERENCE_TTL_DAYS) == "30"
         assert variables["POWERTOOLS_SERVICE_NAME"] == service
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE == "mlrollout"
+
+
+def test_flag_validator_knows_the_same_endpoints_as_the_router(dev: Synthesized) -> None:
+    variables = _environment(dev, FLAG_VALIDATOR)
+    assert variables["ENDPOINTS"] == _environment(dev, ROUTER)["ENDPOINTS"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "flag-validator"
+
+
+def _resolved(variables: dict[str, Any]) -> dict[str, str]:
+    """The environment as the function sees it: the table name stands in for its Ref."""
+    return {
+        name: value if isinstance(value, str) else "mlrollout-dev-inference"
+        for name, value in variables.items()
+    }
+
+
+def test_each_function_environment_satisfies_its_settings_model(dev: Synthesized) -> None:
+    router = load_settings(RouterSettings, _resolved(_environment(dev, ROUTER)))
+    assert router.appconfig_profile == PROFILE_NAME
+    assert router.flags_ttl_seconds == FLAGS_TTL_SECONDS
+    assert load_settings(FeedbackSettings, _resolved(_environment(dev, FEEDBACK))).inference_table
+    catalog = load_settings(CatalogSettings, _resolved(_environment(dev, FLAG_VALIDATOR))).catalog()
+    assert [variants.endpoint for variants in catalog] == [endpoint.name for endpoint in dev.config.endpoints]
+
+
+def test_flag_validator_accepts_the_document_the_first_deployment_carries(dev: Synthesized) -> None:
+    # A rejected initial document would fail the stack's first AppConfig deployment.
+    version = _only(dev, "AWS::AppConfig::HostedConfigurationVersion", {})
+    content = dev.resources[version]["Properties"]["Content"]
+    catalog = load_settings(CatalogSettings, _resolved(_environment(dev, FLAG_VALIDATOR))).catalog()
+    validate_document(base64.b64encode(content.encode()).decode(), catalog)
 
 
 def test_router_reads_the_flag_profile_that_the_stack_deploys(dev: Synthesized) -> None:
