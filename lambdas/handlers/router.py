@@ -50,6 +50,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         status = status_of(error)
         log = logger.error if status >= 500 else logger.info
         log("prediction refused", extra={"status": status, "problem": str(error)})
+        metrics.add_dimension(name="StatusClass", value=f"{status // 100}XX")
+        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return error_response(error)
     _publish(result)
     return json_response(200, result.response)

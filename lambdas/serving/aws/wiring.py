@@ -32,13 +32,14 @@ def build_predictor(
     *,
     runtime: SageMakerRuntimeClient | None = None,
     dynamodb: DynamoDBClient | None = None,
+    sagemaker: DescribesEndpoints | None = None,
     flag_source: FlagSource | None = None,
     weight_source: WeightSource | None = None,
 ) -> Predictor:
     return Predictor(
         endpoints=settings.endpoints,
         flags=flag_source or _flag_source(settings),
-        weights=weight_source or _weight_source(settings),
+        weights=weight_source or _weight_source(settings, sagemaker),
         invoker=SageMakerInvoker(runtime or boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)),
         store=DynamoDBInferenceStore(
             client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
@@ -67,7 +68,8 @@ def _flag_source(settings: RouterSettings) -> AppConfigFlagSource:
     )
 
 
-def _weight_source(settings: RouterSettings) -> EndpointWeightSource:
-    # The sagemaker stubs are not installed; the client's describe_endpoint matches the protocol.
-    client = cast("DescribesEndpoints", boto3.client("sagemaker"))
+def _weight_source(settings: RouterSettings, client: DescribesEndpoints | None) -> EndpointWeightSource:
+    if client is None:
+        # The sagemaker stubs are not installed; the client's describe_endpoint matches the protocol.
+        client = cast("DescribesEndpoints", boto3.client("sagemaker"))
     return EndpointWeightSource(client=client, ttl_seconds=settings.weights_ttl_seconds)
