@@ -381,6 +381,8 @@ def test_every_function_ships_the_lambdas_package_and_nothing_else_of_the_reposi
         tree = _tree(_asset_dir(dev.outdir, _function(dev, handler)[1]))
         assert {path.split("/")[0] for path in tree} == {"lambdas"}
         assert "lambdas/__init__.py" in tree
+        module = handler.rsplit(".", 1)[0].replace(".", "/")
+        assert f"{module}.py" in tree, f"{handler} is not in the asset"
         assert not [path for path in tree if "__pycache__" in path or path.endswith(".pyc")]
         assert not [path for path in tree if any(part.startswith(".") for part in path.split("/"))]
 
