@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +40,7 @@ CSV_COLUMNS = (
 )
 METHOD_NAMES = ("judge", "static_threshold", "flagger", "fixed_horizon", "oracle_sprt")
 DEFAULT_OUT_DIR = Path(__file__).parent / "results"
+QUICK_OUT_DIR = Path(tempfile.gettempdir()) / "mlrollout-judge-bench-quick"
 CHUNK = 125
 
 
@@ -207,21 +209,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--replicates", type=int, default=None, help="replicates per scenario")
     parser.add_argument("--workers", type=int, default=None, help="worker processes")
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help=f"where to write judge.csv and judge.png (default {DEFAULT_OUT_DIR}; quick runs default to "
+        f"{QUICK_OUT_DIR}, so that they never overwrite the committed results)",
+    )
     args = parser.parse_args(argv)
     replicates = args.replicates or (20 if args.quick else 2000)
     workers = args.workers or (1 if args.quick else 2)
     started = time.perf_counter()
     rows = run_bench(replicates, args.seed, workers)
     elapsed = time.perf_counter() - started
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out_dir / "judge.csv")
-    plot(rows, args.out_dir / "judge.png")
+    out_dir: Path = args.out_dir or (QUICK_OUT_DIR if args.quick else DEFAULT_OUT_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out_dir / "judge.csv")
+    plot(rows, out_dir / "judge.png")
     print(format_table(rows))
     print()
+    if replicates < 1000:
+        print(f"targets (indicative only: {replicates} replicates cannot resolve 1 % rates):")
     print("\n".join(target_report(rows)))
     print(f"\n{replicates} replicates per scenario, seed {args.seed}, {workers} worker(s), {elapsed:.0f} s")
-    print(f"wrote {args.out_dir / 'judge.csv'} and {args.out_dir / 'judge.png'}")
+    print(f"wrote {out_dir / 'judge.csv'} and {out_dir / 'judge.png'}")
 
 
 if __name__ == "__main__":
