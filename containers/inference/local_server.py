@@ -53,6 +53,13 @@ class LocalServer:
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The gunicorn master's process id (also its session and process group id)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
     def start(self, ready_timeout_s: float = 30.0, expect_healthy: bool = True) -> LocalServer:
         self.port = free_port()
         env = {
