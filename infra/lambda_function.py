@@ -31,8 +31,7 @@ POWERTOOLS_VERSION = "3.37.0"
 # deploy time to the exact layer ARN of that version (arn:aws:lambda:<region>:017000801446:layer:
 # AWSLambdaPowertoolsPythonV3-python314-arm64:<n>), so the layer number is never guessed or hand-copied.
 POWERTOOLS_LAYER_PARAMETER = (
-    f"/aws/service/powertools/python/{ARCHITECTURE.name}/python{RUNTIME.name.removeprefix('python')}/"
-    f"{POWERTOOLS_VERSION}"
+    f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{POWERTOOLS_VERSION}"
 )
 # The asset is the repository root less everything but the `lambdas/` package (glob, last match wins).
 ASSET_EXCLUDES = [
@@ -78,7 +77,7 @@ class ProjectFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "LogGroup", retention=LOG_RETENTION)
-        # An explicit role: the default one carries AWSLambdaBasicExecutionRole (logs:* on every group).
+        # An explicit role: the default one carries AWSLambdaBasicExecutionRole (writes to every log group).
         self.role = iam.Role(
             self,
             "Role",
