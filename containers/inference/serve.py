@@ -30,10 +30,9 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
-    value = int(raw)
-    if value < 1:
+    if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{name} must be a positive integer, got {raw!r}")
-    return value
+    return int(raw)
 
 
 @dataclass(frozen=True, slots=True)
