@@ -111,22 +111,19 @@ def test_inference_and_feedback_routes_require_iam_and_reach_their_functions(dev
         properties = dev.resources[route]["Properties"]
         assert properties["AuthorizationType"] == "AWS_IAM"
         integration = _render(properties["Target"]).removeprefix("integrations/").strip("<>")
-        function_id = _function(dev, handler)[0]
-        dev.template.has_resource(
+        lambda_proxies = dev.template.find_resources(
             "AWS::ApiGatewayV2::Integration",
             {
                 "Properties": Match.object_like(
                     {
                         "IntegrationType": "AWS_PROXY",
-                        "IntegrationUri": {"Fn::GetAtt": [function_id, "Arn"]},
+                        "IntegrationUri": {"Fn::GetAtt": [_function(dev, handler)[0], "Arn"]},
                         "PayloadFormatVersion": "2.0",
                     }
                 )
             },
         )
-        assert dev.resources[integration]["Properties"]["IntegrationUri"] == {
-            "Fn::GetAtt": [function_id, "Arn"]
-        }
+        assert integration in lambda_proxies
 
 
 def test_no_route_of_any_api_is_open_without_iam(dev: Synthesized) -> None:
