@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.serving.aws.wiring import build_feedback_recorder
+from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
 from lambdas.serving.feedback import FeedbackRecorder, FeedbackRequest, FeedbackResult
 from lambdas.serving.http import error_response, json_response, parse_body, status_of
 from lambdas.serving.ports import ServingError

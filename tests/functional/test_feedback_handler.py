@@ -16,8 +16,9 @@ import pytest
 from moto import mock_aws
 
 from lambdas.flags import FlagSet
+from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
 from lambdas.serving.aws.store import DynamoDBInferenceStore
-from lambdas.serving.aws.wiring import build_feedback_recorder, build_predictor
+from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded
 from lambdas.serving.settings import FeedbackSettings, RouterSettings, load_settings
 from tests.functional.serving_support import (

@@ -1,4 +1,4 @@
-"""Builds the serving services from the settings, creating each boto3 client unless one is given.
+"""Builds the router's service from the settings, creating each boto3 client unless one is given.
 
 Called on a function's first request (not at import), so moto in tests sees every client.
 """
@@ -14,10 +14,9 @@ from lambdas.serving.aws.flags import AppConfigFlagSource
 from lambdas.serving.aws.invoker import SageMakerInvoker
 from lambdas.serving.aws.store import DynamoDBInferenceStore
 from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
-from lambdas.serving.feedback import FeedbackRecorder
 from lambdas.serving.inference import Predictor
 from lambdas.serving.ports import FlagSource, WeightSource
-from lambdas.serving.settings import FeedbackSettings, RouterSettings
+from lambdas.serving.settings import RouterSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,15 +45,6 @@ def build_predictor(
         ),
         ttl_days=settings.inference_ttl_days,
     )
-
-
-def build_feedback_recorder(
-    settings: FeedbackSettings, *, dynamodb: DynamoDBClient | None = None
-) -> FeedbackRecorder:
-    store = DynamoDBInferenceStore(
-        client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
-    )
-    return FeedbackRecorder(endpoints=settings.endpoints, store=store)
 
 
 def _flag_source(settings: RouterSettings) -> AppConfigFlagSource:
