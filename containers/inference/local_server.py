@@ -82,7 +82,11 @@ class LocalServer:
         finally:
             if self.log_path and not isinstance(log, int):
                 log.close()
-        self.wait_until_answering(ready_timeout_s, expect_healthy)
+        try:
+            self.wait_until_answering(ready_timeout_s, expect_healthy)
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the caller
+            raise
         return self
 
     def wait_until_answering(self, timeout_s: float, expect_healthy: bool) -> int:

@@ -198,17 +198,24 @@ def _drain(stream: Any, length: int) -> None:
         remaining -= len(chunk)
 
 
-def _refuse_oversized(limit: int) -> Response | None:
+def read_body(limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes; a larger one is drained and refused with 413.
+
+    Read from the WSGI stream itself: werkzeug would cut a chunked body off at the limit silently.
+    """
+    stream = request.environ["wsgi.input"]
     length = request.content_length
-    if length is None or length <= limit:
-        return None  # a chunked body is cut off at the limit by werkzeug (413 as well)
-    _drain(request.environ["wsgi.input"], length)
-    return _error_response(413, "payload_too_large", f"the body has {length} bytes, the limit is {limit}")
+    if length is not None and length > limit:
+        _drain(stream, length)
+        raise RequestError(413, "payload_too_large", f"the body has {length} bytes, the limit is {limit}")
+    body: bytes = stream.read(limit + 1 if length is None else length)
+    if len(body) > limit:
+        _drain(stream, DRAIN_LIMIT_BYTES)
+        raise RequestError(413, "payload_too_large", f"the chunked body exceeds the limit of {limit} bytes")
+    return body
 
 
 def _register_routes(app: Flask, holder: ModelHolder, workers: int) -> None:
-    app.before_request(lambda: _refuse_oversized(int(app.config["MAX_CONTENT_LENGTH"])))
-
     @app.get("/ping")
     def ping() -> Response:
         loaded = holder.get()
@@ -229,13 +236,14 @@ def _register_routes(app: Flask, holder: ModelHolder, workers: int) -> None:
 
     @app.post("/invocations")
     def invocations() -> Response:
+        body = read_body(int(app.config["MAX_CONTENT_LENGTH"]))  # first, so that every answer is readable
         loaded = holder.get()
         if loaded is None:
             return _not_loaded(holder)
         if request.headers.get("Accept") and not request.accept_mimetypes.accept_json:
             raise RequestError(406, "not_acceptable", f"responses are {JSON_TYPE}")
         charset = request.mimetype_params.get("charset", "utf-8")
-        features = parse_records(request.get_data(cache=False), request.mimetype, charset, loaded.schema)
+        features = parse_records(body, request.mimetype, charset, loaded.schema)
         return _json_response(predict(loaded, features))
 
 
@@ -251,7 +259,8 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        code = (error.name or "error").lower().replace(" ", "_")
+        # 413 also comes from werkzeug (a chunked body cut off at the limit): one code for both paths.
+        code = "payload_too_large" if status == 413 else error.name.lower().replace(" ", "_")
         return _error_response(status, code, error.description or error.name)
 
     @app.errorhandler(Exception)

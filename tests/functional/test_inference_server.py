@@ -3,6 +3,7 @@ loopback port, a really trained model, real HTTP."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import joblib  # type: ignore[import-untyped]  # no stubs
 import numpy as np
 import pytest
 
-from containers.inference.local_server import LocalServer, ServerNotReadyError
+from containers.inference.local_server import LOOPBACK, LocalServer, ServerNotReadyError
 from pipelines import train
 from pipelines.features import Matrix
 from pipelines.train import CHURN_SCHEMA, TrainConfig
@@ -117,9 +118,7 @@ def test_dict_records_are_matched_by_name_not_by_order(server: LocalServer, rows
     )
 
 
-def test_twenty_batch_requests_in_a_row_all_succeed(
-    server: LocalServer, rows: Matrix
-) -> None:
+def test_twenty_batch_requests_in_a_row_all_succeed(server: LocalServer, rows: Matrix) -> None:
     body = _as_csv(rows)
     statuses = [server.request("POST", "/invocations", body, CSV)[0] for _ in range(20)]
     assert statuses == [200] * 20
@@ -201,6 +200,28 @@ def test_a_body_just_under_the_limit_is_served(server: LocalServer) -> None:
     status, answer = _post(server, body, CSV)
     assert status == 200
     assert len(answer["predictions"]) == body.count(b"\n")
+
+
+def _post_chunked(
+    server: LocalServer, line: bytes, lines_per_chunk: int, chunks: int
+) -> tuple[int, dict[str, Any]]:
+    connection = http.client.HTTPConnection(LOOPBACK, server.port, timeout=30)
+    try:
+        body = (line * lines_per_chunk for _ in range(chunks))
+        connection.request("POST", "/invocations", body=body, headers=CSV, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_chunked_body_is_read_whole_below_the_limit_and_refused_above_it(server: LocalServer) -> None:
+    line = (VALID + "\n").encode()
+    status, answer = _post_chunked(server, line, lines_per_chunk=1000, chunks=5)
+    assert (status, len(answer["predictions"])) == (200, 5000)
+    # Never truncated at the limit and served in part: refused whole.
+    status, answer = _post_chunked(server, line, lines_per_chunk=10_000, chunks=40)
+    assert (status, answer["error"]) == (413, "payload_too_large")
 
 
 def test_wrong_methods_and_paths_get_json_errors(server: LocalServer) -> None:
