@@ -1,5 +1,5 @@
 """The container's pieces that need no socket: the `serve` settings and command line, the image's
-pins against the project's, and the request parsing."""
+pins against the project's, the request parsing, and faults seen through Flask's test client."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from containers.inference import server as server_module
 from containers.inference.serve import ServeSettings, gunicorn_argv, server_environment
-from containers.inference.server import RequestError, parse_records
+from containers.inference.server import RequestError, create_app, parse_records
+from pipelines import train
 from pipelines.features import FeatureError
-from pipelines.train import CHURN_SCHEMA
+from pipelines.train import CHURN_SCHEMA, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)")
@@ -102,3 +104,31 @@ def test_parsing_errors_carry_status_and_code() -> None:
     with pytest.raises(FeatureError) as feature_error:
         parse_records(b'{"tenure_months": 3}', "application/json", "utf-8", CHURN_SCHEMA)
     assert (feature_error.value.kind, feature_error.value.feature) == ("missing_feature", "monthly_charges")
+
+
+def test_a_fault_in_the_model_is_a_json_500_without_internals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    train.train(TrainConfig(samples=300), tmp_path)
+    app = create_app(tmp_path)
+
+    def broken_predict(*_: object) -> dict[str, object]:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(server_module, "predict", broken_predict)
+    response = app.test_client().post("/invocations", data="3,80.5,4,1,2,12,2.1,0", content_type="text/csv")
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": "internal_error",
+        "message": "the server failed to handle the request",
+    }
+    assert "secret internals" in caplog.text  # in the log, for the operator
+
+
+def test_a_corrupt_model_file_keeps_the_server_up_and_unhealthy(tmp_path: Path) -> None:
+    train.train(TrainConfig(samples=300), tmp_path)
+    (tmp_path / "model.joblib").write_bytes(b"not a pickle")
+    client = create_app(tmp_path).test_client()
+    response = client.get("/ping")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "model_not_loaded"
