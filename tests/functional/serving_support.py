@@ -146,8 +146,10 @@ class FakeAppConfigData:
     values: Any
     error: Exception | None = None
     fetches: int = 0
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
-    def start_configuration_session(self, **_: Any) -> dict[str, Any]:
+    def start_configuration_session(self, **request: Any) -> dict[str, Any]:
+        self.sessions.append(request)
         return {"InitialConfigurationToken": "token-0"}
 
     def get_latest_configuration(self, *, ConfigurationToken: str) -> dict[str, Any]:

@@ -227,10 +227,19 @@ def test_a_flag_document_the_model_rejects_counts_as_unavailable(serving: Servin
     assert "churn-user-pin" in body["routing"]["detail"]
 
 
-def test_flags_are_fetched_once_per_ttl(serving: Serving) -> None:
+def test_flags_are_fetched_once_per_ttl_from_a_session_polled_at_that_interval(serving: Serving) -> None:
     for _ in range(3):
         assert serving.post({"features": FEATURES})["statusCode"] == 200
     assert serving.appconfig.fetches == 1
+    # A longer session interval than the TTL would make AppConfigData answer "Request too early".
+    assert serving.appconfig.sessions == [
+        {
+            "ApplicationIdentifier": "mlrollout-dev",
+            "EnvironmentIdentifier": "dev",
+            "ConfigurationProfileIdentifier": "flags",
+            "RequiredMinimumPollIntervalInSeconds": 30,
+        }
+    ]
 
 
 def test_base64_encoded_body_is_accepted(serving: Serving) -> None:

@@ -18,6 +18,9 @@ from lambdas.serving.ports import FlagsUnavailable
 if TYPE_CHECKING:
     from mypy_boto3_appconfigdata import AppConfigDataClient
 
+# AppConfigData's lower bound for a session's poll interval.
+MIN_POLL_INTERVAL_SECONDS = 15
+
 
 class AppConfigFlagSource:
     def __init__(
@@ -53,7 +56,14 @@ class AppConfigFlagSource:
 
     def _fetch(self) -> Any:
         try:
-            return self._get_provider().get(self._profile, max_age=self._ttl_seconds, transform="json")
+            return self._get_provider().get(
+                self._profile,
+                max_age=self._ttl_seconds,
+                transform="json",
+                # AppConfigData refuses polls sooner than the session's interval (default 60 s) with
+                # "Request too early", so the session is opened with the TTL as its interval.
+                RequiredMinimumPollIntervalInSeconds=max(MIN_POLL_INTERVAL_SECONDS, self._ttl_seconds),
+            )
         except (GetParameterError, TransformParameterError) as error:
             raise FlagsUnavailable(f"AppConfig {self._application}/{self._profile}: {error}") from error
 
