@@ -36,7 +36,6 @@ Transform = Literal["none", "log1p"]
 FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 Matrix = npt.NDArray[np.float64]
-Record = Mapping[str, object] | Sequence[object]
 # What went wrong, for clients and metrics; the message says it for people.
 FeatureErrorKind = Literal[
     "no_records",
