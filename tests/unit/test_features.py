@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +224,9 @@ def test_json_dicts_json_lists_and_csv_rows_of_the_same_data_give_the_same_matri
     np.testing.assert_array_equal(from_dicts, np.asarray(rows))
     np.testing.assert_array_equal(from_lists, from_dicts)
     np.testing.assert_array_equal(from_csv, from_dicts)
+
+
+def test_the_schema_and_conversions_import_without_scikit_learn() -> None:
+    # A gate Lambda may validate golden inputs with the schema and no scikit-learn installed.
+    code = "import sys, pipelines.features; sys.exit('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
