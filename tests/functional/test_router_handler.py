@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -62,7 +62,11 @@ class Serving:
         response: dict[str, Any] = self.handler.handler(event, LambdaContextStub())
         return response
 
-    def predictor(self, weight_source: EndpointWeightSource | None = None) -> Predictor:
+    def predictor(
+        self,
+        weight_source: EndpointWeightSource | None = None,
+        flags_clock: Callable[[], float] = time.monotonic,
+    ) -> Predictor:
         """The real adapters on moto, with the fake model and the fake AppConfigData."""
         flags = AppConfigFlagSource(
             application="mlrollout-dev",
@@ -71,6 +75,7 @@ class Serving:
             ttl_seconds=30,
             catalog=CATALOG,
             client=cast("AppConfigDataClient", self.appconfig),
+            clock=flags_clock,
         )
         return build_predictor(
             load_settings(RouterSettings, ENVIRONMENT),
@@ -220,6 +225,22 @@ def test_unreadable_flags_fail_safe_to_the_champion_and_are_counted(
     assert "flags unavailable: served the champion" in caplog.text
 
 
+def test_after_a_flag_read_failure_requests_fail_safe_at_once_then_retry_on_a_new_session(
+    serving: Serving,
+) -> None:
+    clock = [0.0]
+    serving.handler.use(serving.predictor(flags_clock=lambda: clock[0]))
+    serving.appconfig.error = runtime_error("InternalServerException", "down")
+    for _ in range(2):
+        body = body_of(serving.post({"features": FEATURES}))
+        assert body["routing"]["reason"] == "flags_unavailable"
+    assert serving.appconfig.fetches == 1
+    serving.appconfig.error = None
+    clock[0] = 5.0
+    assert body_of(serving.post({"features": FEATURES}))["routing"]["reason"] == "sagemaker_split"
+    assert (serving.appconfig.fetches, len(serving.appconfig.sessions)) == (2, 2)
+
+
 def test_a_flag_document_the_model_rejects_counts_as_unavailable(serving: Serving) -> None:
     serving.appconfig.values = flag_values(user_pin={"enabled": True, "users": ["u-1"], "variant": "shadow"})
     body = body_of(serving.post({"features": FEATURES, "user_id": "u-1"}))
@@ -323,6 +344,29 @@ def test_model_call_faults_map_to_statuses_and_store_nothing(
     assert response["statusCode"] == status
     assert named in body_of(response)["message"]
     assert serving.stored_items() == []
+
+
+def test_after_a_weights_read_failure_requests_go_untargeted_at_once_then_retry(serving: Serving) -> None:
+    calls = []
+
+    class FailingSageMaker:
+        def describe_endpoint(self, *, EndpointName: str) -> Any:
+            calls.append(EndpointName)
+            raise runtime_error("ThrottlingException", "Rate exceeded")
+
+    clock = [0.0]
+    serving.handler.use(
+        serving.predictor(
+            EndpointWeightSource(client=FailingSageMaker(), ttl_seconds=30, clock=lambda: clock[0])
+        )
+    )
+    for _ in range(2):
+        body = body_of(serving.post({"features": FEATURES, "user_id": "u-1"}))
+        assert (body["routing"]["reason"], body["routing"]["target_variant"]) == ("weights_unavailable", None)
+    assert len(calls) == 1
+    clock[0] = 5.0
+    serving.post({"features": FEATURES, "user_id": "u-1"})
+    assert len(calls) == 2
 
 
 def test_weights_are_cached_for_their_ttl(serving: Serving) -> None:

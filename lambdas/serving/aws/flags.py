@@ -6,7 +6,8 @@ it (Powertools' FeatureFlags utility cannot read that format).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import AppConfigProvider
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 # AppConfigData's lower bound for a session's poll interval.
 MIN_POLL_INTERVAL_SECONDS = 15
+# After a failed read, requests fail safe at once for this long instead of each waiting on AppConfig.
+RETRY_AFTER_FAILURE_SECONDS = 5.0
 
 
 class AppConfigFlagSource:
@@ -32,6 +35,8 @@ class AppConfigFlagSource:
         ttl_seconds: int,
         catalog: Sequence[EndpointVariants],
         client: AppConfigDataClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_after_seconds: float = RETRY_AFTER_FAILURE_SECONDS,
     ) -> None:
         self._application = application
         self._environment = environment
@@ -39,24 +44,30 @@ class AppConfigFlagSource:
         self._ttl_seconds = ttl_seconds
         self._catalog = tuple(catalog)
         self._client = client
+        self._clock = clock
+        self._retry_after_seconds = retry_after_seconds
         self._provider: AppConfigProvider | None = None
-        # Parsed once per fetched document: the provider hands back the same object until its TTL.
-        self._parsed: tuple[Any, FlagSet] | None = None
+        self._failed_at: float | None = None
+        self._failure = ""
+        # Parsed once per fetched document (the provider hands back the same object until its TTL);
+        # a rejected document is remembered as its error message.
+        self._parsed: tuple[Any, FlagSet | str] | None = None
 
     def flags(self) -> FlagSet:
         raw = self._fetch()
-        if self._parsed is not None and self._parsed[0] is raw:
-            return self._parsed[1]
-        try:
-            flags = FlagSet.from_values(raw, self._catalog)
-        except FlagError as error:
-            raise FlagsUnavailable(f"flag document rejected: {error}") from error
-        self._parsed = (raw, flags)
-        return flags
+        if self._parsed is None or self._parsed[0] is not raw:
+            self._parsed = (raw, _parse(raw, self._catalog))
+        parsed = self._parsed[1]
+        if isinstance(parsed, str):
+            raise FlagsUnavailable(parsed)
+        return parsed
 
     def _fetch(self) -> Any:
+        now = self._clock()
+        if self._failed_at is not None and now - self._failed_at < self._retry_after_seconds:
+            raise FlagsUnavailable(self._failure)
         try:
-            return self._get_provider().get(
+            raw = self._get_provider().get(
                 self._profile,
                 max_age=self._ttl_seconds,
                 transform="json",
@@ -65,7 +76,12 @@ class AppConfigFlagSource:
                 RequiredMinimumPollIntervalInSeconds=max(MIN_POLL_INTERVAL_SECONDS, self._ttl_seconds),
             )
         except (GetParameterError, TransformParameterError) as error:
-            raise FlagsUnavailable(f"AppConfig {self._application}/{self._profile}: {error}") from error
+            self._failed_at, self._failure = now, f"AppConfig {self._application}/{self._profile}: {error}"
+            # The next attempt opens a new session: this one's token may be what failed.
+            self._provider = None
+            raise FlagsUnavailable(self._failure) from error
+        self._failed_at = None
+        return raw
 
     def _get_provider(self) -> AppConfigProvider:
         # Created on first use: the provider creates its boto3 client, which moto must see in tests.
@@ -74,3 +90,10 @@ class AppConfigFlagSource:
                 environment=self._environment, application=self._application, boto3_client=self._client
             )
         return self._provider
+
+
+def _parse(raw: Any, catalog: Sequence[EndpointVariants]) -> FlagSet | str:
+    try:
+        return FlagSet.from_values(raw, catalog)
+    except FlagError as error:
+        return f"flag document rejected: {error}"

@@ -10,6 +10,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.serving.ports import WeightsUnavailable
 
+# After a failed read, requests go untargeted at once for this long instead of each calling again.
+RETRY_AFTER_FAILURE_SECONDS = 5.0
+
 
 class DescribesEndpoints(Protocol):
     """The one SageMaker control-plane call the router makes (boto3's `sagemaker` client has it)."""
@@ -24,21 +27,30 @@ class EndpointWeightSource:
         client: DescribesEndpoints,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        retry_after_seconds: float = RETRY_AFTER_FAILURE_SECONDS,
     ) -> None:
         self._client = client
         self._ttl_seconds = ttl_seconds
         self._clock = clock
+        self._retry_after_seconds = retry_after_seconds
         self._cache: dict[str, tuple[float, Mapping[str, float]]] = {}
+        self._failures: dict[str, tuple[float, str]] = {}
 
     def weights(self, endpoint_name: str) -> Mapping[str, float]:
         now = self._clock()
         cached = self._cache.get(endpoint_name)
         if cached is not None and now - cached[0] < self._ttl_seconds:
             return cached[1]
+        failure = self._failures.get(endpoint_name)
+        if failure is not None and now - failure[0] < self._retry_after_seconds:
+            raise WeightsUnavailable(failure[1])
         try:
             description = self._client.describe_endpoint(EndpointName=endpoint_name)
         except (BotoCoreError, ClientError) as error:
-            raise WeightsUnavailable(f"DescribeEndpoint {endpoint_name}: {error}") from error
+            # Old weights are not reused: after a rollback they would keep targeting the challenger.
+            self._failures[endpoint_name] = (now, f"DescribeEndpoint {endpoint_name}: {error}")
+            raise WeightsUnavailable(self._failures[endpoint_name][1]) from error
+        self._failures.pop(endpoint_name, None)
         weights = current_weights(description)
         self._cache[endpoint_name] = (now, weights)
         return weights

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 # A model call gets one quick retry; the caller sees a 503 rather than waiting through many.
 RUNTIME_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
+# Flags and weights are read on the request path and have a safe fallback: fail fast.
+CONTROL_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2)
 
 
 def build_predictor(
@@ -54,12 +56,12 @@ def _flag_source(settings: RouterSettings) -> AppConfigFlagSource:
         profile=settings.appconfig_profile,
         ttl_seconds=settings.flags_ttl_seconds,
         catalog=settings.catalog(),
-        client=boto3.client("appconfigdata"),
+        client=boto3.client("appconfigdata", config=CONTROL_CONFIG),
     )
 
 
 def _weight_source(settings: RouterSettings, client: DescribesEndpoints | None) -> EndpointWeightSource:
     if client is None:
         # The sagemaker stubs are not installed; the client's describe_endpoint matches the protocol.
-        client = cast("DescribesEndpoints", boto3.client("sagemaker"))
+        client = cast("DescribesEndpoints", boto3.client("sagemaker", config=CONTROL_CONFIG))
     return EndpointWeightSource(client=client, ttl_seconds=settings.weights_ttl_seconds)
