@@ -44,11 +44,14 @@ synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
+# Every benchmark; each prints its table and writes bench/results/. Not timed tests: numbers, not verdicts.
+BENCHES := bench.judge_bench bench.router_bench bench.container_bench
+
 bench: setup
-	$(PY) -m bench.judge_bench
+	set -e; for bench in $(BENCHES); do $(PY) -m $$bench; done
 
 bench-quick: setup
-	$(PY) -m bench.judge_bench --quick
+	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
 	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
