@@ -32,9 +32,9 @@ def use(recorder: FeedbackRecorder | None) -> None:
 
 
 def _service() -> FeedbackRecorder:
+    global _recorder  # noqa: PLW0603 - built on the first request, after the environment is read
     if _recorder is None:
-        use(build_feedback_recorder(load_settings(FeedbackSettings, os.environ)))
-    assert _recorder is not None
+        _recorder = build_feedback_recorder(load_settings(FeedbackSettings, os.environ))
     return _recorder
 
 

@@ -32,9 +32,9 @@ def use(predictor: Predictor | None) -> None:
 
 
 def _service() -> Predictor:
+    global _predictor  # noqa: PLW0603 - built on the first request, after the environment is read
     if _predictor is None:
-        use(build_predictor(load_settings(RouterSettings, os.environ)))
-    assert _predictor is not None
+        _predictor = build_predictor(load_settings(RouterSettings, os.environ))
     return _predictor
 
 

@@ -249,3 +249,10 @@ def test_a_label_for_an_inference_without_predicted_labels_is_400(feedback: Feed
     response = feedback.post({"inference_id": inference_id, "label": 1})
     assert response["statusCode"] == 400
     assert "send 'converted'" in body_of(response)["message"]
+
+
+def test_the_recorder_built_from_its_environment_records_in_moto(feedback: Feedback) -> None:
+    inference_id = feedback.stored()
+    feedback.handler.use(None)
+    assert feedback.post({"inference_id": inference_id, "converted": True})["statusCode"] == 200
+    assert feedback.item(inference_id)["outcome"] == {"S": "conversion"}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from lambdas.serving.aws.flags import AppConfigFlagSource
@@ -386,3 +387,23 @@ def test_weights_are_cached_for_their_ttl(serving: Serving) -> None:
     clock[0] = 130.0
     weights.weights(ENDPOINT_NAME)
     assert len(calls) == 2
+
+
+def test_the_router_built_from_its_environment_serves_through_moto(serving: Serving) -> None:
+    """No injected parts: the clients come from the environment (moto has no AppConfigData: fail safe)."""
+    moto_results: dict[str, Any] = {
+        "account_id": "123456789012",
+        "region": "us-east-1",
+        "results": [{"Body": json.dumps({"predictions": [0]}), "InvokedProductionVariant": "champion"}],
+    }
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json=moto_results,
+        timeout=5,
+    ).raise_for_status()
+    serving.handler.use(None)
+    body = body_of(serving.post({"features": FEATURES, "user_id": "u-1"}))
+    assert (body["variant"], body["routing"]["reason"]) == ("champion", "flags_unavailable")
+    assert body["prediction"] == {"predictions": [0]}
+    (item,) = serving.stored_items()
+    assert item["inference_id"]["S"] == body["inference_id"]
