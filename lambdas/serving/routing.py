@@ -1,11 +1,12 @@
 """Which variant serves a request: flags first, then a sticky hash against the current weights.
 
-The order, most specific last to be overridden:
+The first rule that applies decides:
 
 1. flags unreadable -> the champion (fail safe: a kill switch we cannot see may be on);
 2. kill switch on -> the champion;
 3. an allow-listed user or a pinned segment -> the pinned variant;
-4. no production challenger (shadow endpoint) -> the champion;
+4. no production challenger (shadow endpoint) -> no TargetVariant: the champion is the only choice,
+   and SageMaker copies the request to the shadow variant as configured;
 5. a user id -> a stable point in [0, 1) per (endpoint, user); the challenger owns [0, share), so a
    larger share only adds users and nobody in the 5 % leaves it at 25 %;
 6. otherwise -> no TargetVariant: SageMaker splits by its own weights.
@@ -83,8 +84,8 @@ def choose_variant(
     if pinned is not None:
         return pinned
     if variants.challenger is None:
-        only = "the champion is the only production variant"
-        return RouteDecision(champion, RouteReason.NO_CHALLENGER, only)
+        only = "the champion is the only production variant; no target needed"
+        return RouteDecision(None, RouteReason.NO_CHALLENGER, only)
     if user_id is None:
         return RouteDecision(None, RouteReason.SAGEMAKER_SPLIT, "no user id: SageMaker splits by weight")
     return _sticky(variants, variants.challenger, weights, user_id)

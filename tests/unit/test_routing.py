@@ -201,7 +201,7 @@ def test_unreadable_weights_let_sagemaker_split() -> None:
     assert (decision.target_variant, decision.reason) == (None, RouteReason.WEIGHTS_UNAVAILABLE)
 
 
-def test_a_shadow_endpoint_serves_its_champion() -> None:
+def test_a_shadow_endpoint_is_not_targeted() -> None:
     decision = choose_variant(
         flags=EndpointFlags(endpoint=SHADOW),
         variants=SHADOW,
@@ -209,7 +209,7 @@ def test_a_shadow_endpoint_serves_its_champion() -> None:
         user_id="u",
         segment=None,
     )
-    assert (decision.target_variant, decision.reason) == ("champion", RouteReason.NO_CHALLENGER)
+    assert (decision.target_variant, decision.reason) == (None, RouteReason.NO_CHALLENGER)
 
 
 @pytest.mark.parametrize(
