@@ -6,7 +6,7 @@ import random
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdas.flags import EndpointFlags, EndpointVariants, KillSwitch, SegmentPin, UserPin
@@ -55,8 +55,11 @@ def endpoint_flags(draw: st.DrawFn) -> EndpointFlags:
 
 
 NO_FLAGS = EndpointFlags(endpoint=VARIANTS)
+# Same examples on every run (no flaky CI), no deadline on a busy machine.
+PROPERTIES = settings(max_examples=200, deadline=None, derandomize=True)
 
 
+@PROPERTIES
 @given(user_id=user_ids, challenger_percent=percent)
 def test_same_user_and_weights_get_the_same_variant(user_id: str, challenger_percent: int) -> None:
     choices = {
@@ -79,6 +82,7 @@ def test_hash_point_is_stable_across_processes() -> None:
     assert hash_point("churn", "user-1") != hash_point("fraud", "user-1")
 
 
+@PROPERTIES
 @given(user_id=user_ids, low=percent, high=percent)
 def test_a_challenger_user_stays_in_the_challenger_as_its_weight_grows(
     user_id: str, low: int, high: int
@@ -96,6 +100,7 @@ def test_a_challenger_user_stays_in_the_challenger_as_its_weight_grows(
         assert before.target_variant == "champion"
 
 
+@PROPERTIES
 @given(
     flags=endpoint_flags(),
     user_id=st.none() | user_ids,
@@ -118,6 +123,7 @@ def test_kill_switch_sends_everything_to_the_champion(
     assert "bad model" in decision.detail
 
 
+@PROPERTIES
 @given(user_id=user_ids, segment=segments, pinned=variant_names, challenger_percent=percent)
 def test_an_allow_listed_user_gets_the_pinned_variant_whatever_the_weights(
     user_id: str, segment: str, pinned: str, challenger_percent: int
@@ -138,6 +144,7 @@ def test_an_allow_listed_user_gets_the_pinned_variant_whatever_the_weights(
     assert (decision.target_variant, decision.reason) == (pinned, RouteReason.USER_PIN)
 
 
+@PROPERTIES
 @given(user_id=st.none() | user_ids, segment=segments, pinned=variant_names, challenger_percent=percent)
 def test_a_pinned_segment_beats_the_hash(
     user_id: str | None, segment: str, pinned: str, challenger_percent: int
@@ -153,6 +160,7 @@ def test_a_pinned_segment_beats_the_hash(
     assert (decision.target_variant, decision.reason) == (pinned, RouteReason.SEGMENT_PIN)
 
 
+@PROPERTIES
 @given(user_id=st.none() | user_ids, segment=st.none() | segments, challenger_percent=percent)
 def test_unreadable_flags_fail_safe_to_the_champion(
     user_id: str | None, segment: str | None, challenger_percent: int
