@@ -25,6 +25,7 @@ from lambdas.serving.ports import (
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_PROBLEMS = 10
+_SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "none"})
 
 _STATUS: Mapping[type[ServingError], int] = {
     UnknownEndpoint: 404,
@@ -75,7 +76,7 @@ def parse_body(event: Mapping[str, Any], model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        problems = [_problem(problem) for problem in error.errors()[:MAX_PROBLEMS]]
+        problems = _problems(error)
         summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
         raise BadRequest(f"invalid request: {summary}", problems) from None
 
@@ -119,7 +120,19 @@ def _body_text(event: HttpEvent) -> str:
         raise BadRequest("body is not base64-encoded UTF-8 text") from None
 
 
-def _problem(problem: Any) -> dict[str, str]:
-    field = ".".join(str(part) for part in problem["loc"]) or "body"
-    message = "unknown field" if problem["type"] == "extra_forbidden" else str(problem["msg"])
-    return {"field": field, "message": message}
+def _problems(error: ValidationError) -> list[dict[str, str]]:
+    """One entry per field; a union's alternatives (pydantic reports each) become one "or" message."""
+    by_field: dict[str, list[str]] = {}
+    for problem in error.errors():
+        parts = [str(part) for part in problem["loc"] if not _is_union_member(part)]
+        message = "unknown field" if problem["type"] == "extra_forbidden" else str(problem["msg"])
+        messages = by_field.setdefault(".".join(parts) or "body", [])
+        if message not in messages:
+            messages.append(message)
+    fields = list(by_field.items())[:MAX_PROBLEMS]
+    return [{"field": field, "message": " or ".join(messages)} for field, messages in fields]
+
+
+def _is_union_member(part: str | int) -> bool:
+    # pydantic names the union member it tried in the location, e.g. "list[...]" or "str".
+    return isinstance(part, str) and ("[" in part or part in _SCALAR_TAGS)
