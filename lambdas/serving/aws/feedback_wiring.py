@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.aws.store import STORE_CONFIG, DynamoDBInferenceStore
 from lambdas.serving.feedback import FeedbackRecorder
 from lambdas.serving.settings import FeedbackSettings
 
@@ -21,6 +21,6 @@ def build_feedback_recorder(
     settings: FeedbackSettings, *, dynamodb: DynamoDBClient | None = None
 ) -> FeedbackRecorder:
     store = DynamoDBInferenceStore(
-        client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
+        client=dynamodb or boto3.client("dynamodb", config=STORE_CONFIG), table_name=settings.inference_table
     )
     return FeedbackRecorder(endpoints=settings.endpoints, store=store)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.serving.ports import (
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, UniversalAttributeValueTypeDef
 
+# Two quick tries: the store sits on the request path of both functions (see wiring's time budget).
+STORE_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1)
 _RECORD_ONCE = "attribute_exists(inference_id) AND attribute_not_exists(outcome) AND expires_at > :now"
 
 

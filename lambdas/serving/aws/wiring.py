@@ -12,7 +12,7 @@ from botocore.config import Config
 
 from lambdas.serving.aws.flags import AppConfigFlagSource
 from lambdas.serving.aws.invoker import SageMakerInvoker
-from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.aws.store import STORE_CONFIG, DynamoDBInferenceStore
 from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
 from lambdas.serving.inference import Predictor
 from lambdas.serving.ports import FlagSource, WeightSource
@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
-# A model call gets one quick retry; the caller sees a 503 rather than waiting through many.
-RUNTIME_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
-# Flags and weights are read on the request path and have a safe fallback: fail fast.
-CONTROL_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=2)
+# Worst case within the router's 30 s budget (the HTTP API's limit): flags and weights at most 3 s each
+# (no retry: a failed read backs off and falls back), the model two tries of at most 2 + 8 s, the store
+# two of 1 + 1 s. A slow model call ends as this function's 504, not as the API's own timeout.
+CONTROL_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2)
+RUNTIME_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=8)
 
 
 def build_predictor(
@@ -43,7 +44,8 @@ def build_predictor(
         weights=weight_source or _weight_source(settings, sagemaker),
         invoker=SageMakerInvoker(runtime or boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)),
         store=DynamoDBInferenceStore(
-            client=dynamodb or boto3.client("dynamodb"), table_name=settings.inference_table
+            client=dynamodb or boto3.client("dynamodb", config=STORE_CONFIG),
+            table_name=settings.inference_table,
         ),
         ttl_days=settings.inference_ttl_days,
     )
