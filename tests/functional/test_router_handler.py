@@ -333,6 +333,26 @@ def test_unknown_endpoint_is_404(serving: Serving) -> None:
             400,
             "expected 3 features, got 2",
         ),
+        (
+            runtime_error(
+                "ModelError",
+                "Received client error (422)",
+                OriginalStatusCode=422,
+                OriginalMessage='{"error": "wrong_feature_count", "record": 0}',
+            ),
+            400,
+            "wrong_feature_count",
+        ),
+        (
+            runtime_error(
+                "ModelError",
+                "Received server error (503)",
+                OriginalStatusCode=503,
+                OriginalMessage='{"error": "model_not_loaded"}',
+            ),
+            503,
+            "model_not_loaded",
+        ),
         (runtime_error("ThrottlingException", "Rate exceeded"), 503, "retry later"),
         (runtime_error("ValidationError", "Endpoint not found"), 502, "Endpoint not found"),
     ],

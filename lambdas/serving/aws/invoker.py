@@ -59,11 +59,14 @@ def _client_failure(endpoint_name: str, error: ClientError) -> InvocationFailed:
     code = str(details.get("Code", ""))
     message = str(details.get("Message", error))
     if code == "ModelError":
-        # The container's own status: its 4XX means the caller's features were wrong.
+        # The container's own status: its 4XX means the caller's features were wrong (the inference
+        # container answers 422 naming the record and feature); its 503 means the model is not loaded yet.
         original = _int(error.response.get("OriginalStatusCode"))
         model_message = str(error.response.get("OriginalMessage") or message)
-        status = 400 if original is not None and 400 <= original < 500 else 502
-        return InvocationFailed(f"model rejected the request: {model_message}", status=status)
+        if original is not None and 400 <= original < 500:
+            return InvocationFailed(f"model rejected the request: {model_message}", status=400)
+        status = 503 if original == 503 else 502
+        return InvocationFailed(f"model failed ({original}): {model_message}", status=status)
     if code in RETRYABLE_CODES:
         return InvocationFailed(f"endpoint {endpoint_name} busy, retry later: {message}", status=503)
     return InvocationFailed(f"endpoint {endpoint_name} failed ({code or 'error'}): {message}", status=502)
