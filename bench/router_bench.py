@@ -1,7 +1,7 @@
 """Benchmark of the router Lambda: per-request overhead without the model, and cold import times.
 
     python -m bench.router_bench            # 20 000 timed requests per case, 5 cold imports per handler
-    python -m bench.router_bench --quick    # 2 000 requests, 2 imports (smoke run)
+    python -m bench.router_bench --quick    # 2 000 requests, 2 imports (smoke run, written to a temp dir)
 
 (a) The router handler end to end in-process (event parse, flags from the Powertools cache, weights
 from the adapter's cache, choice, InvokeEndpoint request and response JSON, store, EMF metrics) with
@@ -43,6 +43,8 @@ from lambdas.serving.ports import InferenceNotFound, InferenceRecord, Outcome
 from lambdas.serving.settings import EndpointSettings
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "router.csv"
+# Quick runs never overwrite the committed results of a full run.
+QUICK_OUT = Path(tempfile.gettempdir()) / "mlrollout-router-bench-quick" / "router.csv"
 HANDLERS = ("lambdas.handlers.router", "lambdas.handlers.feedback", "lambdas.handlers.flag_validator")
 REQUEST_TARGET_MS = 1.0
 IMPORT_TARGET_MS = 300.0
@@ -319,18 +321,21 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke run")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"the CSV (default {DEFAULT_OUT}; quick runs {QUICK_OUT})"
+    )
     args = parser.parse_args(argv)
     samples, repeats = (2_000, 2) if args.quick else (20_000, 5)
     rows = request_overhead(samples) + cold_imports(repeats)
-    write_csv(rows, args.out)
+    out: Path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    write_csv(rows, out)
     print(f"{'measure':<12} {'case':<90} {'p50 ms':>9} {'p99 ms':>9} {'target':>7}  ok")
     for row in rows:
         print(
             f"{row.measure:<12} {row.case:<90} {row.p50_ms:>9.3f} {row.p99_ms:>9.3f} "
             f"{row.target_ms:>7g}  {'yes' if row.meets_target else 'NO'}"
         )
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
