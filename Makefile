@@ -12,11 +12,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 setup: $(VENV)/.synced node_modules/.installed
 
-# uv installs the locked tree in seconds; it is itself pinned and bootstrapped with pip.
+# uv installs the locked tree in seconds; it is itself pinned and bootstrapped with pip. Bytecode is
+# compiled once at install: with PYTHONDONTWRITEBYTECODE set, every test process would compile again.
 $(VENV)/.synced: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
