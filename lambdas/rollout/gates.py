@@ -52,6 +52,7 @@ from pydantic import (
 __all__ = [
     "BASELINE_MAX_VALUES",
     "CLASSIFICATION_METRICS",
+    "EXACT_KS_MAX_CELLS",
     "CapturedFeatures",
     "ClassificationMetric",
     "DriftGateResult",
@@ -83,7 +84,7 @@ ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "auc"]
 CLASSIFICATION_METRICS: tuple[ClassificationMetric, ...] = get_args(ClassificationMetric)
 
 BASELINE_MAX_VALUES = 1000
-"""Most values kept per feature in a training baseline: 8 features stay well under 200 KB of JSON."""
+"""Most values kept per feature in a training baseline: 8 features make about 160 KB of JSON."""
 
 EXACT_KS_MAX_CELLS = 10_000
 """Largest n x m for which the KS p-value is counted exactly; beyond it the asymptotic tail is close."""
@@ -200,7 +201,9 @@ class _GateResult(_Frozen):
 
 Label = StrictInt | StrictStr
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-InputRecord = dict[str, FiniteFloat] | list[FiniteFloat]
+InputRecord = (
+    Annotated[dict[str, FiniteFloat], Field(min_length=1)] | Annotated[list[FiniteFloat], Field(min_length=1)]
+)
 
 
 class GoldenCase(_Frozen):
@@ -573,7 +576,7 @@ def _exact_ks_pvalue(n: int, m: int, gap: int) -> float:
 
 
 def kolmogorov_sf(x: float) -> float:
-    """P(K > x) for the Kolmogorov distribution (the limit of sqrt(n) D_n), accurate to about 1e-15.
+    """P(K > x) for the Kolmogorov distribution (the limit of sqrt(n) D_n), accurate to about 1e-14.
 
     Two series, each where it converges fast: the theta-function form below 1.18, the alternating
     series 2 sum (-1)^(k-1) exp(-2 k^2 x^2) above.

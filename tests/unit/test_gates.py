@@ -185,6 +185,8 @@ def test_golden_cases_reject_duplicate_ids_nan_inputs_and_bad_probabilities() ->
         GoldenCase(case_id="c", record=[1.0], expected_label=0, expected_probabilities=(1.2, -0.2))
     with pytest.raises(ValidationError, match="at least 1 item"):
         GoldenCase(case_id="d", record=[1.0], expected_label=0, expected_probabilities=())
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        GoldenCase(case_id="e", record={}, expected_label=0)
 
 
 @PROPERTY_SETTINGS
