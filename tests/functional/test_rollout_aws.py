@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,7 +10,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.lock_table import DynamoDBLockTable
+from lambdas.rollout.ledger import (
+    EntryKind,
+    Ledger,
+    LedgerConflict,
+    LedgerEntry,
+    gate_payload,
+    summarize,
+    traffic_payload,
+)
 from lambdas.rollout.lock import EndpointLock, EndpointLocked, NotLockHolder
 
 if TYPE_CHECKING:
@@ -18,6 +28,7 @@ if TYPE_CHECKING:
 
 ENDPOINT = "mlrollout-dev-churn"
 LOCK_TABLE = "mlrollout-dev-rollout-locks"
+LEDGER_TABLE = "mlrollout-dev-rollout-ledger"
 LEASE = 600
 
 
@@ -119,3 +130,75 @@ def test_lock_renewal_pushes_the_expiry(lock: EndpointLock, dynamodb: DynamoDBCl
     renewed = lock.renew(ENDPOINT, "exec-1")
     assert renewed.expires_at == int(clock.now) + LEASE
     assert stored_lock(dynamodb)["expires_at"] == str(renewed.expires_at)
+
+
+# --- the evidence ledger ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ledger(dynamodb: DynamoDBClient) -> Ledger:
+    dynamodb.create_table(
+        TableName=LEDGER_TABLE,
+        KeySchema=[
+            {"AttributeName": "rollout_id", "KeyType": "HASH"},
+            {"AttributeName": "sequence", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "rollout_id", "AttributeType": "S"},
+            {"AttributeName": "sequence", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Ledger(DynamoDBLedgerStore(client=dynamodb, table_name=LEDGER_TABLE))
+
+
+def ledger_entry(
+    sequence: int, kind: EntryKind, payload: Mapping[str, object], rollout_id: str = "exec-1"
+) -> LedgerEntry:
+    return LedgerEntry.model_validate(
+        {
+            "rollout_id": rollout_id,
+            "sequence": sequence,
+            "recorded_at": 1_700_000_000 + sequence,
+            "kind": kind,
+            "payload": payload,
+        }
+    )
+
+
+def test_ledger_appends_and_reads_back_in_sequence_order(ledger: Ledger) -> None:
+    written = [
+        ledger_entry(10, EntryKind.TRAFFIC_STEP, traffic_payload(0, 5, 950, 50)),
+        ledger_entry(2, EntryKind.GATE_RESULT, gate_payload("golden", "passed", {"cases": 12, "tol": 1e-6})),
+        ledger_entry(0, EntryKind.DEPLOYMENT, {"action": "deploy_challenger", "endpoint_config": "cfg"}),
+    ]
+    assert all(ledger.append(entry) for entry in written)
+    assert ledger.entries("exec-1") == sorted(written, key=lambda e: e.sequence)
+
+
+def test_ledger_ignores_a_retried_entry_and_keeps_the_recorded_one(ledger: Ledger) -> None:
+    first = ledger_entry(0, EntryKind.GATE_RESULT, gate_payload("golden", "passed"))
+    ledger.append(first)
+    retry = first.model_copy(update={"recorded_at": first.recorded_at + 60})
+    assert ledger.append(retry) is False
+    with pytest.raises(LedgerConflict):
+        ledger.append(ledger_entry(0, EntryKind.GATE_RESULT, gate_payload("golden", "failed")))
+    assert ledger.entries("exec-1") == [first]
+
+
+def test_ledger_reads_every_page_of_a_long_rollout(ledger: Ledger) -> None:
+    # 22 entries of 60 kB are more than DynamoDB returns in one 1 MB page.
+    big = {"blob": "x" * 60_000}
+    for sequence in range(22):
+        ledger.append(ledger_entry(sequence, EntryKind.DEPLOYMENT, big))
+    assert [e.sequence for e in ledger.entries("exec-1")] == list(range(22))
+
+
+def test_ledger_summary_is_built_from_the_stored_entries(ledger: Ledger) -> None:
+    ledger.append(ledger_entry(0, EntryKind.GATE_RESULT, gate_payload("metrics", "passed")))
+    ledger.append(ledger_entry(1, EntryKind.TRAFFIC_STEP, traffic_payload(0, 25, 750, 250)))
+    ledger.append(ledger_entry(2, EntryKind.OUTCOME, {"status": "promoted", "reason": ""}))
+    summary = summarize(ledger.entries("exec-1"))
+    assert summary["rollout.outcome"] == "promoted"
+    assert summary["rollout.traffic"] == "25pct:750/250"
+    assert summary["rollout.gates"] == "metrics=passed"
