@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
@@ -120,32 +121,13 @@ class BlueGreen(StrictModel):
     maximum_execution_timeout_seconds: int = Field(default=14400, ge=600, le=28800)
 
 
-class Gates(StrictModel):
-    """Pre-traffic gates: golden inputs, metric thresholds, input drift."""
-
-    golden_tolerance: float = Field(default=1e-6, ge=0)
-    minimum_metrics: dict[Literal["accuracy", "precision", "recall", "f1", "auc"], float] = Field(
-        default_factory=dict
-    )
-    max_relative_drop: float = Field(default=0.01, ge=0, le=1, description="vs the champion's metrics")
-    psi_max: float = Field(default=0.2, gt=0)
-    ks_pvalue_min: float = Field(default=0.01, gt=0, lt=1)
-
-    @field_validator("minimum_metrics")
-    @classmethod
-    def _metrics_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
-        for metric, threshold in value.items():
-            if not 0 <= threshold <= 1:
-                raise ValueError(f"minimum_metrics.{metric} must be within 0-1, got {threshold}")
-        return value
-
-
 class Rollout(StrictModel):
     strategy: Strategy = Strategy.CANARY
     traffic_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
     bake_minutes: int = Field(default=10, ge=1, le=1440)
     blue_green: BlueGreen = BlueGreen()
-    gates: Gates = Gates()
+    # The gates' own model (lambdas/), like the judge's: one schema for the YAML and the Lambda.
+    gates: GateSettings = GateSettings()
     # The judge's own model (lambdas/): the same schema validates the YAML here and runs in the Lambda.
     judge: JudgeSettings = JudgeSettings()
 
@@ -240,6 +222,18 @@ class EnvironmentConfig(StrictModel):
         if duplicates:
             raise ValueError(f"duplicate endpoint names: {duplicates}")
         return endpoints
+
+    @model_validator(mode="after")
+    def _drift_gate_has_data(self) -> Self:
+        if not self.rollout.gates.require_drift_data:
+            return self
+        blind = [endpoint.name for endpoint in self.endpoints if not endpoint.data_capture.enabled]
+        if blind:
+            raise ValueError(
+                f"endpoints {blind} capture no requests, which the drift gate needs: enable their "
+                "data_capture or set rollout.gates.require_drift_data to false"
+            )
+        return self
 
     @property
     def prefix(self) -> str:

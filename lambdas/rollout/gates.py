@@ -11,7 +11,8 @@ reports, so the evidence shows all that is wrong with a candidate, not only the 
                         none may drop by more than ``max_relative_drop`` relative to the champion's.
 * input drift        -- recently captured requests against the training baseline, feature by feature:
                         the population stability index (PSI) and the two-sample Kolmogorov-Smirnov
-                        test. A feature drifts when PSI > ``psi_max`` or the KS p-value < ``ks_pvalue_min``.
+                        test. A feature drifts when PSI > ``psi_max`` or the KS p-value is below
+                        ``ks_pvalue_min`` divided by the number of features (Bonferroni).
 
 A gate that cannot be evaluated (no golden cases, too few captured requests) reports
 ``insufficient_data``, never ``passed``; whether that blocks promotion is a setting
@@ -149,7 +150,9 @@ class GateSettings(_Frozen):
         default=0.01,
         gt=0,
         lt=1,
-        description="A feature drifts when its two-sample Kolmogorov-Smirnov p-value is below this.",
+        description="Family-wise level of the Kolmogorov-Smirnov tests: a feature drifts when its p-value is "
+        "below this divided by the number of features (Bonferroni), so an unchanged model with many "
+        "features does not fail the gate more often than this.",
     )
     drift_min_samples: int = Field(
         default=200,
@@ -715,7 +718,10 @@ def drift_gate(
         return _drift_result(
             baseline, captured, settings, drifts=(), status=status, blocks=blocks, reason=reason
         )
-    drifts = tuple(_feature_drift(name, baseline, captured, settings) for name in sorted(baseline.features))
+    ks_level = settings.ks_pvalue_min / len(baseline.features)
+    drifts = tuple(
+        _feature_drift(name, baseline, captured, settings, ks_level) for name in sorted(baseline.features)
+    )
     drifted = [drift for drift in drifts if not drift.passed]
     if drifted:
         reason = f"{len(drifted)} of {len(drifts)} features drifted: " + "; ".join(d.reason for d in drifted)
@@ -760,7 +766,7 @@ def _drift_result(
 
 
 def _feature_drift(
-    name: str, baseline: TrainingBaseline, captured: CapturedFeatures, settings: GateSettings
+    name: str, baseline: TrainingBaseline, captured: CapturedFeatures, settings: GateSettings, ks_level: float
 ) -> FeatureDrift:
     reference, recent = baseline.features[name], captured.features[name]
     psi = population_stability_index(
@@ -770,8 +776,8 @@ def _feature_drift(
     problems = []
     if psi > settings.psi_max:
         problems.append(f"PSI {psi:.3g} > {settings.psi_max:g}")
-    if ks.pvalue < settings.ks_pvalue_min:
-        problems.append(f"KS p-value {ks.pvalue:.3g} < {settings.ks_pvalue_min:g} (D = {ks.statistic:.3g})")
+    if ks.pvalue < ks_level:
+        problems.append(f"KS p-value {ks.pvalue:.3g} < {ks_level:.3g} (D = {ks.statistic:.3g})")
     summary = f"PSI {psi:.3g}, KS p-value {ks.pvalue:.3g}"
     return FeatureDrift(
         feature=name,

@@ -131,6 +131,11 @@ BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
         "0.5",
     ),
     "judge unknown key": (_set("rollout.judge.alfa", 0.05), "rollout.judge.alfa", "unknown key"),
+    "drift gate without captured data": (
+        _set("endpoints.0.data_capture.enabled", False),
+        "(top level)",
+        "capture no requests, which the drift gate needs",
+    ),
     "upper-case endpoint name": (
         _set("endpoints.0.name", "Churn"),
         "endpoints.0.name",
@@ -185,6 +190,15 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_mutated(tmp_path, two_problems)
     assert "2 problem(s)" in str(raised.value)
+
+
+def test_drift_gate_may_be_made_optional_for_endpoints_without_capture(tmp_path: Path) -> None:
+    def no_capture_no_drift_gate(document: dict[str, Any]) -> None:
+        document["endpoints"][0]["data_capture"]["enabled"] = False
+        document["rollout"]["gates"]["require_drift_data"] = False
+
+    config = load_mutated(tmp_path, no_capture_no_drift_gate)
+    assert not config.rollout.gates.require_drift_data
 
 
 def test_shadow_endpoint_keeps_distinct_variant_names(tmp_path: Path) -> None:

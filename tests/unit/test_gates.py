@@ -457,12 +457,25 @@ def test_drift_gate_fails_and_names_the_shifted_feature_with_its_numbers() -> No
 
 
 def test_a_feature_drifts_on_the_ks_test_alone_when_psi_stays_below_its_limit() -> None:
-    baseline, captured = baseline_and_captured(rows=3000, shift={"tenure_months": 0.15})
+    baseline, captured = baseline_and_captured(rows=3000, shift={"tenure_months": 0.2})
     result = drift_gate(baseline, captured, GateSettings(psi_max=0.2, ks_pvalue_min=0.01))
     drifted = next(d for d in result.features if d.feature == "tenure_months")
-    assert drifted.psi < 0.2 and drifted.ks_pvalue < 0.01
+    assert drifted.psi < 0.2 and drifted.ks_pvalue < 0.01 / len(baseline.features)
     assert result.drifted_features == ("tenure_months",)
     assert "PSI" not in drifted.reason and "KS p-value" in drifted.reason
+
+
+def test_ks_level_is_shared_by_the_features_so_the_gate_keeps_its_family_wise_level() -> None:
+    baseline, captured = baseline_and_captured(rows=3000, shift={"tenure_months": 0.2})
+    level = 0.01 / len(baseline.features)
+    result = drift_gate(baseline, captured, GateSettings(psi_max=10.0, ks_pvalue_min=0.01))
+    drifted = next(d for d in result.features if d.feature == "tenure_months")
+    assert f"< {level:.3g}" in drifted.reason
+    # A p-value between the per-feature level and the family-wise one is not drift.
+    lenient = drift_gate(
+        baseline, captured, GateSettings(psi_max=10.0, ks_pvalue_min=drifted.ks_pvalue * 1.5)
+    )
+    assert lenient.drifted_features == ()
 
 
 def test_too_few_captured_requests_is_insufficient_data_and_blocks_unless_not_required() -> None:
