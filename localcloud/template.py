@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 STACK_ARTIFACT = "aws:cloudformation:stack"
+ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
 ASSET_PATH_METADATA = "aws:asset:path"
 # Resolved by CloudFormation from Parameter Store at deploy time: there is no value to read locally.
 SSM_PARAMETER_TYPE_PREFIX = "AWS::SSM::Parameter::Value"
@@ -48,6 +49,8 @@ class StackTemplate:
     name: str
     body: Mapping[str, Any]
     assembly_dir: Path
+    # The file assets of the assembly: the S3 object key each is published to -> its path in the assembly.
+    assets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def resources(self) -> Mapping[str, Mapping[str, Any]]:
@@ -63,11 +66,18 @@ class StackTemplate:
         return {key: value for key, value in self.resources.items() if value.get("Type") == resource_type}
 
     def asset_dir(self, logical_id: str) -> Path:
-        """The unpacked code asset of a resource, from the `aws:asset:path` metadata CDK writes."""
-        metadata = self.resources[logical_id].get("Metadata", {})
-        relative = metadata.get(ASSET_PATH_METADATA)
-        if not isinstance(relative, str):
-            raise TemplateError(f"{self.name}/{logical_id} has no '{ASSET_PATH_METADATA}' metadata")
+        """The unpacked code asset of a resource: the `aws:asset:path` metadata when CDK wrote it (the CLI
+        asks for it), else the asset published under the resource's `Code.S3Key`."""
+        resource = self.resources[logical_id]
+        metadata_path = resource.get("Metadata", {}).get(ASSET_PATH_METADATA)
+        object_key = resource.get("Properties", {}).get("Code", {}).get("S3Key")
+        relative: str | None = metadata_path if isinstance(metadata_path, str) else None
+        if relative is None and isinstance(object_key, str):
+            relative = self.assets.get(object_key)
+        if relative is None:
+            raise TemplateError(
+                f"{self.name}/{logical_id} has neither '{ASSET_PATH_METADATA}' nor a known Code.S3Key"
+            )
         path = self.assembly_dir / relative
         if not path.is_dir():
             raise TemplateError(
@@ -78,17 +88,29 @@ class StackTemplate:
 
 def load_stacks(assembly_dir: Path) -> dict[str, StackTemplate]:
     """Every stack of a cloud assembly, by stack name, as `manifest.json` lists them."""
-    manifest = json.loads((assembly_dir / "manifest.json").read_text())
+    artifacts = json.loads((assembly_dir / "manifest.json").read_text()).get("artifacts", {})
+    assets = _file_assets(assembly_dir, artifacts)
     stacks: dict[str, StackTemplate] = {}
-    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+    for artifact_id, artifact in artifacts.items():
         if artifact.get("type") != STACK_ARTIFACT:
             continue
-        template_file = assembly_dir / artifact["properties"]["templateFile"]
+        body = json.loads((assembly_dir / artifact["properties"]["templateFile"]).read_text())
         name = artifact.get("displayName", artifact_id)
-        stacks[name] = StackTemplate(
-            name=name, body=json.loads(template_file.read_text()), assembly_dir=assembly_dir
-        )
+        stacks[name] = StackTemplate(name=name, body=body, assembly_dir=assembly_dir, assets=assets)
     return stacks
+
+
+def _file_assets(assembly_dir: Path, artifacts: Mapping[str, Any]) -> dict[str, str]:
+    """Object key -> source path of every file asset the assembly's asset manifests list."""
+    assets: dict[str, str] = {}
+    for artifact in artifacts.values():
+        if artifact.get("type") != ASSET_MANIFEST_ARTIFACT:
+            continue
+        manifest = json.loads((assembly_dir / artifact["properties"]["file"]).read_text())
+        for asset in manifest.get("files", {}).values():
+            for destination in asset.get("destinations", {}).values():
+                assets[destination["objectKey"]] = asset["source"]["path"]
+    return assets
 
 
 def local_physical_name(stack_name: str, logical_id: str) -> str:

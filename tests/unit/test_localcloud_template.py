@@ -29,9 +29,14 @@ TEMPLATE: dict[str, Any] = {
     "Resources": {
         "Validator": {
             "Type": "AWS::Lambda::Function",
-            "Properties": {"Handler": "lambdas.handlers.flag_validator.handler"},
+            "Properties": {
+                "Handler": "lambdas.handlers.flag_validator.handler",
+                "Code": {"S3Key": "other.zip"},
+            },
             "Metadata": {"aws:asset:path": "asset.abc"},
         },
+        # In-process synthesis writes no asset metadata: the asset manifest maps the S3 key to the asset.
+        "Router": {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Key": "abc.zip"}}},
         "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "inferences"}},
         "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
         "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
@@ -154,6 +159,19 @@ def test_local_physical_names_fit_the_64_character_limit() -> None:
 def write_assembly(root: Path) -> None:
     (root / "asset.abc" / "lambdas").mkdir(parents=True)
     (root / "Stack.template.json").write_text(json.dumps(TEMPLATE))
+    assets = {
+        "files": {
+            "abc": {
+                "source": {"path": "asset.abc", "packaging": "zip"},
+                "destinations": {"current": {"bucketName": "assets", "objectKey": "abc.zip"}},
+            },
+            "template": {
+                "source": {"path": "Stack.template.json", "packaging": "file"},
+                "destinations": {"current": {"bucketName": "assets", "objectKey": "template.json"}},
+            },
+        }
+    }
+    (root / "Stack.assets.json").write_text(json.dumps(assets))
     manifest = {
         "artifacts": {
             "Stack.assets": {"type": "cdk:asset-manifest", "properties": {"file": "Stack.assets.json"}},
@@ -171,14 +189,17 @@ def test_load_stacks_reads_the_stack_templates_the_manifest_lists(tmp_path: Path
     write_assembly(tmp_path)
     stacks = load_stacks(tmp_path)
     assert list(stacks) == ["Stack"]
-    assert stacks["Stack"].resources_of_type("AWS::Lambda::Function").keys() == {"Validator"}
+    assert stacks["Stack"].resources_of_type("AWS::Lambda::Function").keys() == {"Validator", "Router"}
     assert stacks["Stack"].asset_dir("Validator") == tmp_path / "asset.abc"
+    assert stacks["Stack"].asset_dir("Router") == tmp_path / "asset.abc"
 
 
 def test_a_resource_without_an_unpacked_asset_has_no_asset_dir(tmp_path: Path) -> None:
     write_assembly(tmp_path)
     template = load_stacks(tmp_path)["Stack"]
-    with pytest.raises(TemplateError, match="Table has no 'aws:asset:path'"):
+    with pytest.raises(
+        TemplateError, match=re.escape("Table has neither 'aws:asset:path' nor a known Code.S3Key")
+    ):
         template.asset_dir("Table")
     (tmp_path / "asset.abc" / "lambdas").rmdir()
     (tmp_path / "asset.abc").rmdir()
