@@ -9,6 +9,7 @@ import inspect
 import json
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,11 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
+from moto.server import ThreadedMotoServer
 
 from lambdas.flags import FlagSet
+from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.ports import InferenceRecord
 from lambdas.serving.settings import CatalogSettings, load_settings
 from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
 from localcloud.moto_lambda import (
@@ -28,10 +32,13 @@ from localcloud.moto_lambda import (
     route_lambda_invocations,
 )
 from localcloud.template import Resolver, StackTemplate, load_stacks, local_resolver
+from tests.functional.serving_support import http_event
 from tests.infra.conftest import synthesize
 
 STACK = "MlRollout-dev"
 VALIDATOR = "ServingFlagValidatorFunctionC549804D"
+FEEDBACK = "ServingFeedbackFunction13C41DA8"
+INFERENCE_TABLE = "ServingInferenceTableC5A93BCC"
 EXECUTION_DEADLINE_SECONDS = 20.0
 
 
@@ -361,3 +368,60 @@ def test_an_error_no_catch_names_fails_the_execution_with_it(deployed: Deployed,
     assert execution["status"] == "FAILED"
     assert execution["error"] == "InvalidFlagDocument"
     assert json.loads(execution["cause"])["errorType"] == "InvalidFlagDocument"
+
+
+# (d) A handler's own AWS calls: from its worker process to moto's server on loopback, which shares its
+# state with the in-process mock the test uses.
+
+
+@pytest.fixture
+def loopback_runner(deployed: Deployed) -> Iterator[LambdaRunner]:
+    with mock_aws():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            with LambdaRunner(deployed.runner.functions, aws_endpoint_url=f"http://{host}:{port}") as runner:
+                yield runner
+        finally:
+            server.stop()
+
+
+def create_table_from_template(deployed: Deployed, logical_id: str) -> str:
+    properties = deployed.resolver.resolve(deployed.template.resources[logical_id]["Properties"])
+    name: str = deployed.resolver.resolve({"Ref": logical_id})
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode=properties["BillingMode"],
+    )
+    return name
+
+
+def test_a_handlers_aws_calls_reach_the_emulator_the_test_sees(
+    deployed: Deployed, loopback_runner: LambdaRunner
+) -> None:
+    table = create_table_from_template(deployed, INFERENCE_TABLE)
+    dynamodb = boto3.client("dynamodb")
+    now = int(time.time())
+    inference_id = str(uuid.uuid4())
+    record = InferenceRecord(
+        inference_id=inference_id,
+        endpoint="churn",
+        endpoint_name="mlrollout-dev-churn",
+        variant="challenger",
+        records=1,
+        predicted_labels=(1,),
+        created_at=now - 60,
+        expires_at=now + 3600,
+    )
+    DynamoDBInferenceStore(client=dynamodb, table_name=table).save(record)
+    body = json.dumps({"inference_id": inference_id, "label": 1})
+    result = loopback_runner.invoke(FEEDBACK, json.dumps(http_event(body, path="/feedback")))
+    assert result.function_error is None
+    response = result.json()
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["values"] == [1.0]
+    item = dynamodb.get_item(TableName=table, Key={"inference_id": {"S": inference_id}})["Item"]
+    assert item["outcome"] == {"S": "label"}
