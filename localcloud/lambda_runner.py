@@ -229,6 +229,7 @@ class LambdaRunner:
         self._functions: dict[str, FunctionSpec] = {}
         self._idle: dict[tuple[object, ...], list[_Worker]] = {}
         self._lock = threading.Lock()
+        self._closed = False
         for spec in functions:
             self.register(spec)
 
@@ -276,6 +277,7 @@ class LambdaRunner:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             workers = [worker for idle in self._idle.values() for worker in idle]
             self._idle.clear()
         for worker in workers:
@@ -297,9 +299,12 @@ class LambdaRunner:
         return self._start(worker, spec) or worker
 
     def _release(self, spec: FunctionSpec, worker: _Worker) -> None:
-        if worker.exit_code is None:
-            with self._lock:
+        with self._lock:
+            keep = worker.exit_code is None and not self._closed
+            if keep:
                 self._idle.setdefault(spec.worker_key(), []).append(worker)
+        if not keep:
+            worker.stop()
 
     @staticmethod
     def _start(worker: _Worker, spec: FunctionSpec) -> InvocationResult | None:

@@ -66,10 +66,20 @@ def route_lambda_invocations(runner: LambdaRunner) -> Iterator[LambdaRunner]:
         request_headers: Any,
         response_headers: dict[str, str],
     ) -> bytes:
+        if invocation_type(request_headers) == "DryRun":
+            return b""  # Lambda only checks the request: nothing runs
         return invoke_on_runner(runner, function, body, response_headers)
 
     with mock.patch.object(LambdaFunction, "invoke", invoke):
         yield runner
+
+
+def invocation_type(request_headers: Any) -> str:
+    """`X-Amz-Invocation-Type`, whatever the header's case (moto passes HTTP headers or a plain dict)."""
+    for name, value in dict(request_headers or {}).items():
+        if str(name).lower() == "x-amz-invocation-type":
+            return str(value)
+    return "RequestResponse"
 
 
 def invoke_on_runner(

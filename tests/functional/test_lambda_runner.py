@@ -293,6 +293,21 @@ def test_a_configuration_update_through_the_api_applies_to_the_next_invocation(
     assert "ENDPOINTS" in error["errorMessage"]
 
 
+def test_a_dry_run_runs_nothing_and_an_event_invocation_runs_the_handler(
+    probe_runner: tuple[LambdaRunner, FunctionSpec],
+) -> None:
+    runner, spec = probe_runner
+    with mock_aws():
+        role = boto3.client("iam").create_role(RoleName="probe", AssumeRolePolicyDocument="{}")["Role"]
+        client = boto3.client("lambda")
+        create_functions(client, [spec], role_arn=role["Arn"])
+        with route_lambda_invocations(runner):
+            assert client.invoke(FunctionName="probe", InvocationType="DryRun")["StatusCode"] == 204
+            assert client.invoke(FunctionName="probe", InvocationType="Event")["StatusCode"] == 202
+            answer = json.loads(client.invoke(FunctionName="probe")["Payload"].read())
+    assert answer["invocations"] == 2
+
+
 # (c) A state machine run by moto's executor, its Task invoking the template's function.
 
 
