@@ -259,17 +259,17 @@ class LambdaRunner:
             json.loads(event or "{}")
         except ValueError as error:
             raise InvalidRequestContentError(f"Could not parse request body into json: {error}") from None
-        request_id = str(uuid.uuid4())
+        worker = self._acquire(spec)
+        if isinstance(worker, InvocationResult):
+            return worker
+        # The deadline starts after the init phase, which Lambda bounds separately.
         request = {
-            "request_id": request_id,
+            "request_id": str(uuid.uuid4()),
             "event": event or "{}",
             "invoked_function_arn": spec.arn,
             "deadline_ms": int(time.time() * 1000) + spec.timeout_seconds * 1000,
             "trace_id": _unsampled_trace_id(),
         }
-        worker = self._acquire(spec)
-        if isinstance(worker, InvocationResult):
-            return worker
         try:
             return self._run(worker, spec, request)
         finally:

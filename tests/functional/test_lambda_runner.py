@@ -140,7 +140,7 @@ def small_asset(tmp_path: Path, name: str, source: str) -> Path:
 
 
 PROBE = """
-import os, time
+import os, sys, time
 invocations = 0
 
 def handler(event, context):
@@ -148,6 +148,8 @@ def handler(event, context):
     invocations += 1
     if event.get("sleep"):
         time.sleep(event["sleep"])
+    if event.get("exit"):
+        sys.exit(event["exit"])
     if event.get("unserializable"):
         return {"at": object()}
     return {
@@ -199,6 +201,17 @@ def test_a_handler_past_its_timeout_is_stopped_and_the_next_invocation_starts_co
     assert result.function_error == "Unhandled"
     assert result.json()["errorType"] == "Sandbox.Timedout"
     assert result.json()["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    assert runner.invoke("probe", "{}").json()["invocations"] == 1
+
+
+def test_a_handler_that_exits_its_process_is_a_runtime_exit_error(
+    probe_runner: tuple[LambdaRunner, FunctionSpec],
+) -> None:
+    runner, _ = probe_runner
+    result = runner.invoke("probe", '{"exit": 3}')
+    assert result.function_error == "Unhandled"
+    assert result.json()["errorType"] == "Runtime.ExitError"
+    assert result.json()["errorMessage"].endswith("Runtime exited with error: exit status 3")
     assert runner.invoke("probe", "{}").json()["invocations"] == 1
 
 
