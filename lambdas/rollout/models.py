@@ -167,8 +167,8 @@ class RolloutRequest(_Frozen):
             return raw  # the field's own validation reports it
         if "traffic_steps" not in raw:
             strategy = raw.get("strategy", Strategy.CANARY)
-            if strategy not in DEFAULT_TRAFFIC_STEPS:
-                return raw
+            if not isinstance(strategy, str) or strategy not in DEFAULT_TRAFFIC_STEPS:
+                return raw  # the field's own validation reports it
             raw["traffic_steps"] = list(DEFAULT_TRAFFIC_STEPS[Strategy(strategy)])
         steps = raw["traffic_steps"]
         if isinstance(steps, Sequence) and not isinstance(steps, str):

@@ -385,6 +385,7 @@ def test_a_retried_deploy_creates_the_same_model_and_config_and_runs_it(sagemake
     package = register_package(sagemaker)
     first = deploy_challenger(sagemaker, package)
     assert deploy_challenger(sagemaker, package) == first
+    assert len(sagemaker.updates) == 1
     assert [model["ModelName"] for model in sagemaker.list_models()["Models"]] == ["churn-v1", first[0]]
     ensure_running(wait_for_deployment(control(sagemaker), ENDPOINT, first[1], sleep=no_sleep))
 

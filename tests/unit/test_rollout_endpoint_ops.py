@@ -239,9 +239,9 @@ def test_blue_green_canary_request_carries_the_policy_and_the_rollback_alarms() 
         rollback_alarm_names=("mlrollout-dev-churn-unhealthy",),
     )
     request = update_endpoint_request(ENDPOINT, "cfg-deploy", blue_green_deployment_config(policy))
-    fake = FakeSageMaker()
-    update_endpoint(fake, request)
-    assert fake.calls == [
+    fake = FakeSageMaker(descriptions=[described("InService", "cfg-bootstrap")])
+    assert update_endpoint(fake, request) is True
+    assert fake.calls[1:] == [
         (
             "update_endpoint",
             {
@@ -390,3 +390,22 @@ def test_waiting_gives_up_after_the_last_poll() -> None:
     with pytest.raises(DeploymentTimedOut, match="still Updating after 3 polls"):
         wait_for_deployment(fake, ENDPOINT, "new", sleep=slept.append, poll_seconds=1, max_polls=3)
     assert len(slept) == 2
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        described("InService", "cfg-deploy"),
+        described("Updating", "cfg-bootstrap", PendingDeploymentSummary={"EndpointConfigName": "cfg-deploy"}),
+    ],
+)
+def test_an_update_already_made_by_an_earlier_try_is_not_sent_again(description: dict[str, Any]) -> None:
+    fake = FakeSageMaker(descriptions=[description])
+    assert update_endpoint(fake, update_endpoint_request(ENDPOINT, "cfg-deploy")) is False
+    assert [name for name, _ in fake.calls] == ["describe_endpoint"]
+
+
+def test_an_update_that_was_rolled_back_is_sent_again() -> None:
+    fake = FakeSageMaker(descriptions=[described("InService", "cfg-bootstrap")])
+    assert update_endpoint(fake, update_endpoint_request(ENDPOINT, "cfg-deploy")) is True
+    assert [name for name, _ in fake.calls] == ["describe_endpoint", "update_endpoint"]

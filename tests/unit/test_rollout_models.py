@@ -97,6 +97,11 @@ def test_malformed_input_lists_every_problem_by_field() -> None:
     assert "colour: unknown key" in message
 
 
+def test_malformed_strategy_and_variants_are_reported_by_field() -> None:
+    assert "strategy: Input should be" in problems(request(strategy=["canary"]))
+    assert "variant names must be distinct" in problems(request(variants={"challenger": "champion"}))
+
+
 def test_a_non_mapping_input_is_refused() -> None:
     assert "invalid rollout request" in problems(["churn"])
 

@@ -341,8 +341,18 @@ def update_endpoint_request(
     return request
 
 
-def update_endpoint(client: SageMakerControl, request: Mapping[str, Any]) -> None:
+def update_endpoint(client: SageMakerControl, request: Mapping[str, Any]) -> bool:
+    """UpdateEndpoint, unless the endpoint already runs or is moving to that config (a retried step).
+
+    False when nothing was sent. An update of a rolled-back config is sent again: that is a new try.
+    """
+    description = client.describe_endpoint(EndpointName=str(request["EndpointName"]))
+    target = request["EndpointConfigName"]
+    pending = (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if target in (description.get("EndpointConfigName"), pending):
+        return False
     client.update_endpoint(**request)
+    return True
 
 
 def set_weights(
