@@ -197,3 +197,56 @@ def test_blue_green_is_not_judged_step_by_step() -> None:
     with pytest.raises(ValueError, match="guardrails"):
         decide(blue_green, at(0), Verdict.CONTINUE)
     assert decide(blue_green, at(0), Verdict.ROLLBACK).action is StepAction.ROLLBACK
+
+
+# --- properties of the decisions ------------------------------------------------------------------
+
+
+def run_to_the_end(request: RolloutRequest, verdicts: list[Verdict]) -> tuple[StepAction, int]:
+    """Drive a stepped rollout with a verdict per bake (repeating the last); the final action and bakes."""
+    step, bakes, total = 0, 0, 0
+    while total < 1000:  # far beyond any plan's bakes: a rollout that never ends fails here
+        bakes += 1
+        verdict = verdicts[min(total, len(verdicts) - 1)]
+        total += 1
+        decision = decide(request, at(step, bakes=bakes), verdict)
+        if decision.action in (StepAction.PROMOTE, StepAction.ROLLBACK):
+            return decision.action, total
+        if decision.action is StepAction.ADVANCE:
+            step, bakes = decision.next_step_index, 0
+    raise AssertionError(f"no end after {total} bakes")
+
+
+@settings(derandomize=True, deadline=None)
+@given(increasing_plans, st.lists(st.sampled_from(list(Verdict)), min_size=1, max_size=40))
+def test_a_stepped_rollout_always_ends_and_promotes_only_on_a_promote_verdict(
+    shares: list[int], verdicts: list[Verdict]
+) -> None:
+    request = (
+        rollout(traffic_steps=[*shares[:-1], 100]) if len(shares) > 1 else rollout(traffic_steps=[50, 100])
+    )
+    action, bakes = run_to_the_end(request, verdicts)
+    judged_steps = len(request.challenger_shares) - 1
+    assert bakes <= judged_steps * request.max_bakes_per_step
+    if action is StepAction.PROMOTE:
+        assert verdicts[min(bakes, len(verdicts)) - 1] is Verdict.PROMOTE
+
+
+@settings(derandomize=True, deadline=None)
+@given(increasing_plans)
+def test_always_non_inferior_promotes_after_one_bake_per_judged_step(shares: list[int]) -> None:
+    request = rollout(traffic_steps=shares)
+    assert run_to_the_end(request, [Verdict.PROMOTE]) == (
+        StepAction.PROMOTE,
+        len(request.challenger_shares) - 1,
+    )
+
+
+@settings(derandomize=True, deadline=None)
+@given(increasing_plans)
+def test_never_enough_data_rolls_back_at_the_first_step(shares: list[int]) -> None:
+    request = rollout(traffic_steps=shares)
+    assert run_to_the_end(request, [Verdict.INCONCLUSIVE]) == (
+        StepAction.ROLLBACK,
+        request.max_bakes_per_step,
+    )
