@@ -259,3 +259,20 @@ def local_resolver(template: StackTemplate, environment: AwsEnvironment | None =
     return Resolver(
         template=template, environment=environment, physical_ids=physical_ids, attributes=attributes
     )
+
+
+def state_machine_definition(resolver: Resolver, logical_id: str) -> str:
+    """The Amazon States Language of an `AWS::StepFunctions::StateMachine`, ready for CreateStateMachine:
+    `DefinitionString` (or `Definition`) resolved, then its `DefinitionSubstitutions` applied."""
+    properties = resolver.template.resources[logical_id].get("Properties", {})
+    if "DefinitionString" in properties:
+        definition = str(resolver.resolve(properties["DefinitionString"]))
+    elif "Definition" in properties:
+        definition = json.dumps(resolver.resolve(properties["Definition"]))
+    else:
+        raise TemplateError(
+            f"{resolver.template.name}/{logical_id}: only inline definitions are read locally"
+        )
+    for key, value in resolver.resolve(properties.get("DefinitionSubstitutions", {})).items():
+        definition = definition.replace(f"${{{key}}}", str(value))
+    return definition

@@ -31,7 +31,13 @@ from localcloud.moto_lambda import (
     create_functions,
     route_lambda_invocations,
 )
-from localcloud.template import Resolver, StackTemplate, load_stacks, local_resolver
+from localcloud.template import (
+    Resolver,
+    StackTemplate,
+    load_stacks,
+    local_resolver,
+    state_machine_definition,
+)
 from tests.functional.serving_support import http_event
 from tests.infra.conftest import synthesize
 
@@ -39,6 +45,7 @@ STACK = "MlRollout-dev"
 VALIDATOR = "ServingFlagValidatorFunctionC549804D"
 FEEDBACK = "ServingFeedbackFunction13C41DA8"
 INFERENCE_TABLE = "ServingInferenceTableC5A93BCC"
+STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 EXECUTION_DEADLINE_SECONDS = 20.0
 
 
@@ -355,10 +362,20 @@ def definition_string(catch_errors: list[str]) -> dict[str, Any]:
 def run_execution(
     deployed: Deployed, catch_errors: list[str], execution_input: dict[str, Any]
 ) -> dict[str, Any]:
+    # The dev template with one more resource, the state machine, as a stack of the rollout will have it.
+    machine_resource = {
+        "Type": STATE_MACHINE_TYPE,
+        "Properties": {"DefinitionString": definition_string(catch_errors)},
+    }
+    body = {
+        **deployed.template.body,
+        "Resources": {**deployed.template.resources, "FlagsMachine": machine_resource},
+    }
+    resolver = local_resolver(dataclasses.replace(deployed.template, body=body))
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(
         name=f"flags-{len(catch_errors)}",
-        definition=deployed.resolver.resolve(definition_string(catch_errors)),
+        definition=state_machine_definition(resolver, "FlagsMachine"),
         roleArn="arn:aws:iam::123456789012:role/local-states",
     )
     execution = sfn.start_execution(

@@ -17,6 +17,7 @@ from localcloud.template import (
     load_stacks,
     local_physical_name,
     local_resolver,
+    state_machine_definition,
 )
 
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:111122223333:function:Stack-Validator"
@@ -40,6 +41,23 @@ TEMPLATE: dict[str, Any] = {
         "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "inferences"}},
         "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
         "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Joined": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "DefinitionString": {
+                    "Fn::Join": ["", ['{"StartAt":"${First}","Comment":"', {"Ref": "AWS::Region"}, '"}']]
+                },
+                "DefinitionSubstitutions": {"First": {"Fn::GetAtt": ["Validator", "Arn"]}},
+            },
+        },
+        "Inline": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {"Definition": {"StartAt": "A", "Comment": {"Ref": "Stage"}}},
+        },
+        "Remote": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {"DefinitionS3Location": {"Bucket": "b", "Key": "k"}},
+        },
     },
 }
 
@@ -139,6 +157,16 @@ def test_nested_structures_resolve_and_a_dict_with_more_keys_is_not_an_intrinsic
     value = {"Variables": {"TABLE": {"Ref": "Table"}, "PLAIN": "x"}, "List": [{"Ref": "Stage"}, 3]}
     assert resolver.resolve(value) == {"Variables": {"TABLE": "inferences", "PLAIN": "x"}, "List": ["dev", 3]}
     assert resolver.resolve({"Ref": "Table", "Other": 1}) == {"Ref": "Table", "Other": 1}
+
+
+def test_a_state_machine_definition_is_resolved_then_substituted(resolver: Resolver) -> None:
+    assert json.loads(state_machine_definition(resolver, "Joined")) == {
+        "StartAt": FUNCTION_ARN,
+        "Comment": "eu-west-1",
+    }
+    assert json.loads(state_machine_definition(resolver, "Inline")) == {"StartAt": "A", "Comment": "dev"}
+    with pytest.raises(TemplateError, match="Remote: only inline definitions"):
+        state_machine_definition(resolver, "Remote")
 
 
 def test_local_resolver_names_resources_and_builds_their_arns() -> None:
