@@ -14,10 +14,15 @@ the challenger slot idles at weight 0 on the champion's own model, so autoscalin
 the router's catalog keep a variant to refer to (``keep_idle_slot=False`` drops the slot instead).
 Every new config carries over the live config's data capture and KMS key.
 
-Requests are built by pure functions (``*_request``) and sent by small functions that take the client;
-names derive from the rollout id, so a retried step re-creates nothing. SageMaker can roll an update
-back silently (its deployment guardrails, or a failed fleet), so after every update the endpoint's
-running config is compared with the one that was set.
+Requests are built by pure functions (``*_request``) and sent by small functions that take the client.
+Config names derive from the rollout id and model names from the package, so a retried step finds what
+an earlier try created, and an update the endpoint already runs is not sent again. SageMaker can roll
+an update back silently (its deployment guardrails, or a failed fleet), so after every update the
+endpoint's running config is compared with the one that was set (``wait_for_deployment`` then
+``ensure_running``). Weights are whole percentages (``WEIGHT_WHOLE``); SageMaker reads them as relative.
+
+Not checkable on moto (it has no UpdateEndpoint and drops ShadowProductionVariants): the requests are
+validated offline against botocore's SageMaker API model in ``tests/unit/test_rollout_endpoint_ops.py``.
 """
 
 from __future__ import annotations
