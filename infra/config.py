@@ -8,7 +8,6 @@ the problem named; nothing is synthesized from it.
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
+from lambdas.rollout.models import BlueGreenSettings, Strategy
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
@@ -38,14 +38,6 @@ class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Strategy(StrEnum):
-    CANARY = "canary"
-    LINEAR = "linear"
-    BLUE_GREEN = "blue_green"
-    SHADOW = "shadow"
-    AB_TEST = "ab_test"
 
 
 class InitialModel(StrictModel):
@@ -111,21 +103,11 @@ class Endpoint(StrictModel):
     business_metric: BusinessMetric
 
 
-class BlueGreen(StrictModel):
-    """SageMaker deployment guardrails for the `blue_green` strategy and for CloudFormation updates."""
-
-    traffic_routing: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"] = "CANARY"
-    step_percent: int = Field(default=10, ge=1, le=99, description="canary size or linear step")
-    wait_interval_seconds: int = Field(default=600, ge=0, le=3600)
-    termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
-    maximum_execution_timeout_seconds: int = Field(default=14400, ge=600, le=28800)
-
-
 class Rollout(StrictModel):
     strategy: Strategy = Strategy.CANARY
     traffic_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
     bake_minutes: int = Field(default=10, ge=1, le=1440)
-    blue_green: BlueGreen = BlueGreen()
+    blue_green: BlueGreenSettings = BlueGreenSettings()
     # The gates' own model (lambdas/), like the judge's: one schema for the YAML and the Lambda.
     gates: GateSettings = GateSettings()
     # The judge's own model (lambdas/): the same schema validates the YAML here and runs in the Lambda.

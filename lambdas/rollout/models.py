@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_TRAFFIC_STEPS",
     "WEIGHT_WHOLE",
     "BlueGreenPolicy",
+    "BlueGreenSettings",
     "InvalidRolloutRequest",
     "OutcomeStatus",
     "RolloutOutcome",
@@ -92,14 +93,19 @@ class VariantNames(_Frozen):
         return self
 
 
-class BlueGreenPolicy(_Frozen):
-    """SageMaker deployment guardrails for the `blue_green` strategy (the config's `rollout.blue_green`)."""
+class BlueGreenSettings(_Frozen):
+    """SageMaker deployment guardrails (the environment config's `rollout.blue_green` is this model)."""
 
     traffic_routing: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"] = "CANARY"
     step_percent: int = Field(default=10, ge=1, le=99, description="canary size or linear step")
     wait_interval_seconds: int = Field(default=600, ge=0, le=3600)
     termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
     maximum_execution_timeout_seconds: int = Field(default=14400, ge=600, le=28800)
+
+
+class BlueGreenPolicy(BlueGreenSettings):
+    """The guardrails of one `blue_green` rollout: the settings and the alarms that roll it back."""
+
     rollback_alarm_names: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = Field(
         default=(), max_length=10, description="alarms that make SageMaker roll the deployment back"
     )

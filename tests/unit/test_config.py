@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, Strategy, load_config
+from infra.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_config
+from lambdas.rollout.models import Strategy
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from infra.config import Strategy as ConfigStrategy
 from lambdas.rollout.judge import Verdict
 from lambdas.rollout.models import (
     InvalidRolloutRequest,
@@ -16,7 +15,6 @@ from lambdas.rollout.models import (
     RolloutRequest,
     StepAction,
     StepOutcome,
-    Strategy,
     TrafficStep,
     package_group_of,
     parse_rollout_request,
@@ -40,10 +38,6 @@ def problems(raw: Any) -> str:
     with pytest.raises(InvalidRolloutRequest) as error:
         parse_rollout_request(raw)
     return str(error.value)
-
-
-def test_strategies_match_the_environment_config() -> None:
-    assert {s.value for s in Strategy} == {s.value for s in ConfigStrategy}
 
 
 def test_challenger_shares_become_weights_that_make_the_whole() -> None:
