@@ -11,6 +11,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,7 @@ def handler(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "variables": {key: os.environ.get(key) for key in ("STAGE", "AWS_LAMBDA_FUNCTION_NAME", "HOME")},
         "cwd": os.getcwd(),
+        "pid": os.getpid(),
     }
 """
 
@@ -196,6 +198,16 @@ def test_a_warm_worker_keeps_module_state_and_sees_the_lambda_environment_only(
     assert 0 < answer["remaining_ms"] <= 1000
     assert answer["variables"] == {"STAGE": "test", "AWS_LAMBDA_FUNCTION_NAME": "probe", "HOME": None}
     assert answer["cwd"] == str(spec.code_dir.resolve())
+
+
+def test_concurrent_invocations_run_in_separate_workers(
+    probe_runner: tuple[LambdaRunner, FunctionSpec],
+) -> None:
+    runner, _ = probe_runner
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: runner.invoke("probe", '{"sleep": 0.5}').json(), range(2)))
+    assert answers[0]["pid"] != answers[1]["pid"]
+    assert [answer["invocations"] for answer in answers] == [1, 1]
 
 
 def test_a_handler_past_its_timeout_is_stopped_and_the_next_invocation_starts_cold(
