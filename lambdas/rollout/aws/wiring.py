@@ -1,0 +1,140 @@
+"""The rollout tasks' services, built from the settings on a function's first call (never at import).
+
+Every boto3 client is created here unless a test injects one; the running function keeps its services
+for later invocations of the same container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerControl
+from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
+from lambdas.rollout.aws.lock_table import DynamoDBLockTable
+from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
+from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
+from lambdas.rollout.lock import EndpointLock
+from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
+from lambdas.rollout.state import EndpointBusy, RolloutState
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from pydantic import JsonValue
+
+# Throttling is retried by botocore first and then by the state machine (the error propagates).
+CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=20)
+# SageMaker's answer to an update of an endpoint that is already updating.
+_BUSY_MESSAGE = re.compile(r"in-progress|being updated|status Updating", re.IGNORECASE)
+
+
+class PublishesNotifications(Protocol):
+    """SNS Publish (boto3's `sns` client has it; its stubs are not installed)."""
+
+    def publish(self, *, TopicArn: str, Subject: str, Message: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RolloutServices:
+    settings: RolloutSettings
+    sagemaker: SageMakerControl
+    lock: EndpointLock
+    ledger: Ledger
+    windows: CloudWatchWindowReader
+    sns: PublishesNotifications
+    clock: Callable[[], float] = time.time
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def endpoint(self, state: RolloutState) -> RolloutEndpoint:
+        return self.settings.endpoints[state.endpoint]
+
+    def record(self, state: RolloutState, kind: EntryKind, payload: dict[str, JsonValue]) -> RolloutState:
+        """Append one entry at the state's next sequence; the returned state points past it."""
+        entry = LedgerEntry(
+            rollout_id=state.rollout_id,
+            sequence=state.sequence,
+            recorded_at=self.now(),
+            kind=kind,
+            payload=payload,
+        )
+        self.ledger.append(entry)
+        return state.model_copy(update={"sequence": state.sequence + 1})
+
+    def hold_lock(self, state: RolloutState) -> None:
+        """Renew the lease; NotLockHolder when this rollout no longer owns the endpoint."""
+        self.lock.renew(state.request.endpoint_name, state.rollout_id)
+
+    def require_idle(self, endpoint_name: str) -> None:
+        """EndpointBusy while an update runs: the state machine retries later."""
+        status = str(self.sagemaker.describe_endpoint(EndpointName=endpoint_name).get("EndpointStatus", ""))
+        if status in IN_PROGRESS_STATUSES:
+            raise EndpointBusy(f"endpoint {endpoint_name} is {status}; try again when it is in service")
+
+
+@contextmanager
+def busy_as_retryable(endpoint_name: str) -> Iterator[None]:
+    """Turn SageMaker's "endpoint is being updated" refusal into EndpointBusy."""
+    try:
+        yield
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        message = str(detail.get("Message"))
+        if detail.get("Code") == "ValidationException" and _BUSY_MESSAGE.search(message):
+            raise EndpointBusy(f"endpoint {endpoint_name} is being updated: {message}") from error
+        raise
+
+
+def build_services(
+    settings: RolloutSettings,
+    *,
+    sagemaker: SageMakerControl | None = None,
+    dynamodb: DynamoDBClient | None = None,
+    cloudwatch: CloudWatchClient | None = None,
+    sns: PublishesNotifications | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RolloutServices:
+    dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
+    return RolloutServices(
+        settings=settings,
+        # The sagemaker stubs are not installed; the client has every call of the protocol.
+        sagemaker=sagemaker or cast("SageMakerControl", boto3.client("sagemaker", config=CLIENT_CONFIG)),
+        lock=EndpointLock(DynamoDBLockTable(client=dynamodb, table_name=settings.lock_table), clock=clock),
+        ledger=Ledger(DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)),
+        windows=CloudWatchWindowReader(client=cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)),
+        sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
+        clock=clock,
+    )
+
+
+_services: RolloutServices | None = None
+
+
+def use(services: RolloutServices | None) -> None:
+    """Run the tasks with these services (tests); None builds the real ones on the next call."""
+    global _services  # noqa: PLW0603 - the per-container services, built once
+    _services = services
+
+
+def services() -> RolloutServices:
+    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
+    if _services is None:
+        _services = build_services(load_rollout_settings(os.environ))
+    return _services
+
+
+def run_task(event: Any, task: Callable[[RolloutState, RolloutServices], RolloutState]) -> dict[str, Any]:
+    """Parse the state, run one task, return the new state as the state machine's JSON."""
+    state = RolloutState.model_validate(event)
+    return task(state, services()).dump()

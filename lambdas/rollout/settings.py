@@ -1,0 +1,111 @@
+"""The rollout Lambdas' environment, read once into pydantic models.
+
+``ENDPOINTS`` has the serving functions' shape (``lambdas.serving.settings``) plus, per endpoint, what a
+rollout needs::
+
+    {"churn": {"endpoint_name": "mlrollout-dev-churn", "champion": "champion", "challenger": "challenger",
+               "business_metric": {"namespace": "mlrollout/business", "name": "ConversionRate"},
+               "model_package_group": "mlrollout-dev-churn",
+               "execution_role_arn": "arn:aws:iam::123456789012:role/mlrollout-dev-churn-sagemaker",
+               "rollback_alarm_names": ["mlrollout-dev-churn-composite"],
+               "rollout": {"strategy": "canary", "traffic_steps": [5, 25, 50, 100], "bake_minutes": 10,
+                           "blue_green": {...}, "judge": {...}, "gates": {...}}}}
+
+``challenger`` is null when the endpoint's second slot is a shadow variant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambdas.flags import Name
+from lambdas.rollout.gates import GateSettings
+from lambdas.rollout.judge_settings import JudgeSettings
+from lambdas.rollout.models import BlueGreenSettings, Strategy, VariantNames
+from lambdas.serving.settings import BusinessMetricName, SettingsError
+
+__all__ = [
+    "RolloutDefaults",
+    "RolloutEndpoint",
+    "RolloutSettings",
+    "SettingsError",
+    "load_rollout_settings",
+]
+
+ENV_VARIABLES = {
+    "endpoints": "ENDPOINTS",
+    "lock_table": "LOCK_TABLE",
+    "ledger_table": "LEDGER_TABLE",
+    "topic_arn": "TOPIC_ARN",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RolloutDefaults(_Strict):
+    """The environment config's ``rollout`` section: how an endpoint's rollouts run unless overridden."""
+
+    strategy: Strategy = Strategy.CANARY
+    traffic_steps: tuple[int, ...] = (5, 25, 50, 100)
+    bake_minutes: int = Field(default=10, ge=1, le=1440)
+    max_bakes_per_step: int = Field(default=6, ge=1, le=100)
+    blue_green: BlueGreenSettings = BlueGreenSettings()
+    judge: JudgeSettings = JudgeSettings()
+    gates: GateSettings = GateSettings()
+
+
+class RolloutEndpoint(_Strict):
+    endpoint_name: str = Field(min_length=1, max_length=63, description="the physical SageMaker name")
+    champion: Name
+    challenger: Name | None = None
+    business_metric: BusinessMetricName
+    model_package_group: str = Field(min_length=1, max_length=63)
+    execution_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    rollback_alarm_names: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    rollout: RolloutDefaults = RolloutDefaults()
+
+    @property
+    def variants(self) -> VariantNames:
+        """The variant slots; a shadow endpoint's second slot keeps the default challenger name unused."""
+        if self.challenger is None:
+            return VariantNames(champion=self.champion)
+        return VariantNames(champion=self.champion, challenger=self.challenger)
+
+
+class RolloutSettings(_Strict):
+    endpoints: dict[Name, RolloutEndpoint] = Field(min_length=1)
+    lock_table: str = Field(min_length=3, max_length=255)
+    ledger_table: str = Field(min_length=3, max_length=255)
+    topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        raw: dict[str, Any] = {field: environ[var] for field, var in ENV_VARIABLES.items() if var in environ}
+        if "endpoints" in raw:
+            try:
+                raw["endpoints"] = json.loads(raw["endpoints"])
+            except json.JSONDecodeError as error:
+                raise SettingsError(f"ENDPOINTS is not valid JSON: {error}") from None
+        return cls.model_validate(raw)
+
+
+def load_rollout_settings(environ: Mapping[str, str]) -> RolloutSettings:
+    """Validate the environment, naming the variable of each problem."""
+    try:
+        return RolloutSettings.from_env(environ)
+    except ValidationError as error:
+        problems = "; ".join(_where(problem["loc"]) + f": {problem['msg']}" for problem in error.errors())
+        raise SettingsError(f"invalid environment: {problems}") from None
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    if not location:
+        return "environment"
+    head, *rest = location
+    return ENV_VARIABLES.get(str(head), str(head)) + "".join(f".{part}" for part in rest)

@@ -1,0 +1,118 @@
+"""The rollout workflow's state: the one object every task of the state machine takes and returns.
+
+Each Lambda reads the state, does its step, and returns the state with its own part filled in. The
+state machine's Choice states read ``gates.passed``, ``deployment.status``, ``decision.action`` and
+``request.strategy``, its Wait states ``bake_seconds``; a Catch puts the failure in ``error``.
+
+``sequence`` is the next free place in the evidence ledger. A task writes its entries from there and
+returns the state moved past them, so a retried task (same input) writes the same keys again and the
+ledger keeps one copy.
+
+Pure domain code: pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.rollout.gates import GateSettings
+from lambdas.rollout.judge_settings import JudgeSettings
+from lambdas.rollout.models import RolloutRequest, StepAction, StepOutcome
+from lambdas.serving.settings import BusinessMetricName
+
+__all__ = [
+    "DeploymentStatus",
+    "EndpointBusy",
+    "GatesStatus",
+    "RolloutState",
+    "StepDecision",
+    "TaskError",
+]
+
+SEQUENCE_START = 0
+
+
+class EndpointBusy(Exception):
+    """The endpoint is being updated; the state machine retries the task with backoff."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatesStatus(_Frozen):
+    passed: bool
+    reason: str
+
+
+class DeploymentStatus(_Frozen):
+    """Where the last UpdateEndpoint of the rollout stands."""
+
+    status: Literal["updating", "in_service", "failed"]
+    config_name: str = Field(min_length=1)
+    reason: str = ""
+
+
+class StepDecision(_Frozen):
+    action: StepAction
+    reason: str
+
+
+class TaskError(BaseModel):
+    """What a Catch with ``ResultPath: "$.error"`` puts in the state."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+    def describe(self) -> str:
+        """`Error: message`; a Lambda's Cause is a JSON document whose errorMessage says what happened."""
+        try:
+            cause: Any = json.loads(self.cause)
+        except json.JSONDecodeError:
+            cause = self.cause
+        message = cause.get("errorMessage", self.cause) if isinstance(cause, dict) else self.cause
+        return f"{self.error}: {message}" if message else self.error
+
+
+class RolloutState(_Frozen):
+    rollout_id: str = Field(min_length=1, max_length=256, description="the execution id; holds the lock")
+    endpoint: str = Field(min_length=1, description="the logical endpoint name (ENDPOINTS key)")
+    request: RolloutRequest
+    started_at: int = Field(ge=0, description="epoch seconds, when the lock was taken")
+    bake_seconds: int = Field(ge=1, description="how long each Wait before a judge lasts")
+    execution_role_arn: str
+    business_metric: BusinessMetricName
+    judge: JudgeSettings = JudgeSettings()
+    gate_settings: GateSettings = GateSettings()
+    sequence: int = Field(default=SEQUENCE_START, ge=0, description="the next free ledger sequence")
+    step_index: int = Field(default=0, ge=0)
+    bakes_done: int = Field(default=0, ge=0, description="judged bakes at the current step")
+    step_started_at: int | None = Field(default=None, description="epoch seconds, weights of this step set")
+    champion_model: str | None = Field(default=None, description="the champion's model before the rollout")
+    challenger_model: str | None = None
+    steps: tuple[StepOutcome, ...] = ()
+    gates: GatesStatus | None = None
+    deployment: DeploymentStatus | None = None
+    decision: StepDecision | None = None
+    error: TaskError | None = None
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON the state machine carries (the Catch's keys as Step Functions spells them)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def failure_reason(self) -> str:
+        """Why the rollout is being rolled back: a task's failure, else the judge, gates or deployment."""
+        if self.error is not None:
+            return self.error.describe()
+        if self.decision is not None and self.decision.action is StepAction.ROLLBACK:
+            return self.decision.reason
+        if self.gates is not None and not self.gates.passed:
+            return f"gates: {self.gates.reason}"
+        if self.deployment is not None and self.deployment.status == "failed":
+            return f"deployment: {self.deployment.reason}"
+        return "rolled back without a recorded reason"
