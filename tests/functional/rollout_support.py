@@ -1,0 +1,239 @@
+"""Shared pieces of the rollout handler tests: environment, moto resources, UpdateEndpoint, metric data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.sagemaker.models import sagemaker_backends
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ENDPOINT_NAME = "mlrollout-dev-churn"
+GROUP = "mlrollout-dev-churn"
+OTHER_GROUP = "mlrollout-dev-fraud"
+LOCK_TABLE = "mlrollout-dev-rollout-locks"
+LEDGER_TABLE = "mlrollout-dev-rollout-ledger"
+TOPIC = "mlrollout-dev-notifications"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlrollout-dev-churn-sagemaker"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlrollout-inference:0.2.0"
+BUSINESS_NAMESPACE = "mlrollout/business"
+BUSINESS_NAME = "ConversionRate"
+BAKE_MINUTES = 10
+ENDPOINTS = {
+    "churn": {
+        "endpoint_name": ENDPOINT_NAME,
+        "champion": "champion",
+        "challenger": "challenger",
+        "business_metric": {"namespace": BUSINESS_NAMESPACE, "name": BUSINESS_NAME},
+        "model_package_group": GROUP,
+        "execution_role_arn": ROLE,
+        "rollback_alarm_names": ["mlrollout-dev-churn-composite"],
+        "rollout": {
+            "strategy": "canary",
+            "traffic_steps": [5, 25, 50, 100],
+            "bake_minutes": BAKE_MINUTES,
+            "max_bakes_per_step": 2,
+            # Errors alone, with a guard the tests' few minutes of data can pass.
+            "judge": {"metrics": ["errors"], "min_requests": 200},
+            "gates": {"require_drift_data": False},
+        },
+    }
+}
+ENVIRONMENT = {
+    "ENDPOINTS": json.dumps(ENDPOINTS),
+    "LOCK_TABLE": LOCK_TABLE,
+    "LEDGER_TABLE": LEDGER_TABLE,
+    "TOPIC_ARN": TOPIC_ARN,
+    "POWERTOOLS_SERVICE_NAME": "rollout",
+    "POWERTOOLS_METRICS_NAMESPACE": "mlrollout",
+}
+START_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z, a whole minute
+
+
+@dataclass
+class Clock:
+    now: float = float(START_TIME)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class LambdaContextStub:
+    function_name: str = "mlrollout-dev-rollout"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mlrollout-dev-rollout"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+
+
+class MotoSageMaker:
+    """moto's SageMaker client plus the UpdateEndpoint that moto lacks.
+
+    The stand-in switches moto's endpoint to the config, as SageMaker does once an update succeeds,
+    unless `silently_roll_back` is set: then the endpoint stays in service on its old config.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.silently_roll_back = False
+        self.updates: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_endpoint(self, **request: Any) -> dict[str, Any]:
+        self.updates.append(request)
+        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
+        endpoint = backend.endpoints[request["EndpointName"]]
+        config = backend.endpoint_configs[request["EndpointConfigName"]]
+        if not self.silently_roll_back:
+            endpoint.endpoint_config_name = config.endpoint_config_name
+            endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
+        return {"EndpointArn": endpoint.arn}
+
+    def weights(self) -> dict[str, float]:
+        described = self._client.describe_endpoint(EndpointName=ENDPOINT_NAME)
+        # moto leaves a weight of 0 out of the description.
+        return {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
+
+    def running_models(self) -> list[tuple[str, str]]:
+        config = self._client.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"]
+        variants = self._client.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        return [(v["VariantName"], v["ModelName"]) for v in variants]
+
+
+def create_tables(client: DynamoDBClient) -> None:
+    """The lock and ledger tables as the stack defines them."""
+    client.create_table(
+        TableName=LOCK_TABLE,
+        KeySchema=[{"AttributeName": "endpoint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "endpoint", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=LOCK_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    client.create_table(
+        TableName=LEDGER_TABLE,
+        KeySchema=[
+            {"AttributeName": "rollout_id", "KeyType": "HASH"},
+            {"AttributeName": "sequence", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "rollout_id", "AttributeType": "S"},
+            {"AttributeName": "sequence", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_endpoint(client: Any) -> None:
+    """The endpoint in its bootstrap shape: champion and an idle challenger on churn-v1."""
+    client.create_model(ModelName="churn-v1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn=ROLE)
+    client.create_endpoint_config(
+        EndpointConfigName=f"{ENDPOINT_NAME}-bootstrap",
+        ProductionVariants=[
+            {
+                "VariantName": name,
+                "ModelName": "churn-v1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": weight,
+            }
+            for name, weight in (("champion", 1.0), ("challenger", 0.0))
+        ],
+    )
+    client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=f"{ENDPOINT_NAME}-bootstrap")
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    client.create_model_package_group(ModelPackageGroupName=OTHER_GROUP)
+
+
+def register_package(client: Any, group: str = GROUP) -> str:
+    created = client.create_model_package(
+        ModelPackageGroupName=group,
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://artifacts/models/{group}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"data_version": "sha256-abc"},
+    )
+    return str(created["ModelPackageArn"])
+
+
+@dataclass(frozen=True)
+class Minute:
+    """What one variant served in one minute."""
+
+    requests: int
+    errors_5xx: int = 0
+    model_errors: int = 0
+    latency_us: float | None = None
+    trials: int = 0
+    successes: int = 0
+
+
+@dataclass
+class MetricWriter:
+    """Publishes per-variant minutes as SageMaker and the feedback handler do (aggregated values)."""
+
+    client: CloudWatchClient
+    published: list[tuple[str, int]] = field(default_factory=list)
+
+    def minutes(self, variant: str, start: int, served: list[Minute]) -> None:
+        for index, minute in enumerate(served):
+            timestamp = datetime.fromtimestamp(start + 60 * index + 5, UTC)
+            self._sagemaker(variant, timestamp, minute)
+            if minute.trials:
+                self._put(
+                    BUSINESS_NAMESPACE, variant, timestamp, {BUSINESS_NAME: (minute.successes, minute.trials)}
+                )
+            self.published.append((variant, index))
+
+    def _sagemaker(self, variant: str, timestamp: datetime, minute: Minute) -> None:
+        counts: dict[str, tuple[float, int]] = {
+            "Invocations": (minute.requests, 1),
+            "Invocation5XXErrors": (minute.errors_5xx, 1),
+            "InvocationModelErrors": (minute.model_errors, 1),
+        }
+        if minute.latency_us is not None and minute.requests:
+            counts["ModelLatency"] = (minute.latency_us * minute.requests, minute.requests)
+        self._put("AWS/SageMaker", variant, timestamp, counts)
+
+    def _put(
+        self, namespace: str, variant: str, timestamp: datetime, values: Mapping[str, tuple[float, int]]
+    ) -> None:
+        self.client.put_metric_data(
+            Namespace=namespace,
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Dimensions": [
+                        {"Name": "EndpointName", "Value": ENDPOINT_NAME},
+                        {"Name": "VariantName", "Value": variant},
+                    ],
+                    "Timestamp": timestamp,
+                    "StatisticValues": {
+                        "SampleCount": count,
+                        "Sum": total,
+                        "Minimum": total / count,
+                        "Maximum": total / count,
+                    },
+                }
+                for name, (total, count) in values.items()
+            ],
+        )

@@ -1,0 +1,395 @@
+"""The rollout workflow's Lambda handlers against moto: lock, ledger, SageMaker, CloudWatch and SNS."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, model_name_for
+from lambdas.rollout.aws.wiring import PublishesNotifications, RolloutServices, build_services, use
+from lambdas.rollout.ledger import EntryKind, LedgerEntry
+from lambdas.rollout.lock import EndpointLocked
+from lambdas.rollout.models import InvalidRolloutRequest
+from lambdas.rollout.settings import load_rollout_settings
+from tests.functional.rollout_support import (
+    BAKE_MINUTES,
+    ENDPOINT_NAME,
+    ENVIRONMENT,
+    GROUP,
+    LOCK_TABLE,
+    OTHER_GROUP,
+    TOPIC,
+    Clock,
+    LambdaContextStub,
+    MetricWriter,
+    Minute,
+    MotoSageMaker,
+    create_endpoint,
+    create_tables,
+    register_package,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:first"
+OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:second"
+HANDLERS = ("start", "deploy", "check_deployment", "set_traffic", "judge", "promote", "rollback", "release")
+BAKE_SECONDS = BAKE_MINUTES * 60
+
+
+@dataclass
+class Rollout:
+    handlers: dict[str, ModuleType]
+    services: RolloutServices
+    sagemaker: MotoSageMaker
+    dynamodb: DynamoDBClient
+    metrics: MetricWriter
+    sqs: Any  # the sqs stubs are not installed
+    queue_url: str
+    clock: Clock
+    package: str
+
+    def run(self, name: str, event: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.handlers[name].handler(event, LambdaContextStub())
+        return result
+
+    def start(self, **overrides: Any) -> dict[str, Any]:
+        request = {"endpoint": "churn", "model_package_arn": self.package, "execution_id": EXECUTION}
+        return self.run("start", request | overrides)
+
+    def deployed(self, **overrides: Any) -> dict[str, Any]:
+        """Started, deployed, checked in service, at the first traffic step."""
+        state = self.run("check_deployment", self.run("deploy", self.start(**overrides)))
+        assert state["deployment"]["status"] == "in_service"
+        return self.run("set_traffic", state)
+
+    def serve(self, state: dict[str, Any], champion: Minute, challenger: Minute, minutes: int = 10) -> None:
+        """Both variants serve these minutes from the step's start; the clock moves past them."""
+        start = int(state["step_started_at"])
+        self.metrics.minutes("champion", start, [champion] * minutes)
+        self.metrics.minutes("challenger", start, [challenger] * minutes)
+        self.clock.advance(BAKE_SECONDS)
+
+    def ledger(self, rollout_id: str = EXECUTION) -> list[LedgerEntry]:
+        return self.services.ledger.entries(rollout_id)
+
+    def lock_holder(self) -> str | None:
+        item = self.dynamodb.get_item(TableName=LOCK_TABLE, Key={"endpoint": {"S": ENDPOINT_NAME}})
+        return item["Item"]["holder"]["S"] if "Item" in item else None
+
+    def package_status(self) -> dict[str, Any]:
+        described: dict[str, Any] = self.sagemaker.describe_model_package(ModelPackageName=self.package)
+        return described
+
+    def notifications(self) -> list[dict[str, Any]]:
+        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
+
+
+@pytest.fixture
+def handlers() -> Iterator[dict[str, ModuleType]]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in ENVIRONMENT.items():
+            patch.setenv(name, value)
+        # Re-imported under this environment: Powertools reads its namespace when a module loads.
+        yield {
+            name: importlib.reload(importlib.import_module(f"lambdas.handlers.rollout_{name}"))
+            for name in HANDLERS
+        }
+
+
+@pytest.fixture
+def rollout(handlers: dict[str, ModuleType]) -> Iterator[Rollout]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        create_tables(dynamodb)
+        sagemaker = MotoSageMaker(boto3.client("sagemaker"))
+        create_endpoint(sagemaker)
+        sns = boto3.client("sns")
+        topic = sns.create_topic(Name=TOPIC)["TopicArn"]
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["QueueArn"])
+        cloudwatch = boto3.client("cloudwatch")
+        clock = Clock()
+        services = build_services(
+            load_rollout_settings(ENVIRONMENT),
+            sagemaker=cast(SageMakerControl, sagemaker),
+            dynamodb=dynamodb,
+            cloudwatch=cloudwatch,
+            sns=cast(PublishesNotifications, sns),
+            clock=clock,
+        )
+        use(services)
+        yield Rollout(
+            handlers,
+            services,
+            sagemaker,
+            dynamodb,
+            MetricWriter(cloudwatch),
+            sqs,
+            queue_url,
+            clock,
+            register_package(sagemaker),
+        )
+        use(None)
+
+
+GOOD = Minute(requests=2000, errors_5xx=0, latency_us=20_000)
+ERRING = Minute(requests=500, errors_5xx=5, latency_us=20_000)
+BAD = Minute(requests=500, errors_5xx=25, latency_us=20_000)
+
+
+# --- start --------------------------------------------------------------------------------------------
+
+
+def test_start_takes_the_lock_records_the_start_and_returns_the_state(rollout: Rollout) -> None:
+    state = rollout.start(traffic_steps=[10, 100])
+    assert rollout.lock_holder() == EXECUTION
+    assert state["rollout_id"] == EXECUTION
+    assert state["request"]["endpoint_name"] == ENDPOINT_NAME
+    assert state["request"]["model_package_group"] == GROUP
+    assert state["bake_seconds"] == BAKE_SECONDS
+    assert state["champion_model"] == "churn-v1"
+    assert state["gates"] is None
+    assert state["deployment"] is None
+    assert [(e.sequence, e.kind, e.payload["action"]) for e in rollout.ledger()] == [
+        (0, EntryKind.DEPLOYMENT, "rollout_started")
+    ]
+    assert rollout.ledger()[0].payload["challenger_shares"] == [10, 100]
+
+
+def test_start_from_an_approved_package_event_finds_the_endpoint_by_its_group(rollout: Rollout) -> None:
+    event = {
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "detail": {
+            "ModelPackageArn": rollout.package,
+            "ModelPackageGroupName": GROUP,
+            "ModelApprovalStatus": "Approved",
+        },
+        "execution_id": EXECUTION,
+    }
+    state = rollout.run("start", event)
+    assert state["endpoint"] == "churn"
+    assert state["request"]["strategy"] == "canary"
+    assert [s["weights"]["challenger"] for s in state["request"]["traffic_steps"]] == [5, 25, 50, 100]
+
+
+def test_a_second_rollout_of_a_locked_endpoint_is_refused_naming_the_holder(rollout: Rollout) -> None:
+    rollout.start()
+    with pytest.raises(EndpointLocked, match=f"locked by rollout {EXECUTION}"):
+        rollout.start(execution_id=OTHER_EXECUTION)
+    assert rollout.lock_holder() == EXECUTION
+    assert rollout.ledger(OTHER_EXECUTION) == []
+
+
+def test_the_same_start_delivered_twice_changes_nothing_twice(rollout: Rollout) -> None:
+    first = rollout.start()
+    rollout.clock.advance(30)
+    assert rollout.start() == first
+    assert len(rollout.ledger()) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_changes", "error", "message"),
+    [
+        ({"model_package_arn": None}, "InvalidWorkflowInput", "model_package_arn"),
+        ({"endpoint": "fraud"}, "UnknownEndpoint", "unknown endpoint 'fraud'"),
+        ({"strategy": "big_bang"}, "InvalidWorkflowInput", "strategy"),
+        ({"traffic_steps": [50, 40, 100]}, "InvalidRolloutRequest", "strictly increase"),
+        ({"surprise": 1}, "InvalidWorkflowInput", "surprise"),
+    ],
+)
+def test_malformed_workflow_input_is_refused_and_changes_nothing(
+    rollout: Rollout, request_changes: dict[str, Any], error: str, message: str
+) -> None:
+    request = {"endpoint": "churn", "model_package_arn": rollout.package, "execution_id": EXECUTION}
+    request = {key: value for key, value in (request | request_changes).items() if value is not None}
+    with pytest.raises(Exception, match=message) as raised:
+        rollout.run("start", request)
+    assert type(raised.value).__name__ == error
+    assert rollout.lock_holder() is None
+    assert rollout.ledger() == []
+
+
+def test_a_package_of_another_family_is_refused_and_changes_nothing(rollout: Rollout) -> None:
+    foreign = register_package(rollout.sagemaker, OTHER_GROUP)
+    with pytest.raises(InvalidRolloutRequest, match=f"belongs to group '{OTHER_GROUP}'"):
+        rollout.start(model_package_arn=foreign)
+    assert rollout.lock_holder() is None
+    assert rollout.ledger() == []
+
+
+def test_a_package_rolled_out_before_does_not_start_again(rollout: Rollout) -> None:
+    rollout.sagemaker.update_model_package(
+        ModelPackageArn=rollout.package, CustomerMetadataProperties={"rollout.outcome": "promoted"}
+    )
+    with pytest.raises(Exception, match="rolled out already") as raised:
+        rollout.start()
+    assert type(raised.value).__name__ == "PackageNotRollable"
+    assert rollout.lock_holder() is None
+
+
+# --- deploy and check ---------------------------------------------------------------------------------
+
+
+def test_deploy_puts_the_candidate_beside_the_champion_and_check_finds_it_in_service(
+    rollout: Rollout,
+) -> None:
+    state = rollout.run("deploy", rollout.start())
+    config = config_name_for(ENDPOINT_NAME, EXECUTION, "deploy")
+    assert state["deployment"] == {"status": "updating", "config_name": config, "reason": ""}
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    assert state["challenger_model"] == model
+    checked = rollout.run("check_deployment", state)
+    assert checked["deployment"]["status"] == "in_service"
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", model)]
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert [e.payload["action"] for e in rollout.ledger()] == [
+        "rollout_started",
+        "deploy_challenger",
+        "update_checked",
+    ]
+
+
+def test_a_silent_sagemaker_rollback_is_reported_as_a_failed_deployment(rollout: Rollout) -> None:
+    rollout.sagemaker.silently_roll_back = True
+    checked = rollout.run("check_deployment", rollout.run("deploy", rollout.start()))
+    assert checked["deployment"]["status"] == "failed"
+    assert "SageMaker rolled the update back" in checked["deployment"]["reason"]
+    assert rollout.ledger()[-1].payload["state"] == "rolled_back"
+
+
+def test_a_retried_deploy_sends_one_update(rollout: Rollout) -> None:
+    started = rollout.start()
+    assert rollout.run("deploy", started) == rollout.run("deploy", started)
+    assert len(rollout.sagemaker.updates) == 1
+
+
+# --- traffic steps and the judge ----------------------------------------------------------------------
+
+
+def test_set_traffic_gives_the_challenger_the_first_share(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    assert rollout.sagemaker.weights() == {"champion": 95.0, "challenger": 5.0}
+    assert state["step_started_at"] == int(rollout.clock.now)
+    assert rollout.ledger()[-1].payload == {
+        "action": "set_weights",
+        "endpoint_config": config_name_for(ENDPOINT_NAME, EXECUTION, "deploy"),
+        "step": 0,
+        "challenger_percent": 5,
+    }
+
+
+def test_a_good_challenger_advances_and_is_promoted_after_its_last_judged_step(rollout: Rollout) -> None:
+    state = rollout.deployed(traffic_steps=[10, 50, 100])
+    rollout.serve(state, GOOD, GOOD)
+    judged = rollout.run("judge", state)
+    assert judged["decision"]["action"] == "advance"
+    assert (judged["step_index"], judged["bakes_done"]) == (1, 0)
+    state = rollout.run("set_traffic", judged)
+    assert rollout.sagemaker.weights() == {"champion": 50.0, "challenger": 50.0}
+    rollout.serve(state, GOOD, GOOD)
+    judged = rollout.run("judge", state)
+    assert judged["decision"]["action"] == "promote"
+    assert [step["challenger_requests"] for step in judged["steps"]] == [20000, 20000]
+
+
+def test_a_challenger_with_five_times_the_errors_is_rolled_back(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    rollout.serve(state, ERRING, BAD)
+    judged = rollout.run("judge", state)
+    assert judged["decision"]["action"] == "rollback"
+    assert judged["decision"]["reason"].startswith("judge:")
+    verdict = next(e for e in rollout.ledger() if e.kind is EntryKind.JUDGE_VERDICT)
+    assert verdict.payload["verdict"] == "rollback"
+    errors = verdict.payload["evidence"][0]  # type: ignore[index]
+    assert errors["challenger_samples"] == 5000  # type: ignore[index,call-overload]
+
+
+def test_no_data_is_inconclusive_and_bakes_again_never_a_pass(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    rollout.clock.advance(BAKE_SECONDS)
+    judged = rollout.run("judge", state)
+    assert judged["decision"] == {"action": "bake", "reason": "judge: inconclusive at 5 % after 1 bake(s)"}
+    assert (judged["step_index"], judged["bakes_done"]) == (0, 1)
+    rollout.clock.advance(BAKE_SECONDS)
+    assert rollout.run("judge", judged)["decision"]["action"] == "rollback"
+
+
+# --- promote, roll back, release ----------------------------------------------------------------------
+
+
+def test_promotion_makes_the_candidate_champion_and_approves_the_package_with_the_summary(
+    rollout: Rollout,
+) -> None:
+    state = rollout.deployed(traffic_steps=[50, 100])
+    rollout.serve(state, GOOD, GOOD)
+    promoted = rollout.run("promote", rollout.run("judge", state))
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    assert rollout.sagemaker.running_models() == [("champion", model), ("challenger", model)]
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+    package = rollout.package_status()
+    assert package["ModelApprovalStatus"] == "Approved"
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["data_version"] == "sha256-abc"
+    assert metadata["rollout.outcome"] == "promoted"
+    assert metadata["rollout.verdicts"] == "50pct=promote"
+    assert metadata["rollout.traffic"] == "50pct:20000/20000"
+    assert promoted["deployment"]["config_name"] == config_name_for(ENDPOINT_NAME, EXECUTION, "promote")
+
+
+def test_rollback_restores_the_champion_rejects_the_package_and_notifies(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    rollout.serve(state, ERRING, BAD)
+    rolled_back = rollout.run("rollback", rollout.run("judge", state))
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert "DeploymentConfig" not in rollout.sagemaker.updates[-1]
+    package = rollout.package_status()
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert package["ApprovalDescription"] == rolled_back["decision"]["reason"]
+    assert package["CustomerMetadataProperties"]["rollout.outcome"] == "rolled_back"
+    (message,) = rollout.notifications()
+    assert message["event"] == "rollout_rolled_back"
+    assert message["reason"] == rolled_back["decision"]["reason"]
+
+
+def test_rollback_after_a_failed_task_gives_the_caught_error_as_the_reason(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    cause = {"errorMessage": "UpdateEndpointWeightsAndCapacities failed", "errorType": "ClientError"}
+    state["error"] = {"Error": "ClientError", "Cause": json.dumps(cause)}
+    rollout.run("rollback", state)
+    reason = "ClientError: UpdateEndpointWeightsAndCapacities failed"
+    assert rollout.package_status()["ApprovalDescription"] == reason
+    assert rollout.notifications()[0]["reason"] == reason
+    assert rollout.sagemaker.running_models()[0] == ("champion", "churn-v1")
+
+
+def test_rollback_before_any_deployment_leaves_the_endpoint_alone(rollout: Rollout) -> None:
+    state = rollout.start()
+    state["gates"] = {"passed": False, "reason": "blocked by golden_inputs: 2 of 12 cases differ"}
+    rollout.run("rollback", state)
+    assert rollout.sagemaker.updates == []
+    assert rollout.package_status()["ApprovalDescription"].startswith("gates: blocked by golden_inputs")
+
+
+def test_release_frees_the_endpoint_and_is_idempotent(rollout: Rollout) -> None:
+    state = rollout.start()
+    assert rollout.run("release", state) == state
+    assert rollout.lock_holder() is None
+    assert rollout.run("release", state) == state
+    rollout.start(execution_id=OTHER_EXECUTION)
+    rollout.run("release", state)
+    assert rollout.lock_holder() == OTHER_EXECUTION
