@@ -14,6 +14,7 @@ from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.rollout_workflow import RolloutWorkflow
 from infra.serving import ServingApi
 
 
@@ -66,3 +67,12 @@ class PlatformStack(Stack):
             monitors=[a.champion_composite_alarm for a in self.endpoint_alarms.values()],
         )
         self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)
+        self.rollout = RolloutWorkflow(
+            self,
+            "Rollout",
+            config=config,
+            registry=self.registry,
+            endpoints=self.endpoints,
+            alarms=self.endpoint_alarms,
+            notifications=self.notifications,
+        )

@@ -1,0 +1,525 @@
+"""The rollout workflow: a Step Functions state machine over the rollout Lambdas, its tables and triggers.
+
+Each handler receives the whole state and returns the whole state (tasks are `payload_response_only`), so
+the Choice states read what the last handler decided: `gates.passed`, `deployment.status`,
+`decision.action`, and the Wait reads `bake_seconds`. Every task retries the transient errors with backoff
+and catches everything else into the rollback path; the rollback path itself never loops back: a failure
+there releases the lock and ends the execution as failed, for a person to look at. A rolled-back rollout
+ends in the Fail state "Rolled back" so that the console and the execution-status events show plainly that
+the candidate did not ship; the ledger holds why.
+
+Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.alarms import EndpointAlarms
+from infra.config import EnvironmentConfig
+from infra.endpoint import ModelEndpoint
+from infra.lambda_function import LOG_RETENTION, ProjectFunction
+from infra.nag import acknowledge_wildcard_resources
+from infra.notifications import Notifications
+from infra.registry import ModelRegistry
+from lambdas.rollout.models import RolloutRequest
+
+METRICS_NAMESPACE = "mlrollout"
+HANDLER_MODULES = (
+    "rollout_start",
+    "rollout_gates",
+    "rollout_deploy",
+    "rollout_check_deployment",
+    "rollout_set_traffic",
+    "rollout_judge",
+    "rollout_promote",
+    "rollout_rollback",
+    "rollout_release",
+)
+# The start handler receives the execution's input with the execution's id added beside its keys (the
+# rollout's id in the lock and the ledger). Step Functions has no "add a key" for JSONPath, so a Pass state
+# nests both and the start task's payload merges them back into one flat object.
+NAMED_INPUT = {"input.$": "$", "execution": {"execution_id.$": "$$.Execution.Id"}}
+START_PAYLOAD_PATH = "States.JsonMerge($.input, $.execution, false)"
+# Transient: Lambda's own throttling and faults, a throttled AWS API inside a handler, and SageMaker
+# refusing a change while the endpoint is still updating; LockContention means the lock changed hands
+# while being taken (the domain says: try again).
+TRANSIENT_ERRORS = (
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "ThrottlingException",
+    "LockContention",
+)
+ENDPOINT_BUSY = "EndpointBusy"
+ENDPOINT_LOCKED = "EndpointLocked"
+# SageMaker takes minutes to update an endpoint; asking once a minute costs nothing and reacts in time.
+ENDPOINT_POLL = Duration.seconds(60)
+# Creating instances and moving an endpoint config, twice at most (deploy and promote or roll back), plus
+# every step baking as often as the judge may ask; beyond that a run is stuck, and its lease has expired.
+DEPLOY_ALLOWANCE_MINUTES = 120
+MAX_BAKES_PER_STEP: int = RolloutRequest.model_fields["max_bakes_per_step"].default
+
+
+def workflow_timeout(config: EnvironmentConfig) -> Duration:
+    bakes = len(config.rollout.traffic_steps) * config.rollout.bake_minutes * MAX_BAKES_PER_STEP
+    return Duration.minutes(DEPLOY_ALLOWANCE_MINUTES + bakes)
+
+
+def handler_name(module: str) -> str:
+    return f"lambdas.handlers.{module}.handler"
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """ARNs a function may act on, computed once from the config."""
+
+    endpoints: list[str]
+    models: list[str]
+    endpoint_configs: list[str]
+    packages: list[str]
+    alarms: list[str]
+    execution_roles: list[str]
+
+
+class RolloutWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        registry: ModelRegistry,
+        endpoints: Mapping[str, ModelEndpoint],
+        alarms: Mapping[str, EndpointAlarms],
+        notifications: Notifications,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._registry = registry
+        self._notifications = notifications
+        self.lock_table = self._lock_table()
+        self.ledger_table = self._ledger_table()
+        self._targets = self._arns(endpoints, alarms)
+        environment = {
+            "ENDPOINTS": self._endpoints_document(endpoints, alarms),
+            "LOCK_TABLE": self.lock_table.table_name,
+            "LEDGER_TABLE": self.ledger_table.table_name,
+            "TOPIC_ARN": notifications.topic.topic_arn,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+        self.functions = {module: self._function(module, environment) for module in HANDLER_MODULES}
+        self._grant()
+        self.state_machine = self._state_machine()
+        self._acknowledge_state_machine_role()
+        self.rules = [self._approval_rule()]
+
+    # --- Tables -----------------------------------------------------------------------------------------
+
+    def _lock_table(self) -> dynamodb.Table:
+        # Both tables: the AWS-managed key shows every use in CloudTrail and needs no key policy; the data
+        # (endpoint names, package ARNs, verdicts) never leaves the account.
+        return dynamodb.Table(
+            self,
+            "LockTable",
+            partition_key=dynamodb.Attribute(name="endpoint", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            # A crashed run's lease is removed by DynamoDB; the handler also ignores an expired one.
+            time_to_live_attribute="expires_at",
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Leases are hours of state at most, but PITR costs little here and keeps the two tables alike.
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _ledger_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "LedgerTable",
+            partition_key=dynamodb.Attribute(name="rollout_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sequence", type=dynamodb.AttributeType.NUMBER),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # The audit trail of every rollout decision outlives the stack.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    # --- Functions --------------------------------------------------------------------------------------
+
+    def _endpoints_document(
+        self, endpoints: Mapping[str, ModelEndpoint], alarms: Mapping[str, EndpointAlarms]
+    ) -> str:
+        """ENDPOINTS: per logical endpoint what the handlers act on (tokens resolved at deploy time)."""
+        config = self._config
+        document = {
+            endpoint.name: {
+                "endpoint_name": endpoints[endpoint.name].endpoint_name,
+                "champion": endpoints[endpoint.name].champion_variant,
+                "challenger": None if endpoint.shadow else endpoints[endpoint.name].challenger_variant,
+                "model_package_group": self._registry.package_group_names[endpoint.model_family],
+                "execution_role_arn": endpoints[endpoint.name].execution_role.role_arn,
+                "rollback_alarm_names": alarms[endpoint.name].alarm_names,
+                "rollout": config.rollout.model_dump(mode="json"),
+                "business_metric": {
+                    "namespace": endpoint.business_metric.namespace,
+                    "name": endpoint.business_metric.name,
+                },
+            }
+            for endpoint in config.endpoints
+        }
+        return Stack.of(self).to_json_string(document)
+
+    def _function(self, module: str, environment: Mapping[str, str]) -> ProjectFunction:
+        service = module.replace("_", "-")
+        return ProjectFunction(
+            self,
+            "".join(part.title() for part in module.split("_")),
+            handler=handler_name(module),
+            description=f"{self._config.prefix}: {service} step of the rollout workflow",
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": service},
+            # The gates read captured requests and run golden inputs; the others make a few API calls.
+            timeout=Duration.minutes(5) if module == "rollout_gates" else Duration.minutes(1),
+            memory_size=1024 if module == "rollout_gates" else 256,
+        )
+
+    def _arns(self, endpoints: Mapping[str, ModelEndpoint], alarms: Mapping[str, EndpointAlarms]) -> _Targets:
+        stack = Stack.of(self)
+
+        def sagemaker(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        names = [endpoint.endpoint_name for endpoint in endpoints.values()]
+        groups = sorted({self._registry.package_group_names[e.model_family] for e in self._config.endpoints})
+        return _Targets(
+            endpoints=[sagemaker("endpoint", name) for name in names],
+            # Models and configs the rollout creates are named "<endpoint>-<suffix>".
+            models=[sagemaker("model", f"{name}-*") for name in names],
+            endpoint_configs=[sagemaker("endpoint-config", f"{name}-*") for name in names],
+            packages=[sagemaker("model-package", f"{group}/*") for group in groups],
+            alarms=[
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=name,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for endpoint_alarms in alarms.values()
+                for name in endpoint_alarms.alarm_names
+            ],
+            execution_roles=[endpoint.execution_role.role_arn for endpoint in endpoints.values()],
+        )
+
+    # --- Least privilege --------------------------------------------------------------------------------
+
+    def _allow(self, module: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+        self.functions[module].role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=list(resources))
+        )
+
+    def _grant(self) -> None:
+        targets = self._targets
+        lock, ledger = self.lock_table, self.ledger_table
+        for module in HANDLER_MODULES:
+            if module != "rollout_release":
+                # Evidence: every step appends to the ledger and reads back what the rollout recorded.
+                ledger.grant(
+                    self.functions[module].role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
+                )
+        start = self.functions["rollout_start"].role
+        lock.grant(
+            start, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
+        lock.grant(self.functions["rollout_release"].role, "dynamodb:DeleteItem", "dynamodb:GetItem")
+        for module in ("rollout_start", "rollout_gates"):
+            self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
+            acknowledge_wildcard_resources(
+                self.functions[module].role,
+                targets.packages,
+                "The candidate's version number is only known at run time; only this environment's "
+                "model package groups are readable.",
+            )
+        self._grant_gates_reads()
+        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
+            self._grant_endpoint_changes(module)
+        self._allow("rollout_check_deployment", ["sagemaker:DescribeEndpoint"], targets.endpoints)
+        self._allow(
+            "rollout_set_traffic",
+            ["sagemaker:UpdateEndpointWeightsAndCapacities", "sagemaker:DescribeEndpoint"],
+            targets.endpoints,
+        )
+        for module in ("rollout_promote", "rollout_rollback"):
+            self._grant_verdicts(module)
+        self._allow("rollout_judge", ["cloudwatch:GetMetricData"], ["*"])
+        acknowledge_wildcard_resources(
+            self.functions["rollout_judge"].role,
+            ["*"],
+            "xray:PutTraceSegments, xray:PutTelemetryRecords and cloudwatch:GetMetricData support no "
+            "resource-level permission; the judge only reads metrics.",
+        )
+
+    def _grant_gates_reads(self) -> None:
+        role = self.functions["rollout_gates"].role
+        bucket = self._registry.bucket
+        objects = [bucket.arn_for_objects("models/*"), bucket.arn_for_objects("data-capture/*")]
+        self._allow("rollout_gates", ["s3:GetObject"], objects)
+        self._registry.key.grant(role, "kms:Decrypt")
+        acknowledge_wildcard_resources(
+            role,
+            objects,
+            "The gates read a package's golden inputs and baseline under models/ and the endpoint's "
+            "captured requests under data-capture/, whose object keys are only known at run time.",
+        )
+
+    def _grant_endpoint_changes(self, module: str) -> None:
+        """Deploy, promote and roll back build an endpoint config from a package and move the endpoint."""
+        targets = self._targets
+        role = self.functions[module].role
+        self._allow(
+            module,
+            [
+                "sagemaker:CreateModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeModel",
+                "sagemaker:UpdateEndpoint",
+            ],
+            [*targets.endpoints, *targets.models, *targets.endpoint_configs],
+        )
+        self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
+        self._allow(module, ["cloudwatch:DescribeAlarms"], targets.alarms)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=targets.execution_roles,
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        # Endpoint configs carry the artifact key (KmsKeyId): SageMaker creates grants on it for the caller.
+        self._registry.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
+        acknowledge_wildcard_resources(
+            role,
+            [*targets.models, *targets.endpoint_configs, *targets.packages],
+            "Each rollout creates models and endpoint configs named after its endpoint with a run-time "
+            "suffix, and reads package versions of this environment's groups only.",
+        )
+
+    def _grant_verdicts(self, module: str) -> None:
+        """Promote and roll back also set the weights, record the verdict on the package and notify."""
+        role = self.functions[module].role
+        self._allow(module, ["sagemaker:UpdateModelPackage"], self._targets.packages)
+        self._allow(module, ["sagemaker:UpdateEndpointWeightsAndCapacities"], self._targets.endpoints)
+        # Not topic.grant_publish: it grants kms:GenerateDataKey* where one action is enough.
+        self._allow(module, ["sns:Publish"], [self._notifications.topic.topic_arn])
+        # Publishing to an encrypted topic: SNS asks for a data key as the caller.
+        self._notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+
+    # --- State machine ----------------------------------------------------------------------------------
+
+    def _task(self, name: str, module: str, payload: sfn.TaskInput | None = None) -> tasks.LambdaInvoke:
+        """A task whose input and output are the whole state; with a payload, the payload is its input."""
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self.functions[module].function,
+            payload=payload,
+            # Without a payload the function ARN is the Resource and the state goes in and out as is;
+            # with one, the lambda:invoke integration sends it and the response's Payload is the state.
+            payload_response_only=payload is None,
+            output_path=None if payload is None else "$.Payload",
+            # The retries below name Lambda's service errors explicitly, with their own backoff.
+            retry_on_service_exceptions=False,
+        )
+        task.add_retry(
+            errors=list(TRANSIENT_ERRORS),
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        # "Endpoint is being updated": SageMaker needs minutes, so wait longer and keep trying for ~45 min.
+        task.add_retry(
+            errors=[ENDPOINT_BUSY],
+            interval=Duration.seconds(30),
+            max_attempts=10,
+            backoff_rate=1.5,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _state_machine(self) -> sfn.StateMachine:
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            # The vendedlogs prefix keeps the log group's resource policy small as machines are added.
+            log_group_name=f"/aws/vendedlogs/states/{self._config.prefix}-rollout",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        return sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{self._config.prefix}-rollout",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            timeout=workflow_timeout(self._config),
+            tracing_enabled=True,
+            # The state holds package ARNs, weights, gate results and the judge's numbers: no inference
+            # payloads or personal data, and on-call needs them to see why a rollout went the way it did.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"{self._config.prefix}: gates, traffic steps with bake and judge, promote or roll back",
+        )
+
+    def _acknowledge_state_machine_role(self) -> None:
+        role = self.state_machine.role
+        acknowledge_wildcard_resources(
+            role,
+            ["*"],
+            "X-Ray tracing and the CloudWatch Logs delivery actions of Step Functions logging support "
+            "no resource-level permission.",
+        )
+        acknowledge_wildcard_resources(
+            role,
+            [f"{project.function.function_arn}:*" for project in self.functions.values()],
+            "Step Functions invokes this one function; aws-cdk-lib also allows its versions and "
+            "aliases (the :* suffix), never another function.",
+        )
+
+    def _rollback_path(self) -> tasks.LambdaInvoke:
+        rollback = self._task("Roll back to the champion", "rollout_rollback")
+        released = self._task("Release the lock after the rollback", "rollout_release")
+        released_anyway = self._task("Release the lock after a failed rollback", "rollout_release")
+        rolled_back = sfn.Fail(
+            self, "Rolled back", error="RolledBack", cause="The challenger was rolled back; see the ledger."
+        )
+        needs_person = sfn.Fail(
+            self,
+            "Rollback failed",
+            error="RollbackFailed",
+            cause="The rollback did not complete: the endpoint needs a person; see the error and ledger.",
+        )
+        released.add_catch(
+            sfn.Fail(
+                self,
+                "Rolled back, lock not released",
+                error="LockNotReleased",
+                cause="The challenger was rolled back; the lock expires by its lease.",
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
+        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        rollback.next(released).next(rolled_back)
+        released_anyway.next(needs_person)
+        return rollback
+
+    def _definition(self) -> sfn.IChainable:
+        rollback = self._rollback_path()
+        name_rollout = sfn.Pass(self, "Name the rollout after this execution", parameters=NAMED_INPUT)
+        take_lock = self._task(
+            "Take the endpoint's lock", "rollout_start", sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
+        )
+        locked = sfn.Fail(
+            self,
+            "Another rollout holds this endpoint",
+            error=ENDPOINT_LOCKED,
+            cause="Another rollout holds the endpoint's lock; nothing was changed.",
+        )
+        refused = sfn.Fail(
+            self,
+            "Rollout refused",
+            error="RolloutRefused",
+            cause="The rollout could not start (see the error); nothing was deployed.",
+        )
+        # Nothing is deployed before the start succeeds, so there is nothing to roll back. The release
+        # task needs a started rollout's state, which a failed start has not produced: a lock this run took
+        # before failing expires by its lease.
+        take_lock.add_catch(locked, errors=[ENDPOINT_LOCKED], result_path="$.error")
+        take_lock.add_catch(refused, errors=["States.ALL"], result_path="$.error")
+
+        gates = self._task("Run pre-traffic gates", "rollout_gates")
+        deploy = self._task("Deploy the challenger at 0 %", "rollout_deploy")
+        check = self._task("Is the deployment done?", "rollout_check_deployment")
+        shift = self._task("Shift traffic to the next step", "rollout_set_traffic")
+        judge = self._task("Ask the judge", "rollout_judge")
+        promote = self._task("Promote the challenger", "rollout_promote")
+        release = self._task("Release the lock", "rollout_release")
+        for task in (gates, deploy, check, shift, judge, promote):
+            task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        release.add_catch(
+            sfn.Fail(
+                self,
+                "Promoted, lock not released",
+                error="LockNotReleased",
+                cause="The challenger was promoted; the lock expires by its lease.",
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+
+        wait_for_endpoint = sfn.Wait(self, "Wait for the endpoint", time=sfn.WaitTime.duration(ENDPOINT_POLL))
+        bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.bake_seconds"))
+        wait_for_endpoint.next(check)
+        shift.next(bake)
+        bake.next(judge)
+        promote.next(release).next(sfn.Succeed(self, "Promoted"))
+        in_service = sfn.Condition.string_equals("$.deployment.status", "in_service")
+        # blue_green: SageMaker's guardrails have shifted all traffic and baked by then; nothing to step.
+        guarded = sfn.Condition.string_equals("$.request.strategy", "blue_green")
+        check.next(
+            sfn.Choice(self, "Is the endpoint in service?")
+            .when(sfn.Condition.and_(in_service, guarded), promote)
+            .when(in_service, shift)
+            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
+            .otherwise(wait_for_endpoint)
+        )
+        judge.next(
+            sfn.Choice(self, "What did the judge say?")
+            .when(sfn.Condition.string_equals("$.decision.action", "advance"), shift)
+            .when(sfn.Condition.string_equals("$.decision.action", "bake"), bake)
+            .when(sfn.Condition.string_equals("$.decision.action", "promote"), promote)
+            .otherwise(rollback)
+        )
+        gates_passed = (
+            sfn.Choice(self, "Did the gates pass?")
+            .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
+            .otherwise(rollback)
+        )
+        return name_rollout.next(take_lock).next(gates).next(gates_passed)
+
+    # --- Triggers ---------------------------------------------------------------------------------------
+
+    def _approval_rule(self) -> events.Rule:
+        groups = sorted({self._registry.package_group_names[e.model_family] for e in self._config.endpoints})
+        rule = events.Rule(
+            self,
+            "PackageApproved",
+            description=f"{self._config.prefix}: an approved model package starts its rollout",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": groups},
+            ),
+        )
+        # The event itself is the execution's input; the target's role may start this machine only.
+        rule.add_target(targets.SfnStateMachine(self.state_machine, retry_attempts=3))
+        return rule

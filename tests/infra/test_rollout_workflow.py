@@ -1,0 +1,629 @@
+"""The rollout workflow: its state machine (validated as ASL), least privilege per function, tables, rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.rollout_workflow import (
+    ENDPOINT_BUSY,
+    ENDPOINT_LOCKED,
+    HANDLER_MODULES,
+    MAX_BAKES_PER_STEP,
+    NAMED_INPUT,
+    START_PAYLOAD_PATH,
+    TRANSIENT_ERRORS,
+    handler_name,
+    workflow_timeout,
+)
+from tests.infra.conftest import REPO_ROOT, Synthesized
+
+ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
+DUMMY_ACCOUNT = "123456789012"
+NAME = "Name the rollout after this execution"
+START = "Take the endpoint's lock"
+ROLLBACK = "Roll back to the champion"
+ROLLBACK_PATH = {
+    ROLLBACK,
+    "Release the lock after the rollback",
+    "Release the lock after a failed rollback",
+    "Rolled back",
+    "Rolled back, lock not released",
+    "Rollback failed",
+}
+TASK_HANDLERS = {
+    START: "rollout_start",
+    "Run pre-traffic gates": "rollout_gates",
+    "Deploy the challenger at 0 %": "rollout_deploy",
+    "Is the deployment done?": "rollout_check_deployment",
+    "Shift traffic to the next step": "rollout_set_traffic",
+    "Ask the judge": "rollout_judge",
+    "Promote the challenger": "rollout_promote",
+    ROLLBACK: "rollout_rollback",
+    "Release the lock": "rollout_release",
+    "Release the lock after the rollback": "rollout_release",
+    "Release the lock after a failed rollback": "rollout_release",
+}
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+LEDGER_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
+ENDPOINT_CHANGE_ACTIONS = {
+    "sagemaker:CreateModel",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DescribeEndpointConfig",
+    "sagemaker:DescribeModel",
+    "sagemaker:UpdateEndpoint",
+}
+
+
+def _render(value: Any) -> str:
+    """A CloudFormation value as one string, references as <LogicalId> or <LogicalId.Attribute>."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_render(part) for part in parts)
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    raise ValueError(f"cannot render {value!r}")
+
+
+def _state_machine(dev: Synthesized) -> dict[str, Any]:
+    [machine] = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    properties: dict[str, Any] = machine["Properties"]
+    return properties
+
+
+def _resolve_for_validation(value: Any) -> str:
+    """The definition with every function's GetAtt replaced by a well-formed dummy Lambda ARN."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_resolve_for_validation(part) for part in parts)
+    if "Fn::GetAtt" in value:
+        logical_id = value["Fn::GetAtt"][0]
+        return f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{logical_id}"
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    raise ValueError(f"cannot resolve {value!r}")
+
+
+@pytest.fixture(scope="module")
+def definition(dev: Synthesized) -> dict[str, Any]:
+    resolved: dict[str, Any] = json.loads(_resolve_for_validation(_state_machine(dev)["DefinitionString"]))
+    return resolved
+
+
+def _function_ids(dev: Synthesized) -> dict[str, str]:
+    """Handler module -> logical id of its function."""
+    by_handler = {
+        function["Properties"]["Handler"]: logical_id
+        for logical_id, function in dev.of_type("AWS::Lambda::Function").items()
+    }
+    return {module: by_handler[handler_name(module)] for module in HANDLER_MODULES}
+
+
+def _validate(tmp_path: Path, definition: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    assert ASL_VALIDATOR.exists(), "asl-validator is missing: run `make setup` (npm ci installs it)"
+    path = tmp_path / "definition.asl.json"
+    path.write_text(json.dumps(definition))
+    return subprocess.run(
+        [str(ASL_VALIDATOR), "--json-path", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _successors(state: dict[str, Any]) -> Iterator[str]:
+    if "Next" in state:
+        yield state["Next"]
+    yield from (choice["Next"] for choice in state.get("Choices", []))
+    if "Default" in state:
+        yield state["Default"]
+    yield from (catch["Next"] for catch in state.get("Catch", []))
+
+
+def _reachable(definition: dict[str, Any], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_successors(definition["States"][name]))
+    return seen
+
+
+# --- The definition --------------------------------------------------------------------------------------
+
+
+def test_definition_is_valid_amazon_states_language(definition: dict[str, Any], tmp_path: Path) -> None:
+    result = _validate(tmp_path, definition)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asl_validator_rejects_a_transition_to_a_missing_state(
+    definition: dict[str, Any], tmp_path: Path
+) -> None:
+    broken = json.loads(json.dumps(definition))
+    broken["States"]["Bake"]["Next"] = "Ask the oracle"
+    result = _validate(tmp_path, broken)
+    assert result.returncode != 0
+    assert "MISSING_TRANSITION_TARGET" in result.stdout + result.stderr
+
+
+def test_states_are_named_for_people_reading_the_console(definition: dict[str, Any]) -> None:
+    assert definition["StartAt"] == NAME
+    states = definition["States"]
+    assert states[NAME] == {"Type": "Pass", "Parameters": NAMED_INPUT, "Next": START}
+    assert set(TASK_HANDLERS) <= set(states)
+    assert states["Run pre-traffic gates"]["Next"] == "Did the gates pass?"
+    assert states["Deploy the challenger at 0 %"]["Next"] == "Wait for the endpoint"
+    assert states["Wait for the endpoint"] == {
+        "Type": "Wait",
+        "Seconds": 60,
+        "Next": "Is the deployment done?",
+    }
+    assert states["Is the deployment done?"]["Next"] == "Is the endpoint in service?"
+    assert states["Shift traffic to the next step"]["Next"] == "Bake"
+    assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Ask the judge"}
+    assert states["Ask the judge"]["Next"] == "What did the judge say?"
+    assert states["Promote the challenger"]["Next"] == "Release the lock"
+    assert states["Release the lock"]["Next"] == "Promoted"
+    assert states["Promoted"]["Type"] == "Succeed"
+    assert states[ROLLBACK]["Next"] == "Release the lock after the rollback"
+    assert states["Release the lock after the rollback"]["Next"] == "Rolled back"
+    assert states["Rolled back"]["Type"] == "Fail" and states["Rolled back"]["Error"] == "RolledBack"
+
+
+def _choices(state: dict[str, Any]) -> dict[tuple[str, Any], str]:
+    assert state["Type"] == "Choice"
+    found: dict[tuple[str, Any], str] = {}
+    for choice in state["Choices"]:
+        operator = next(key for key in choice if key not in ("Variable", "Next"))
+        found[(choice["Variable"], choice[operator])] = choice["Next"]
+    return found
+
+
+def test_choices_follow_the_handlers_fields(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    assert _choices(states["Did the gates pass?"]) == {
+        ("$.gates.passed", True): "Deploy the challenger at 0 %"
+    }
+    assert states["Did the gates pass?"]["Default"] == ROLLBACK
+    in_service = states["Is the endpoint in service?"]
+    guarded, *stepped = in_service["Choices"]
+    # blue_green: SageMaker's guardrails moved the traffic; once in service there is nothing to step.
+    assert guarded == {
+        "And": [
+            {"Variable": "$.deployment.status", "StringEquals": "in_service"},
+            {"Variable": "$.request.strategy", "StringEquals": "blue_green"},
+        ],
+        "Next": "Promote the challenger",
+    }
+    assert _choices({**in_service, "Choices": stepped}) == {
+        ("$.deployment.status", "in_service"): "Shift traffic to the next step",
+        ("$.deployment.status", "failed"): ROLLBACK,
+    }
+    assert states["Is the endpoint in service?"]["Default"] == "Wait for the endpoint"
+    assert _choices(states["What did the judge say?"]) == {
+        ("$.decision.action", "advance"): "Shift traffic to the next step",
+        ("$.decision.action", "bake"): "Bake",
+        ("$.decision.action", "promote"): "Promote the challenger",
+    }
+    # An unknown or "rollback" answer is never a pass.
+    assert states["What did the judge say?"]["Default"] == ROLLBACK
+
+
+def test_every_task_invokes_its_handler_with_the_whole_state(
+    dev: Synthesized, definition: dict[str, Any]
+) -> None:
+    function_ids = _function_ids(dev)
+    tasks = {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+    assert set(tasks) == set(TASK_HANDLERS)
+    for name, state in tasks.items():
+        arn = f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{function_ids[TASK_HANDLERS[name]]}"
+        assert "ResultPath" not in state and "InputPath" not in state, name
+        if name == START:
+            continue
+        assert state["Resource"] == arn, name
+        assert "Parameters" not in state and "OutputPath" not in state, name
+    # The start handler gets the execution's input with execution_id beside its keys, and returns the state.
+    start = tasks[START]
+    assert start["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert start["Parameters"] == {
+        "FunctionName": f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{function_ids['rollout_start']}",
+        "Payload.$": START_PAYLOAD_PATH,
+    }
+    assert start["OutputPath"] == "$.Payload"
+
+
+def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
+        assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,)}, name
+        assert set(TRANSIENT_ERRORS) >= {
+            "Lambda.TooManyRequestsException",
+            "Lambda.ServiceException",
+            "ThrottlingException",
+        }
+        for retry in retries.values():
+            assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] > 1, name
+            assert retry["JitterStrategy"] == "FULL", name
+        # SageMaker's updates take minutes: a busy endpoint is retried for much longer than a throttle.
+        busy = retries[(ENDPOINT_BUSY,)]
+        assert busy["IntervalSeconds"] >= 30 and busy["MaxDelaySeconds"] <= 300
+
+
+def test_every_task_catches_everything_into_the_error_field(definition: dict[str, Any]) -> None:
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task":
+            last = state["Catch"][-1]
+            assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == "$.error", name
+
+
+def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    for name in (
+        "Run pre-traffic gates",
+        "Deploy the challenger at 0 %",
+        "Is the deployment done?",
+        "Shift traffic to the next step",
+        "Ask the judge",
+        "Promote the challenger",
+    ):
+        assert [catch["Next"] for catch in states[name]["Catch"]] == [ROLLBACK], name
+
+
+def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    locked, anything = states[START]["Catch"]
+    assert locked["ErrorEquals"] == [ENDPOINT_LOCKED]
+    assert states[locked["Next"]] == {
+        "Type": "Fail",
+        "Error": ENDPOINT_LOCKED,
+        "Cause": "Another rollout holds the endpoint's lock; nothing was changed.",
+    }
+    assert locked["Next"] == "Another rollout holds this endpoint"
+    # Any other start failure deployed nothing: the execution fails at once, no rollback.
+    assert anything["ErrorEquals"] == ["States.ALL"]
+    assert states[anything["Next"]]["Type"] == "Fail"
+    assert states[anything["Next"]]["Error"] == "RolloutRefused"
+
+
+def test_the_rollback_path_never_loops_back_and_always_ends(definition: dict[str, Any]) -> None:
+    reachable = _reachable(definition, ROLLBACK)
+    assert reachable == ROLLBACK_PATH
+    states = definition["States"]
+    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
+    for name in reachable:
+        assert states[name]["Type"] in ("Task", "Fail"), name
+    # A rolled-back rollout shows as failed in the console and in the execution status events.
+    assert {states[name]["Error"] for name in reachable if states[name]["Type"] == "Fail"} == {
+        "RolledBack",
+        "RollbackFailed",
+        "LockNotReleased",
+    }
+
+
+def test_every_state_is_reachable_from_the_start(definition: dict[str, Any]) -> None:
+    assert _reachable(definition, NAME) == set(definition["States"])
+
+
+# --- The machine -----------------------------------------------------------------------------------------
+
+
+def test_machine_is_standard_traced_logged_with_a_timeout_from_the_config(dev: Synthesized) -> None:
+    properties = _state_machine(dev)
+    rollout = dev.config.rollout
+    assert properties["StateMachineType"] == "STANDARD"
+    assert properties["StateMachineName"] == f"{dev.config.prefix}-rollout"
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    logging = properties["LoggingConfiguration"]
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is True
+    log_group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert dev.resources[log_group]["Properties"]["RetentionInDays"] > 0
+    assert dev.resources[log_group]["Properties"]["LogGroupName"].startswith("/aws/vendedlogs/states/")
+    timeout = json.loads(_resolve_for_validation(properties["DefinitionString"]))["TimeoutSeconds"]
+    assert timeout == workflow_timeout(dev.config).to_seconds()
+    every_bake = len(rollout.traffic_steps) * rollout.bake_minutes * MAX_BAKES_PER_STEP * 60
+    assert every_bake < timeout <= 24 * 3600
+
+
+def test_machine_may_invoke_only_the_rollout_functions(dev: Synthesized) -> None:
+    role = _state_machine(dev)["RoleArn"]["Fn::GetAtt"][0]
+    grants = _grants(dev, role)
+    functions = {f"<{logical_id}.Arn>" for logical_id in _function_ids(dev).values()}
+    assert grants.pop("lambda:InvokeFunction") == functions | {f"{arn}:*" for arn in functions}
+    # The rest is what Step Functions logging and X-Ray need, which has no resource-level permission.
+    assert all(
+        action.startswith(("logs:", "xray:")) and resources == {"*"} for action, resources in grants.items()
+    )
+
+
+# --- The functions ---------------------------------------------------------------------------------------
+
+
+def _function(dev: Synthesized, module: str) -> dict[str, Any]:
+    properties: dict[str, Any] = dev.resources[_function_ids(dev)[module]]["Properties"]
+    return properties
+
+
+def _grants(dev: Synthesized, role: str) -> dict[str, set[str]]:
+    """Every action the role allows, with the rendered resources; a condition is rendered after '|'."""
+    assert not dev.resources[role]["Properties"].get("ManagedPolicyArns"), "no managed policy on a role"
+    grants: dict[str, set[str]] = {}
+    for policy in dev.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            condition = (
+                f"|{json.dumps(statement['Condition'], sort_keys=True)}" if "Condition" in statement else ""
+            )
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            for action in actions:
+                grants.setdefault(action, set()).update(
+                    _render(resource) + condition for resource in resources
+                )
+    return grants
+
+
+def _own_grants(dev: Synthesized, module: str) -> dict[str, set[str]]:
+    """The function's grants less its log group and X-Ray, which every ProjectFunction has."""
+    properties = _function(dev, module)
+    grants = _grants(dev, properties["Role"]["Fn::GetAtt"][0])
+    log_group = f"<{properties['LoggingConfig']['LogGroup']['Ref']}.Arn>"
+    for action in LOG_ACTIONS:
+        assert grants.pop(action) == {log_group}
+    for action in XRAY_ACTIONS:
+        assert grants.pop(action) == {"*"}
+    return grants
+
+
+def _logical_id(dev: Synthesized, resource_type: str, properties: dict[str, Any]) -> str:
+    found = dev.template.find_resources(resource_type, {"Properties": Match.object_like(properties)})
+    assert len(found) == 1, f"expected one {resource_type} with {properties}, found {sorted(found)}"
+    return next(iter(found))
+
+
+def _lock(dev: Synthesized) -> str:
+    return _logical_id(
+        dev, "AWS::DynamoDB::Table", {"KeySchema": [{"AttributeName": "endpoint", "KeyType": "HASH"}]}
+    )
+
+
+def _ledger(dev: Synthesized) -> str:
+    return _logical_id(
+        dev,
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": "rollout_id", "KeyType": "HASH"},
+                {"AttributeName": "sequence", "KeyType": "RANGE"},
+            ]
+        },
+    )
+
+
+def _single(dev: Synthesized, resource_type: str, prefix: str) -> str:
+    [logical_id] = [key for key in dev.of_type(resource_type) if key.startswith(prefix)]
+    return logical_id
+
+
+class _Arns:
+    """The rendered ARNs the dev environment's roles may act on."""
+
+    def __init__(self, dev: Synthesized) -> None:
+        prefix = dev.config.prefix
+        [endpoint] = dev.config.endpoints
+        name = dev.config.endpoint_name(endpoint)
+        sagemaker = "arn:aws:sagemaker:us-east-1:<AWS::AccountId>"
+        self.endpoint = f"{sagemaker}:endpoint/{name}"
+        self.models = f"{sagemaker}:model/{name}-*"
+        self.configs = f"{sagemaker}:endpoint-config/{name}-*"
+        self.packages = f"{sagemaker}:model-package/{prefix}-{endpoint.model_family}/*"
+        self.ledger = f"<{_ledger(dev)}.Arn>"
+        self.lock = f"<{_lock(dev)}.Arn>"
+        self.artifact_key = f"<{_single(dev, 'AWS::KMS::Key', 'RegistryArtifactKey')}.Arn>"
+        self.topic_key = f"<{_single(dev, 'AWS::KMS::Key', 'NotificationsTopicKey')}.Arn>"
+        self.topic = f"<{_single(dev, 'AWS::SNS::Topic', 'NotificationsTopic')}>"
+        self.bucket = f"<{_single(dev, 'AWS::S3::Bucket', 'RegistryArtifacts')}.Arn>"
+        role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
+        passed = json.dumps(
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, sort_keys=True
+        )
+        self.pass_role = f"<{role}.Arn>|{passed}"
+        self.alarms = {
+            f"arn:aws:cloudwatch:us-east-1:<AWS::AccountId>:alarm:{alarm}"
+            for alarm in _endpoints_document(dev)[endpoint.name]["rollback_alarm_names"]
+        }
+
+    def endpoint_changes(self) -> dict[str, set[str]]:
+        return {
+            **{action: {self.endpoint, self.models, self.configs} for action in ENDPOINT_CHANGE_ACTIONS},
+            "sagemaker:DescribeModelPackage": {self.packages},
+            "cloudwatch:DescribeAlarms": self.alarms,
+            "iam:PassRole": {self.pass_role},
+            "kms:CreateGrant": {self.artifact_key},
+            "kms:DescribeKey": {self.artifact_key},
+        }
+
+    def verdicts(self) -> dict[str, set[str]]:
+        return {
+            "sagemaker:UpdateModelPackage": {self.packages},
+            "sagemaker:UpdateEndpointWeightsAndCapacities": {self.endpoint},
+            "sns:Publish": {self.topic},
+            "kms:Decrypt": {self.topic_key},
+            "kms:GenerateDataKey": {self.topic_key},
+        }
+
+
+def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
+    arns = _Arns(dev)
+    ledger = {action: {arns.ledger} for action in LEDGER_ACTIONS}
+    lock = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:GetItem"}
+    start = {**ledger, **{action: {arns.ledger, arns.lock} for action in lock & LEDGER_ACTIONS}}
+    start |= {action: {arns.lock} for action in lock - LEDGER_ACTIONS}
+    return {
+        "rollout_start": {**start, "sagemaker:DescribeModelPackage": {arns.packages}},
+        "rollout_gates": {
+            **ledger,
+            "sagemaker:DescribeModelPackage": {arns.packages},
+            "s3:GetObject": {f"{arns.bucket}/models/*", f"{arns.bucket}/data-capture/*"},
+            "kms:Decrypt": {arns.artifact_key},
+        },
+        "rollout_deploy": {**ledger, **arns.endpoint_changes()},
+        "rollout_check_deployment": {**ledger, "sagemaker:DescribeEndpoint": {arns.endpoint}},
+        "rollout_set_traffic": {
+            **ledger,
+            "sagemaker:DescribeEndpoint": {arns.endpoint},
+            "sagemaker:UpdateEndpointWeightsAndCapacities": {arns.endpoint},
+        },
+        "rollout_judge": {**ledger, "cloudwatch:GetMetricData": {"*"}},
+        "rollout_promote": {**ledger, **arns.endpoint_changes(), **arns.verdicts()},
+        "rollout_rollback": {**ledger, **arns.endpoint_changes(), **arns.verdicts()},
+        "rollout_release": {"dynamodb:DeleteItem": {arns.lock}, "dynamodb:GetItem": {arns.lock}},
+    }
+
+
+@pytest.mark.parametrize("module", HANDLER_MODULES)
+def test_each_function_is_granted_exactly_the_calls_its_handler_makes(dev: Synthesized, module: str) -> None:
+    assert _own_grants(dev, module) == _expected_grants(dev)[module]
+
+
+def test_each_function_has_its_own_role(dev: Synthesized) -> None:
+    roles = {_function(dev, module)["Role"]["Fn::GetAtt"][0] for module in HANDLER_MODULES}
+    assert len(roles) == len(HANDLER_MODULES)
+
+
+def _endpoints_document(dev: Synthesized) -> dict[str, Any]:
+    # The execution role's ARN is a token: rendered as <LogicalId.Arn> inside the JSON string.
+    document: dict[str, Any] = json.loads(
+        _render(_function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"])
+    )
+    return document
+
+
+def test_functions_share_the_rollout_environment(dev: Synthesized) -> None:
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    for module in HANDLER_MODULES:
+        properties = _function(dev, module)
+        variables = properties["Environment"]["Variables"]
+        assert variables["LOCK_TABLE"] == {"Ref": _lock(dev)}
+        assert variables["LEDGER_TABLE"] == {"Ref": _ledger(dev)}
+        assert variables["TOPIC_ARN"] == {"Ref": topic}
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "mlrollout"
+        assert variables["POWERTOOLS_SERVICE_NAME"] == module.replace("_", "-")
+        assert _render(variables["ENDPOINTS"]) == _render(
+            _function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"]
+        )
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_endpoints_variable_names_what_each_endpoint_rolls_out_with(dev: Synthesized) -> None:
+    config = dev.config
+    [endpoint] = config.endpoints
+    role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
+    entry = _endpoints_document(dev)[endpoint.name]
+    assert entry["endpoint_name"] == config.endpoint_name(endpoint)
+    assert entry["champion"] == endpoint.variants.champion
+    assert entry["challenger"] == (None if endpoint.shadow else endpoint.variants.challenger)
+    assert entry["model_package_group"] == f"{config.prefix}-{endpoint.model_family}"
+    assert entry["execution_role_arn"] == f"<{role}.Arn>"
+    assert entry["rollout"] == config.rollout.model_dump(mode="json")
+    assert entry["business_metric"] == {
+        "namespace": endpoint.business_metric.namespace,
+        "name": endpoint.business_metric.name,
+    }
+    assert entry["rollback_alarm_names"], "the deploy step checks the alarms SageMaker rolls back on"
+    assert all(
+        name.startswith(f"{config.endpoint_name(endpoint)}-") for name in entry["rollback_alarm_names"]
+    )
+
+
+# --- Tables ----------------------------------------------------------------------------------------------
+
+
+def test_lock_table_expires_leases_and_is_retained(dev: Synthesized) -> None:
+    table = dev.resources[_lock(dev)]
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["Properties"]["AttributeDefinitions"] == [
+        {"AttributeName": "endpoint", "AttributeType": "S"}
+    ]
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_ledger_table_keeps_evidence_recoverable_and_retained(dev: Synthesized) -> None:
+    table = dev.resources[_ledger(dev)]
+    assert sorted(
+        (a["AttributeName"], a["AttributeType"]) for a in table["Properties"]["AttributeDefinitions"]
+    ) == [("rollout_id", "S"), ("sequence", "N")]
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+
+
+# --- Triggers --------------------------------------------------------------------------------------------
+
+
+def test_an_approved_package_of_this_environment_starts_a_rollout_with_the_event(dev: Synthesized) -> None:
+    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Rollout")
+    groups = sorted({f"{dev.config.prefix}-{e.model_family}" for e in dev.config.endpoints})
+    rule = _logical_id(
+        dev,
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": groups},
+            }
+        },
+    )
+    [target] = dev.resources[rule]["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": machine}
+    assert "Input" not in target and "InputPath" not in target, "the execution's input is the event itself"
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    assert _grants(dev, role) == {"states:StartExecution": {f"<{machine}>"}}
+
+
+def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) -> None:
+    # The handlers' settings model may land after this construct; once it exists it must parse what CDK sets.
+    settings = pytest.importorskip("lambdas.rollout.settings")
+    variables = _function(dev, "rollout_start")["Environment"]["Variables"]
+    dummies = {
+        f"<{_lock(dev)}>": "mlrollout-dev-lock",
+        f"<{_ledger(dev)}>": "mlrollout-dev-ledger",
+        f"<{_single(dev, 'AWS::SNS::Topic', 'NotificationsTopic')}>": (
+            f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:mlrollout-dev-notifications"
+        ),
+    }
+    environ = {name: dummies.get(_render(value), _render(value)) for name, value in variables.items()}
+    [endpoint] = dev.config.endpoints
+    role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
+    environ["ENDPOINTS"] = environ["ENDPOINTS"].replace(
+        f"<{role}.Arn>", f"arn:aws:iam::{DUMMY_ACCOUNT}:role/sagemaker-execution"
+    )
+    loaded = settings.load_rollout_settings(environ)
+    assert loaded.endpoints[endpoint.name].endpoint_name == dev.config.endpoint_name(endpoint)
+    assert list(loaded.endpoints[endpoint.name].rollout.traffic_steps) == dev.config.rollout.traffic_steps
