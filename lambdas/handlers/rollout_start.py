@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.rollout.aws.endpoint_ops import read_live_config
-from lambdas.rollout.aws.wiring import RolloutServices, services
+from lambdas.rollout.aws.wiring import RolloutServices, services, throttling_as_retryable
 from lambdas.rollout.ledger import EntryKind, deployment_payload
 from lambdas.rollout.models import STEPPED_STRATEGIES, Strategy, parse_rollout_request
 from lambdas.rollout.settings import RolloutEndpoint
@@ -81,7 +81,8 @@ class DirectRequest(_Input):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state = start(parse_input(event), services())
+    with throttling_as_retryable():
+        state = start(parse_input(event), services())
     metrics.add_metric(name="RolloutStarted", unit=MetricUnit.Count, value=1)
     logger.info("rollout started", extra={"endpoint": state.endpoint, "rollout_id": state.rollout_id})
     return state.dump()

@@ -11,21 +11,36 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.sagemaker.models import sagemaker_backends
 
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, model_name_for
-from lambdas.rollout.aws.wiring import PublishesNotifications, RolloutServices, build_services, use
+from lambdas.rollout.aws.metrics_reader import WindowQuery
+from lambdas.rollout.aws.wiring import (
+    PublishesNotifications,
+    RolloutServices,
+    ThrottlingException,
+    build_services,
+    use,
+)
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.rollout.lock import EndpointLocked
 from lambdas.rollout.models import InvalidRolloutRequest
 from lambdas.rollout.settings import load_rollout_settings
+from lambdas.rollout.state import EndpointBusy
+from lambdas.serving.settings import BusinessMetricName
 from tests.functional.rollout_support import (
     BAKE_MINUTES,
+    BUSINESS_NAME,
+    BUSINESS_NAMESPACE,
     ENDPOINT_NAME,
     ENVIRONMENT,
     GROUP,
     LOCK_TABLE,
     OTHER_GROUP,
+    START_TIME,
     TOPIC,
     Clock,
     LambdaContextStub,
@@ -393,3 +408,61 @@ def test_release_frees_the_endpoint_and_is_idempotent(rollout: Rollout) -> None:
     rollout.start(execution_id=OTHER_EXECUTION)
     rollout.run("release", state)
     assert rollout.lock_holder() == OTHER_EXECUTION
+
+
+# --- retryable errors ---------------------------------------------------------------------------------
+
+
+def test_throttling_reaches_the_state_machine_by_name(rollout: Rollout) -> None:
+    state = rollout.run("deploy", rollout.start())
+
+    def throttled(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DescribeEndpoint"
+        )
+
+    rollout.sagemaker.describe_endpoint = throttled  # type: ignore[attr-defined]
+    with pytest.raises(ThrottlingException, match="Rate exceeded"):
+        rollout.run("check_deployment", state)
+
+
+def test_traffic_is_not_shifted_while_the_endpoint_updates(rollout: Rollout) -> None:
+    state = rollout.run("check_deployment", rollout.run("deploy", rollout.start()))
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[ENDPOINT_NAME]
+    endpoint.endpoint_status = "Updating"
+    with pytest.raises(EndpointBusy, match="Updating"):
+        rollout.run("set_traffic", state)
+    endpoint.endpoint_status = "InService"
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+
+
+# --- the judge's windows from CloudWatch --------------------------------------------------------------
+
+
+def test_windows_pair_the_variants_minutes_with_latency_and_feedback(rollout: Rollout) -> None:
+    start = START_TIME
+    served = Minute(requests=400, errors_5xx=3, model_errors=2, latency_us=25_000, trials=80, successes=12)
+    rollout.metrics.minutes("champion", start, [GOOD, GOOD, GOOD])
+    rollout.metrics.minutes("challenger", start + 60, [served, served])
+    windows = rollout.services.windows.windows(
+        WindowQuery(
+            endpoint_name=ENDPOINT_NAME,
+            champion="champion",
+            challenger="challenger",
+            business_metric=BusinessMetricName(namespace=BUSINESS_NAMESPACE, name=BUSINESS_NAME),
+            start=start + 17,
+            end=start + 180,
+        )
+    )
+    assert [w.requests for w in windows.champion] == [2000, 2000, 2000]
+    assert [w.requests for w in windows.challenger] == [0, 400, 400]
+    assert windows.challenger[0].latency is None
+    later = windows.challenger[1]
+    assert (later.errors_5xx, later.model_errors, later.outcome_trials, later.outcome_successes) == (
+        3,
+        2,
+        80,
+        12,
+    )
+    assert later.latency is not None
+    assert (later.latency.sample_count, later.latency.average) == (400, 25_000)

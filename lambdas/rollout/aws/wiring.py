@@ -32,10 +32,33 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pydantic import JsonValue
 
-# Throttling is retried by botocore first and then by the state machine (the error propagates).
+# Throttling is retried by botocore first, then by the state machine, which matches the error by name.
 CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=20)
 # SageMaker's answer to an update of an endpoint that is already updating.
 _BUSY_MESSAGE = re.compile(r"in-progress|being updated|status Updating", re.IGNORECASE)
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
+class ThrottlingException(Exception):
+    """An AWS API throttled the task beyond botocore's retries; the state machine retries it by this name.
+
+    botocore raises most throttling as a plain ClientError, which Step Functions would only see as
+    "ClientError": indistinguishable from a real failure.
+    """
 
 
 class PublishesNotifications(Protocol):
@@ -134,7 +157,19 @@ def services() -> RolloutServices:
     return _services
 
 
+@contextmanager
+def throttling_as_retryable() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in THROTTLING_CODES:
+            raise ThrottlingException(f"{code}: {error}") from error
+        raise
+
+
 def run_task(event: Any, task: Callable[[RolloutState, RolloutServices], RolloutState]) -> dict[str, Any]:
     """Parse the state, run one task, return the new state as the state machine's JSON."""
     state = RolloutState.model_validate(event)
-    return task(state, services()).dump()
+    with throttling_as_retryable():
+        return task(state, services()).dump()
