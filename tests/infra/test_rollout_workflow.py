@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from aws_cdk.assertions import Match
+from moto import mock_aws
 
 from infra.rollout_workflow import (
     ENDPOINT_BUSY,
@@ -22,6 +25,8 @@ from infra.rollout_workflow import (
     handler_name,
     workflow_timeout,
 )
+from lambdas.handlers.rollout_start import parse_input
+from lambdas.rollout.settings import load_rollout_settings
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -608,8 +613,7 @@ def test_an_approved_package_of_this_environment_starts_a_rollout_with_the_event
 
 
 def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) -> None:
-    # The handlers' settings model may land after this construct; once it exists it must parse what CDK sets.
-    settings = pytest.importorskip("lambdas.rollout.settings")
+    # The handlers read their environment with this model: it must accept what CDK sets.
     variables = _function(dev, "rollout_start")["Environment"]["Variables"]
     dummies = {
         f"<{_lock(dev)}>": "mlrollout-dev-lock",
@@ -624,6 +628,49 @@ def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) 
     environ["ENDPOINTS"] = environ["ENDPOINTS"].replace(
         f"<{role}.Arn>", f"arn:aws:iam::{DUMMY_ACCOUNT}:role/sagemaker-execution"
     )
-    loaded = settings.load_rollout_settings(environ)
+    loaded = load_rollout_settings(environ)
     assert loaded.endpoints[endpoint.name].endpoint_name == dev.config.endpoint_name(endpoint)
     assert list(loaded.endpoints[endpoint.name].rollout.traffic_steps) == dev.config.rollout.traffic_steps
+
+
+def test_start_handler_receives_the_input_with_the_execution_id_beside_its_keys(
+    definition: dict[str, Any],
+) -> None:
+    """The first state and the start task's payload expression, run by moto's interpreter (no Lambda)."""
+    states = definition["States"]
+    probe = {
+        "StartAt": NAME,
+        "States": {
+            NAME: states[NAME],
+            START: {
+                "Type": "Pass",
+                "Parameters": {"Payload.$": START_PAYLOAD_PATH},
+                "OutputPath": "$.Payload",
+                "End": True,
+            },
+        },
+    }
+    event = {
+        "detail-type": "SageMaker Model Package State Change",
+        "detail": {
+            "ModelApprovalStatus": "Approved",
+            "ModelPackageGroupName": "mlrollout-dev-churn-classifier",
+            "ModelPackageArn": f"arn:aws:sagemaker:us-east-1:{DUMMY_ACCOUNT}:model-package/x/1",
+        },
+    }
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = client.create_state_machine(
+            name="probe", definition=json.dumps(probe), roleArn=f"arn:aws:iam::{DUMMY_ACCOUNT}:role/probe"
+        )["stateMachineArn"]
+        execution = client.start_execution(stateMachineArn=machine, input=json.dumps(event))["executionArn"]
+        described = client.describe_execution(executionArn=execution)
+        for _ in range(100):
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+            described = client.describe_execution(executionArn=execution)
+    assert described["status"] == "SUCCEEDED", described
+    delivered = json.loads(described["output"])
+    assert delivered == {**event, "execution_id": execution}
+    assert parse_input(delivered).execution_id == execution
