@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ TOPIC = "mlrollout-dev-notifications"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlrollout-dev-churn-sagemaker"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlrollout-inference:0.2.0"
+BUCKET = "mlrollout-dev-artifacts"
+CAPTURE_PREFIX = "data-capture"
+GATES_PREFIX = f"models/{GROUP}/gates/"
 BUSINESS_NAMESPACE = "mlrollout/business"
 BUSINESS_NAME = "ConversionRate"
 BAKE_MINUTES = 10
@@ -155,6 +159,12 @@ def create_endpoint(client: Any) -> None:
             }
             for name, weight in (("champion", 1.0), ("challenger", 0.0))
         ],
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{BUCKET}/{CAPTURE_PREFIX}",
+            "CaptureOptions": [{"CaptureMode": "Input"}],
+        },
     )
     client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=f"{ENDPOINT_NAME}-bootstrap")
     client.create_model_package_group(ModelPackageGroupName=GROUP)
@@ -165,7 +175,7 @@ def register_package(client: Any, group: str = GROUP) -> str:
     created = client.create_model_package(
         ModelPackageGroupName=group,
         InferenceSpecification={
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://artifacts/models/{group}/model.tar.gz"}],
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{group}/model.tar.gz"}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -237,3 +247,26 @@ class MetricWriter:
                 for name, (total, count) in values.items()
             ],
         )
+
+
+def capture_file(records: list[dict[str, Any]], per_request: int = 10) -> str:
+    """SageMaker data-capture JSON lines: one line per request of `per_request` router instances."""
+    lines = []
+    for start in range(0, len(records), per_request):
+        body = json.dumps({"instances": records[start : start + per_request]})
+        lines.append(
+            json.dumps(
+                {
+                    "captureData": {
+                        "endpointInput": {
+                            "observedContentType": "application/json",
+                            "mode": "INPUT",
+                            "data": base64.b64encode(body.encode()).decode(),
+                            "encoding": "BASE64",
+                        }
+                    },
+                    "eventMetadata": {"eventId": f"event-{start}"},
+                }
+            )
+        )
+    return "\n".join(lines)

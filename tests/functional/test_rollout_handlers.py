@@ -20,6 +20,7 @@ from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, 
 from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import (
     PublishesNotifications,
+    ReadsObjects,
     RolloutServices,
     ThrottlingException,
     build_services,
@@ -33,10 +34,12 @@ from lambdas.rollout.state import EndpointBusy
 from lambdas.serving.settings import BusinessMetricName
 from tests.functional.rollout_support import (
     BAKE_MINUTES,
+    BUCKET,
     BUSINESS_NAME,
     BUSINESS_NAMESPACE,
     ENDPOINT_NAME,
     ENVIRONMENT,
+    GATES_PREFIX,
     GROUP,
     LOCK_TABLE,
     OTHER_GROUP,
@@ -47,6 +50,7 @@ from tests.functional.rollout_support import (
     MetricWriter,
     Minute,
     MotoSageMaker,
+    capture_file,
     create_endpoint,
     create_tables,
     register_package,
@@ -57,7 +61,17 @@ if TYPE_CHECKING:
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:first"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:second"
-HANDLERS = ("start", "deploy", "check_deployment", "set_traffic", "judge", "promote", "rollback", "release")
+HANDLERS = (
+    "start",
+    "gates",
+    "deploy",
+    "check_deployment",
+    "set_traffic",
+    "judge",
+    "promote",
+    "rollback",
+    "release",
+)
 BAKE_SECONDS = BAKE_MINUTES * 60
 
 
@@ -70,6 +84,7 @@ class Rollout:
     metrics: MetricWriter
     sqs: Any  # the sqs stubs are not installed
     queue_url: str
+    s3: Any  # the s3 stubs are not installed
     clock: Clock
     package: str
 
@@ -105,6 +120,28 @@ class Rollout:
         described: dict[str, Any] = self.sagemaker.describe_model_package(ModelPackageName=self.package)
         return described
 
+    def put_json(self, key: str, document: Any) -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+
+    def gate_files(
+        self, outputs: dict[str, Any] | None = None, metrics: dict[str, float] | None = None
+    ) -> None:
+        """The candidate's gate files beside its artifact: two golden cases, metrics and a baseline."""
+        golden = {
+            "cases": [
+                {"case_id": "loyal", "record": {"tenure": 48.0}, "expected_label": 0},
+                {"case_id": "leaving", "record": {"tenure": 1.0}, "expected_label": 1},
+            ]
+        }
+        self.put_json(GATES_PREFIX + "golden.json", golden)
+        self.put_json(
+            GATES_PREFIX + "golden_outputs.json", outputs or {"loyal": {"label": 0}, "leaving": {"label": 1}}
+        )
+        self.put_json(GATES_PREFIX + "metrics.json", metrics or {"accuracy": 0.91, "auc": 0.95})
+        self.put_json(
+            GATES_PREFIX + "baseline.json", {"features": {"tenure": [float(v % 60) for v in range(600)]}}
+        )
+
     def notifications(self) -> list[dict[str, Any]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
         return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
@@ -136,6 +173,8 @@ def rollout(handlers: dict[str, ModuleType]) -> Iterator[Rollout]:
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["QueueArn"])
         cloudwatch = boto3.client("cloudwatch")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
         clock = Clock()
         services = build_services(
             load_rollout_settings(ENVIRONMENT),
@@ -143,6 +182,7 @@ def rollout(handlers: dict[str, ModuleType]) -> Iterator[Rollout]:
             dynamodb=dynamodb,
             cloudwatch=cloudwatch,
             sns=cast(PublishesNotifications, sns),
+            s3=cast(ReadsObjects, s3),
             clock=clock,
         )
         use(services)
@@ -154,6 +194,7 @@ def rollout(handlers: dict[str, ModuleType]) -> Iterator[Rollout]:
             MetricWriter(cloudwatch),
             sqs,
             queue_url,
+            s3,
             clock,
             register_package(sagemaker),
         )
@@ -466,3 +507,52 @@ def test_windows_pair_the_variants_minutes_with_latency_and_feedback(rollout: Ro
     )
     assert later.latency is not None
     assert (later.latency.sample_count, later.latency.average) == (400, 25_000)
+
+
+# --- gates --------------------------------------------------------------------------------------------
+
+
+def gate_statuses(rollout: Rollout) -> dict[str, Any]:
+    gates = [e.payload for e in rollout.ledger() if e.kind is EntryKind.GATE_RESULT]
+    return {str(payload["gate"]): payload["status"] for payload in gates}
+
+
+def test_gates_pass_and_every_gate_result_is_recorded(rollout: Rollout) -> None:
+    rollout.gate_files()
+    state = rollout.run("gates", rollout.start())
+    assert state["gates"]["passed"] is True
+    # This environment captures no requests yet, and its config lets drift go unjudged.
+    assert gate_statuses(rollout) == {
+        "golden_inputs": "passed",
+        "metric_thresholds": "passed",
+        "input_drift": "insufficient_data",
+    }
+
+
+def test_gates_fail_with_their_reasons_recorded(rollout: Rollout) -> None:
+    rollout.gate_files(outputs={"loyal": {"label": 0}, "leaving": {"label": 0}}, metrics={"accuracy": 0.2})
+    state = rollout.run("gates", rollout.start())
+    assert state["gates"]["passed"] is False
+    assert "golden_inputs" in state["gates"]["reason"]
+    assert gate_statuses(rollout)["golden_inputs"] == "failed"
+    golden = next(e for e in rollout.ledger() if e.payload.get("gate") == "golden_inputs")
+    assert "leaving" in json.dumps(golden.payload["detail"])
+
+
+def test_drifted_captured_requests_fail_the_drift_gate(rollout: Rollout) -> None:
+    rollout.gate_files()
+    # A categorical value beside the numeric feature is ignored; the tenure has moved far out.
+    shifted: list[dict[str, Any]] = [{"tenure": 100.0 + v % 7, "plan": "pro"} for v in range(300)]
+    key = f"data-capture/{ENDPOINT_NAME}/champion/2026/01/01/00/capture.jsonl"
+    rollout.s3.put_object(Bucket=BUCKET, Key=key, Body=capture_file(shifted).encode())
+    state = rollout.run("gates", rollout.start())
+    assert state["gates"]["passed"] is False
+    assert gate_statuses(rollout)["input_drift"] == "failed"
+
+
+def test_gates_without_their_files_are_a_clear_error(rollout: Rollout) -> None:
+    with pytest.raises(
+        Exception, match=f"s3://{BUCKET}/{GATES_PREFIX}golden_outputs.json is missing"
+    ) as raised:
+        rollout.run("gates", rollout.start())
+    assert type(raised.value).__name__ == "GateInputMissing"

@@ -61,6 +61,13 @@ class ThrottlingException(Exception):
     """
 
 
+class ReadsObjects(Protocol):
+    """The S3 calls of the gates (boto3's `s3` client has them; its stubs are not installed)."""
+
+    def get_object(self, *, Bucket: str, Key: str) -> Any: ...
+    def list_objects_v2(self, **request: Any) -> Any: ...
+
+
 class PublishesNotifications(Protocol):
     """SNS Publish (boto3's `sns` client has it; its stubs are not installed)."""
 
@@ -75,6 +82,7 @@ class RolloutServices:
     ledger: Ledger
     windows: CloudWatchWindowReader
     sns: PublishesNotifications
+    s3: ReadsObjects
     clock: Callable[[], float] = time.time
 
     def now(self) -> int:
@@ -126,6 +134,7 @@ def build_services(
     dynamodb: DynamoDBClient | None = None,
     cloudwatch: CloudWatchClient | None = None,
     sns: PublishesNotifications | None = None,
+    s3: ReadsObjects | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
@@ -137,6 +146,7 @@ def build_services(
         ledger=Ledger(DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)),
         windows=CloudWatchWindowReader(client=cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)),
         sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
+        s3=s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG)),
         clock=clock,
     )
 
