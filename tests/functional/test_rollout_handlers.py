@@ -483,7 +483,8 @@ def test_traffic_is_not_shifted_while_the_endpoint_updates(rollout: Rollout) -> 
 def test_windows_pair_the_variants_minutes_with_latency_and_feedback(rollout: Rollout) -> None:
     start = START_TIME
     served = Minute(requests=400, errors_5xx=3, model_errors=2, latency_us=25_000, trials=80, successes=12)
-    rollout.metrics.minutes("champion", start, [GOOD, GOOD, GOOD])
+    # The minute before the step started is not the step's.
+    rollout.metrics.minutes("champion", start - 60, [ERRING, GOOD, GOOD, GOOD])
     rollout.metrics.minutes("challenger", start + 60, [served, served])
     windows = rollout.services.windows.windows(
         WindowQuery(
@@ -491,7 +492,7 @@ def test_windows_pair_the_variants_minutes_with_latency_and_feedback(rollout: Ro
             champion="champion",
             challenger="challenger",
             business_metric=BusinessMetricName(namespace=BUSINESS_NAMESPACE, name=BUSINESS_NAME),
-            start=start + 17,
+            start=start - 43,
             end=start + 180,
         )
     )

@@ -57,7 +57,7 @@ class WindowQuery:
     challenger: str
     business_metric: BusinessMetricName
     start: int
-    """epoch seconds, inclusive (aligned down to the period)"""
+    """epoch seconds, inclusive (aligned up to the next whole period)"""
     end: int
     """epoch seconds, exclusive"""
     latency_statistic: LatencyStatistic = "average"
@@ -72,7 +72,8 @@ class CloudWatchWindowReader:
 
     def windows(self, query: WindowQuery) -> RolloutWindows:
         """Champion and challenger windows between start and end; none when the range is empty."""
-        start = query.start - query.start % self._period
+        # From the first whole period after the start: the minute the weights changed in is mixed.
+        start = -(-query.start // self._period) * self._period
         if query.end <= start:
             return RolloutWindows()
         queries = list(_queries(query, self._period))
