@@ -228,44 +228,34 @@ class RolloutWorkflow(Construct):
 
     # --- Least privilege --------------------------------------------------------------------------------
 
-    def _allow(self, module: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+    def _allow(
+        self,
+        module: str,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, object] | None = None,
+    ) -> None:
         self.functions[module].role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources))
+            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
         )
 
     def _grant(self) -> None:
-        targets = self._targets
-        lock, ledger = self.lock_table, self.ledger_table
+        """Each function gets the calls its handler makes (lambdas/handlers/rollout_*.py), on these ARNs."""
         for module in HANDLER_MODULES:
             if module != "rollout_release":
-                # Evidence: every step appends to the ledger and reads back what the rollout recorded.
-                ledger.grant(
+                # Evidence: every step appends to the ledger (conditional put, read back on a retry).
+                self.ledger_table.grant(
                     self.functions[module].role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
                 )
-        start = self.functions["rollout_start"].role
-        lock.grant(
-            start, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
-        )
-        lock.grant(self.functions["rollout_release"].role, "dynamodb:DeleteItem", "dynamodb:GetItem")
-        for module in ("rollout_start", "rollout_gates"):
-            self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
-            acknowledge_wildcard_resources(
-                self.functions[module].role,
-                targets.packages,
-                "The candidate's version number is only known at run time; only this environment's "
-                "model package groups are readable.",
-            )
+            if module not in ("rollout_start", "rollout_check_deployment", "rollout_release"):
+                # Renewing the lease: a conditional update by the holder, then a read of who holds it.
+                self.lock_table.grant(self.functions[module].role, "dynamodb:UpdateItem", "dynamodb:GetItem")
+        # Taking the lock: a conditional put, and a read of the lease that refused it.
+        self.lock_table.grant(self.functions["rollout_start"].role, "dynamodb:PutItem", "dynamodb:GetItem")
+        # Releasing it: a delete conditional on the holder.
+        self.lock_table.grant(self.functions["rollout_release"].role, "dynamodb:DeleteItem")
+        self._grant_sagemaker()
         self._grant_gates_reads()
-        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
-            self._grant_endpoint_changes(module)
-        self._allow("rollout_check_deployment", ["sagemaker:DescribeEndpoint"], targets.endpoints)
-        self._allow(
-            "rollout_set_traffic",
-            ["sagemaker:UpdateEndpointWeightsAndCapacities", "sagemaker:DescribeEndpoint"],
-            targets.endpoints,
-        )
-        for module in ("rollout_promote", "rollout_rollback"):
-            self._grant_verdicts(module)
         self._allow("rollout_judge", ["cloudwatch:GetMetricData"], ["*"])
         acknowledge_wildcard_resources(
             self.functions["rollout_judge"].role,
@@ -273,63 +263,99 @@ class RolloutWorkflow(Construct):
             "xray:PutTraceSegments, xray:PutTelemetryRecords and cloudwatch:GetMetricData support no "
             "resource-level permission; the judge only reads metrics.",
         )
+        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
+            # Endpoint configs carry the artifact key (KmsKeyId): SageMaker creates grants as the caller.
+            self._registry.key.grant(self.functions[module].role, "kms:CreateGrant", "kms:DescribeKey")
+        self._grant_deploy()
+        self._grant_notify("rollout_rollback")
+
+    def _grant_sagemaker(self) -> None:
+        targets = self._targets
+        live_config_readers = (
+            "rollout_start",
+            "rollout_gates",
+            "rollout_deploy",
+            "rollout_promote",
+            "rollout_rollback",
+        )
+        for module in HANDLER_MODULES:
+            if module in {"rollout_release", "rollout_judge"}:
+                continue
+            self._allow(module, ["sagemaker:DescribeEndpoint"], targets.endpoints)
+            if module in live_config_readers:
+                self._allow(module, ["sagemaker:DescribeEndpointConfig"], targets.endpoint_configs)
+        for module in (
+            "rollout_start",
+            "rollout_gates",
+            "rollout_deploy",
+            "rollout_promote",
+            "rollout_rollback",
+        ):
+            self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
+            acknowledge_wildcard_resources(
+                self.functions[module].role,
+                [*targets.packages, *(targets.endpoint_configs if module in live_config_readers else [])],
+                "Package versions and the endpoint's configs are named at run time: only this "
+                "environment's package groups and configs named after its endpoints are reachable.",
+            )
+        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
+            self._allow(module, ["sagemaker:CreateEndpointConfig"], targets.endpoint_configs)
+            self._allow(module, ["sagemaker:UpdateEndpoint"], [*targets.endpoints, *targets.endpoint_configs])
+        for module in ("rollout_promote", "rollout_rollback"):
+            self._allow(module, ["sagemaker:UpdateModelPackage"], targets.packages)
+        for module in ("rollout_set_traffic", "rollout_rollback"):
+            self._allow(module, ["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
+        # The gates read the champion's model to find its package; deploy creates the candidate's model.
+        self._allow("rollout_gates", ["sagemaker:DescribeModel"], targets.models)
+        acknowledge_wildcard_resources(
+            self.functions["rollout_gates"].role,
+            targets.models,
+            "Models are named after their endpoint with a run-time suffix; only those are readable.",
+        )
 
     def _grant_gates_reads(self) -> None:
         role = self.functions["rollout_gates"].role
         bucket = self._registry.bucket
         objects = [bucket.arn_for_objects("models/*"), bucket.arn_for_objects("data-capture/*")]
         self._allow("rollout_gates", ["s3:GetObject"], objects)
+        # Listing the newest captured requests: only under the capture prefix.
+        self._allow(
+            "rollout_gates",
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["data-capture/*"]}},
+        )
         self._registry.key.grant(role, "kms:Decrypt")
         acknowledge_wildcard_resources(
             role,
             objects,
-            "The gates read a package's golden inputs and baseline under models/ and the endpoint's "
+            "The gates read a package's gate files beside its artifact under models/ and the endpoint's "
             "captured requests under data-capture/, whose object keys are only known at run time.",
         )
 
-    def _grant_endpoint_changes(self, module: str) -> None:
-        """Deploy, promote and roll back build an endpoint config from a package and move the endpoint."""
+    def _grant_deploy(self) -> None:
+        """Deploy builds the candidate's model from its package and may hand SageMaker rollback alarms."""
         targets = self._targets
-        role = self.functions[module].role
+        self._allow("rollout_deploy", ["sagemaker:CreateModel", "sagemaker:DescribeModel"], targets.models)
+        self._allow("rollout_deploy", ["cloudwatch:DescribeAlarms"], targets.alarms)
         self._allow(
-            module,
-            [
-                "sagemaker:CreateModel",
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeModel",
-                "sagemaker:UpdateEndpoint",
-            ],
-            [*targets.endpoints, *targets.models, *targets.endpoint_configs],
+            "rollout_deploy",
+            ["iam:PassRole"],
+            targets.execution_roles,
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
-        self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
-        self._allow(module, ["cloudwatch:DescribeAlarms"], targets.alarms)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=targets.execution_roles,
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
-        # Endpoint configs carry the artifact key (KmsKeyId): SageMaker creates grants on it for the caller.
-        self._registry.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         acknowledge_wildcard_resources(
-            role,
-            [*targets.models, *targets.endpoint_configs, *targets.packages],
-            "Each rollout creates models and endpoint configs named after its endpoint with a run-time "
-            "suffix, and reads package versions of this environment's groups only.",
+            self.functions["rollout_deploy"].role,
+            targets.models,
+            "Each rollout creates a model named after its endpoint with a suffix from the package; "
+            "no other model is reachable.",
         )
 
-    def _grant_verdicts(self, module: str) -> None:
-        """Promote and roll back also set the weights, record the verdict on the package and notify."""
-        role = self.functions[module].role
-        self._allow(module, ["sagemaker:UpdateModelPackage"], self._targets.packages)
-        self._allow(module, ["sagemaker:UpdateEndpointWeightsAndCapacities"], self._targets.endpoints)
-        # Not topic.grant_publish: it grants kms:GenerateDataKey* where one action is enough.
+    def _grant_notify(self, module: str) -> None:
+        """Publishing to the encrypted topic: SNS asks KMS for a data key as the caller."""
         self._allow(module, ["sns:Publish"], [self._notifications.topic.topic_arn])
-        # Publishing to an encrypted topic: SNS asks for a data key as the caller.
-        self._notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        # Not topic.grant_publish: it grants kms:GenerateDataKey* where one action is enough.
+        self._notifications.key.grant(self.functions[module].role, "kms:Decrypt", "kms:GenerateDataKey")
 
     # --- State machine ----------------------------------------------------------------------------------
 

@@ -58,14 +58,6 @@ TASK_HANDLERS = {
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LEDGER_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
-ENDPOINT_CHANGE_ACTIONS = {
-    "sagemaker:CreateModel",
-    "sagemaker:CreateEndpointConfig",
-    "sagemaker:DescribeEndpoint",
-    "sagemaker:DescribeEndpointConfig",
-    "sagemaker:DescribeModel",
-    "sagemaker:UpdateEndpoint",
-}
 
 
 def _render(value: Any) -> str:
@@ -457,56 +449,84 @@ class _Arns:
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, sort_keys=True
         )
         self.pass_role = f"<{role}.Arn>|{passed}"
+        captures = json.dumps({"StringLike": {"s3:prefix": ["data-capture/*"]}}, sort_keys=True)
+        self.list_captures = f"{self.bucket}|{captures}"
         self.alarms = {
             f"arn:aws:cloudwatch:us-east-1:<AWS::AccountId>:alarm:{alarm}"
             for alarm in _endpoints_document(dev)[endpoint.name]["rollback_alarm_names"]
         }
 
-    def endpoint_changes(self) -> dict[str, set[str]]:
-        return {
-            **{action: {self.endpoint, self.models, self.configs} for action in ENDPOINT_CHANGE_ACTIONS},
-            "sagemaker:DescribeModelPackage": {self.packages},
-            "cloudwatch:DescribeAlarms": self.alarms,
-            "iam:PassRole": {self.pass_role},
-            "kms:CreateGrant": {self.artifact_key},
-            "kms:DescribeKey": {self.artifact_key},
-        }
-
-    def verdicts(self) -> dict[str, set[str]]:
-        return {
-            "sagemaker:UpdateModelPackage": {self.packages},
-            "sagemaker:UpdateEndpointWeightsAndCapacities": {self.endpoint},
-            "sns:Publish": {self.topic},
-            "kms:Decrypt": {self.topic_key},
-            "kms:GenerateDataKey": {self.topic_key},
-        }
-
 
 def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
+    """What each handler calls (lambdas/handlers/rollout_*.py and the adapters they use), on which ARNs."""
     arns = _Arns(dev)
     ledger = {action: {arns.ledger} for action in LEDGER_ACTIONS}
-    lock = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:GetItem"}
-    start = {**ledger, **{action: {arns.ledger, arns.lock} for action in lock & LEDGER_ACTIONS}}
-    start |= {action: {arns.lock} for action in lock - LEDGER_ACTIONS}
+    # Renewing the lease: UpdateItem by the holder, GetItem to read who holds it.
+    holds_lock = {"dynamodb:UpdateItem": {arns.lock}, "dynamodb:GetItem": {arns.ledger, arns.lock}}
+    describe_endpoint = {"sagemaker:DescribeEndpoint": {arns.endpoint}}
+    live_config = {**describe_endpoint, "sagemaker:DescribeEndpointConfig": {arns.configs}}
+    describe_package = {"sagemaker:DescribeModelPackage": {arns.packages}}
+    new_config = {
+        "sagemaker:CreateEndpointConfig": {arns.configs},
+        "sagemaker:UpdateEndpoint": {arns.endpoint, arns.configs},
+        "kms:CreateGrant": {arns.artifact_key},
+        "kms:DescribeKey": {arns.artifact_key},
+    }
+    verdict = {"sagemaker:UpdateModelPackage": {arns.packages}}
+    weights = {"sagemaker:UpdateEndpointWeightsAndCapacities": {arns.endpoint}}
     return {
-        "rollout_start": {**start, "sagemaker:DescribeModelPackage": {arns.packages}},
+        "rollout_start": {
+            **ledger,
+            "dynamodb:PutItem": {arns.ledger, arns.lock},
+            "dynamodb:GetItem": {arns.ledger, arns.lock},
+            **describe_package,
+            **live_config,
+        },
         "rollout_gates": {
             **ledger,
-            "sagemaker:DescribeModelPackage": {arns.packages},
+            **holds_lock,
+            **describe_package,
+            **live_config,
+            "sagemaker:DescribeModel": {arns.models},
             "s3:GetObject": {f"{arns.bucket}/models/*", f"{arns.bucket}/data-capture/*"},
+            "s3:ListBucket": {arns.list_captures},
             "kms:Decrypt": {arns.artifact_key},
         },
-        "rollout_deploy": {**ledger, **arns.endpoint_changes()},
-        "rollout_check_deployment": {**ledger, "sagemaker:DescribeEndpoint": {arns.endpoint}},
-        "rollout_set_traffic": {
+        "rollout_deploy": {
             **ledger,
-            "sagemaker:DescribeEndpoint": {arns.endpoint},
-            "sagemaker:UpdateEndpointWeightsAndCapacities": {arns.endpoint},
+            **holds_lock,
+            **describe_package,
+            **live_config,
+            **new_config,
+            "sagemaker:CreateModel": {arns.models},
+            "sagemaker:DescribeModel": {arns.models},
+            "cloudwatch:DescribeAlarms": arns.alarms,
+            "iam:PassRole": {arns.pass_role},
         },
-        "rollout_judge": {**ledger, "cloudwatch:GetMetricData": {"*"}},
-        "rollout_promote": {**ledger, **arns.endpoint_changes(), **arns.verdicts()},
-        "rollout_rollback": {**ledger, **arns.endpoint_changes(), **arns.verdicts()},
-        "rollout_release": {"dynamodb:DeleteItem": {arns.lock}, "dynamodb:GetItem": {arns.lock}},
+        "rollout_check_deployment": {**ledger, **describe_endpoint},
+        "rollout_set_traffic": {**ledger, **holds_lock, **describe_endpoint, **weights},
+        "rollout_judge": {**ledger, **holds_lock, "cloudwatch:GetMetricData": {"*"}},
+        "rollout_promote": {
+            **ledger,
+            **holds_lock,
+            **describe_package,
+            **live_config,
+            **new_config,
+            **verdict,
+        },
+        "rollout_rollback": {
+            **ledger,
+            **holds_lock,
+            **describe_package,
+            **live_config,
+            **new_config,
+            **verdict,
+            **weights,
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
+        },
+        "rollout_release": {"dynamodb:DeleteItem": {arns.lock}},
     }
 
 
