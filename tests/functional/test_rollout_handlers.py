@@ -333,6 +333,23 @@ def test_a_retried_deploy_sends_one_update(rollout: Rollout) -> None:
     assert len(rollout.sagemaker.updates) == 1
 
 
+def test_blue_green_deploys_the_promote_config_under_guardrails_and_promotion_sends_nothing_again(
+    rollout: Rollout,
+) -> None:
+    state = rollout.run("check_deployment", rollout.run("deploy", rollout.start(strategy="blue_green")))
+    assert state["deployment"]["status"] == "in_service"
+    (update,) = rollout.sagemaker.updates
+    assert update["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "promote")
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": "mlrollout-dev-churn-composite"}]
+    }
+    rollout.run("promote", state)
+    assert len(rollout.sagemaker.updates) == 1
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    assert rollout.sagemaker.running_models() == [("champion", model), ("challenger", model)]
+    assert rollout.package_status()["CustomerMetadataProperties"]["rollout.outcome"] == "promoted"
+
+
 # --- traffic steps and the judge ----------------------------------------------------------------------
 
 
