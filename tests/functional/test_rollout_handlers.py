@@ -265,6 +265,16 @@ def test_the_same_start_delivered_twice_changes_nothing_twice(rollout: Rollout) 
         ({"strategy": "big_bang"}, "InvalidWorkflowInput", "strategy"),
         ({"traffic_steps": [50, 40, 100]}, "InvalidRolloutRequest", "strictly increase"),
         ({"surprise": 1}, "InvalidWorkflowInput", "surprise"),
+        (
+            {"traffic_steps": [{"weights": {"champion": 90, "challenger": 5}}, 100]},
+            "InvalidRolloutRequest",
+            "must add up to 100",
+        ),
+        (
+            {"traffic_steps": [{"weights": {"champion": 90, "blue": 10}}, 100]},
+            "InvalidRolloutRequest",
+            "unknown variant",
+        ),
     ],
 )
 def test_malformed_workflow_input_is_refused_and_changes_nothing(
