@@ -70,12 +70,20 @@ ENDPOINT_POLL = Duration.seconds(60)
 # Creating instances and moving an endpoint config, twice at most (deploy and promote or roll back), plus
 # every step baking as often as the judge may ask; beyond that a run is stuck, and its lease has expired.
 DEPLOY_ALLOWANCE_MINUTES = 120
+# lambdas/rollout/aws/endpoint_ops.py names what a rollout creates "<endpoint name[:42]>-<tag>-<digest>".
+ROLLOUT_NAME_PREFIX_MAX = 42
 MAX_BAKES_PER_STEP: int = RolloutRequest.model_fields["max_bakes_per_step"].default
 
 
 def workflow_timeout(config: EnvironmentConfig) -> Duration:
     bakes = len(config.rollout.traffic_steps) * config.rollout.bake_minutes * MAX_BAKES_PER_STEP
     return Duration.minutes(DEPLOY_ALLOWANCE_MINUTES + bakes)
+
+
+def name_patterns(endpoint_name: str) -> list[str]:
+    """Names of the models and endpoint configs of one endpoint: "<endpoint>-bootstrap" from CDK, and
+    the rollout's own, which keep the endpoint name's first 42 characters to stay within SageMaker's 63."""
+    return sorted({f"{endpoint_name}-*", f"{endpoint_name[:ROLLOUT_NAME_PREFIX_MAX].rstrip('-')}-*"})
 
 
 def handler_name(module: str) -> str:
@@ -210,8 +218,10 @@ class RolloutWorkflow(Construct):
         return _Targets(
             endpoints=[sagemaker("endpoint", name) for name in names],
             # Models and configs the rollout creates are named "<endpoint>-<suffix>".
-            models=[sagemaker("model", f"{name}-*") for name in names],
-            endpoint_configs=[sagemaker("endpoint-config", f"{name}-*") for name in names],
+            models=[sagemaker("model", pattern) for name in names for pattern in name_patterns(name)],
+            endpoint_configs=[
+                sagemaker("endpoint-config", pattern) for name in names for pattern in name_patterns(name)
+            ],
             packages=[sagemaker("model-package", f"{group}/*") for group in groups],
             alarms=[
                 stack.format_arn(

@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from infra.rollout_workflow import (
     START_PAYLOAD_PATH,
     TRANSIENT_ERRORS,
     handler_name,
+    name_patterns,
     workflow_timeout,
 )
 from lambdas.handlers.rollout_start import parse_input
+from lambdas.rollout.aws.endpoint_ops import config_name_for, model_name_for
 from lambdas.rollout.settings import load_rollout_settings
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
@@ -694,3 +697,22 @@ def test_start_handler_receives_the_input_with_the_execution_id_beside_its_keys(
     delivered = json.loads(described["output"])
     assert delivered == {**event, "execution_id": execution}
     assert parse_input(delivered).execution_id == execution
+
+
+@pytest.mark.parametrize(
+    "endpoint_name", ["mlrollout-dev-churn", "mlrollout-staging-" + "a-very-long-endpoint-name-x" + "y" * 8]
+)
+def test_name_patterns_cover_every_model_and_config_the_rollout_creates(endpoint_name: str) -> None:
+    patterns = name_patterns(endpoint_name)
+    package = f"arn:aws:sagemaker:us-east-1:{DUMMY_ACCOUNT}:model-package/group/3"
+    created = [
+        f"{endpoint_name}-bootstrap",
+        model_name_for(endpoint_name, package),
+        *(
+            config_name_for(endpoint_name, "arn:aws:states:execution:x", purpose)
+            for purpose in ("deploy", "promote", "rollback")
+        ),
+    ]
+    for name in created:
+        assert any(fnmatchcase(name, pattern) for pattern in patterns), (name, patterns)
+    assert all(pattern.startswith(endpoint_name[:42]) for pattern in patterns)
