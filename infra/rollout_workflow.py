@@ -64,6 +64,8 @@ TRANSIENT_ERRORS = (
     "LockContention",
 )
 ENDPOINT_BUSY = "EndpointBusy"
+# A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
+ERROR_CAUSE = "$.error.Cause"
 ENDPOINT_LOCKED = "EndpointLocked"
 # SageMaker takes minutes to update an endpoint; asking once a minute costs nothing and reacts in time.
 ENDPOINT_POLL = Duration.seconds(60)
@@ -450,14 +452,14 @@ class RolloutWorkflow(Construct):
             self,
             "Rollback failed",
             error="RollbackFailed",
-            cause="The rollback did not complete: the endpoint needs a person; see the error and ledger.",
+            cause_path=ERROR_CAUSE,
         )
         released.add_catch(
             sfn.Fail(
                 self,
                 "Rolled back, lock not released",
                 error="LockNotReleased",
-                cause="The challenger was rolled back; the lock expires by its lease.",
+                cause_path=ERROR_CAUSE,
             ),
             errors=["States.ALL"],
             result_path="$.error",
@@ -478,13 +480,13 @@ class RolloutWorkflow(Construct):
             self,
             "Another rollout holds this endpoint",
             error=ENDPOINT_LOCKED,
-            cause="Another rollout holds the endpoint's lock; nothing was changed.",
+            cause_path=ERROR_CAUSE,
         )
         refused = sfn.Fail(
             self,
             "Rollout refused",
             error="RolloutRefused",
-            cause="The rollout could not start (see the error); nothing was deployed.",
+            cause_path=ERROR_CAUSE,
         )
         # Nothing is deployed before the start succeeds, so there is nothing to roll back. The release
         # task needs a started rollout's state, which a failed start has not produced: a lock this run took
@@ -506,7 +508,7 @@ class RolloutWorkflow(Construct):
                 self,
                 "Promoted, lock not released",
                 error="LockNotReleased",
-                cause="The challenger was promoted; the lock expires by its lease.",
+                cause_path=ERROR_CAUSE,
             ),
             errors=["States.ALL"],
             result_path="$.error",

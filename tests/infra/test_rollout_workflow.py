@@ -293,16 +293,14 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     states = definition["States"]
     locked, anything = states[START]["Catch"]
     assert locked["ErrorEquals"] == [ENDPOINT_LOCKED]
-    assert states[locked["Next"]] == {
-        "Type": "Fail",
-        "Error": ENDPOINT_LOCKED,
-        "Cause": "Another rollout holds the endpoint's lock; nothing was changed.",
-    }
+    # The handler's message names the holder: the console shows it as the execution's cause.
+    assert states[locked["Next"]] == {"Type": "Fail", "Error": ENDPOINT_LOCKED, "CausePath": "$.error.Cause"}
     assert locked["Next"] == "Another rollout holds this endpoint"
     # Any other start failure deployed nothing: the execution fails at once, no rollback.
     assert anything["ErrorEquals"] == ["States.ALL"]
     assert states[anything["Next"]]["Type"] == "Fail"
     assert states[anything["Next"]]["Error"] == "RolloutRefused"
+    assert states[anything["Next"]]["CausePath"] == "$.error.Cause"
 
 
 def test_the_rollback_path_never_loops_back_and_always_ends(definition: dict[str, Any]) -> None:
@@ -656,6 +654,25 @@ def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) 
     assert list(loaded.endpoints[endpoint.name].rollout.traffic_steps) == dev.config.rollout.traffic_steps
 
 
+def _run_on_moto(definition: dict[str, Any], execution_input: dict[str, Any]) -> dict[str, Any]:
+    """Run a definition with moto's Step Functions interpreter (in-process) and describe the execution."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = client.create_state_machine(
+            name="probe",
+            definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{DUMMY_ACCOUNT}:role/probe",
+        )["stateMachineArn"]
+        execution = client.start_execution(stateMachineArn=machine, input=json.dumps(execution_input))
+        described = client.describe_execution(executionArn=execution["executionArn"])
+        for _ in range(200):
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+            described = client.describe_execution(executionArn=execution["executionArn"])
+    return dict(described)
+
+
 def test_start_handler_receives_the_input_with_the_execution_id_beside_its_keys(
     definition: dict[str, Any],
 ) -> None:
@@ -681,22 +698,11 @@ def test_start_handler_receives_the_input_with_the_execution_id_beside_its_keys(
             "ModelPackageArn": f"arn:aws:sagemaker:us-east-1:{DUMMY_ACCOUNT}:model-package/x/1",
         },
     }
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        client = boto3.client("stepfunctions", region_name="us-east-1")
-        machine = client.create_state_machine(
-            name="probe", definition=json.dumps(probe), roleArn=f"arn:aws:iam::{DUMMY_ACCOUNT}:role/probe"
-        )["stateMachineArn"]
-        execution = client.start_execution(stateMachineArn=machine, input=json.dumps(event))["executionArn"]
-        described = client.describe_execution(executionArn=execution)
-        for _ in range(100):
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.05)
-            described = client.describe_execution(executionArn=execution)
+    described = _run_on_moto(probe, event)
     assert described["status"] == "SUCCEEDED", described
     delivered = json.loads(described["output"])
-    assert delivered == {**event, "execution_id": execution}
-    assert parse_input(delivered).execution_id == execution
+    assert delivered == {**event, "execution_id": described["executionArn"]}
+    assert parse_input(delivered).execution_id == described["executionArn"]
 
 
 @pytest.mark.parametrize(
@@ -716,3 +722,13 @@ def test_name_patterns_cover_every_model_and_config_the_rollout_creates(endpoint
     for name in created:
         assert any(fnmatchcase(name, pattern) for pattern in patterns), (name, patterns)
     assert all(pattern.startswith(endpoint_name[:42]) for pattern in patterns)
+
+
+def test_the_whole_definition_runs_on_moto_and_a_failed_start_shows_its_cause(
+    definition: dict[str, Any],
+) -> None:
+    # The functions do not exist here: the start task fails, and nothing but "Rollout refused" follows.
+    described = _run_on_moto(definition, {"endpoint": "churn", "model_package_arn": "unknown"})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "RolloutRefused"
+    assert "Function not found" in described["cause"]
