@@ -1,12 +1,15 @@
 """The rollout workflow: a Step Functions state machine over the rollout Lambdas, its tables and triggers.
 
-Each handler receives the whole state and returns the whole state (tasks are `payload_response_only`), so
-the Choice states read what the last handler decided: `gates.passed`, `deployment.status`,
-`decision.action`, and the Wait reads `bake_seconds`. Every task retries the transient errors with backoff
-and catches everything else into the rollback path; the rollback path itself never loops back: a failure
-there releases the lock and ends the execution as failed, for a person to look at. A rolled-back rollout
-ends in the Fail state "Rolled back" so that the console and the execution-status events show plainly that
-the candidate did not ship; the ledger holds why.
+Each handler receives the whole state and returns the whole state (tasks are `payload_response_only`;
+the start task gets the execution's input with `execution_id` merged in), so the Choice states read what
+the last handler decided: `gates.passed`, `deployment.status` (with `request.strategy`: blue/green goes
+from in service to promote), `decision.action`, and the Wait reads `bake_seconds`. A failed start (the
+lock is held elsewhere, or the input is refused) ends the execution at once: nothing was deployed.
+
+Every task retries the transient errors with backoff; every task after the start catches everything else
+into the rollback path, which never loops back: a failure there releases the lock and ends the execution
+as failed, for a person to look at. A rolled-back rollout ends in the Fail state "Rolled back" so that the
+console and the execution-status events show plainly that the candidate did not ship; the ledger holds why.
 
 Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
 """
@@ -64,13 +67,14 @@ TRANSIENT_ERRORS = (
     "LockContention",
 )
 ENDPOINT_BUSY = "EndpointBusy"
+ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
-ENDPOINT_LOCKED = "EndpointLocked"
 # SageMaker takes minutes to update an endpoint; asking once a minute costs nothing and reacts in time.
 ENDPOINT_POLL = Duration.seconds(60)
 # Creating instances and moving an endpoint config, twice at most (deploy and promote or roll back), plus
-# every step baking as often as the judge may ask; beyond that a run is stuck, and its lease has expired.
+# every configured step baking as often as the judge may ask by default; beyond that a run is stuck, and
+# its lease, no longer renewed, expires. A request that overrides the bakes upward may need a longer one.
 DEPLOY_ALLOWANCE_MINUTES = 120
 # lambdas/rollout/aws/endpoint_ops.py names what a rollout creates "<endpoint name[:42]>-<tag>-<digest>".
 ROLLOUT_NAME_PREFIX_MAX = 42
