@@ -1,0 +1,64 @@
+"""A faster clock for the Lambda workers: the minutes a workflow waits pass in seconds.
+
+Handlers that judge time windows (a rollout bakes for minutes, then reads CloudWatch since the step
+started) cannot be tested on the real clock in seconds. With `accelerated_workers` open, the runner
+starts its workers through `clock_worker.py`, which makes `time.time` of the worker run `rate` times
+faster from `real_origin` before the handler is imported; the handler's code is unchanged. Every worker
+of one `AcceleratedClock` tells the same time, and the test reads it with `now()`. The state machine's
+Wait states still wait in real seconds: divide them by `rate` (`real_seconds`) so that both agree.
+
+Only `time.time` (and `time.time_ns`) run faster: `datetime.now()`, `time.monotonic()` and the SDK's
+request signing keep the real clock, and so does the emulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+from localcloud import lambda_runner
+from localcloud.lambda_runner import FunctionSpec
+
+CLOCK_VARIABLE = "LOCALCLOUD_CLOCK"
+CLOCK_WORKER_SCRIPT = Path(__file__).with_name("clock_worker.py")
+
+
+@dataclass(frozen=True)
+class AcceleratedClock:
+    """`rate` seconds pass per real second, counted from `real_origin` (epoch seconds)."""
+
+    rate: float
+    real_origin: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.rate < 1:
+            raise ValueError(f"an accelerated clock runs at least as fast as the real one, got {self.rate}")
+
+    def now(self) -> float:
+        return self.real_origin + (time.time() - self.real_origin) * self.rate
+
+    def real_seconds(self, seconds: float) -> int:
+        """A Wait state's whole seconds for `seconds` of this clock (at least 1, as ASL requires)."""
+        return max(1, math.ceil(seconds / self.rate))
+
+    def variable(self) -> str:
+        """The value of `CLOCK_VARIABLE` that `clock_worker.py` reads."""
+        return f"{self.real_origin!r}:{self.rate!r}"
+
+    def on(self, spec: FunctionSpec) -> FunctionSpec:
+        """The function with this clock in its environment (create the function from this spec)."""
+        environment = {**spec.environment, CLOCK_VARIABLE: self.variable()}
+        return dataclasses.replace(spec, environment=environment)
+
+
+@contextmanager
+def accelerated_workers() -> Iterator[None]:
+    """While open, the runner starts new workers through the clock worker (warm ones are kept)."""
+    with mock.patch.object(lambda_runner, "WORKER_SCRIPT", CLOCK_WORKER_SCRIPT):
+        yield

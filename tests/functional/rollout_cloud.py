@@ -1,0 +1,382 @@
+"""The rollout workflow on an emulated AWS: the synthesized state machine on moto's executor, its Lambda
+tasks running the real handlers from the synthesized assets (`localcloud`), their AWS calls on moto.
+
+What is emulated, and how:
+
+* Lambda: `localcloud.moto_lambda` routes moto's invocations to the `LambdaRunner`; the workers reach
+  moto through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
+* Time: a rollout bakes for minutes and judges CloudWatch windows since its step started. The workers'
+  clock runs `CLOCK_RATE` times faster (`localcloud.lambda_clock`), and the definition's Wait states are
+  shortened by the same rate, so a 10-minute bake passes in 2 s and both sides agree on what a minute is.
+  The test writes the variants' metrics on that clock (`AcceleratedClock.now`).
+* SageMaker's UpdateEndpoint, which moto lacks: `localcloud.sagemaker_control`.
+* Resources the stack would deploy (tables, topic, bucket, endpoint, package group): created here with
+  the names the template gives them; the ones outside the stack (the endpoint's bootstrap model, gate
+  files, captured requests, approved packages) as the platform and the training pipeline create them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
+from lambdas.rollout.ledger import Ledger, LedgerEntry
+from lambdas.rollout.settings import RolloutSettings, load_rollout_settings
+from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
+from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
+from localcloud.moto_lambda import create_functions, route_lambda_invocations
+from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
+from localcloud.template import Resolver, StackTemplate, local_resolver, state_machine_definition
+from tests.functional.rollout_support import (
+    BUCKET,
+    BUSINESS_NAME,
+    BUSINESS_NAMESPACE,
+    CAPTURE_PREFIX,
+    ENDPOINT_NAME,
+    IMAGE,
+    MetricWriter,
+    Minute,
+    capture_file,
+    create_endpoint,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+STACK = "MlRollout-dev"
+STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
+TOPIC_TYPE = "AWS::SNS::Topic"
+ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
+# 300 emulated seconds per real second: a 10-minute bake takes 2 s; the lock's 2-hour lease 24 s, far
+# longer than the few seconds between two steps renewing it.
+CLOCK_RATE = 300.0
+BAKE_STATE = "Bake"
+EXECUTION_DEADLINE_SECONDS = 60.0
+POLL_SECONDS = 0.1
+# Metrics are written from a minute before the execution starts to this many emulated minutes after it:
+# longer than any execution here lasts on the accelerated clock.
+METRIC_MINUTES = 6 * 60
+FAILED_TASK_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
+STATES_ROLE_ARN = "arn:aws:iam::123456789012:role/local-states"
+# The candidate's gate files: golden cases it reproduces, and a baseline the captured requests match.
+CAPTURED_RECORDS = 600
+GOLDEN = {
+    "cases": [
+        {"case_id": "loyal", "record": {"tenure": 48.0}, "expected_label": 0},
+        {"case_id": "leaving", "record": {"tenure": 1.0}, "expected_label": 1},
+    ]
+}
+GOLDEN_OUTPUTS = {"loyal": {"label": 0}, "leaving": {"label": 1}}
+BASELINE = {"features": {"tenure": [float(v % 60) for v in range(CAPTURED_RECORDS)]}}
+
+
+@dataclass(frozen=True)
+class RolloutTemplate:
+    """The synthesized stack, read once per test module: functions, definition and settings."""
+
+    template: StackTemplate
+    resolver: Resolver
+    functions: tuple[FunctionSpec, ...]
+    machine_id: str
+
+    @property
+    def settings(self) -> RolloutSettings:
+        return load_rollout_settings(self.functions[0].environment)
+
+    @property
+    def endpoint(self) -> str:
+        [name] = self.settings.endpoints
+        return name
+
+    @property
+    def bake_seconds(self) -> int:
+        return self.settings.endpoints[self.endpoint].rollout.bake_minutes * 60
+
+    def table(self, variable: str) -> str:
+        return self.functions[0].environment[variable]
+
+
+def rollout_template(template: StackTemplate) -> RolloutTemplate:
+    resolver = topics_as_arns(local_resolver(template))
+    functions = tuple(
+        spec
+        for spec in functions_from_template(template, resolver)
+        if spec.handler.startswith(ROLLOUT_HANDLER_PREFIX)
+    )
+    [machine_id] = template.resources_of_type(STATE_MACHINE_TYPE)
+    return RolloutTemplate(template=template, resolver=resolver, functions=functions, machine_id=machine_id)
+
+
+def topics_as_arns(resolver: Resolver) -> Resolver:
+    """`Ref` of an SNS topic is its ARN (`local_resolver` gives every resource its name)."""
+    physical_ids = dict(resolver.physical_ids)
+    for logical_id, topic in resolver.template.resources_of_type(TOPIC_TYPE).items():
+        name = topic.get("Properties", {}).get("TopicName") or physical_ids[logical_id]
+        physical_ids[logical_id] = resolver.environment.arn("sns", str(name))
+    return dataclasses.replace(resolver, physical_ids=physical_ids)
+
+
+def fast_definition(definition: str, clock: AcceleratedClock, bake_seconds: int) -> str:
+    """The definition with its Wait states lasting what they last on the workers' accelerated clock.
+
+    moto's executor really waits, on the real clock. The Bake reads `$.bake_seconds` from the state,
+    which the start task computes from the configured bake (its time in the emulated clock): ASL cannot
+    divide a path's value, so the Bake waits the configured bake's real seconds instead.
+    """
+    document = json.loads(definition)
+    for name, state in document["States"].items():
+        if state["Type"] != "Wait":
+            continue
+        if name == BAKE_STATE:
+            assert state.pop("SecondsPath") == "$.bake_seconds", state
+            state["Seconds"] = clock.real_seconds(bake_seconds)
+        else:
+            state["Seconds"] = clock.real_seconds(state["Seconds"])
+    return json.dumps(document)
+
+
+class EmulatedAws:
+    """moto's server on loopback and the runner of the rollout functions, for one test module."""
+
+    def __init__(self, rollout: RolloutTemplate) -> None:
+        self.rollout = rollout
+        self.clock = AcceleratedClock(rate=CLOCK_RATE)
+        self.functions = [self.clock.on(spec) for spec in rollout.functions]
+        self._stack = ExitStack()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        self._stack.callback(self._server.stop)
+        host, port = self._server.get_host_and_port()
+        self._stack.enter_context(accelerated_workers())
+        self.runner = self._stack.enter_context(
+            LambdaRunner(self.functions, aws_endpoint_url=f"http://{host}:{port}")
+        )
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def definition(self) -> str:
+        definition = state_machine_definition(self.rollout.resolver, self.rollout.machine_id)
+        return fast_definition(definition, self.clock, self.rollout.bake_seconds)
+
+
+@dataclass
+class Deployment:
+    """One deployment of the stack on a fresh moto: what a test drives and inspects."""
+
+    aws: EmulatedAws
+    machine_arn: str
+    package_group: str
+    updates: EndpointUpdates
+    queue_url: str
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.aws.rollout.settings.endpoints[self.aws.rollout.endpoint].endpoint_name
+
+    @property
+    def sagemaker(self) -> Any:  # the sagemaker stubs are not installed
+        return boto3.client("sagemaker")
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client("dynamodb")
+
+    def register_package(self, metrics: Mapping[str, float] | None = None) -> str:
+        """An approved package of the family with its gate files, as the training pipeline leaves it."""
+        group = self.package_group
+        version = len(
+            self.sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+        )
+        folder = f"models/{group}/v{version + 1}"
+        write_gate_files(folder, metrics or {"accuracy": 0.91, "auc": 0.95})
+        created = self.sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{folder}/model.tar.gz"}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus="Approved",
+        )
+        return str(created["ModelPackageArn"])
+
+    def approval_event(self, package_arn: str) -> dict[str, Any]:
+        """What EventBridge delivers when the package is approved (the approval rule's input)."""
+        return {
+            "version": "0",
+            "detail-type": "SageMaker Model Package State Change",
+            "source": "aws.sagemaker",
+            "region": "us-east-1",
+            "resources": [package_arn],
+            "detail": {
+                "ModelPackageArn": package_arn,
+                "ModelPackageGroupName": self.package_group,
+                "ModelApprovalStatus": "Approved",
+            },
+        }
+
+    def serve(self, champion: Minute, challenger: Minute) -> None:
+        """Both variants serve these minutes, on the workers' clock, for as long as a test runs."""
+        writer = MetricWriter(boto3.client("cloudwatch"))
+        start = int(self.aws.clock.now()) // 60 * 60 - 60
+        writer.minutes("champion", start, [champion] * METRIC_MINUTES)
+        writer.minutes("challenger", start, [challenger] * METRIC_MINUTES)
+
+    def start(self, execution_input: Mapping[str, Any]) -> str:
+        """A new execution, named as EventBridge names the ones it starts: uniquely (moto names every
+        unnamed execution "None", which would make all of them one rollout)."""
+        started = boto3.client("stepfunctions").start_execution(
+            stateMachineArn=self.machine_arn, name=str(uuid.uuid4()), input=json.dumps(execution_input)
+        )
+        return str(started["executionArn"])
+
+    def finished(self, execution_arn: str) -> dict[str, Any]:
+        """The execution once it has ended; fails the test past the deadline."""
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            described = dict(sfn.describe_execution(executionArn=execution_arn))
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(POLL_SECONDS)
+        raise AssertionError(f"{execution_arn} still running after {EXECUTION_DEADLINE_SECONDS} s")
+
+    def run(self, execution_input: Mapping[str, Any]) -> dict[str, Any]:
+        return self.finished(self.start(execution_input))
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = boto3.client("stepfunctions")
+        return list(sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
+
+    def states_entered(self, execution_arn: str) -> list[str]:
+        events = self.history(execution_arn)
+        return [str(e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
+
+    def task_errors(self, execution_arn: str) -> list[tuple[str, str]]:
+        """(error, errorMessage) of every failed task, in order: a task with a payload is a
+        `lambda:invoke` integration (TaskFailed), one without calls the function's ARN directly
+        (LambdaFunctionFailed)."""
+        failed = [
+            event[key] for event in self.history(execution_arn) for key in FAILED_TASK_DETAILS if key in event
+        ]
+        return [(str(f["error"]), str(json.loads(f["cause"])["errorMessage"])) for f in failed]
+
+    def ledger(self, rollout_id: str) -> list[LedgerEntry]:
+        table = self.aws.rollout.table("LEDGER_TABLE")
+        return Ledger(DynamoDBLedgerStore(client=self.dynamodb, table_name=table)).entries(rollout_id)
+
+    def lock_holder(self) -> str | None:
+        key = {"endpoint": {"S": self.endpoint_name}}
+        item = self.dynamodb.get_item(TableName=self.aws.rollout.table("LOCK_TABLE"), Key=key)
+        return item["Item"]["holder"]["S"] if "Item" in item else None
+
+    def package(self, package_arn: str) -> dict[str, Any]:
+        """The package as DescribeModelPackage shows it (without the response's metadata)."""
+        described = self.sagemaker.describe_model_package(ModelPackageName=package_arn)
+        return {key: value for key, value in described.items() if key != "ResponseMetadata"}
+
+    def running_models(self) -> dict[str, str]:
+        """Variant -> model of the config the endpoint runs."""
+        config = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointConfigName"]
+        variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        return {v["VariantName"]: v["ModelName"] for v in variants}
+
+    def weights(self) -> dict[str, float]:
+        described = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        # moto leaves a weight of 0 out of the description.
+        return {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
+
+    def notifications(self) -> list[dict[str, Any]]:
+        received = boto3.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
+
+
+def write_gate_files(folder: str, metrics: Mapping[str, float]) -> None:
+    """The gate files beside a package's artifact: golden cases and outputs, metrics, baseline."""
+    s3 = boto3.client("s3")
+    files = {
+        "golden.json": GOLDEN,
+        "golden_outputs.json": GOLDEN_OUTPUTS,
+        "metrics.json": dict(metrics),
+        "baseline.json": BASELINE,
+    }
+    for name, document in files.items():
+        s3.put_object(Bucket=BUCKET, Key=f"{folder}/gates/{name}", Body=json.dumps(document).encode())
+
+
+def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
+    """A fresh moto with the stack's resources and the workflow's functions and state machine."""
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        updates = stack.enter_context(emulate_update_endpoint())
+        stack.enter_context(route_lambda_invocations(aws.runner))
+        role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
+        create_functions(boto3.client("lambda"), aws.functions, role_arn=role["Role"]["Arn"])
+        create_tables(aws.rollout)
+        queue_url = subscribe_to_topic(aws.rollout.settings.topic_arn)
+        group = create_endpoint_and_registry(aws.rollout)
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name=STACK.lower() + "-rollout", definition=aws.definition(), roleArn=STATES_ROLE_ARN
+        )
+        yield Deployment(aws, machine["stateMachineArn"], group, updates, queue_url)
+
+
+def create_tables(rollout: RolloutTemplate) -> None:
+    """The stack's DynamoDB tables, with their template's keys, names and TTL."""
+    dynamodb = boto3.client("dynamodb")
+    for logical_id in rollout.template.resources_of_type("AWS::DynamoDB::Table"):
+        properties = rollout.resolver.resolve(rollout.template.resources[logical_id]["Properties"])
+        name = rollout.resolver.resolve({"Ref": logical_id})
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=properties["KeySchema"],
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            BillingMode=properties["BillingMode"],
+        )
+        if "TimeToLiveSpecification" in properties:
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"]
+            )
+
+
+def subscribe_to_topic(topic_arn: str) -> str:
+    """The stack's topic, with a queue subscribed so that a test reads what was published."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    sns.create_topic(Name=topic_arn.rsplit(":", 1)[1])
+    queue_url = str(sqs.create_queue(QueueName="notifications")["QueueUrl"])
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["QueueArn"])
+    return queue_url
+
+
+def create_endpoint_and_registry(rollout: RolloutTemplate) -> str:
+    """The endpoint in its bootstrap shape capturing requests, the family's package group, the bucket."""
+    endpoint = rollout.settings.endpoints[rollout.endpoint]
+    # The handler tests' endpoint and metric writer are reused: they must be the ones the stack names.
+    business = endpoint.business_metric
+    assert (endpoint.endpoint_name, business.namespace, business.name) == (
+        ENDPOINT_NAME,
+        BUSINESS_NAMESPACE,
+        BUSINESS_NAME,
+    ), "the dev config's endpoint no longer matches tests/functional/rollout_support.py"
+    sagemaker = boto3.client("sagemaker")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    create_endpoint(sagemaker)
+    sagemaker.create_model_package_group(ModelPackageGroupName=endpoint.model_package_group)
+    records = [{"tenure": float(v % 60)} for v in range(CAPTURED_RECORDS)]
+    key = f"{CAPTURE_PREFIX}/{endpoint.endpoint_name}/{endpoint.champion}/2026/01/01/00/capture.jsonl"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=capture_file(records).encode())
+    return endpoint.model_package_group

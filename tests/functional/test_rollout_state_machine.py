@@ -1,0 +1,278 @@
+"""The rollout workflow end to end: the synthesized state machine on moto's executor, every task the real
+handler from its synthesized asset, SageMaker, DynamoDB, CloudWatch, S3 and SNS on moto.
+
+How it is emulated: `tests/functional/rollout_cloud.py` (the handlers' clock runs 300 times faster, so a
+10-minute bake passes in 2 s; moto's missing UpdateEndpoint comes from `localcloud.sagemaker_control`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
+from unittest import mock
+
+import pytest
+from moto.cloudwatch.exceptions import CloudWatchException
+from moto.cloudwatch.models import CloudWatchBackend
+
+from lambdas.rollout.aws.endpoint_ops import model_name_for
+from lambdas.rollout.ledger import EntryKind, LedgerEntry
+from localcloud.template import load_stacks
+from tests.functional.rollout_cloud import (
+    STACK,
+    Deployment,
+    EmulatedAws,
+    deploy,
+    rollout_template,
+)
+from tests.functional.rollout_support import Minute
+from tests.infra.conftest import synthesize
+
+LOCK_DEADLINE_SECONDS = 20.0
+# Per emulated minute and variant: enough requests, latency samples and feedback for the judge's
+# minimum-sample guards within one 10-minute bake.
+HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
+# 5 % of requests fail: far beyond the judge's 10 % relative error tolerance over an error-free champion.
+FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
+GATES = ["golden_inputs", "metric_thresholds", "input_drift"]
+BOOTSTRAP_MODEL = "churn-v1"
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
+    template = load_stacks(synthesize(tmp_path_factory.mktemp("synth")).outdir)[STACK]
+    emulated = EmulatedAws(rollout_template(template))
+    yield emulated
+    emulated.close()
+
+
+@pytest.fixture
+def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
+    yield from deploy(aws)
+
+
+def actions(entries: list[LedgerEntry]) -> list[str]:
+    """Each entry as its kind, and the action, gate or status that says what it recorded."""
+    labels = []
+    for entry in entries:
+        payload = entry.payload
+        detail = payload.get("action") or payload.get("gate") or payload.get("status")
+        labels.append(f"{entry.kind.value}:{detail}" if detail else entry.kind.value)
+    return labels
+
+
+def evidence(verdict: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """The numbers a judge verdict recorded for one metric."""
+    recorded = cast("list[dict[str, Any]]", verdict["evidence"])
+    [found] = [item for item in recorded if item["metric"] == metric]
+    return found
+
+
+def wait_for_lock(cloud: Deployment, holder: str) -> None:
+    deadline = time.monotonic() + LOCK_DEADLINE_SECONDS
+    while cloud.lock_holder() != holder:
+        assert time.monotonic() < deadline, f"{holder} did not take the lock in {LOCK_DEADLINE_SECONDS} s"
+        time.sleep(0.05)
+
+
+def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
+    steps = ["Shift traffic to the next step", "Bake", "Ask the judge", "What did the judge say?"]
+    assert cloud.states_entered(arn)[-(3 * len(steps) + 3) :] == [
+        *steps * 3,
+        "Promote the challenger",
+        "Release the lock",
+        "Promoted",
+    ]
+    ledger = cloud.ledger(arn)
+    advanced = ["deployment:set_weights", "judge_verdict:advance", "traffic_step"]
+    assert actions(ledger) == [
+        "deployment:rollout_started",
+        *(f"gate_result:{gate}" for gate in GATES),
+        "deployment:deploy_challenger",
+        "deployment:update_checked",
+        *advanced * 2,
+        "deployment:set_weights",
+        "judge_verdict:promote",
+        "traffic_step",
+        "outcome:promoted",
+    ]
+    verdicts = [e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT]
+    assert [(v["challenger_percent"], v["verdict"], v["action"]) for v in verdicts] == [
+        (5, "promote", "advance"),
+        (25, "promote", "advance"),
+        (50, "promote", "promote"),
+    ]
+    served = [e.payload for e in ledger if e.kind is EntryKind.TRAFFIC_STEP]
+    assert all(step["challenger_requests"] and step["champion_requests"] for step in served)
+    challenger = cloud.package(package)
+    assert challenger["ModelApprovalStatus"] == "Approved"
+    assert challenger["CustomerMetadataProperties"]["rollout.outcome"] == "promoted"
+    assert set(cloud.running_models().values()) == {ledger[4].payload["model"]}
+    assert cloud.lock_holder() is None
+
+
+def test_a_bad_model_is_rolled_back_at_its_first_step_with_the_evidence_recorded(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=FAILING)
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
+    assert cloud.states_entered(arn).count("Ask the judge") == 1
+    ledger = cloud.ledger(arn)
+    assert actions(ledger)[-4:] == [
+        "deployment:set_weights",
+        "judge_verdict:rollback",
+        "traffic_step",
+        "outcome:rolled_back",
+    ]
+    verdict = next(e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT)
+    assert (verdict["challenger_percent"], verdict["verdict"]) == (5, "rollback")
+    assert evidence(verdict, "errors")["outcome"] == "harm"
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert rejected["ApprovalDescription"].startswith("judge:")
+    assert rejected["CustomerMetadataProperties"]["rollout.outcome"] == "rolled_back"
+    # The champion's model in every slot, all traffic on the champion.
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+    [notified] = cloud.notifications()
+    assert (notified["event"], notified["rollout_id"]) == ("rollout_rolled_back", arn)
+    assert cloud.lock_holder() is None
+
+
+def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud: Deployment) -> None:
+    package = cloud.register_package(metrics={"accuracy": 0.55, "auc": 0.95})
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
+    entered = cloud.states_entered(arn)
+    assert "Deploy the challenger at 0 %" not in entered
+    assert entered[-3:] == ["Roll back to the champion", "Release the lock after the rollback", "Rolled back"]
+    ledger = cloud.ledger(arn)
+    assert actions(ledger) == [
+        "deployment:rollout_started",
+        *(f"gate_result:{gate}" for gate in GATES),
+        "outcome:rolled_back",
+    ]
+    assert [e.payload["status"] for e in ledger if e.kind is EntryKind.GATE_RESULT] == [
+        "passed",
+        "failed",
+        "passed",
+    ]
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert rejected["ApprovalDescription"].startswith("gates:")
+    assert "accuracy" in rejected["ApprovalDescription"]
+    assert cloud.updates.requests == []
+    assert cloud.running_models() == {"champion": BOOTSTRAP_MODEL, "challenger": BOOTSTRAP_MODEL}
+    assert cloud.lock_holder() is None
+
+
+class AccessDeniedException(CloudWatchException):
+    code = "AccessDeniedException"
+
+
+def test_a_task_failing_mid_way_rolls_back_and_loses_no_evidence(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    # The judge loses its CloudWatch access after the challenger has traffic (say, a policy change).
+    denied = AccessDeniedException("not authorized to perform: cloudwatch:GetMetricData")
+    with mock.patch.object(CloudWatchBackend, "get_metric_data", side_effect=denied):
+        execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
+    [(error, message)] = cloud.task_errors(arn)
+    assert error == "ClientError"
+    assert "(AccessDeniedException) when calling the GetMetricData operation" in message
+    ledger = cloud.ledger(arn)
+    assert actions(ledger) == [
+        "deployment:rollout_started",
+        *(f"gate_result:{gate}" for gate in GATES),
+        "deployment:deploy_challenger",
+        "deployment:update_checked",
+        "deployment:set_weights",
+        "outcome:rolled_back",
+    ]
+    assert "AccessDeniedException" in str(ledger[-1].payload["reason"])
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert rejected["ApprovalDescription"].startswith("ClientError:")
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert cloud.lock_holder() is None
+
+
+def test_a_second_rollout_of_the_same_endpoint_is_refused_while_the_first_runs(cloud: Deployment) -> None:
+    first_package, second_package = cloud.register_package(), cloud.register_package()
+    # The first rollout is rolled back at its first step: it ends soon after the second was refused.
+    cloud.serve(champion=HEALTHY, challenger=FAILING)
+    first = cloud.start(cloud.approval_event(first_package))
+    wait_for_lock(cloud, first)
+    second = cloud.run(cloud.approval_event(second_package))
+    assert (second["status"], second["error"]) == ("FAILED", "EndpointLocked")
+    [(error, message)] = cloud.task_errors(second["executionArn"])
+    assert error == "EndpointLocked"
+    assert f"locked by rollout {first}" in message
+    assert cloud.ledger(second["executionArn"]) == []
+    assert cloud.package(second_package)["ModelApprovalStatus"] == "Approved"
+    assert "CustomerMetadataProperties" not in cloud.package(second_package)
+    assert cloud.finished(first)["error"] == "RolledBack"
+    second_model = model_name_for(cloud.endpoint_name, second_package)
+    assert second_model not in {m["ModelName"] for m in cloud.sagemaker.list_models()["Models"]}
+
+
+def test_a_silent_sagemaker_rollback_of_the_deployment_is_detected_and_rolled_back(
+    cloud: Deployment,
+) -> None:
+    package = cloud.register_package()
+    cloud.updates.silently_roll_back.add(cloud.endpoint_name)
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
+    assert "Shift traffic to the next step" not in cloud.states_entered(arn)
+    ledger = cloud.ledger(arn)
+    assert actions(ledger)[-3:] == [
+        "deployment:deploy_challenger",
+        "deployment:update_checked",
+        "outcome:rolled_back",
+    ]
+    assert ledger[-2].payload["state"] == "rolled_back"
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert "SageMaker rolled the update back" in rejected["ApprovalDescription"]
+    # The endpoint never left the champion's config; the rollback had nothing to restore.
+    assert cloud.running_models() == {"champion": BOOTSTRAP_MODEL, "challenger": BOOTSTRAP_MODEL}
+    assert len(cloud.updates.requests) == 1
+    assert cloud.lock_holder() is None
+
+
+def test_the_same_approval_delivered_twice_changes_nothing_twice(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    event = cloud.approval_event(package)
+    first = cloud.start(event)
+    wait_for_lock(cloud, first)
+    duplicate = cloud.run(event)
+    assert (duplicate["status"], duplicate["error"]) == ("FAILED", "EndpointLocked")
+    assert cloud.finished(first)["status"] == "SUCCEEDED"
+    promoted = cloud.package(package)
+    running = cloud.running_models()
+    updates = len(cloud.updates.requests)
+    # Delivered again once the rollout has ended: the package was rolled out already.
+    late = cloud.run(event)
+    assert (late["status"], late["error"]) == ("FAILED", "RolloutRefused")
+    [(error, message)] = cloud.task_errors(late["executionArn"])
+    assert error == "PackageNotRollable"
+    assert "rolled out already (outcome: promoted)" in message
+    for execution in (duplicate, late):
+        assert cloud.ledger(execution["executionArn"]) == []
+    assert cloud.package(package) == promoted
+    assert cloud.running_models() == running
+    assert len(cloud.updates.requests) == updates
+    assert cloud.lock_holder() is None
