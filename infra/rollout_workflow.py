@@ -25,6 +25,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -33,7 +34,7 @@ from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
 from infra.endpoint import ModelEndpoint
 from infra.lambda_function import LOG_RETENTION, ProjectFunction
-from infra.nag import acknowledge_wildcard_resources
+from infra.nag import acknowledge, acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 from lambdas.rollout.models import RolloutRequest
@@ -66,6 +67,8 @@ TRANSIENT_ERRORS = (
     "ThrottlingException",
     "LockContention",
 )
+# EventBridge retries a failed StartExecution (throttled, say) this often before the dead-letter queue.
+EVENT_RETRY_ATTEMPTS = 8
 ENDPOINT_BUSY = "EndpointBusy"
 ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
@@ -562,6 +565,28 @@ class RolloutWorkflow(Construct):
                 detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": groups},
             ),
         )
+        # An approval whose rollout could not be started must not vanish: it waits here for a person.
+        undelivered = sqs.Queue(
+            self,
+            "UndeliveredApprovals",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the approval rule's target; nothing consumes "
+            "it automatically, a person reads and redrives its events.",
+        )
         # The event itself is the execution's input; the target's role may start this machine only.
-        rule.add_target(targets.SfnStateMachine(self.state_machine, retry_attempts=3))
+        rule.add_target(
+            targets.SfnStateMachine(
+                self.state_machine,
+                retry_attempts=EVENT_RETRY_ATTEMPTS,
+                max_event_age=Duration.hours(2),
+                dead_letter_queue=undelivered,
+            )
+        )
+        self.undelivered_approvals = undelivered
         return rule

@@ -631,6 +631,20 @@ def test_an_approved_package_of_this_environment_starts_a_rollout_with_the_event
     assert "Input" not in target and "InputPath" not in target, "the execution's input is the event itself"
     role = target["RoleArn"]["Fn::GetAtt"][0]
     assert _grants(dev, role) == {"states:StartExecution": {f"<{machine}>"}}
+    # A start EventBridge could not make (after its retries) waits in a queue only this rule may fill.
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    queue = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert dev.resources[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    assert dev.resources[queue]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    [policy] = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in dev.of_type("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue}]
+    ]
+    [send] = [statement for statement in policy if statement["Effect"] == "Allow"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert send["Action"] == "sqs:SendMessage"
+    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
 
 
 def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) -> None:
