@@ -8,7 +8,9 @@ of one `AcceleratedClock` tells the same time, and the test reads it with `now()
 Wait states still wait in real seconds: divide them by `rate` (`real_seconds`) so that both agree.
 
 Only `time.time` (and `time.time_ns`) run faster: `datetime.now()`, `time.monotonic()` and the SDK's
-request signing keep the real clock, and so does the emulator.
+request signing keep the real clock, and so does the emulator. The context's
+`get_remaining_time_in_millis()` compares the faster clock with a deadline set on the real one, so it
+answers 0: a handler that plans its work by it cannot run on this clock.
 """
 
 from __future__ import annotations
