@@ -231,7 +231,10 @@ _NAME_PROPERTIES = {
     "AWS::Lambda::Function": "FunctionName",
     "AWS::IAM::Role": "RoleName",
     "AWS::DynamoDB::Table": "TableName",
+    "AWS::SNS::Topic": "TopicName",
 }
+# Types whose `Ref` is their ARN in CloudFormation, not their name.
+_REF_IS_ARN = {"AWS::SNS::Topic": ("sns", "{}", True)}
 # The ARN of a resource from its name, for the types whose `Fn::GetAtt <id>.Arn` is resolved locally.
 _ARN_RESOURCES = {
     "AWS::Lambda::Function": ("lambda", "function:{}", True),
@@ -251,6 +254,9 @@ def local_resolver(template: StackTemplate, environment: AwsEnvironment | None =
         declared = resource.get("Properties", {}).get(_NAME_PROPERTIES.get(resource_type, ""))
         name = declared if isinstance(declared, str) else local_physical_name(template.name, logical_id)
         physical_ids[logical_id] = name
+        if resource_type in _REF_IS_ARN:
+            service, pattern, regional = _REF_IS_ARN[resource_type]
+            physical_ids[logical_id] = environment.arn(service, pattern.format(name), regional=regional)
         if resource_type in _ARN_RESOURCES:
             service, pattern, regional = _ARN_RESOURCES[resource_type]
             attributes[logical_id] = {

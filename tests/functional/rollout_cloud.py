@@ -17,7 +17,6 @@ What is emulated, and how:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 
 STACK = "MlRollout-dev"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
-TOPIC_TYPE = "AWS::SNS::Topic"
 ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
 # 300 emulated seconds per real second: a 10-minute bake takes 2 s; the lock's 2-hour lease 24 s, far
 # longer than the few seconds between two steps renewing it.
@@ -108,7 +106,7 @@ class RolloutTemplate:
 
 
 def rollout_template(template: StackTemplate) -> RolloutTemplate:
-    resolver = topics_as_arns(local_resolver(template))
+    resolver = local_resolver(template)
     functions = tuple(
         spec
         for spec in functions_from_template(template, resolver)
@@ -116,15 +114,6 @@ def rollout_template(template: StackTemplate) -> RolloutTemplate:
     )
     [machine_id] = template.resources_of_type(STATE_MACHINE_TYPE)
     return RolloutTemplate(template=template, resolver=resolver, functions=functions, machine_id=machine_id)
-
-
-def topics_as_arns(resolver: Resolver) -> Resolver:
-    """`Ref` of an SNS topic is its ARN (`local_resolver` gives every resource its name)."""
-    physical_ids = dict(resolver.physical_ids)
-    for logical_id, topic in resolver.template.resources_of_type(TOPIC_TYPE).items():
-        name = topic.get("Properties", {}).get("TopicName") or physical_ids[logical_id]
-        physical_ids[logical_id] = resolver.environment.arn("sns", str(name))
-    return dataclasses.replace(resolver, physical_ids=physical_ids)
 
 
 def fast_definition(definition: str, clock: AcceleratedClock, bake_seconds: int) -> str:

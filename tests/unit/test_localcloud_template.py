@@ -233,3 +233,14 @@ def test_a_resource_without_an_unpacked_asset_has_no_asset_dir(tmp_path: Path) -
     (tmp_path / "asset.abc").rmdir()
     with pytest.raises(TemplateError, match=re.escape("asset asset.abc is not a directory")):
         template.asset_dir("Validator")
+
+
+def test_ref_of_a_topic_is_its_arn_as_in_cloudformation() -> None:
+    template = StackTemplate(
+        name="Stack",
+        body={"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alerts"}}}},
+        assembly_dir=Path("."),
+    )
+    environment = AwsEnvironment(account_id="111122223333", region="eu-west-1")
+    resolver = local_resolver(template, environment)
+    assert resolver.resolve({"Ref": "Topic"}) == "arn:aws:sns:eu-west-1:111122223333:alerts"
