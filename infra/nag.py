@@ -8,13 +8,14 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 
-def _render(value: Any) -> str:
-    """Render a resolved CloudFormation value the way cdk-nag prints it in a finding id."""
+def render(value: Any) -> str:
+    """A resolved CloudFormation value as one string, the way cdk-nag prints it in a finding id:
+    references as <LogicalId> or <LogicalId.Attribute>."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return str(separator).join(_render(part) for part in parts)
+        return str(separator).join(render(part) for part in parts)
     if isinstance(value, dict) and "Ref" in value:
         return f"<{value['Ref']}>"
     if isinstance(value, dict) and "Fn::GetAtt" in value:
@@ -26,7 +27,7 @@ def acknowledge_wildcard_resources(construct: IConstruct, resources: list[str], 
     """Acknowledge AwsSolutions-IAM5 for exactly these resource ARNs (tokens allowed) on `construct`."""
     stack = Stack.of(construct)
     for resource in resources:
-        rendered = _render(stack.resolve(resource))
+        rendered = render(stack.resolve(resource))
         Validations.of(construct).acknowledge(
             Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason=reason)
         )

@@ -15,6 +15,7 @@ import pytest
 from aws_cdk.assertions import Match
 from moto import mock_aws
 
+from infra.nag import render
 from infra.rollout_workflow import (
     ENDPOINT_BUSY,
     ENDPOINT_LOCKED,
@@ -61,20 +62,6 @@ TASK_HANDLERS = {
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LEDGER_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
-
-
-def _render(value: Any) -> str:
-    """A CloudFormation value as one string, references as <LogicalId> or <LogicalId.Attribute>."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_render(part) for part in parts)
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    raise ValueError(f"cannot render {value!r}")
 
 
 def _state_machine(dev: Synthesized) -> dict[str, Any]:
@@ -380,7 +367,7 @@ def _grants(dev: Synthesized, role: str) -> dict[str, set[str]]:
             )
             for action in actions:
                 grants.setdefault(action, set()).update(
-                    _render(resource) + condition for resource in resources
+                    render(resource) + condition for resource in resources
                 )
     return grants
 
@@ -544,7 +531,7 @@ def test_each_function_has_its_own_role(dev: Synthesized) -> None:
 def _endpoints_document(dev: Synthesized) -> dict[str, Any]:
     # The execution role's ARN is a token: rendered as <LogicalId.Arn> inside the JSON string.
     document: dict[str, Any] = json.loads(
-        _render(_function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"])
+        render(_function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"])
     )
     return document
 
@@ -559,7 +546,7 @@ def test_functions_share_the_rollout_environment(dev: Synthesized) -> None:
         assert variables["TOPIC_ARN"] == {"Ref": topic}
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "mlrollout"
         assert variables["POWERTOOLS_SERVICE_NAME"] == module.replace("_", "-")
-        assert _render(variables["ENDPOINTS"]) == _render(
+        assert render(variables["ENDPOINTS"]) == render(
             _function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"]
         )
         assert properties["TracingConfig"] == {"Mode": "Active"}
@@ -657,7 +644,7 @@ def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) 
             f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:mlrollout-dev-notifications"
         ),
     }
-    environ = {name: dummies.get(_render(value), _render(value)) for name, value in variables.items()}
+    environ = {name: dummies.get(render(value), render(value)) for name, value in variables.items()}
     [endpoint] = dev.config.endpoints
     role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
     environ["ENDPOINTS"] = environ["ENDPOINTS"].replace(

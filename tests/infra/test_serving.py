@@ -15,6 +15,7 @@ from aws_cdk.assertions import Match
 from infra.config import load_config
 from infra.feature_flags import PROFILE_NAME
 from infra.lambda_function import ASSET_EXCLUDES, POWERTOOLS_VERSION
+from infra.nag import render
 from infra.serving import (
     FEEDBACK_PATH,
     FLAGS_TTL_SECONDS,
@@ -35,20 +36,6 @@ HANDLERS = (ROUTER, FEEDBACK, FLAG_VALIDATOR)
 # What every function's role carries besides its own grants: its log group and X-Ray.
 LOG_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents"})
 XRAY_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
-
-
-def _render(value: Any) -> str:
-    """A CloudFormation value as one string, references as <LogicalId> or <LogicalId.Attribute>."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_render(part) for part in parts)
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    raise ValueError(f"cannot render {value!r}")
 
 
 def _only(dev: Synthesized, resource_type: str, properties: dict[str, Any]) -> str:
@@ -90,7 +77,7 @@ def _grants(dev: Synthesized, handler: str) -> dict[str, set[str]]:
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             )
             for action in actions:
-                grants.setdefault(action, set()).update(_render(resource) for resource in resources)
+                grants.setdefault(action, set()).update(render(resource) for resource in resources)
     return grants
 
 
@@ -110,7 +97,7 @@ def test_inference_and_feedback_routes_require_iam_and_reach_their_functions(dev
         route = _only(dev, "AWS::ApiGatewayV2::Route", {"RouteKey": f"POST {path}"})
         properties = dev.resources[route]["Properties"]
         assert properties["AuthorizationType"] == "AWS_IAM"
-        integration = _render(properties["Target"]).removeprefix("integrations/").strip("<>")
+        integration = render(properties["Target"]).removeprefix("integrations/").strip("<>")
         lambda_proxies = dev.template.find_resources(
             "AWS::ApiGatewayV2::Integration",
             {
@@ -139,7 +126,7 @@ def test_api_gateway_may_invoke_each_function_only_from_its_own_route(dev: Synth
             "AWS::Lambda::Permission",
             {"Principal": "apigateway.amazonaws.com", "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]}},
         )
-        source = _render(dev.resources[permission]["Properties"]["SourceArn"])
+        source = render(dev.resources[permission]["Properties"]["SourceArn"])
         assert source.endswith(f"/*/*{path}"), source
 
 
@@ -161,7 +148,7 @@ def test_default_stage_auto_deploys_throttles_and_logs_json_access_lines(dev: Sy
 
 def test_api_url_is_a_stack_output(dev: Synthesized) -> None:
     outputs = dev.template.to_json()["Outputs"]
-    urls = [_render(output["Value"]) for key, output in outputs.items() if key.startswith("ServingApiUrl")]
+    urls = [render(output["Value"]) for key, output in outputs.items() if key.startswith("ServingApiUrl")]
     assert len(urls) == 1
     assert urls[0].startswith("https://<ServingHttpApi") and ".execute-api." in urls[0]
 
