@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -30,9 +31,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.alarms import EndpointAlarms
+from infra.alarms import EndpointAlarms, composite_alarm_name
 from infra.config import EnvironmentConfig
 from infra.endpoint import ModelEndpoint
+from infra.feature_flags import FeatureFlags
 from infra.lambda_function import LOG_RETENTION, ProjectFunction
 from infra.nag import acknowledge, acknowledge_wildcard_resources
 from infra.notifications import Notifications
@@ -50,7 +52,13 @@ HANDLER_MODULES = (
     "rollout_promote",
     "rollout_rollback",
     "rollout_release",
+    "rollout_resume",
 )
+# Not a task of the state machine: the target of the abort rules, which stops and restarts it.
+ABORT_MODULE = "rollout_abort"
+# AppConfig's own extension that puts deployment events on the default bus.
+APPCONFIG_EVENTS_EXTENSION = "AWS.AppConfig.DeploymentNotificationsToEventBridge"
+ABORTING_STATUSES = ["TIMED_OUT", "ABORTED"]
 # The start handler receives the execution's input with the execution's id added beside its keys (the
 # rollout's id in the lock and the ledger). Step Functions has no "add a key" for JSONPath, so a Pass state
 # nests both and the start task's payload merges them back into one flat object.
@@ -122,9 +130,12 @@ class RolloutWorkflow(Construct):
         endpoints: Mapping[str, ModelEndpoint],
         alarms: Mapping[str, EndpointAlarms],
         notifications: Notifications,
+        flags: FeatureFlags,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self._flags = flags
+        self.state_machine_name = f"{config.prefix}-rollout"
         self._registry = registry
         self._notifications = notifications
         self.lock_table = self._lock_table()
@@ -141,7 +152,8 @@ class RolloutWorkflow(Construct):
         self._grant()
         self.state_machine = self._state_machine()
         self._acknowledge_state_machine_role()
-        self.rules = [self._approval_rule()]
+        self.abort_function = self._abort_function(environment)
+        self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
 
     # --- Tables -----------------------------------------------------------------------------------------
 
@@ -193,6 +205,7 @@ class RolloutWorkflow(Construct):
                 "model_package_group": self._registry.package_group_names[endpoint.model_family],
                 "execution_role_arn": endpoints[endpoint.name].execution_role.role_arn,
                 "rollback_alarm_names": alarms[endpoint.name].alarm_names,
+                "abort_alarm_name": composite_alarm_name(config.prefix, endpoint),
                 "rollout": config.rollout.model_dump(mode="json"),
                 "business_metric": {
                     "namespace": endpoint.business_metric.namespace,
@@ -261,18 +274,25 @@ class RolloutWorkflow(Construct):
     def _grant(self) -> None:
         """Each function gets the calls its handler makes (lambdas/handlers/rollout_*.py), on these ARNs."""
         for module in HANDLER_MODULES:
-            if module != "rollout_release":
+            if module not in ("rollout_release", "rollout_resume"):
                 # Evidence: every step appends to the ledger (conditional put, read back on a retry).
                 self.ledger_table.grant(
                     self.functions[module].role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
                 )
-            if module not in ("rollout_start", "rollout_check_deployment", "rollout_release"):
+            if module not in (
+                "rollout_start",
+                "rollout_check_deployment",
+                "rollout_release",
+                "rollout_resume",
+            ):
                 # Renewing the lease: a conditional update by the holder, then a read of who holds it.
                 self.lock_table.grant(self.functions[module].role, "dynamodb:UpdateItem", "dynamodb:GetItem")
         # Taking the lock: a conditional put, and a read of the lease that refused it.
         self.lock_table.grant(self.functions["rollout_start"].role, "dynamodb:PutItem", "dynamodb:GetItem")
         # Releasing it: a delete conditional on the holder.
         self.lock_table.grant(self.functions["rollout_release"].role, "dynamodb:DeleteItem")
+        # Resuming an aborted rollout: its entries, read to rebuild its state.
+        self.ledger_table.grant(self.functions["rollout_resume"].role, "dynamodb:Query")
         self._grant_sagemaker()
         self._grant_gates_reads()
         self._allow("rollout_judge", ["cloudwatch:GetMetricData"], ["*"])
@@ -298,7 +318,7 @@ class RolloutWorkflow(Construct):
             "rollout_rollback",
         )
         for module in HANDLER_MODULES:
-            if module in {"rollout_release", "rollout_judge"}:
+            if module in {"rollout_release", "rollout_judge", "rollout_resume"}:
                 continue
             self._allow(module, ["sagemaker:DescribeEndpoint"], targets.endpoints)
             if module in live_config_readers:
@@ -422,7 +442,7 @@ class RolloutWorkflow(Construct):
         return sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"{self._config.prefix}-rollout",
+            state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
             timeout=workflow_timeout(self._config),
@@ -449,7 +469,9 @@ class RolloutWorkflow(Construct):
         )
 
     def _rollback_path(self) -> tasks.LambdaInvoke:
+        """Restore the champion, wait for that update, come back to record; release the lock either way."""
         rollback = self._task("Roll back to the champion", "rollout_rollback")
+        check = self._task("Is the champion restored?", "rollout_check_deployment")
         released = self._task("Release the lock after the rollback", "rollout_release")
         released_anyway = self._task("Release the lock after a failed rollback", "rollout_release")
         rolled_back = sfn.Fail(
@@ -472,13 +494,59 @@ class RolloutWorkflow(Construct):
             result_path="$.error",
         )
         released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
-        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
-        rollback.next(released).next(rolled_back)
+        for task in (rollback, check):
+            task.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
+        rollback.next(
+            sfn.Choice(self, "Is the rollback recorded?")
+            .when(sfn.Condition.is_present("$.outcome"), released.next(rolled_back))
+            .otherwise(wait)
+        )
+        wait.next(check)
+        check.next(
+            sfn.Choice(self, "Is the champion back in service?")
+            .when(sfn.Condition.string_equals("$.deployment.status", "in_service"), rollback)
+            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), released_anyway)
+            .otherwise(wait)
+        )
         released_anyway.next(needs_person)
         return rollback
 
+    def _promotion_path(self, rollback: sfn.IChainable) -> tasks.LambdaInvoke:
+        """Swap the endpoint to the candidate, wait for that update, come back to record and approve."""
+        promote = self._task("Promote the challenger", "rollout_promote")
+        check = self._task("Is the promotion done?", "rollout_check_deployment")
+        release = self._task("Release the lock", "rollout_release")
+        for task in (promote, check):
+            task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        release.add_catch(
+            sfn.Fail(
+                self,
+                "Promoted, lock not released",
+                error="LockNotReleased",
+                cause_path=ERROR_CAUSE,
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        wait = sfn.Wait(self, "Wait for the promotion", time=sfn.WaitTime.duration(ENDPOINT_POLL))
+        promote.next(
+            sfn.Choice(self, "Is the promotion recorded?")
+            .when(sfn.Condition.is_present("$.outcome"), release.next(sfn.Succeed(self, "Promoted")))
+            .otherwise(wait)
+        )
+        wait.next(check)
+        check.next(
+            sfn.Choice(self, "Is the candidate in service?")
+            .when(sfn.Condition.string_equals("$.deployment.status", "in_service"), promote)
+            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
+            .otherwise(wait)
+        )
+        return promote
+
     def _definition(self) -> sfn.IChainable:
         rollback = self._rollback_path()
+        promote = self._promotion_path(rollback)
         name_rollout = sfn.Pass(self, "Name the rollout after this execution", parameters=NAMED_INPUT)
         take_lock = self._task(
             "Take the endpoint's lock", "rollout_start", sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
@@ -506,27 +574,14 @@ class RolloutWorkflow(Construct):
         check = self._task("Is the deployment done?", "rollout_check_deployment")
         shift = self._task("Shift traffic to the next step", "rollout_set_traffic")
         judge = self._task("Ask the judge", "rollout_judge")
-        promote = self._task("Promote the challenger", "rollout_promote")
-        release = self._task("Release the lock", "rollout_release")
-        for task in (gates, deploy, check, shift, judge, promote):
+        for task in (gates, deploy, check, shift, judge):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
-        release.add_catch(
-            sfn.Fail(
-                self,
-                "Promoted, lock not released",
-                error="LockNotReleased",
-                cause_path=ERROR_CAUSE,
-            ),
-            errors=["States.ALL"],
-            result_path="$.error",
-        )
 
         wait_for_endpoint = sfn.Wait(self, "Wait for the endpoint", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.bake_seconds"))
         wait_for_endpoint.next(check)
         shift.next(bake)
         bake.next(judge)
-        promote.next(release).next(sfn.Succeed(self, "Promoted"))
         in_service = sfn.Condition.string_equals("$.deployment.status", "in_service")
         # blue_green: SageMaker's guardrails have shifted all traffic and baked by then; nothing to step.
         guarded = sfn.Condition.string_equals("$.request.strategy", "blue_green")
@@ -549,7 +604,143 @@ class RolloutWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
             .otherwise(rollback)
         )
-        return name_rollout.next(take_lock).next(gates).next(gates_passed)
+        resume = self._task("Load the aborted rollout", "rollout_resume")
+        resume.add_catch(
+            sfn.Fail(self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        name_rollout.next(take_lock).next(gates).next(gates_passed)
+        # The abort function starts the machine with {"abort": ...} to roll a stopped rollout back.
+        return (
+            sfn.Choice(self, "Abort or new rollout?")
+            .when(sfn.Condition.is_present("$.abort"), resume.next(rollback))
+            .otherwise(name_rollout)
+        )
+
+    # --- Abort ------------------------------------------------------------------------------------------
+
+    def _abort_function(self, environment: Mapping[str, str]) -> ProjectFunction:
+        flags = self._flags
+        machine = self.state_machine
+        function = ProjectFunction(
+            self,
+            "RolloutAbort",
+            handler=handler_name(ABORT_MODULE),
+            description=f"{self._config.prefix}: abort a running rollout (alarm, kill switch, timeout)",
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": "rollout-abort",
+                "STATE_MACHINE_ARN": machine.state_machine_arn,
+                "APPCONFIG_APPLICATION": flags.application_name,
+                "APPCONFIG_ENVIRONMENT": flags.environment_name,
+                "APPCONFIG_PROFILE": flags.profile_name,
+            },
+            timeout=Duration.minutes(1),
+            memory_size=256,
+        )
+        role = function.role
+        # Who holds the endpoint, and what that rollout has recorded.
+        self.lock_table.grant(role, "dynamodb:GetItem")
+        self.ledger_table.grant(role, "dynamodb:Query")
+        stack = Stack.of(self)
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions]
+            )
+        )
+        machine.grant_start_execution(role)
+        flags_arn = stack.format_arn(
+            service="appconfig",
+            resource="application",
+            resource_name=(
+                f"{flags.application_id}/environment/{flags.environment_id}/configuration/{flags.profile_id}"
+            ),
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+                resources=[flags_arn],
+            )
+        )
+        acknowledge_wildcard_resources(
+            role,
+            [executions],
+            "Executions are named at run time; only this state machine's executions can be described or "
+            "stopped.",
+        )
+        return function
+
+    def _abort_rules(self, alarms: Mapping[str, EndpointAlarms]) -> list[events.Rule]:
+        """An endpoint's composite alarm in ALARM, the flags deployed, a rollout timed out or stopped."""
+        prefix = self._config.prefix
+        undelivered = sqs.Queue(
+            self,
+            "UndeliveredAborts",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the abort rules' target; nothing consumes it "
+            "automatically, a person reads and redrives its events.",
+        )
+        self.undelivered_aborts = undelivered
+        alarm_arns = [a.composite_alarm.alarm_arn for a in alarms.values()]
+        patterns = {
+            "AlarmAborts": (
+                f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",
+                events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=["CloudWatch Alarm State Change"],
+                    resources=alarm_arns,
+                    detail={"state": {"value": ["ALARM"]}},
+                ),
+            ),
+            "KillSwitchAborts": (
+                f"{prefix}: a flag deployment aborts the rollouts whose kill switch it turned on",
+                events.EventPattern(source=["aws.appconfig"], detail_type=["On Deployment Complete"]),
+            ),
+            "EndedExecutionAborts": (
+                f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released",
+                events.EventPattern(
+                    source=["aws.states"],
+                    detail_type=["Step Functions Execution Status Change"],
+                    detail={
+                        "status": ABORTING_STATUSES,
+                        "stateMachineArn": [self.state_machine.state_machine_arn],
+                    },
+                ),
+            ),
+        }
+        rules = []
+        for rule_id, (description, pattern) in patterns.items():
+            rule = events.Rule(self, rule_id, description=description, event_pattern=pattern)
+            rule.add_target(
+                targets.LambdaFunction(
+                    self.abort_function.function,
+                    retry_attempts=EVENT_RETRY_ATTEMPTS,
+                    max_event_age=Duration.hours(2),
+                    dead_letter_queue=undelivered,
+                )
+            )
+            rules.append(rule)
+        # AppConfig puts deployment events on the default bus through its own extension.
+        appconfig.CfnExtensionAssociation(
+            self,
+            "FlagDeploymentEvents",
+            extension_identifier=APPCONFIG_EVENTS_EXTENSION,
+            resource_identifier=self._flags.application.application_arn,
+        )
+        return rules
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

@@ -75,4 +75,5 @@ class PlatformStack(Stack):
             endpoints=self.endpoints,
             alarms=self.endpoint_alarms,
             notifications=self.notifications,
+            flags=self.feature_flags,
         )

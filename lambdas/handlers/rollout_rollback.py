@@ -1,10 +1,15 @@
 """Roll back: the champion takes all traffic at once, the candidate leaves, the package is Rejected.
 
-Runs after a rollback verdict, failed gates, a failed or silently rolled back deployment, or any task's
-failure (the Catch's ``error`` is the reason). The endpoint is restored only if it runs one of this
-rollout's configs: failed gates, or an update SageMaker undid itself, leave nothing to restore. The
-restoring update carries no DeploymentConfig, so the alarms that may have caused the rollback cannot
-undo it.
+Runs after a rollback verdict, failed gates, a failed or silently rolled back deployment, an abort
+(alarm, kill switch, operator), or any task's failure (the Catch's ``error`` is the reason). The
+endpoint is restored only if it runs one of this rollout's configs: failed gates, or an update SageMaker
+undid itself, leave nothing to restore. The restoring update carries no DeploymentConfig, so the alarms
+that may have caused the rollback cannot undo it.
+
+Two calls when there is something to restore: the first moves the weights to the champion at once and
+sends the restoring update, the state machine waits for it and checks it, and the second (the endpoint
+now runs the rollback config) records the outcome. The reason is kept in ``rollback_reason`` between
+the two, since the check replaces the deployment status a reason may have come from.
 """
 
 from __future__ import annotations
@@ -47,16 +52,20 @@ SUBJECT_MAX = 100
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = run_task(event, rollback)
-    metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
+    if state.get("outcome") is not None:
+        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
     return state
 
 
 def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
+    """Restore the champion if the endpoint runs this rollout's config, and return to wait for that
+    update; once nothing is left to restore, record the outcome, reject the package and notify."""
     reason = state.failure_reason()
-    request = state.request
+    state = state.model_copy(update={"rollback_reason": reason})
     services.hold_lock(state)
     if _runs_this_rollout(state, services):
-        state = _restore_champion(state, services)
+        return _restore_champion(state, services)
+    request = state.request
     outcome = RolloutOutcome(
         status=OutcomeStatus.ROLLED_BACK,
         endpoint_name=request.endpoint_name,
@@ -69,7 +78,7 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
     reject_package(services.sagemaker, request.model_package_arn, summary, reason)
     _notify(state, services, reason)
     logger.warning("rolled back", extra={"reason": reason})
-    return state
+    return state.model_copy(update={"outcome": OutcomeStatus.ROLLED_BACK})
 
 
 def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:

@@ -117,6 +117,8 @@ def start(given: PackageEvent | DirectRequest, services: RolloutServices) -> Rol
         model_package_arn=package_arn,
         strategy=state.request.strategy.value,
         challenger_shares=list(state.request.challenger_shares),
+        # The settings this rollout runs under, as evidence; an abort resumes the rollout from them.
+        state=state.dump(),
     )
     return services.record(state, EntryKind.DEPLOYMENT, payload)
 

@@ -110,6 +110,10 @@ class Ledger:
     def entries(self, rollout_id: str) -> list[LedgerEntry]:
         return self._store.entries(rollout_id)
 
+    def get(self, rollout_id: str, sequence: int) -> LedgerEntry | None:
+        """The entry recorded at this place, if any (a retried step reads what it decided before)."""
+        return self._store.get(rollout_id, sequence)
+
 
 def _canonical(payload: dict[str, JsonValue]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -132,6 +136,9 @@ def verdict_payload(step: StepOutcome, result: JudgeResult) -> dict[str, JsonVal
         "verdict": result.verdict.value,
         "reason": result.reason,
         "action": step.action.value,
+        "action_reason": step.reason,
+        "champion_requests": step.champion_requests,
+        "challenger_requests": step.challenger_requests,
         "evidence": evidence,
     }
 

@@ -113,6 +113,13 @@ class EndpointLock:
             raise NotLockHolder(f"rollout {holder} does not hold endpoint {endpoint} (it is {held_by})")
         return current
 
+    def live_lease(self, endpoint: str) -> Lease | None:
+        """Who holds the endpoint now; None when no one does or the last lease has expired."""
+        lease = self._table.get(endpoint)
+        if lease is None or lease.expires_at < self._now():
+            return None
+        return lease
+
     def release(self, endpoint: str, holder: str) -> bool:
         """Free the endpoint if `holder` holds it. False (and nothing changed) if it does not."""
         return self._table.delete_if_held(endpoint, holder)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,10 +29,12 @@ from lambdas.rollout.models import BlueGreenSettings, Strategy, VariantNames
 from lambdas.serving.settings import BusinessMetricName, SettingsError
 
 __all__ = [
+    "AbortSettings",
     "RolloutDefaults",
     "RolloutEndpoint",
     "RolloutSettings",
     "SettingsError",
+    "load_abort_settings",
     "load_rollout_settings",
 ]
 
@@ -68,6 +70,9 @@ class RolloutEndpoint(_Strict):
     model_package_group: str = Field(min_length=1, max_length=63)
     execution_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
     rollback_alarm_names: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    abort_alarm_name: str | None = Field(
+        default=None, min_length=1, max_length=255, description="its ALARM aborts a running rollout"
+    )
     rollout: RolloutDefaults = RolloutDefaults()
 
     @property
@@ -85,8 +90,13 @@ class RolloutSettings(_Strict):
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")
 
     @classmethod
+    def env_variables(cls) -> dict[str, str]:
+        return dict(ENV_VARIABLES)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
-        raw: dict[str, Any] = {field: environ[var] for field, var in ENV_VARIABLES.items() if var in environ}
+        variables = cls.env_variables()
+        raw: dict[str, Any] = {field: environ[var] for field, var in variables.items() if var in environ}
         if "endpoints" in raw:
             try:
                 raw["endpoints"] = json.loads(raw["endpoints"])
@@ -95,17 +105,49 @@ class RolloutSettings(_Strict):
         return cls.model_validate(raw)
 
 
+class AbortSettings(RolloutSettings):
+    """The abort function's: the rollout settings, the state machine it stops and restarts, the flags."""
+
+    state_machine_arn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:.+$")
+    appconfig_application: str = Field(min_length=1)
+    appconfig_environment: str = Field(min_length=1)
+    appconfig_profile: str = Field(min_length=1)
+
+    @classmethod
+    def env_variables(cls) -> dict[str, str]:
+        return ENV_VARIABLES | {
+            "state_machine_arn": "STATE_MACHINE_ARN",
+            "appconfig_application": "APPCONFIG_APPLICATION",
+            "appconfig_environment": "APPCONFIG_ENVIRONMENT",
+            "appconfig_profile": "APPCONFIG_PROFILE",
+        }
+
+
+SettingsT = TypeVar("SettingsT", bound=RolloutSettings)
+
+
 def load_rollout_settings(environ: Mapping[str, str]) -> RolloutSettings:
     """Validate the environment, naming the variable of each problem."""
+    return _load(RolloutSettings, environ)
+
+
+def load_abort_settings(environ: Mapping[str, str]) -> AbortSettings:
+    return _load(AbortSettings, environ)
+
+
+def _load(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
+    variables = model.env_variables()
     try:
-        return RolloutSettings.from_env(environ)
+        return model.from_env(environ)
     except ValidationError as error:
-        problems = "; ".join(_where(problem["loc"]) + f": {problem['msg']}" for problem in error.errors())
+        problems = "; ".join(
+            _where(problem["loc"], variables) + f": {problem['msg']}" for problem in error.errors()
+        )
         raise SettingsError(f"invalid environment: {problems}") from None
 
 
-def _where(location: tuple[int | str, ...]) -> str:
+def _where(location: tuple[int | str, ...], variables: Mapping[str, str]) -> str:
     if not location:
         return "environment"
     head, *rest = location
-    return ENV_VARIABLES.get(str(head), str(head)) + "".join(f".{part}" for part in rest)
+    return variables.get(str(head), str(head)) + "".join(f".{part}" for part in rest)

@@ -2,7 +2,9 @@
 
 Each Lambda reads the state, does its step, and returns the state with its own part filled in. The
 state machine's Choice states read ``gates.passed``, ``deployment.status``, ``decision.action`` and
-``request.strategy``, its Wait states ``bake_seconds``; a Catch puts the failure in ``error``.
+``request.strategy`` and ``outcome``, its Wait states ``bake_seconds``; a Catch puts the failure in
+``error``. Promotion and rollback each update the endpoint and come back once the update has ended to
+record the outcome (``outcome`` is set then).
 
 ``sequence`` is the next free place in the evidence ledger. A task writes its entries from there and
 returns the state moved past them, so a retried task (same input) writes the same keys again and the
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import RolloutRequest, StepAction, StepOutcome
+from lambdas.rollout.models import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
 from lambdas.serving.settings import BusinessMetricName
 
 __all__ = [
@@ -100,6 +102,10 @@ class RolloutState(_Frozen):
     deployment: DeploymentStatus | None = None
     decision: StepDecision | None = None
     error: TaskError | None = None
+    rollback_reason: str | None = Field(
+        default=None, description="why the rollback began; kept while it waits for its endpoint update"
+    )
+    outcome: OutcomeStatus | None = Field(default=None, description="set once the outcome is recorded")
 
     def dump(self) -> dict[str, Any]:
         """The JSON the state machine carries (the Catch's keys as Step Functions spells them)."""
@@ -107,6 +113,8 @@ class RolloutState(_Frozen):
 
     def failure_reason(self) -> str:
         """Why the rollout is being rolled back: a task's failure, else the judge, gates or deployment."""
+        if self.rollback_reason is not None:
+            return self.rollback_reason
         if self.error is not None:
             return self.error.describe()
         if self.decision is not None and self.decision.action is StepAction.ROLLBACK:

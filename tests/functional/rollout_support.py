@@ -42,6 +42,7 @@ ENDPOINTS = {
         "model_package_group": GROUP,
         "execution_role_arn": ROLE,
         "rollback_alarm_names": ["mlrollout-dev-churn-composite"],
+        "abort_alarm_name": "mlrollout-dev-churn-unhealthy",
         "rollout": {
             "strategy": "canary",
             "traffic_steps": [5, 25, 50, 100],

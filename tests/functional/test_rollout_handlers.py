@@ -102,6 +102,16 @@ class Rollout:
         assert state["deployment"]["status"] == "in_service"
         return self.run("set_traffic", state)
 
+    def finish(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Promote or roll back as the state machine does: the update, its check, the record."""
+        state = self.run(name, state)
+        if state.get("outcome") is None:
+            checked = self.run("check_deployment", state)
+            assert checked["deployment"]["status"] == "in_service", checked["deployment"]
+            state = self.run(name, checked)
+        assert state["outcome"] is not None
+        return state
+
     def serve(self, state: dict[str, Any], champion: Minute, challenger: Minute, minutes: int = 10) -> None:
         """Both variants serve these minutes from the step's start; the clock moves past them."""
         start = int(state["step_started_at"])
@@ -419,7 +429,12 @@ def test_promotion_makes_the_candidate_champion_and_approves_the_package_with_th
 ) -> None:
     state = rollout.deployed(traffic_steps=[50, 100])
     rollout.serve(state, GOOD, GOOD)
-    promoted = rollout.run("promote", rollout.run("judge", state))
+    judged = rollout.run("judge", state)
+    swapping = rollout.run("promote", judged)
+    # Nothing is approved until the endpoint runs the promote config.
+    assert swapping["outcome"] is None and swapping["deployment"]["status"] == "updating"
+    assert rollout.package_status().get("CustomerMetadataProperties", {}).get("rollout.outcome") is None
+    promoted = rollout.finish("promote", swapping)
     model = model_name_for(ENDPOINT_NAME, rollout.package)
     assert rollout.sagemaker.running_models() == [("champion", model), ("challenger", model)]
     assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
@@ -436,7 +451,7 @@ def test_promotion_makes_the_candidate_champion_and_approves_the_package_with_th
 def test_rollback_restores_the_champion_rejects_the_package_and_notifies(rollout: Rollout) -> None:
     state = rollout.deployed()
     rollout.serve(state, ERRING, BAD)
-    rolled_back = rollout.run("rollback", rollout.run("judge", state))
+    rolled_back = rollout.finish("rollback", rollout.run("judge", state))
     assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
     assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
     assert "DeploymentConfig" not in rollout.sagemaker.updates[-1]
@@ -453,7 +468,7 @@ def test_rollback_after_a_failed_task_gives_the_caught_error_as_the_reason(rollo
     state = rollout.deployed()
     cause = {"errorMessage": "UpdateEndpointWeightsAndCapacities failed", "errorType": "ClientError"}
     state["error"] = {"Error": "ClientError", "Cause": json.dumps(cause)}
-    rollout.run("rollback", state)
+    rollout.finish("rollback", state)
     reason = "ClientError: UpdateEndpointWeightsAndCapacities failed"
     assert rollout.package_status()["ApprovalDescription"] == reason
     assert rollout.notifications()[0]["reason"] == reason

@@ -17,6 +17,8 @@ from moto import mock_aws
 
 from infra.nag import render
 from infra.rollout_workflow import (
+    ABORT_MODULE,
+    ABORTING_STATUSES,
     ENDPOINT_BUSY,
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
@@ -35,11 +37,18 @@ from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
 DUMMY_ACCOUNT = "123456789012"
+ENTRY = "Abort or new rollout?"
 NAME = "Name the rollout after this execution"
 START = "Take the endpoint's lock"
+RESUME = "Load the aborted rollout"
 ROLLBACK = "Roll back to the champion"
+PROMOTE = "Promote the challenger"
 ROLLBACK_PATH = {
     ROLLBACK,
+    "Is the rollback recorded?",
+    "Wait for the rollback",
+    "Is the champion restored?",
+    "Is the champion back in service?",
     "Release the lock after the rollback",
     "Release the lock after a failed rollback",
     "Rolled back",
@@ -53,8 +62,11 @@ TASK_HANDLERS = {
     "Is the deployment done?": "rollout_check_deployment",
     "Shift traffic to the next step": "rollout_set_traffic",
     "Ask the judge": "rollout_judge",
-    "Promote the challenger": "rollout_promote",
+    PROMOTE: "rollout_promote",
+    "Is the promotion done?": "rollout_check_deployment",
     ROLLBACK: "rollout_rollback",
+    "Is the champion restored?": "rollout_check_deployment",
+    RESUME: "rollout_resume",
     "Release the lock": "rollout_release",
     "Release the lock after the rollback": "rollout_release",
     "Release the lock after a failed rollback": "rollout_release",
@@ -62,6 +74,9 @@ TASK_HANDLERS = {
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LEDGER_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
+ALL_MODULES = (*HANDLER_MODULES, ABORT_MODULE)
+# One of each in the stack: the flags' application, stage and profile.
+FLAG_KINDS = ("Application", "Environment", "ConfigurationProfile")
 
 
 def _state_machine(dev: Synthesized) -> dict[str, Any]:
@@ -97,7 +112,7 @@ def _function_ids(dev: Synthesized) -> dict[str, str]:
         function["Properties"]["Handler"]: logical_id
         for logical_id, function in dev.of_type("AWS::Lambda::Function").items()
     }
-    return {module: by_handler[handler_name(module)] for module in HANDLER_MODULES}
+    return {module: by_handler[handler_name(module)] for module in ALL_MODULES}
 
 
 def _validate(tmp_path: Path, definition: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -152,8 +167,12 @@ def test_asl_validator_rejects_a_transition_to_a_missing_state(
 
 
 def test_states_are_named_for_people_reading_the_console(definition: dict[str, Any]) -> None:
-    assert definition["StartAt"] == NAME
+    assert definition["StartAt"] == ENTRY
     states = definition["States"]
+    # The abort function starts the machine with {"abort": ...}; anything else is a new rollout.
+    assert _choices(states[ENTRY]) == {("$.abort", True): RESUME}
+    assert states[ENTRY]["Default"] == NAME
+    assert states[RESUME]["Next"] == ROLLBACK
     assert states[NAME] == {"Type": "Pass", "Parameters": NAMED_INPUT, "Next": START}
     assert set(TASK_HANDLERS) <= set(states)
     assert states["Run pre-traffic gates"]["Next"] == "Did the gates pass?"
@@ -167,12 +186,45 @@ def test_states_are_named_for_people_reading_the_console(definition: dict[str, A
     assert states["Shift traffic to the next step"]["Next"] == "Bake"
     assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.bake_seconds", "Next": "Ask the judge"}
     assert states["Ask the judge"]["Next"] == "What did the judge say?"
-    assert states["Promote the challenger"]["Next"] == "Release the lock"
     assert states["Release the lock"]["Next"] == "Promoted"
     assert states["Promoted"]["Type"] == "Succeed"
-    assert states[ROLLBACK]["Next"] == "Release the lock after the rollback"
     assert states["Release the lock after the rollback"]["Next"] == "Rolled back"
     assert states["Rolled back"]["Type"] == "Fail" and states["Rolled back"]["Error"] == "RolledBack"
+
+
+def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: dict[str, Any]) -> None:
+    """Each updates the endpoint, waits, checks, and comes back to record only once it is in service."""
+    states = definition["States"]
+    for task, recorded, wait, check, in_service, done, failed in (
+        (
+            PROMOTE,
+            "Is the promotion recorded?",
+            "Wait for the promotion",
+            "Is the promotion done?",
+            "Is the candidate in service?",
+            "Release the lock",
+            ROLLBACK,
+        ),
+        (
+            ROLLBACK,
+            "Is the rollback recorded?",
+            "Wait for the rollback",
+            "Is the champion restored?",
+            "Is the champion back in service?",
+            "Release the lock after the rollback",
+            "Release the lock after a failed rollback",
+        ),
+    ):
+        assert states[task]["Next"] == recorded
+        assert _choices(states[recorded]) == {("$.outcome", True): done}
+        assert states[recorded]["Default"] == wait
+        assert states[wait] == {"Type": "Wait", "Seconds": 60, "Next": check}
+        assert states[check]["Next"] == in_service
+        assert _choices(states[in_service]) == {
+            ("$.deployment.status", "in_service"): task,
+            ("$.deployment.status", "failed"): failed,
+        }
+        assert states[in_service]["Default"] == wait
 
 
 def _choices(state: dict[str, Any]) -> dict[tuple[str, Any], str]:
@@ -271,7 +323,8 @@ def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str,
         "Is the deployment done?",
         "Shift traffic to the next step",
         "Ask the judge",
-        "Promote the challenger",
+        PROMOTE,
+        "Is the promotion done?",
     ):
         assert [catch["Next"] for catch in states[name]["Catch"]] == [ROLLBACK], name
 
@@ -290,14 +343,15 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     assert states[anything["Next"]]["CausePath"] == "$.error.Cause"
 
 
-def test_the_rollback_path_never_loops_back_and_always_ends(definition: dict[str, Any]) -> None:
+def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str, Any]) -> None:
     reachable = _reachable(definition, ROLLBACK)
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
-    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    for task in (ROLLBACK, "Is the champion restored?"):
+        assert states[task]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
-    for name in reachable:
-        assert states[name]["Type"] in ("Task", "Fail"), name
+    # Its only loop waits for the endpoint; every task on it is bounded by its retries.
+    assert {states[name]["Type"] for name in reachable} == {"Task", "Fail", "Choice", "Wait"}
     # A rolled-back rollout shows as failed in the console and in the execution status events.
     assert {states[name]["Error"] for name in reachable if states[name]["Type"] == "Fail"} == {
         "RolledBack",
@@ -307,7 +361,7 @@ def test_the_rollback_path_never_loops_back_and_always_ends(definition: dict[str
 
 
 def test_every_state_is_reachable_from_the_start(definition: dict[str, Any]) -> None:
-    assert _reachable(definition, NAME) == set(definition["States"])
+    assert _reachable(definition, ENTRY) == set(definition["States"])
 
 
 # --- The machine -----------------------------------------------------------------------------------------
@@ -333,7 +387,7 @@ def test_machine_is_standard_traced_logged_with_a_timeout_from_the_config(dev: S
 def test_machine_may_invoke_only_the_rollout_functions(dev: Synthesized) -> None:
     role = _state_machine(dev)["RoleArn"]["Fn::GetAtt"][0]
     grants = _grants(dev, role)
-    functions = {f"<{logical_id}.Arn>" for logical_id in _function_ids(dev).values()}
+    functions = {f"<{_function_ids(dev)[module]}.Arn>" for module in HANDLER_MODULES}
     assert grants.pop("lambda:InvokeFunction") == functions | {f"{arn}:*" for arn in functions}
     # The rest is what Step Functions logging and X-Ray need, which has no resource-level permission.
     assert all(
@@ -439,6 +493,13 @@ class _Arns:
         self.pass_role = f"<{role}.Arn>|{passed}"
         captures = json.dumps({"StringLike": {"s3:prefix": ["data-capture/*"]}}, sort_keys=True)
         self.list_captures = f"{self.bucket}|{captures}"
+        self.machine = f"<{_single(dev, 'AWS::StepFunctions::StateMachine', 'RolloutStateMachine')}>"
+        self.executions = f"arn:aws:states:us-east-1:<AWS::AccountId>:execution:{prefix}-rollout:*"
+        flags = {kind: f"<{next(iter(dev.of_type(f'AWS::AppConfig::{kind}')))}>" for kind in FLAG_KINDS}
+        self.flags = (
+            f"arn:aws:appconfig:us-east-1:<AWS::AccountId>:application/{flags['Application']}"
+            f"/environment/{flags['Environment']}/configuration/{flags['ConfigurationProfile']}"
+        )
         self.alarms = {
             f"arn:aws:cloudwatch:us-east-1:<AWS::AccountId>:alarm:{alarm}"
             for alarm in _endpoints_document(dev)[endpoint.name]["rollback_alarm_names"]
@@ -515,10 +576,20 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "kms:GenerateDataKey": {arns.topic_key},
         },
         "rollout_release": {"dynamodb:DeleteItem": {arns.lock}},
+        "rollout_resume": {"dynamodb:Query": {arns.ledger}},
+        ABORT_MODULE: {
+            "dynamodb:GetItem": {arns.lock},
+            "dynamodb:Query": {arns.ledger},
+            "states:DescribeExecution": {arns.executions},
+            "states:StopExecution": {arns.executions},
+            "states:StartExecution": {arns.machine},
+            "appconfig:StartConfigurationSession": {arns.flags},
+            "appconfig:GetLatestConfiguration": {arns.flags},
+        },
     }
 
 
-@pytest.mark.parametrize("module", HANDLER_MODULES)
+@pytest.mark.parametrize("module", ALL_MODULES)
 def test_each_function_is_granted_exactly_the_calls_its_handler_makes(dev: Synthesized, module: str) -> None:
     assert _own_grants(dev, module) == _expected_grants(dev)[module]
 
@@ -632,6 +703,57 @@ def test_an_approved_package_of_this_environment_starts_a_rollout_with_the_event
     assert send["Principal"] == {"Service": "events.amazonaws.com"}
     assert send["Action"] == "sqs:SendMessage"
     assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
+
+
+def _abort_rules(dev: Synthesized) -> dict[str, dict[str, Any]]:
+    """Rule logical id -> its pattern, for the rules whose target is the abort function."""
+    abort = _function_ids(dev)[ABORT_MODULE]
+    return {
+        logical_id: rule["Properties"]["EventPattern"]
+        for logical_id, rule in dev.of_type("AWS::Events::Rule").items()
+        if [t["Arn"] for t in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [abort, "Arn"]}]
+    }
+
+
+def test_an_alarm_the_kill_switch_or_an_ended_execution_aborts_the_running_rollout(dev: Synthesized) -> None:
+    [endpoint] = dev.config.endpoints
+    composite = _single(dev, "AWS::CloudWatch::CompositeAlarm", f"Alarms{endpoint.name}Unhealthy")
+    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Rollout")
+    patterns = sorted(_abort_rules(dev).values(), key=lambda pattern: str(pattern["source"]))
+    assert patterns == [
+        {"source": ["aws.appconfig"], "detail-type": ["On Deployment Complete"]},
+        {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "resources": [{"Fn::GetAtt": [composite, "Arn"]}],
+            "detail": {"state": {"value": ["ALARM"]}},
+        },
+        {
+            "source": ["aws.states"],
+            "detail-type": ["Step Functions Execution Status Change"],
+            "detail": {"status": ABORTING_STATUSES, "stateMachineArn": [{"Ref": machine}]},
+        },
+    ]
+    assert (
+        dev.resources[composite]["Properties"]["AlarmName"]
+        == f"{dev.config.prefix}-{endpoint.name}-unhealthy"
+    )
+    assert (
+        _endpoints_document(dev)[endpoint.name]["abort_alarm_name"]
+        == f"{dev.config.prefix}-{endpoint.name}-unhealthy"
+    )
+    for rule in _abort_rules(dev):
+        [target] = dev.resources[rule]["Properties"]["Targets"]
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert "DeadLetterConfig" in target
+    # AppConfig sends deployment events only through its EventBridge extension, attached to the flags.
+    [association] = dev.of_type("AWS::AppConfig::ExtensionAssociation").values()
+    assert (
+        association["Properties"]["ExtensionIdentifier"]
+        == "AWS.AppConfig.DeploymentNotificationsToEventBridge"
+    )
+    abort = _function(dev, ABORT_MODULE)["Environment"]["Variables"]
+    assert abort["STATE_MACHINE_ARN"] == {"Ref": machine}
 
 
 def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) -> None:
