@@ -59,6 +59,10 @@ ABORT_MODULE = "rollout_abort"
 # AppConfig's own extension that puts deployment events on the default bus.
 APPCONFIG_EVENTS_EXTENSION = "AWS.AppConfig.DeploymentNotificationsToEventBridge"
 ABORTING_STATUSES = ["TIMED_OUT", "ABORTED"]
+# The handlers' state always carries "outcome" (null until recorded); IsPresent alone is true for null.
+OUTCOME_RECORDED = sfn.Condition.and_(
+    sfn.Condition.is_present("$.outcome"), sfn.Condition.is_not_null("$.outcome")
+)
 # The start handler receives the execution's input with the execution's id added beside its keys (the
 # rollout's id in the lock and the ledger). Step Functions has no "add a key" for JSONPath, so a Pass state
 # nests both and the start task's payload merges them back into one flat object.
@@ -499,7 +503,7 @@ class RolloutWorkflow(Construct):
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         rollback.next(
             sfn.Choice(self, "Is the rollback recorded?")
-            .when(sfn.Condition.is_present("$.outcome"), released.next(rolled_back))
+            .when(OUTCOME_RECORDED, released.next(rolled_back))
             .otherwise(wait)
         )
         wait.next(check)
@@ -532,7 +536,7 @@ class RolloutWorkflow(Construct):
         wait = sfn.Wait(self, "Wait for the promotion", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         promote.next(
             sfn.Choice(self, "Is the promotion recorded?")
-            .when(sfn.Condition.is_present("$.outcome"), release.next(sfn.Succeed(self, "Promoted")))
+            .when(OUTCOME_RECORDED, release.next(sfn.Succeed(self, "Promoted")))
             .otherwise(wait)
         )
         wait.next(check)

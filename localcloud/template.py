@@ -232,14 +232,27 @@ _NAME_PROPERTIES = {
     "AWS::IAM::Role": "RoleName",
     "AWS::DynamoDB::Table": "TableName",
     "AWS::SNS::Topic": "TopicName",
+    "AWS::StepFunctions::StateMachine": "StateMachineName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::CompositeAlarm": "AlarmName",
+    "AWS::Events::Rule": "Name",
 }
 # Types whose `Ref` is their ARN in CloudFormation, not their name.
-_REF_IS_ARN = {"AWS::SNS::Topic": ("sns", "{}", True)}
+_REF_IS_ARN = {
+    "AWS::SNS::Topic": ("sns", "{}", True),
+    "AWS::StepFunctions::StateMachine": ("states", "stateMachine:{}", True),
+}
 # The ARN of a resource from its name, for the types whose `Fn::GetAtt <id>.Arn` is resolved locally.
 _ARN_RESOURCES = {
     "AWS::Lambda::Function": ("lambda", "function:{}", True),
     "AWS::IAM::Role": ("iam", "role/{}", False),
     "AWS::DynamoDB::Table": ("dynamodb", "table/{}", True),
+    "AWS::StepFunctions::StateMachine": ("states", "stateMachine:{}", True),
+    "AWS::SQS::Queue": ("sqs", "{}", True),
+    "AWS::CloudWatch::Alarm": ("cloudwatch", "alarm:{}", True),
+    "AWS::CloudWatch::CompositeAlarm": ("cloudwatch", "alarm:{}", True),
+    "AWS::Events::Rule": ("events", "rule/{}", True),
 }
 
 

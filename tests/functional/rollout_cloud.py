@@ -32,6 +32,7 @@ from moto.server import ThreadedMotoServer
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_rollout_settings
+from localcloud.event_delivery import EventDeliveries, deliver_events
 from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
 from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
 from localcloud.moto_lambda import create_functions, route_lambda_invocations
@@ -169,6 +170,7 @@ class Deployment:
     package_group: str
     updates: EndpointUpdates
     queue_url: str
+    events: EventDeliveries
 
     @property
     def endpoint_name(self) -> str:
@@ -245,6 +247,10 @@ class Deployment:
     def run(self, execution_input: Mapping[str, Any]) -> dict[str, Any]:
         return self.finished(self.start(execution_input))
 
+    def executions(self) -> list[dict[str, Any]]:
+        listed = boto3.client("stepfunctions").list_executions(stateMachineArn=self.machine_arn)
+        return list(listed["executions"])
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn = boto3.client("stepfunctions")
         return list(sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
@@ -287,6 +293,19 @@ class Deployment:
         # moto leaves a weight of 0 out of the description.
         return {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
 
+    def put_event(
+        self, source: str, detail_type: str, detail: Mapping[str, Any], resources: list[str]
+    ) -> None:
+        """An event on the default bus, as an AWS service puts it; the matching rules deliver it."""
+        entry = {
+            "Source": source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail),
+            "Resources": resources,
+        }
+        [result] = boto3.client("events").put_events(Entries=[entry])["Entries"]
+        assert "EventId" in result, result
+
     def notifications(self) -> list[dict[str, Any]]:
         received = boto3.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
         return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
@@ -319,7 +338,24 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         machine = boto3.client("stepfunctions").create_state_machine(
             name=STACK.lower() + "-rollout", definition=aws.definition(), roleArn=STATES_ROLE_ARN
         )
-        yield Deployment(aws, machine["stateMachineArn"], group, updates, queue_url)
+        assert machine["stateMachineArn"] == aws.rollout.resolver.resolve({"Ref": aws.rollout.machine_id})
+        deliveries = stack.enter_context(deliver_events())
+        create_rules(aws.rollout)
+        yield Deployment(aws, machine["stateMachineArn"], group, updates, queue_url, deliveries)
+
+
+def create_rules(rollout: RolloutTemplate) -> None:
+    """The stack's EventBridge rules and their targets, as the template defines them."""
+    events = boto3.client("events")
+    for logical_id in rollout.template.resources_of_type("AWS::Events::Rule"):
+        properties = rollout.resolver.resolve(rollout.template.resources[logical_id]["Properties"])
+        name = rollout.resolver.resolve({"Ref": logical_id})
+        events.put_rule(Name=name, EventPattern=json.dumps(properties["EventPattern"]), State="ENABLED")
+        targets = [
+            {key: target[key] for key in ("Id", "Arn", "Input", "InputPath") if key in target}
+            for target in properties["Targets"]
+        ]
+        events.put_targets(Rule=name, Targets=targets)
 
 
 def create_tables(rollout: RolloutTemplate) -> None:

@@ -83,9 +83,16 @@ def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: De
     arn = execution["executionArn"]
     assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
     steps = ["Shift traffic to the next step", "Bake", "Ask the judge", "What did the judge say?"]
-    assert cloud.states_entered(arn)[-(3 * len(steps) + 3) :] == [
+    # The promotion waits for its own endpoint update before it records and approves.
+    assert cloud.states_entered(arn)[-(3 * len(steps) + 9) :] == [
         *steps * 3,
         "Promote the challenger",
+        "Is the promotion recorded?",
+        "Wait for the promotion",
+        "Is the promotion done?",
+        "Is the candidate in service?",
+        "Promote the challenger",
+        "Is the promotion recorded?",
         "Release the lock",
         "Promoted",
     ]
@@ -100,6 +107,7 @@ def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: De
         "deployment:set_weights",
         "judge_verdict:promote",
         "traffic_step",
+        "deployment:update_checked",
         "outcome:promoted",
     ]
     verdicts = [e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT]
@@ -125,10 +133,11 @@ def test_a_bad_model_is_rolled_back_at_its_first_step_with_the_evidence_recorded
     assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
     assert cloud.states_entered(arn).count("Ask the judge") == 1
     ledger = cloud.ledger(arn)
-    assert actions(ledger)[-4:] == [
+    assert actions(ledger)[-5:] == [
         "deployment:set_weights",
         "judge_verdict:rollback",
         "traffic_step",
+        "deployment:update_checked",
         "outcome:rolled_back",
     ]
     verdict = next(e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT)
@@ -153,7 +162,13 @@ def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud
     assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
     entered = cloud.states_entered(arn)
     assert "Deploy the challenger at 0 %" not in entered
-    assert entered[-3:] == ["Roll back to the champion", "Release the lock after the rollback", "Rolled back"]
+    # Nothing to restore: the rollback records at once, without waiting for an update.
+    assert entered[-4:] == [
+        "Roll back to the champion",
+        "Is the rollback recorded?",
+        "Release the lock after the rollback",
+        "Rolled back",
+    ]
     ledger = cloud.ledger(arn)
     assert actions(ledger) == [
         "deployment:rollout_started",
@@ -200,6 +215,7 @@ def test_a_task_failing_mid_way_rolls_back_and_loses_no_evidence(cloud: Deployme
         "deployment:deploy_challenger",
         "deployment:update_checked",
         "deployment:set_weights",
+        "deployment:update_checked",
         "outcome:rolled_back",
     ]
     assert "AccessDeniedException" in str(ledger[-1].payload["reason"])
@@ -279,3 +295,57 @@ def test_the_same_approval_delivered_twice_changes_nothing_twice(cloud: Deployme
     assert cloud.running_models() == running
     assert len(cloud.updates.requests) == updates
     assert cloud.lock_holder() is None
+
+
+def test_the_endpoints_alarm_stops_the_running_rollout_and_rolls_it_back(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    # Both healthy for the judge: only the alarm can end this rollout early.
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    rollout = cloud.start(cloud.approval_event(package))
+    wait_for_traffic(cloud)
+    settings = cloud.aws.rollout.settings.endpoints[cloud.aws.rollout.endpoint]
+    alarm = str(settings.abort_alarm_name)
+    alarm_arn = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    detail = {
+        "alarmName": alarm,
+        "state": {"value": "ALARM", "reason": "ALARM(mlrollout-dev-churn-challenger-5xx)"},
+        "previousState": {"value": "OK"},
+    }
+    cloud.put_event("aws.cloudwatch", "CloudWatch Alarm State Change", detail, [alarm_arn])
+    [delivery] = cloud.events.wait()
+    assert delivery.error is None, delivery.result
+    [aborted] = delivery.result["aborted"]
+    assert aborted["rollout_id"] == rollout
+    stopped = cloud.finished(rollout)
+    assert stopped["status"] == "ABORTED"
+    [rollback] = [
+        e for e in cloud.executions() if e["executionArn"] != rollout and e["name"].startswith("abort-")
+    ]
+    ended = cloud.finished(rollback["executionArn"])
+    assert (ended["status"], ended["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(
+        ended["executionArn"]
+    )
+    assert cloud.states_entered(ended["executionArn"])[:3] == [
+        "Abort or new rollout?",
+        "Load the aborted rollout",
+        "Roll back to the champion",
+    ]
+    # The aborted rollout's own ledger, continued by the rollback: nothing lost, the outcome last.
+    ledger = cloud.ledger(rollout)
+    assert actions(ledger)[0] == "deployment:rollout_started"
+    assert actions(ledger)[-1] == "outcome:rolled_back"
+    assert f"alarm {alarm} in ALARM" in str(ledger[-1].payload["reason"])
+    assert [e.sequence for e in ledger] == list(range(len(ledger)))
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert rejected["ApprovalDescription"].startswith("RolloutAborted: alarm")
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert cloud.lock_holder() is None
+
+
+def wait_for_traffic(cloud: Deployment) -> None:
+    deadline = time.monotonic() + LOCK_DEADLINE_SECONDS
+    while cloud.weights().get("challenger", 0.0) == 0.0:
+        assert time.monotonic() < deadline, f"no traffic step within {LOCK_DEADLINE_SECONDS} s"
+        time.sleep(0.05)

@@ -216,7 +216,14 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
         ),
     ):
         assert states[task]["Next"] == recorded
-        assert _choices(states[recorded]) == {("$.outcome", True): done}
+        [outcome] = states[recorded]["Choices"]
+        assert outcome == {
+            "And": [
+                {"Variable": "$.outcome", "IsPresent": True},
+                {"Variable": "$.outcome", "IsNull": False},
+            ],
+            "Next": done,
+        }
         assert states[recorded]["Default"] == wait
         assert states[wait] == {"Type": "Wait", "Seconds": 60, "Next": check}
         assert states[check]["Next"] == in_service
