@@ -45,6 +45,7 @@ SETTLE_TIMEOUT_SECONDS = 60
 REGION = "us-east-1"
 ACCOUNT = "000000000000"  # LocalStack's default account for the "test" access key
 NAMESPACE = "Local/Compare"
+MINUTE_LATEST_START = 40  # seconds into the minute; see `early_in_a_minute`
 
 
 def _free_port() -> int:
@@ -189,6 +190,19 @@ def put_scenarios(client: Any, now: datetime, region_account: tuple[str, str]) -
             client.put_composite_alarm(AlarmName=name, AlarmRule=rule)
 
 
+def early_in_a_minute() -> datetime:
+    """Now, at most 40 s into a minute (waiting up to 21 s for the next one).
+
+    LocalStack's newest period ends at its evaluation instant, the local one at the minute. A gap
+    scenario's second-newest minute then holds datapoints in both only when the series starts early in
+    a minute.
+    """
+    into_minute = time.time() % 60
+    if into_minute > MINUTE_LATEST_START:
+        time.sleep(60 - into_minute + 1)
+    return datetime.now(UTC)
+
+
 def states(client: Any) -> dict[str, str]:
     found = client.describe_alarms(AlarmTypes=["MetricAlarm", "CompositeAlarm"])
     return {
@@ -205,7 +219,7 @@ def test_localstack_and_the_local_evaluator_reach_the_same_states(localstack_end
         aws_access_key_id="test",
         aws_secret_access_key="test",  # LocalStack's fixed test credentials
     )
-    now = datetime.now(UTC)
+    now = early_in_a_minute()
     put_scenarios(localstack, now, (REGION, ACCOUNT))
     deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
     while states(localstack).get(SCENARIOS[-1].name) != "ALARM":
