@@ -26,6 +26,7 @@ import moto
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaFunction
 
+from localcloud.emf import publish_log_metrics
 from localcloud.lambda_runner import FunctionSpec, InvalidRequestContentError, LambdaRunner
 
 # The moto version whose `LambdaFunction.invoke` this module replaces (signature below, checked on use).
@@ -100,6 +101,8 @@ def invoke_on_runner(
         # Into moto's CloudWatch Logs, under the function's log group, as Lambda writes them.
         function.logs_backend.ensure_log_group(function.logs_group_name)
         function.save_logs(result.log)
+        # CloudWatch extracts the metrics of the lines in embedded metric format; moto does not.
+        publish_log_metrics(result.log, account_id=function.account_id, region=function.region)
     return result.payload
 
 
