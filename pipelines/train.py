@@ -15,7 +15,9 @@ Recipes make distinct model versions from the same data: ``logistic`` (the basel
 ``boosted`` (gradient-boosted trees: another model family of about the same quality, an "equal"
 challenger) and ``degraded`` (deliberately worse: the two strongest features are shuffled in the
 training split, as a broken feature join would do). The same seed gives the same data, split
-and metrics, so versions trained with one seed are compared on the same held-out rows.
+and metrics, so versions trained with one seed are compared on the same held-out rows. ``heavy``
+(a forest of 300 deep trees) is about as accurate as the baseline and some 40 times slower per
+request: the release that passes every offline gate and hurts users through latency.
 
 joblib (pickle) is the format because it is what SageMaker's scikit-learn containers load and needs
 no extra dependency; loading a pickle runs code, so a model directory must come only from this
@@ -38,7 +40,10 @@ from typing import Any, Literal, get_args
 import joblib  # type: ignore[import-untyped]  # no stubs
 import numpy as np
 import sklearn  # type: ignore[import-untyped]  # no stubs
-from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]
+from sklearn.ensemble import (  # type: ignore[import-untyped]
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import (  # type: ignore[import-untyped]
     accuracy_score,
@@ -60,7 +65,7 @@ LABEL = "churned"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 TEST_FRACTION = 0.25
 
-Recipe = Literal["logistic", "boosted", "degraded"]
+Recipe = Literal["logistic", "boosted", "degraded", "heavy"]
 RECIPES: tuple[str, ...] = get_args(Recipe)
 Labels = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -187,6 +192,10 @@ def build_pipeline(schema: FeatureSchema, recipe: Recipe, seed: int) -> tuple[An
         params: dict[str, object] = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 4}
         model = HistGradientBoostingClassifier(**params, random_state=seed)
         return Pipeline([("features", feature_transformer(schema)), ("model", model)]), params
+    if recipe == "heavy":
+        params = {"n_estimators": 300, "min_samples_leaf": 1, "n_jobs": 1}
+        forest = RandomForestClassifier(**params, random_state=seed)
+        return Pipeline([("features", feature_transformer(schema)), ("model", forest)]), params
     params = {"C": 1.0, "max_iter": 1000}
     steps = [("features", feature_transformer(schema)), ("scale", StandardScaler())]
     return Pipeline([*steps, ("model", LogisticRegression(**params))]), params
