@@ -1,0 +1,265 @@
+"""The local cloud: moto on loopback with the gaps filled and a synthesized stack deployed into it.
+
+`LocalCloud` is a context manager. While open:
+
+* moto answers every AWS call of this process: its in-process mock (`mock_aws`, with Step Functions
+  executions run by moto's interpreter) and a `ThreadedMotoServer` on a free 127.0.0.1 port, which
+  shares the mock's state, so that worker processes and this process see one account;
+* the process environment points the AWS SDK at that server: `AWS_ENDPOINT_URL`, emulator credentials,
+  `AWS_DEFAULT_REGION`, and `MOTO_PORT` (moto's Step Functions executor, when it runs inside the server,
+  calls Lambda on `localhost:$MOTO_PORT`). `AWS_PROFILE` and the per-service `AWS_ENDPOINT_URL_*` are
+  unset so that nothing reaches a real account. Everything is restored on exit;
+* Lambda functions run their real handlers (`localcloud.moto_lambda` routes moto's invocations to a
+  `LambdaRunner` whose workers call the server), optionally on an accelerated clock
+  (`localcloud.lambda_clock`);
+* moto answers SageMaker's UpdateEndpoint (`localcloud.sagemaker_control`) and CloudWatch's
+  PutCompositeAlarm and DescribeAlarmHistory (`localcloud.alarm_evaluation.emulate_alarm_apis`), which it
+  lacks and the stack needs;
+* further gap fillers are opened, in the order given, before the stack is deployed: each is a callable
+  taking the `LocalCloud` and returning a context manager (AppConfig, EventBridge delivery to Lambda
+  and Step Functions targets, alarm evaluation, SageMaker runtime, ...); what each yields is
+  `gap_filler(name)`;
+* the chosen stack of the cloud assembly is deployed by `localcloud.deploy.deploy_stack`, through the
+  server, and is `stack`.
+
+What is and is not faithful is the deploying module's and each gap filler's to say; the environment
+here is a process-wide setting: one `LocalCloud` at a time per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import boto3
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from localcloud.alarm_evaluation import emulate_alarm_apis
+from localcloud.deploy import DefinitionTransform, DeployedStack, deploy_stack
+from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
+from localcloud.lambda_runner import LambdaRunner
+from localcloud.moto_lambda import route_lambda_invocations
+from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
+from localcloud.template import AwsEnvironment, Resolver, StackTemplate, load_stacks, local_resolver
+
+DEFAULT_STACK = "MlRollout-dev"
+LOOPBACK = "127.0.0.1"
+# Credentials for the emulator only: they never leave this machine.
+EMULATOR_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+# Variables that would send calls elsewhere than the emulator, unset while the cloud is open.
+UNSET_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+SERVICE_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
+
+GapFiller = Callable[["LocalCloud"], AbstractContextManager[Any]]
+_Value = TypeVar("_Value")
+
+
+class LocalCloudError(RuntimeError):
+    """The local cloud cannot start as asked, or is used while closed: the message says why."""
+
+
+@contextmanager
+def patched_environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Sets (or, for None, unsets) variables of this process; restores exactly what was there on exit."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def quiet_request_log() -> Iterator[None]:
+    """The server's per-request lines (werkzeug's INFO log) are left out while open; warnings stay."""
+    logger = logging.getLogger("werkzeug")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class LocalCloud:
+    """moto on loopback with the gap fillers, the Lambda runner and `stack_name` of `cdk_out` deployed.
+
+    `clock`: the Lambda workers' accelerated clock (functions get its variable, workers start through
+    the clock worker). `definition_transform`: rewrites state machine definitions before they are
+    created (e.g. Wait states shortened by the clock's rate). `gap_fillers`: named factories opened in
+    order before deploying. `require_appconfig=False` skips the AppConfig resources moto cannot create
+    when `localcloud.appconfig` is not among the gap fillers. `parameters`: values of template
+    parameters (e.g. SSM-typed ones a created resource needs).
+    """
+
+    def __init__(
+        self,
+        cdk_out: Path,
+        stack_name: str = DEFAULT_STACK,
+        *,
+        clock: AcceleratedClock | None = None,
+        definition_transform: DefinitionTransform | None = None,
+        gap_fillers: Mapping[str, GapFiller] | None = None,
+        require_appconfig: bool = True,
+        parameters: Mapping[str, str] | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.cdk_out = Path(cdk_out)
+        self.stack_name = stack_name
+        self.clock = clock
+        self.definition_transform = definition_transform
+        self.gap_fillers: dict[str, GapFiller] = dict(gap_fillers or {})
+        self.require_appconfig = require_appconfig
+        self.parameters = dict(parameters or {})
+        self.region = region
+        self._exit_stack: ExitStack | None = None
+        self._filled: dict[str, Any] = {}
+        self._port: int | None = None
+        self._runner: LambdaRunner | None = None
+        self._updates: EndpointUpdates | None = None
+        self._stack: DeployedStack | None = None
+        self.template = self._load_template()
+        self.resolver: Resolver = self._initial_resolver()
+
+    # --- what a test uses -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._open(self._port, "port")
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def runner(self) -> LambdaRunner:
+        return self._open(self._runner, "runner")
+
+    @property
+    def endpoint_updates(self) -> EndpointUpdates:
+        """What the emulated UpdateEndpoint received; name endpoints in `silently_roll_back` to have
+        SageMaker keep their old config."""
+        return self._open(self._updates, "endpoint_updates")
+
+    @property
+    def stack(self) -> DeployedStack:
+        return self._open(self._stack, "stack")
+
+    def gap_filler(self, name: str) -> Any:
+        """What the gap filler named `name` yielded when it was opened."""
+        if name not in self._filled:
+            raise LocalCloudError(f"no open gap filler named {name!r}; open: {sorted(self._filled)}")
+        return self._filled[name]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the emulator (the same as `boto3.client(service)` while the cloud is open)."""
+        session: Any = boto3.Session(region_name=self.region)
+        return session.client(service, endpoint_url=self.endpoint_url)
+
+    # --- opening and closing --------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCloud:
+        if self._exit_stack is not None:
+            raise LocalCloudError("this LocalCloud is already open")
+        with ExitStack() as stack:
+            stack.callback(self._forget)
+            stack.enter_context(patched_environment(self._base_environment()))
+            stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            stack.enter_context(quiet_request_log())
+            server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+            server.start()
+            stack.callback(server.stop)
+            _, self._port = server.get_host_and_port()
+            stack.enter_context(
+                patched_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": str(self._port)})
+            )
+            if self.clock is not None:
+                stack.enter_context(accelerated_workers())
+            self._runner = stack.enter_context(LambdaRunner([], aws_endpoint_url=self.endpoint_url))
+            stack.enter_context(route_lambda_invocations(self._runner))
+            self._updates = stack.enter_context(emulate_update_endpoint())
+            stack.enter_context(emulate_alarm_apis())
+            for name, factory in self.gap_fillers.items():
+                self._filled[name] = stack.enter_context(factory(self))
+            self._stack = deploy_stack(
+                self.template,
+                self.resolver,
+                runner=self._runner,
+                session=boto3.Session(region_name=self.region),
+                endpoint_url=self.endpoint_url,
+                function_transform=self.clock.on if self.clock is not None else None,
+                definition_transform=self.definition_transform,
+                require_appconfig=self.require_appconfig,
+            )
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        exit_stack, self._exit_stack = self._exit_stack, None
+        if exit_stack is not None:
+            exit_stack.close()
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _load_template(self) -> StackTemplate:
+        if not (self.cdk_out / "manifest.json").is_file():
+            raise LocalCloudError(
+                f"{self.cdk_out} is not a cloud assembly (no manifest.json): synthesize first"
+            )
+        stacks = load_stacks(self.cdk_out)
+        if self.stack_name not in stacks:
+            raise LocalCloudError(f"{self.cdk_out} has no stack {self.stack_name!r}; it has {sorted(stacks)}")
+        return stacks[self.stack_name]
+
+    def _initial_resolver(self) -> Resolver:
+        resolver = local_resolver(self.template, AwsEnvironment(region=self.region))
+        if not self.parameters:
+            return resolver
+        return Resolver(
+            template=resolver.template,
+            environment=resolver.environment,
+            physical_ids=resolver.physical_ids,
+            attributes=resolver.attributes,
+            parameters=self.parameters,
+        )
+
+    def _base_environment(self) -> dict[str, str | None]:
+        environment: dict[str, str | None] = {**EMULATOR_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
+        for name in UNSET_VARIABLES:
+            environment[name] = None
+        for name in os.environ:
+            if name.startswith(SERVICE_ENDPOINT_PREFIX):
+                environment[name] = None
+        return environment
+
+    def _forget(self) -> None:
+        self._filled.clear()
+        self._port = self._runner = self._updates = self._stack = None
+
+    def _open(self, value: _Value | None, what: str) -> _Value:
+        if value is None:
+            raise LocalCloudError(f"LocalCloud.{what} is only available while the cloud is open")
+        return value
