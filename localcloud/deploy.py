@@ -49,8 +49,8 @@ What differs from AWS, by type:
 * AppConfig: moto has applications, configuration profiles and hosted configuration versions. Its
   environments, deployment strategies, deployments and extension associations come from
   `localcloud.appconfig`: without it `AppConfigUnavailableError` names it, or, with
-  `require_appconfig=False`, those resources are skipped (`DeployedStack.skipped`, with the reason) and
-  a reference to one resolves to its local name.
+  `require_appconfig=False`, those resources are skipped (`DeployedStack.skipped`, with the reason); a
+  `Ref` to one resolves to its local name, an `Fn::GetAtt` of one is an error.
 * Composite alarms need PutCompositeAlarm, which moto lacks: open `localcloud.alarm_evaluation`'s
   `emulate_alarm_apis` (`LocalCloud` does). Alarms are stored; evaluating them is `AlarmEvaluator`'s.
 """
@@ -237,14 +237,9 @@ class _Deployment:
     def region(self) -> str:
         return self.resolver.environment.region
 
-    @property
-    def account_id(self) -> str:
-        return self.resolver.environment.account_id
-
     def client(self, service: str) -> Any:
-        # boto3 clients, typed Any: the project has stubs for a few services only.
+        # Typed Any: the service name is a plain str, which the stubs' per-service overloads do not take.
         if service not in self._clients:
-            # The service name is a plain str: the stubs' per-service overloads do not apply.
             session: Any = self.session
             self._clients[service] = session.client(
                 service, region_name=self.region, endpoint_url=self.endpoint_url

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -469,6 +470,14 @@ def test_the_local_cloud_serves_the_deployed_stack_to_any_sdk_client_and_restore
         refused = lambda_client.invoke(FunctionName=validator, Payload=json.dumps(validation_event("{}")))
         assert refused["FunctionError"] == "Unhandled"
         assert json.loads(refused["Payload"].read())["errorType"] == "InvalidFlagDocument"
+
+        # moto's Step Functions executor, reached through the server, runs the real start handler.
+        execution = boto3.client("stepfunctions").start_execution(
+            stateMachineArn=cloud.stack.state_machine_arn, name="malformed", input=json.dumps({"nothing": 1})
+        )
+        ended = finished(execution["executionArn"])
+        assert (ended["status"], ended["error"]) == ("FAILED", "RolloutRefused")
+        assert json.loads(ended["cause"])["errorType"] == "InvalidWorkflowInput"
         port = cloud.port
 
     assert dict(os.environ) == before
@@ -477,6 +486,18 @@ def test_the_local_cloud_serves_the_deployed_stack_to_any_sdk_client_and_restore
         cloud.stack  # noqa: B018
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def finished(execution_arn: str, deadline_seconds: float = 30.0) -> dict[str, Any]:
+    """The execution once it has ended; fails the test past the deadline."""
+    stepfunctions = boto3.client("stepfunctions")
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        described = dict(stepfunctions.describe_execution(executionArn=execution_arn))
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.1)
+    raise AssertionError(f"{execution_arn} still running after {deadline_seconds} s")
 
 
 def validation_event(content: str) -> dict[str, Any]:
