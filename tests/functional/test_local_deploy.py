@@ -39,7 +39,6 @@ from tests.infra.conftest import synthesize
 
 STACK = "MlRollout-dev"
 FLAG_VALIDATOR_HANDLER = "lambdas.handlers.flag_validator.handler"
-APPCONFIG_EMULATION = Path(__file__).resolve().parents[2] / "localcloud" / "appconfig.py"
 
 
 @pytest.fixture(scope="module")
@@ -450,7 +449,7 @@ def test_the_local_cloud_serves_the_deployed_stack_to_any_sdk_client_and_restore
         cdk_out,
         STACK,
         gap_fillers={"recording": recording_filler},
-        require_appconfig=APPCONFIG_EMULATION.exists(),
+        require_appconfig=False,
     ) as cloud:
         assert os.environ["AWS_ENDPOINT_URL"] == cloud.endpoint_url == f"http://127.0.0.1:{cloud.port}"
         assert os.environ["MOTO_PORT"] == str(cloud.port)
