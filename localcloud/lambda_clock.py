@@ -16,6 +16,7 @@ answers 0: a handler that plans its work by it cannot run on this clock.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -64,3 +65,26 @@ def accelerated_workers() -> Iterator[None]:
     """While open, the runner starts new workers through the clock worker (warm ones are kept)."""
     with mock.patch.object(lambda_runner, "WORKER_SCRIPT", CLOCK_WORKER_SCRIPT):
         yield
+
+
+def shortened_waits(definition: str, clock: AcceleratedClock, path_seconds: dict[str, float]) -> str:
+    """A state machine definition whose Wait states last what they last on the accelerated clock.
+
+    moto's executor waits on the real clock. A Wait of N seconds becomes `clock.real_seconds(N)`; a Wait
+    that reads its seconds from the state (`SecondsPath`) cannot divide it in ASL, so it becomes the
+    real seconds of the value `path_seconds` gives for that path (e.g. the configured bake).
+    """
+    document = json.loads(definition)
+    for name, state in document["States"].items():
+        if state["Type"] != "Wait":
+            continue
+        if "SecondsPath" in state:
+            path = state.pop("SecondsPath")
+            if path not in path_seconds:
+                raise ValueError(f"Wait state {name!r} reads {path}: give its seconds in path_seconds")
+            state["Seconds"] = clock.real_seconds(path_seconds[path])
+        elif "Seconds" in state:
+            state["Seconds"] = clock.real_seconds(state["Seconds"])
+        else:
+            raise ValueError(f"Wait state {name!r} waits for a timestamp, which is not shortened")
+    return json.dumps(document)

@@ -33,7 +33,7 @@ from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_rollout_settings
 from localcloud.event_delivery import EventDeliveries, deliver_events
-from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
+from localcloud.lambda_clock import AcceleratedClock, accelerated_workers, shortened_waits
 from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
 from localcloud.moto_lambda import create_functions, route_lambda_invocations
 from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
@@ -60,7 +60,6 @@ ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
 # 300 emulated seconds per real second: a 10-minute bake takes 2 s; the lock's 2-hour lease 24 s, far
 # longer than the few seconds between two steps renewing it.
 CLOCK_RATE = 300.0
-BAKE_STATE = "Bake"
 EXECUTION_DEADLINE_SECONDS = 60.0
 POLL_SECONDS = 0.1
 # Metrics are written from a minute before the execution starts to this many emulated minutes after it:
@@ -118,22 +117,9 @@ def rollout_template(template: StackTemplate) -> RolloutTemplate:
 
 
 def fast_definition(definition: str, clock: AcceleratedClock, bake_seconds: int) -> str:
-    """The definition with its Wait states lasting what they last on the workers' accelerated clock.
-
-    moto's executor really waits, on the real clock. The Bake reads `$.bake_seconds` from the state,
-    which the start task computes from the configured bake (its time in the emulated clock): ASL cannot
-    divide a path's value, so the Bake waits the configured bake's real seconds instead.
-    """
-    document = json.loads(definition)
-    for name, state in document["States"].items():
-        if state["Type"] != "Wait":
-            continue
-        if name == BAKE_STATE:
-            assert state.pop("SecondsPath") == "$.bake_seconds", state
-            state["Seconds"] = clock.real_seconds(bake_seconds)
-        else:
-            state["Seconds"] = clock.real_seconds(state["Seconds"])
-    return json.dumps(document)
+    """The definition with its Wait states lasting what they last on the workers' accelerated clock; the
+    Bake, which reads `$.bake_seconds`, waits the configured bake."""
+    return shortened_waits(definition, clock, {"$.bake_seconds": bake_seconds})
 
 
 class EmulatedAws:
