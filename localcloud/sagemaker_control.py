@@ -15,6 +15,7 @@ SageMaker does, and the emulation reproduces:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ from typing import Any
 from unittest import mock
 
 from moto.core.responses import ActionResult
+from moto.events.models import events_backends
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig
+from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 # moto's SageMaker had no UpdateEndpoint up to this version; a later one may (see `check_moto`).
@@ -92,3 +94,55 @@ def _endpoint_and_config(
         arn = FakeEndpointConfig.arn_formatter(config_name, backend.account_id, backend.region_name)
         raise ValidationError(message=f'Could not find endpoint configuration "{arn}".')
     return endpoint, config
+
+
+# --- model registry events ---------------------------------------------------------------------------
+
+PACKAGE_EVENT = "SageMaker Model Package State Change"
+
+
+@contextmanager
+def emit_registry_events() -> Iterator[list[dict[str, Any]]]:
+    """While open, creating a model package version or changing its approval puts SageMaker's
+    "SageMaker Model Package State Change" event on the default bus, as SageMaker does (moto emits
+    none). The detail carries the fields the project's rules and handlers read (ModelPackageGroupName,
+    ModelPackageVersion, ModelPackageArn, ModelApprovalStatus, ...); what was put is yielded."""
+    emitted: list[dict[str, Any]] = []
+    original_update = SageMakerModelBackend.update_model_package
+    original_create = SageMakerModelBackend.create_model_package
+
+    def emit(backend: SageMakerModelBackend, arn: str) -> None:
+        package = backend.model_packages[backend.model_package_name_mapping.get(arn, arn)]
+        detail = {
+            "ModelPackageGroupName": package.model_package_group_name,
+            "ModelPackageVersion": package.model_package_version,
+            "ModelPackageArn": package.arn,
+            "ModelApprovalStatus": package.model_approval_status,
+            "ApprovalDescription": package.approval_description,
+            "CreationTime": str(package.creation_time),
+        }
+        entry = {
+            "Source": "aws.sagemaker",
+            "DetailType": PACKAGE_EVENT,
+            "Detail": json.dumps(detail, default=str),
+            "Resources": [package.arn],
+        }
+        emitted.append(detail)
+        events_backends[backend.account_id][backend.region_name].put_events([entry])
+
+    def update(backend: SageMakerModelBackend, model_package_arn: str, *args: Any, **kwargs: Any) -> str:
+        arn = original_update(backend, model_package_arn, *args, **kwargs)
+        emit(backend, arn)
+        return arn
+
+    def create(backend: SageMakerModelBackend, *args: Any, **kwargs: Any) -> str:
+        arn = original_create(backend, *args, **kwargs)
+        if backend.model_packages[arn].model_package_group_name:
+            emit(backend, arn)
+        return arn
+
+    with (
+        mock.patch.object(SageMakerModelBackend, "update_model_package", update),
+        mock.patch.object(SageMakerModelBackend, "create_model_package", create),
+    ):
+        yield emitted

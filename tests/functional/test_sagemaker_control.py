@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from moto import mock_aws
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 
-from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
+from localcloud.sagemaker_control import EndpointUpdates, emit_registry_events, emulate_update_endpoint
 
 ENDPOINT = "churn"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:1"
@@ -100,3 +101,30 @@ def test_an_update_through_motos_server_changes_the_state_the_test_sees(sagemake
     finally:
         server.stop()
     assert running(sagemaker)[0] == "new"
+
+
+def test_registry_changes_put_sagemakers_package_state_change_events() -> None:
+    pattern = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}
+    with mock_aws(), emit_registry_events() as emitted:
+        sqs, events = boto3.client("sqs"), boto3.client("events")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="packages", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="packages", Targets=[{"Id": "q", "Arn": queue}])
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+        arn = sagemaker.create_model_package(
+            ModelPackageGroupName="churn",
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://b/m.tar.gz"}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus="PendingManualApproval",
+        )["ModelPackageArn"]
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        details = [json.loads(m["Body"])["detail"] for m in received]
+        assert [d["ModelApprovalStatus"] for d in details] == ["PendingManualApproval", "Approved"]
+        assert details[-1]["ModelPackageArn"] == arn and details[-1]["ModelPackageGroupName"] == "churn"
+        assert len(emitted) == 2
