@@ -49,7 +49,19 @@ endpoint does:
   each shadow variant with probability shadow weight / sum of the production weights (capped at 1: a
   shadow weight equal to the production weight mirrors every request); the shadow's answer is
   discarded, its metrics and data capture are recorded under its own variant name, and its failures
-  never reach the caller.
+  never reach the caller. SageMaker documents a shadow test's `SamplingPercentage` (the share of
+  requests copied); that an endpoint config's shadow weight gives that share as the ratio above is this
+  emulation's reading, not a documented formula.
+
+Use it inside moto's mock (a `ThreadedMotoServer` of the same process shares it), or as a gap filler of
+`localcloud.cloud.LocalCloud`::
+
+    with mock_aws(), serve_endpoints(rng=random.Random(1), clock=clock) as runtime:
+        ...  # CreateModel (ModelDataUrl in moto's S3), CreateEndpointConfig, CreateEndpoint, InvokeEndpoint
+        runtime.flush_capture()  # the buffered data-capture files, now
+
+    LocalCloud(..., gap_fillers={"sagemaker_runtime": lambda cloud: serve_endpoints(
+        clock=cloud.clock.now if cloud.clock else time.time)})
 
 Not faithful, and said here rather than faked:
 

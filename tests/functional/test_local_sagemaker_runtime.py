@@ -14,6 +14,7 @@ import os
 import random
 import signal
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -633,3 +634,30 @@ def test_an_artifact_that_is_not_a_tarball_is_refused_naming_it(cloud: Cloud) ->
     code, message, _ = client_error(error)
     assert code == "ValidationError"
     assert f"s3://{MODEL_BUCKET}/broken/model.tar.gz is not a readable model.tar.gz" in message
+
+
+def test_concurrent_calls_through_moto_server_are_each_answered_and_counted(cloud: Cloud) -> None:
+    create_endpoint(
+        cloud, "busy", {"champion": ("champion-model", 1.0), "challenger": ("challenger-model", 1.0)}
+    )
+    cloud.clock.now = START_TIME + 11 * 3600
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=f"http://{host}:{port}")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: invoke(client, "busy"), range(24)))
+    finally:
+        server.stop()
+
+    expected_versions = {"champion": "champion-v1", "challenger": "challenger-v2"}
+    assert all(expected_versions[variant] == version for variant, version in answers)
+    counted = {
+        variant: metric_sums(cloud, "busy", variant, ["Invocations"])["Invocations"]
+        for variant in expected_versions
+    }
+    assert counted == {
+        variant: float(sum(1 for v, _ in answers if v == variant)) for variant in expected_versions
+    }
+    assert sum(counted.values()) == 24
