@@ -10,10 +10,11 @@ Input is a ``Timeline`` (plain dataclasses, no AWS):
                          left empty when the run did not record it. Otherwise every metric has one value
                          per sample time, and anything else is a ValueError naming the variant and field.
 * ``Decision``        -- what happened when: a gate result, a judge verdict, a traffic step, a
-                         promotion, a rollback, the kill switch, an alarm (``DecisionKind``), with text.
-* ``RolloutSummary``  -- per rollout: model version, outcome, the traffic steps it went through, its
-                         blast radius (requests and users the challenger served before it was rolled
-                         back) and how long it took.
+                         promotion, a rollback, the kill switch, an alarm, a failure (``DecisionKind``;
+                         a rollout outcome's status is accepted for its kind), with text.
+* ``RolloutSummary``  -- per rollout: model version, outcome, the traffic steps it went through and
+                         its judged bakes, the requests and users the challenger served (for a
+                         rollout rolled back: its blast radius) and how long it took.
 
 ``render_report(timeline, path)`` writes the HTML: the variants' weights over time with a numbered
 marker per decision (the numbers are the decisions table's), per-variant error rate, latency p99,
@@ -67,7 +68,23 @@ class DecisionKind(StrEnum):
     ROLLBACK = "rollback"
     KILL_SWITCH = "kill_switch"
     ALARM = "alarm"
+    FAILURE = "failure"
     NOTE = "note"
+
+    @classmethod
+    def parse(cls, value: str) -> DecisionKind:
+        """A kind from its value, any case, spaces or hyphens for underscores, or a rollout outcome's
+        status (``promoted``, ``rolled_back``, ``failed``: ``lambdas.rollout.models.OutcomeStatus``)."""
+        normal = value.strip().lower().replace(" ", "_").replace("-", "_")
+        normal = _OUTCOME_KINDS.get(normal, normal)
+        try:
+            return cls(normal)
+        except ValueError:
+            known = ", ".join(kind.value for kind in cls)
+            raise ValueError(f"decision kind {value!r} is not one of {known}") from None
+
+
+_OUTCOME_KINDS = {"promoted": "promote", "rolled_back": "rollback", "failed": "failure"}
 
 
 # Colour and marker per kind: the ending kinds stand out (promote green, rollback red, kill switch black).
@@ -79,6 +96,7 @@ _KIND_STYLE: dict[DecisionKind, tuple[str, str]] = {
     DecisionKind.ROLLBACK: ("#d62728", "v"),
     DecisionKind.KILL_SWITCH: ("#000000", "X"),
     DecisionKind.ALARM: ("#ff7f0e", "D"),
+    DecisionKind.FAILURE: ("#8c564b", "P"),
     DecisionKind.NOTE: ("#9467bd", "."),
 }
 
@@ -168,29 +186,31 @@ class Decision:
     def __post_init__(self) -> None:
         if not math.isfinite(self.time_s) or self.time_s < 0:
             raise ValueError(f"decision {self.text!r}: time_s = {self.time_s} is not a time since the start")
-        try:
-            object.__setattr__(self, "kind", DecisionKind(self.kind))
-        except ValueError:
-            known = ", ".join(kind.value for kind in DecisionKind)
-            raise ValueError(f"decision kind {self.kind!r} is not one of {known}") from None
+        object.__setattr__(self, "kind", DecisionKind.parse(self.kind))
 
 
 @dataclass(frozen=True, slots=True)
 class RolloutSummary:
-    """How one rollout went. Blast radius: what the challenger served before it was rolled back."""
+    """How one rollout went.
+
+    ``challenger_requests`` and ``challenger_users``: what the challenger served during the rollout;
+    for a rollout that was rolled back, its blast radius.
+    """
 
     version: str
     outcome: str
     steps_percent: Sequence[float] = ()
-    blast_radius_requests: int | None = None
-    blast_radius_users: int | None = None
+    """The challenger's traffic steps, in the order it went through them."""
+    judged_bakes: int | None = None
+    challenger_requests: int | None = None
+    challenger_users: int | None = None
     duration_s: float | None = None
     started_s: float | None = None
     """When given, the weights plot shades the rollout from here for ``duration_s``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps_percent", tuple(float(step) for step in self.steps_percent))
-        for name in ("blast_radius_requests", "blast_radius_users", "duration_s", "started_s"):
+        for name in ("judged_bakes", "challenger_requests", "challenger_users", "duration_s", "started_s"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"rollout {self.version!r}: {name} = {value} must be a number >= 0")
@@ -432,15 +452,24 @@ def _rollouts_section(timeline: Timeline) -> str:
                 html.escape(rollout.version),
                 f'<span class="{html.escape(outcome_class)}">{outcome}</span>',
                 html.escape(steps),
-                _count(rollout.blast_radius_requests),
-                _count(rollout.blast_radius_users),
+                _count(rollout.judged_bakes),
+                _count(rollout.challenger_requests),
+                _count(rollout.challenger_users),
                 _duration(rollout.duration_s),
             ]
         )
-    headers = ("version", "outcome", "challenger steps", "blast radius: requests", "users", "duration")
+    headers = (
+        "version",
+        "outcome",
+        "challenger steps",
+        "judged bakes",
+        "challenger requests",
+        "challenger users",
+        "duration",
+    )
     note = (
-        '<p class="note">Blast radius: requests and users the challenger served before it was rolled '
-        "back.</p>"
+        '<p class="note">For a rollout that was rolled back, the requests and users its challenger '
+        "served are its blast radius.</p>"
     )
     return f"<section>{heading}{_table(headers, rows, 'rollouts')}{note}</section>"
 

@@ -23,6 +23,11 @@ the gates Lambda looks for them (``lambdas/handlers/rollout_gates.py``):
                              describes, or the CSV training data given (``--train-dir``), split with the
                              model's seed; rows and positive rate must match what training recorded.
 
+``evaluate_model(model_dir)`` gives the four documents (``GateDocuments``) without writing them;
+``write_gate_files(model_dir, out_dir)`` writes them and returns ``{file name: path}``. Whether this
+version reproduces the golden labels is not this step's verdict (the golden gate blocks the rollout,
+with the evidence in the ledger); ``GateDocuments.check_golden`` says it early, and the CLI prints it.
+
 Every document is built as the gate's own model, checked by the gates' own checks (outputs cover
 exactly the golden cases, metrics finite and within 0-1), serialized and parsed back by the gate
 models before anything is written: a file the gates cannot read is never written, and on any error
@@ -164,6 +169,8 @@ class GateDocuments:
     golden_outputs: Mapping[str, Prediction]
     metrics: Mapping[str, float]
     baseline: TrainingBaseline
+    model_version: str = ""
+    """The version the documents describe (metadata.json's), for messages; not written."""
 
     def __post_init__(self) -> None:
         if not self.golden.cases:
@@ -206,6 +213,7 @@ class GateDocuments:
                 },
                 metrics=json.loads(texts[METRICS_FILE]),
                 baseline=TrainingBaseline.model_validate_json(texts[BASELINE_FILE]),
+                model_version=self.model_version,
             )
         except ValidationError as error:
             raise GateFilesError(f"a gate file does not read back: {error}") from None
@@ -236,13 +244,29 @@ class GateDocuments:
         return {name: out_dir / name for name in texts}
 
 
-@dataclass(frozen=True, slots=True)
-class GateFiles:
-    """What ``write_gate_files`` wrote, and whether the version reproduces its own golden labels."""
+def evaluate_model(
+    model_dir: Path,
+    *,
+    golden: GoldenSet | None = None,
+    training_data: Dataset | None = None,
+    baseline_values: int = BASELINE_MAX_VALUES,
+) -> GateDocuments:
+    """The gate documents of a model directory (or of one holding ``model.tar.gz``), nothing written.
 
-    model_version: str
-    paths: dict[str, Path]
-    golden_check: GoldenGateResult
+    ``golden`` defaults to ``DEFAULT_GOLDEN_SET``; ``training_data`` is the whole dataset the model
+    was trained on (as ``pipelines.train.train`` took it), needed unless it was the seeded synthetic
+    data. Raises GateFilesError naming what is missing or does not fit.
+    """
+    golden = golden or DEFAULT_GOLDEN_SET
+    with ExitStack() as stack:
+        loaded = _load(model_dir, stack)
+        return GateDocuments(
+            golden=golden,
+            golden_outputs=golden_outputs(loaded, golden),
+            metrics=held_out_metrics(loaded.metadata),
+            baseline=training_baseline(loaded, training_data, baseline_values),
+            model_version=loaded.version,
+        )
 
 
 def write_gate_files(
@@ -252,24 +276,15 @@ def write_gate_files(
     golden: GoldenSet | None = None,
     training_data: Dataset | None = None,
     baseline_values: int = BASELINE_MAX_VALUES,
-) -> GateFiles:
-    """Evaluate a model directory (or one holding ``model.tar.gz``) and write its four gate files.
+) -> dict[str, Path]:
+    """Evaluate the model (``evaluate_model``) and write its four gate files: file name -> path.
 
-    ``golden`` defaults to ``DEFAULT_GOLDEN_SET``; ``training_data`` is the whole dataset the model
-    was trained on (as ``pipelines.train.train`` took it), needed unless it was the seeded synthetic
-    data. Raises GateFilesError, and writes nothing, when anything is missing or does not fit.
+    On any error (GateFilesError) nothing is written.
     """
-    golden = golden or DEFAULT_GOLDEN_SET
-    with ExitStack() as stack:
-        loaded = _load(model_dir, stack)
-        documents = GateDocuments(
-            golden=golden,
-            golden_outputs=golden_outputs(loaded, golden),
-            metrics=held_out_metrics(loaded.metadata),
-            baseline=training_baseline(loaded, training_data, baseline_values),
-        )
-    paths = documents.write(out_dir)
-    return GateFiles(loaded.version, paths, documents.check_golden())
+    documents = evaluate_model(
+        model_dir, golden=golden, training_data=training_data, baseline_values=baseline_values
+    )
+    return documents.write(out_dir)
 
 
 def _load(model_dir: Path, stack: ExitStack) -> LoadedModel:
@@ -430,19 +445,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         data = read_training_dir(args.train_dir, CHURN_SCHEMA) if args.train_dir else None
         golden = read_golden_set(args.golden) if args.golden else None
-        written = write_gate_files(
-            args.model_dir,
-            args.out_dir,
-            golden=golden,
-            training_data=data,
-            baseline_values=args.baseline_values,
+        documents = evaluate_model(
+            args.model_dir, golden=golden, training_data=data, baseline_values=args.baseline_values
         )
+        paths = documents.write(args.out_dir)
     except (GateFilesError, TrainingDataError) as error:
         raise SystemExit(f"gate files not written: {error}") from None
+    # Not a failure of this step: the golden gate will block the rollout, with this in its evidence.
+    golden_check = documents.check_golden()
     summary = {
-        "model_version": written.model_version,
-        "files": {name: os.fspath(path) for name, path in written.paths.items()},
-        "golden_check": {"status": written.golden_check.status.value, "reason": written.golden_check.reason},
+        "model_version": documents.model_version,
+        "files": {name: os.fspath(path) for name, path in paths.items()},
+        "golden_check": {"status": golden_check.status.value, "reason": golden_check.reason},
     }
     print(json.dumps(summary, indent=2))
 

@@ -33,6 +33,7 @@ from pipelines.gate_files import (
     GATE_FILES,
     GateDocuments,
     GateFilesError,
+    evaluate_model,
     training_split_features,
     write_gate_files,
 )
@@ -108,9 +109,12 @@ def test_the_gates_read_the_files_back_and_pass_the_model_they_describe(
 def test_every_recipe_reproduces_the_default_golden_labels_clearly(
     model_dirs: dict[str, Path], tmp_path: Path, recipe: str
 ) -> None:
-    written = write_gate_files(model_dirs[recipe], tmp_path)
-    assert written.golden_check.status is GateStatus.PASSED, written.golden_check.reason
-    assert written.model_version == f"{recipe}-seed{SEED}"
+    documents = evaluate_model(model_dirs[recipe])
+    assert documents.model_version == f"{recipe}-seed{SEED}"
+    check = documents.check_golden()
+    assert check.status is GateStatus.PASSED, check.reason
+    paths = documents.write(tmp_path)
+    assert paths == {name: tmp_path / name for name in GATE_FILES}
     outputs = _read(tmp_path, "golden_outputs.json")
     for case in DEFAULT_GOLDEN_SET.cases:
         output = outputs[case.case_id]
@@ -138,9 +142,16 @@ def test_a_model_with_inverted_labels_fails_every_golden_case(tmp_path: Path) ->
     data = synthetic_churn(2000, seed=SEED)
     inverted = Dataset(data.features, 1 - data.labels, "inverted labels")
     train(TrainConfig("logistic", seed=SEED), tmp_path / "model", inverted)
-    written = write_gate_files(tmp_path / "model", tmp_path / "gates", training_data=inverted)
-    assert written.golden_check.status is GateStatus.FAILED
-    assert sorted(written.golden_check.failed_cases) == sorted(c.case_id for c in DEFAULT_GOLDEN_SET.cases)
+    paths = write_gate_files(tmp_path / "model", tmp_path / "gates", training_data=inverted)
+    # Read back as the gates Lambda reads them.
+    golden = GoldenSet.model_validate_json(paths["golden.json"].read_text())
+    outputs = {
+        c: Prediction.model_validate(o)
+        for c, o in json.loads(paths["golden_outputs.json"].read_text()).items()
+    }
+    check = golden_gate(golden, outputs, GateSettings())
+    assert check.status is GateStatus.FAILED
+    assert sorted(check.failed_cases) == sorted(c.case_id for c in DEFAULT_GOLDEN_SET.cases)
 
 
 def test_golden_outputs_are_what_the_inference_server_answers(

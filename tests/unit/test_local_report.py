@@ -59,12 +59,14 @@ def _run() -> Timeline:
         Decision(250, "v2", "promote", "v2 is the champion"),
         Decision(330, "v3", "gate", "all gates passed"),
         Decision(450, "v3", "alarm", "challenger 5XX > 5 % <script>alert('x')</script>"),
-        Decision(460, "v3", "rollback", "rolled back & champion restored"),
-        Decision(470, "v3", "kill_switch", "kill switch on"),
+        Decision(460, "v3", "rolled_back", "rolled back & champion restored"),
+        Decision(470, "v3", "Kill switch", "kill switch on"),
     ]
     rollouts = [
-        RolloutSummary("v2", "promoted", (5, 25, 50, 100), None, None, duration_s=240, started_s=10),
-        RolloutSummary("v3 <b>bold</b>", "rolled_back", (5, 25), 1_650, 412, duration_s=130, started_s=330),
+        RolloutSummary("v2", "promoted", (5, 25, 50, 100), 4, 9_000, 1_200, duration_s=240, started_s=10),
+        RolloutSummary(
+            "v3 <b>bold</b>", "rolled_back", (5, 25), 2, 1_650, 412, duration_s=130, started_s=330
+        ),
     ]
     return Timeline("Demo run <1>", (champion, challenger), decisions, rollouts)
 
@@ -86,6 +88,7 @@ def test_the_report_embeds_every_plot_and_both_tables(tmp_path: Path) -> None:
     assert decisions.count("<tr>") == 1 + 8  # header and one row per decision, in time order
     assert decisions.index("all gates passed") < decisions.index("challenger at 5 %")
     assert "kill switch" in decisions and "rolled back &amp; champion restored" in decisions
+    assert ">rollback</span>" in decisions  # an outcome status ("rolled_back") as its decision kind
     rollouts = document.split('<table class="rollouts">')[1].split("</table>")[0]
     assert "5 → 25 → 50 → 100 %" in rollouts
     assert "1,650" in rollouts and "412" in rollouts and "2 min 10 s" in rollouts
@@ -134,7 +137,7 @@ def test_a_metric_not_recorded_is_a_note_and_the_rest_is_plotted() -> None:
         (lambda: VariantSeries("a", [0], latency_p99_ms=[float("nan")]), r"latency_p99_ms\[0\] = nan"),
         (lambda: VariantSeries(" "), "a variant needs a name"),
         (lambda: Decision(1, "v2", "reboot", "?"), "decision kind 'reboot' is not one of gate, verdict"),
-        (lambda: RolloutSummary("v2", "promoted", blast_radius_requests=-1), "blast_radius_requests = -1"),
+        (lambda: RolloutSummary("v2", "promoted", challenger_requests=-1), "challenger_requests = -1"),
         (
             lambda: Timeline(variants=(VariantSeries("a"), VariantSeries("a"))),
             r"variant names must be unique, repeated: \['a'\]",
