@@ -59,6 +59,12 @@ AWS AppConfig deployment events to Amazon EventBridge extension"; API Reference)
   ConfigurationProfile (Id and Name each), DeploymentNumber, ConfigurationVersion} as the extension's
   documented sample. Without an association nothing is sent, as on AWS.
 
+Use: `with mock_aws(), emulate_appconfig(clock=..., instant=True) as appconfig:` then any boto3 client,
+in-process or pointed at a `ThreadedMotoServer` of this process (`endpoint_url`, `AWS_ENDPOINT_URL`); for
+`LocalCloud`, `gap_fillers={"appconfig": appconfig_gap_filler()}` (the cloud's clock) deploys the stack's
+AppConfig resources, its Lambda validator run by the cloud's runner. `AppConfigEmulator.tick()` advances
+time at once, `emitted` lists the events put on the bus, `background_errors` what the thread hit.
+
 Where the documentation left it open, this module chose, and says so:
 
 * the rollback event's detail-type: the EventBridge events reference lists "On Deployment Rollback" (with
@@ -71,7 +77,9 @@ Where the documentation left it open, this module chose, and says so:
   the interval counts from the token's issue;
 * multi-variant feature flags and the native feature-flag schema checks AppConfig makes when a version is
   created are not emulated; nor are KMS keys, SSM/S3/Secrets Manager sources, ValidateConfiguration,
-  custom extensions, deployment to percentages of real hosts, or tag APIs on the emulated resources.
+  custom extensions, deployment to percentages of real hosts, `ReplicateTo` (stored only), deleting
+  environments or strategies, or tag APIs on the emulated resources. moto's own state reset
+  (`mock_aws` closing) does not clear this module's: open one emulation per `mock_aws`.
 """
 
 from __future__ import annotations

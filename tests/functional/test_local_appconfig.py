@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,9 +26,11 @@ from localcloud.appconfig import (
     DEPLOYMENT_STARTED_EVENT,
     EVENTS_EXTENSION,
     AppConfigEmulator,
+    appconfig_gap_filler,
     emulate_appconfig,
     feature_flag_values,
 )
+from localcloud.cloud import LocalCloud
 from localcloud.lambda_runner import LambdaRunner, functions_from_template
 from localcloud.moto_lambda import create_functions, route_lambda_invocations
 from localcloud.template import load_stacks, local_resolver
@@ -41,6 +44,7 @@ POLL_SECONDS = 15
 START = 1_750_000_000.0
 RECEIVE_ATTEMPTS = 20
 VALIDATOR = "ServingFlagValidatorFunctionC549804D"
+STACK = "MlRollout-dev"
 
 
 class ManualClock:
@@ -536,8 +540,13 @@ def test_the_router_fails_safe_when_it_polls_before_its_session_allows(flags: Fl
 
 
 @pytest.fixture(scope="module")
-def validator_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaRunner]:
-    template = load_stacks(synthesize(tmp_path_factory.mktemp("synth")).outdir)["MlRollout-dev"]
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(tmp_path_factory.mktemp("synth")).outdir
+
+
+@pytest.fixture(scope="module")
+def validator_runner(cdk_out: Path) -> Iterator[LambdaRunner]:
+    template = load_stacks(cdk_out)[STACK]
     with LambdaRunner(functions_from_template(template, local_resolver(template))) as runner:
         yield runner
 
@@ -595,3 +604,34 @@ def test_a_deployment_completes_and_announces_itself_without_anyone_calling(cloc
             DEPLOYMENT_STARTED_EVENT,
             DEPLOYMENT_COMPLETED_EVENT,
         ]
+
+
+def test_the_stacks_flags_deploy_on_the_local_cloud_through_its_validator_and_the_router_reads_them(
+    cdk_out: Path,
+) -> None:
+    gap_fillers = {"appconfig": appconfig_gap_filler(instant=True)}
+    with LocalCloud(cdk_out, STACK, gap_fillers=gap_fillers) as cloud:
+        types = {lid: str(cloud.template.resources[lid]["Type"]) for lid in cloud.template.resources}
+        assert [lid for lid in cloud.stack.skipped if types[lid].startswith("AWS::AppConfig::")] == []
+        [application_id] = of_type(cloud, "AWS::AppConfig::Application")
+        [environment_id] = of_type(cloud, "AWS::AppConfig::Environment")
+        deployments = boto3.client("appconfig").list_deployments(
+            ApplicationId=application_id, EnvironmentId=environment_id
+        )["Items"]
+        assert [item["State"] for item in deployments] == ["COMPLETE"]
+        validator = cloud.runner.function(VALIDATOR)
+        catalog = load_settings(CatalogSettings, dict(validator.environment)).catalog()
+        source = AppConfigFlagSource(
+            application=APPLICATION,
+            environment=ENVIRONMENT,
+            profile="feature-flags",
+            ttl_seconds=0,
+            catalog=catalog,
+        )
+        assert source.flags() == FlagSet.initial(catalog)
+
+
+def of_type(cloud: LocalCloud, resource_type: str) -> list[str]:
+    return [
+        resource.ref for resource in cloud.stack.resources.values() if resource.resource_type == resource_type
+    ]
