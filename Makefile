@@ -8,7 +8,7 @@ ENV ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast lint format synth bench bench-quick clean
+.PHONY: setup test test-fast lint format synth demo bench bench-quick clean
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -45,6 +45,12 @@ synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
+# make demo: the whole rollout on the local cloud (localcloud/demo.py), from the `local` environment's
+# stack; the story on the terminal, the report in demo-report.html.
+demo: setup
+	$(CDK) synth --quiet -c env=local -o cdk.out.local
+	$(PY) -m localcloud.demo --cdk-out cdk.out.local --report demo-report.html
+
 # Every benchmark; each prints its table and writes bench/results/. Not timed tests: numbers, not verdicts.
 BENCHES := bench.judge_bench bench.router_bench bench.container_bench
 
@@ -55,4 +61,4 @@ bench-quick: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
-	rm -rf cdk.out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf cdk.out cdk.out.local demo-report.html .mypy_cache .ruff_cache .pytest_cache

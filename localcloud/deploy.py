@@ -42,7 +42,9 @@ What differs from AWS, by type:
   fail the endpoint's creation on a missing artifact. Deployment guardrails (`DeploymentConfig`) are
   stored, not run; `RetainAllVariantProperties`/`RetainDeploymentConfig` only matter to UpdateEndpoint.
 * IAM roles, inline and attached policies, resource policies (bucket, queue, topic, Lambda permissions)
-  and key policies are stored in moto and not enforced. S3 access logging is applied after every
+  and key policies are stored in moto and not enforced, except that moto evaluates a bucket policy's
+  ``aws:SecureTransport``: the TLS-only deny statements are left out of the stored bucket policies,
+  since the local cloud's endpoint is plain HTTP on loopback. S3 access logging is applied after every
   resource, because moto (unlike S3) refuses it until the target bucket's policy lets the logging
   service write, and that policy names the logged bucket. An email subscription is created pending
   confirmation, as SNS leaves it, and no mail is sent.
@@ -644,9 +646,18 @@ def _create_bucket(ctx: _Deployment, logical_id: str, props: dict[str, Any]) -> 
     return DeployedResource(logical_id, "AWS::S3::Bucket", name, name, attributes)
 
 
+def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
+    condition = statement.get("Condition", {}).get("Bool", {})
+    return statement.get("Effect") == "Deny" and str(condition.get("aws:SecureTransport")).lower() == "false"
+
+
 def _put_bucket_policy(ctx: _Deployment, logical_id: str, props: dict[str, Any]) -> DeployedResource:
     bucket = str(props["Bucket"])
-    ctx.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(props["PolicyDocument"]))
+    document = dict(props["PolicyDocument"])
+    # moto evaluates aws:SecureTransport, and the local cloud's endpoint is plain HTTP on loopback: the
+    # TLS-only statements would refuse every call. Every other statement is stored as the template has it.
+    document["Statement"] = [s for s in document.get("Statement", []) if not _denies_plain_http(s)]
+    ctx.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
     return DeployedResource(logical_id, "AWS::S3::BucketPolicy", bucket, bucket)
 
 

@@ -13,7 +13,8 @@ endpoint does:
   `random.Random`), or to `TargetVariant`, which overrides the weights as the API reference says.
   A variant without a weight in moto's record takes the config's `InitialVariantWeight` (moto drops a 0)
   or SageMaker's default of 1.0.
-* **Models.** A variant's model is moto's `PrimaryContainer.ModelDataUrl`, an `s3://` `model.tar.gz`
+* **Models.** A variant's model is moto's `PrimaryContainer.ModelDataUrl` (for a model created from a
+  package version, `ModelPackageName`: the version's first inference container's), an `s3://` `model.tar.gz`
   read from moto's S3 and extracted into a temporary directory, served by the project's inference
   container (`containers.inference.local_server.LocalServer`: gunicorn on a free 127.0.0.1 port) with
   the container's `Environment`. One server per distinct artifact (URL and ETag), started on first use,
@@ -385,7 +386,29 @@ def _primary_container(account_id: str, region: str, model_name: str) -> Mapping
     container: Mapping[str, Any] = model.primary_container or {}
     if not container and model.containers:
         container = model.containers[0]
+    package = container.get("ModelPackageName")
+    if package and not container.get("ModelDataUrl"):
+        # A model created from a registered package version runs that version's container.
+        return {
+            **_package_container(account_id, region, str(package)),
+            **_without(container, "ModelPackageName"),
+        }
     return container
+
+
+def _package_container(account_id: str, region: str, package: str) -> Mapping[str, Any]:
+    backend = sagemaker_backends[account_id][region]
+    found = backend.model_packages.get(backend.model_package_name_mapping.get(package, package))
+    if found is None:
+        raise SageMakerValidationError(f"Model package {package} of account {account_id} not found.")
+    containers = (found.inference_specification or {}).get("Containers") or []
+    if not containers:
+        raise SageMakerValidationError(f"Model package {package} has no inference containers.")
+    return dict(containers[0])
+
+
+def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
 
 
 def _artifact(account_id: str, model_name: str, container: Mapping[str, Any]) -> Artifact:
