@@ -35,5 +35,6 @@ def test_prod_synthesizes_through_the_cli_with_every_endpoint(tmp_path: Path) ->
 def test_unknown_environment_fails_synth_naming_the_missing_file(tmp_path: Path) -> None:
     result = _synth("staging", tmp_path)
     assert result.returncode != 0
-    assert "staging.yaml: no configuration for environment 'staging' (known: dev, local, prod)" in result.stderr
+    expected = "staging.yaml: no configuration for environment 'staging' (known: dev, local, prod)"
+    assert expected in result.stderr
     assert not list(tmp_path.glob("*.template.json"))
