@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -116,6 +116,22 @@ class FeatureFlags(Construct):
         self.application_id = self.application.application_id
         self.environment_id = self.environment.environment_id
         self.profile_id = self.profile.configuration_profile_id
+
+    def grant_read(self, role: iam.IRole) -> None:
+        """Reading the flags through AppConfigData: this profile in this environment only."""
+        flags_arn = Stack.of(self).format_arn(
+            service="appconfig",
+            resource="application",
+            resource_name=(
+                f"{self.application_id}/environment/{self.environment_id}/configuration/{self.profile_id}"
+            ),
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+                resources=[flags_arn],
+            )
+        )
 
     def _monitor_role(self, monitors: Sequence[cloudwatch.IAlarm]) -> iam.Role | None:
         """AppConfig reads the monitored alarms' state with this role: DescribeAlarms on them only."""

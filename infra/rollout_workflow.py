@@ -660,19 +660,7 @@ class RolloutWorkflow(Construct):
             )
         )
         machine.grant_start_execution(role)
-        flags_arn = stack.format_arn(
-            service="appconfig",
-            resource="application",
-            resource_name=(
-                f"{flags.application_id}/environment/{flags.environment_id}/configuration/{flags.profile_id}"
-            ),
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
-                resources=[flags_arn],
-            )
-        )
+        flags.grant_read(role)
         acknowledge_wildcard_resources(
             role,
             [executions],

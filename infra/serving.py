@@ -170,24 +170,12 @@ class ServingApi(Construct):
             stack.format_arn(service="sagemaker", resource="endpoint", resource_name=config.endpoint_name(e))
             for e in config.endpoints
         ]
-        flags_arn = stack.format_arn(
-            service="appconfig",
-            resource="application",
-            resource_name=(
-                f"{flags.application_id}/environment/{flags.environment_id}/configuration/{flags.profile_id}"
-            ),
-        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"], resources=endpoint_arns
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
-                resources=[flags_arn],
-            )
-        )
+        flags.grant_read(role)
         self.table.grant(role, "dynamodb:PutItem")
 
     def _attach_validator(self, function: lambda_.Function, flags: FeatureFlags) -> None:
