@@ -95,6 +95,8 @@ def build_abort_services(
         for name, endpoint in settings.endpoints.items()
     )
 
+    flags_client = appconfigdata or boto3.client("appconfigdata", config=CLIENT_CONFIG)
+
     def read_flags() -> FlagSet:
         # A new session per abort: the flags as deployed now, never a cached copy.
         return AppConfigFlagSource(
@@ -103,7 +105,7 @@ def build_abort_services(
             profile=settings.appconfig_profile,
             ttl_seconds=MIN_POLL_INTERVAL_SECONDS,
             catalog=catalog,
-            client=appconfigdata or boto3.client("appconfigdata", config=CLIENT_CONFIG),
+            client=flags_client,
         ).flags()
 
     return AbortServices(
