@@ -1,0 +1,1 @@
+"""Retraining: new data in, a registered model package out, handed to the rollout workflow."""
