@@ -12,24 +12,28 @@ The champion's metrics come the same way from the package its model was created 
 champion was not created from a package). Captured requests are the newest data-capture files of the
 champion variant under the live endpoint config's capture destination; the numeric values of the
 baseline's features are taken from each captured ``{"instances": [{feature: value, ...}]}`` request.
-Every gate's result is recorded; ``gates.passed`` says whether the rollout may go on.
+Every gate's result is recorded; ``gates.passed`` says whether the rollout may go on. Finding and reading
+these inputs is shared with the drift monitor (``lambdas/rollout/aws/gate_inputs.py``).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterator, Mapping
-from math import isfinite
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
-from lambdas.rollout.aws.endpoint_ops import read_live_config
-from lambdas.rollout.aws.wiring import ReadsObjects, RolloutServices, run_task
+from lambdas.rollout.aws.gate_inputs import (
+    CAPTURE_FILES_MAX,
+    GATES_FOLDER,
+    GateInputMissing,
+    captured_features,
+    captured_records,
+    gates_folder_of_package,
+    read_gate_json,
+)
+from lambdas.rollout.aws.wiring import RolloutServices, run_task
 from lambdas.rollout.gates import (
     CapturedFeatures,
     GoldenSet,
@@ -40,17 +44,11 @@ from lambdas.rollout.gates import (
 from lambdas.rollout.ledger import EntryKind, gate_payload
 from lambdas.rollout.state import GatesStatus, RolloutState
 
+__all__ = ["CAPTURE_FILES_MAX", "GATES_FOLDER", "GateInputMissing", "handler", "run_gates"]
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-GATES_FOLDER = "gates"
-CAPTURE_FILES_MAX = 20
-"""Newest capture files read: enough requests for the drift gate's minimum, bounded in time."""
-
-
-class GateInputMissing(ValueError):
-    """A file the gates need is not where the package says its artifacts are."""
 
 
 @logger.inject_lambda_context
@@ -63,16 +61,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
     services.hold_lock(state)
     sagemaker, s3 = services.sagemaker, services.s3
-    candidate = _gates_folder(
+    candidate = gates_folder_of_package(
         sagemaker.describe_model_package(ModelPackageName=state.request.model_package_arn)
     )
-    outputs = _read_json(s3, candidate, "golden_outputs.json")
-    baseline = TrainingBaseline.model_validate(_read_json(s3, candidate, "baseline.json"))
+    outputs = read_gate_json(s3, candidate, "golden_outputs.json")
+    baseline = TrainingBaseline.model_validate(read_gate_json(s3, candidate, "baseline.json"))
     report = evaluate_gates(
         settings=state.gate_settings,
-        golden=GoldenSet.model_validate(_read_json(s3, candidate, "golden.json")),
+        golden=GoldenSet.model_validate(read_gate_json(s3, candidate, "golden.json")),
         challenger_outputs={case: Prediction.model_validate(output) for case, output in outputs.items()},
-        candidate_metrics=_read_json(s3, candidate, "metrics.json"),
+        candidate_metrics=read_gate_json(s3, candidate, "metrics.json"),
         champion_metrics=_champion_metrics(state, services),
         baseline=baseline,
         captured=_captured(state, services, baseline),
@@ -86,31 +84,6 @@ def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
     return state.model_copy(update={"gates": GatesStatus(passed=report.passed, reason=report.reason)})
 
 
-def _gates_folder(package: Mapping[str, Any]) -> tuple[str, str]:
-    """(bucket, key prefix) of the package's gate files, beside its first container's artifact."""
-    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
-    artifact = str(containers[0].get("ModelDataUrl") or "")
-    url = urlparse(artifact)
-    if url.scheme != "s3" or not url.path.strip("/"):
-        raise GateInputMissing(
-            f"model package {package.get('ModelPackageArn')} names no S3 model artifact ({artifact!r}), "
-            "so its gate files cannot be found"
-        )
-    folder = url.path.lstrip("/").rsplit("/", 1)[0]
-    return url.netloc, f"{folder}/{GATES_FOLDER}/"
-
-
-def _read_json(s3: ReadsObjects, folder: tuple[str, str], name: str) -> Any:
-    bucket, prefix = folder
-    try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise GateInputMissing(f"s3://{bucket}/{prefix}{name} is missing") from None
-        raise
-    return json.loads(body)
-
-
 def _champion_metrics(state: RolloutState, services: RolloutServices) -> dict[str, float] | None:
     if state.champion_model is None:
         return None
@@ -119,44 +92,21 @@ def _champion_metrics(state: RolloutState, services: RolloutServices) -> dict[st
     packages = [str(c["ModelPackageName"]) for c in containers if c.get("ModelPackageName")]
     if not packages:
         return None  # the bootstrap model from the config: nothing registered to compare with
-    folder = _gates_folder(services.sagemaker.describe_model_package(ModelPackageName=packages[0]))
-    metrics_of_champion: dict[str, float] = _read_json(services.s3, folder, "metrics.json")
+    folder = gates_folder_of_package(services.sagemaker.describe_model_package(ModelPackageName=packages[0]))
+    metrics_of_champion: dict[str, float] = read_gate_json(services.s3, folder, "metrics.json")
     return metrics_of_champion
 
 
 def _captured(state: RolloutState, services: RolloutServices, baseline: TrainingBaseline) -> CapturedFeatures:
-    features = sorted(baseline.features)
-    rows = [row for row in _captured_records(state, services) if all(_number(row.get(f)) for f in features)]
-    return CapturedFeatures(features={f: tuple(float(row[f]) for row in rows) for f in features})
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value)
+    return captured_features(_captured_records(state, services), baseline)
 
 
 def _captured_records(state: RolloutState, services: RolloutServices) -> Iterator[dict[str, Any]]:
+    """The champion variant's newest captured records (lambdas/rollout/aws/gate_inputs.py)."""
     request = state.request
-    capture = read_live_config(services.sagemaker, request.endpoint_name).carried.get("DataCaptureConfig")
-    if not capture:
-        return
-    url = urlparse(str(capture["DestinationS3Uri"]))
-    prefix = f"{url.path.strip('/')}/{request.endpoint_name}/{request.variants.champion}/".lstrip("/")
-    listed = services.s3.list_objects_v2(Bucket=url.netloc, Prefix=prefix).get("Contents") or []
-    newest = sorted(listed, key=lambda item: item["LastModified"], reverse=True)[:CAPTURE_FILES_MAX]
-    for item in newest:
-        body = services.s3.get_object(Bucket=url.netloc, Key=item["Key"])["Body"].read().decode()
-        for line in body.splitlines():
-            yield from _instances(line)
-
-
-def _instances(line: str) -> Iterator[dict[str, Any]]:
-    """The records of one captured request; anything else (CSV, arrays, broken lines) is skipped."""
-    try:
-        captured = json.loads(line)["captureData"]["endpointInput"]
-        data = captured["data"]
-        if captured.get("encoding") == "BASE64":
-            data = base64.b64decode(data).decode()
-        instances = json.loads(data).get("instances", [])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return
-    yield from (record for record in instances if isinstance(record, dict))
+    return captured_records(
+        services.sagemaker,
+        services.s3,
+        endpoint_name=request.endpoint_name,
+        variant=request.variants.champion,
+    )
