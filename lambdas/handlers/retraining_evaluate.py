@@ -1,0 +1,36 @@
+"""Start the evaluation job: gate files, evaluation.json and the manifest beside model.tar.gz.
+
+The job is named after the run, so a retried task finds the job it created and starts no second one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.retraining.aws.jobs import create_job
+from lambdas.retraining.aws.wiring import RetrainingServices, run_task
+from lambdas.retraining.jobs import evaluation_request
+from lambdas.retraining.state import JobRecord, RetrainingState
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_task(event, start_evaluate)
+
+
+def start_evaluate(state: RetrainingState, services: RetrainingServices) -> RetrainingState:
+    services.hold_lock(state)
+    name = create_job(services, "evaluate", evaluation_request(state, services.settings))
+    logger.info("job started", extra={"step": "evaluate", "job": name})
+    return state.model_copy(
+        update={"job": JobRecord(step="evaluate", name=name), "jobs": state.jobs | {"evaluate": name}}
+    )
