@@ -8,9 +8,10 @@ captured records, or the two would judge drift on different data.
 * Gate files live beside a model artifact: ``s3://<bucket>/<dir>/model.tar.gz`` has them under
   ``s3://<bucket>/<dir>/gates/`` (``pipelines/gate_files.py`` writes them there).
 * Captured requests are SageMaker data-capture JSON lines under the endpoint config's capture
-  destination, ``<DestinationS3Uri>/<endpoint name>/<variant>/...``; the newest ``CAPTURE_FILES_MAX``
-  files are read, and the records are taken from each captured ``{"instances": [{feature: value}]}``
-  request (anything else: CSV, arrays, broken lines, is skipped).
+  destination, ``<DestinationS3Uri>/<endpoint name>/<variant>/yyyy/mm/dd/hh/...``; the newest
+  ``CAPTURE_FILES_MAX`` files are read (``newest_objects``), and the records are taken from each
+  captured ``{"instances": [{feature: value}]}`` request (anything else: CSV, arrays, broken lines, is
+  skipped).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ __all__ = [
     "captured_records",
     "gates_folder_of_artifact",
     "gates_folder_of_package",
+    "newest_objects",
     "read_gate_json",
+    "records_captured_under",
     "records_of_capture_line",
 ]
 
@@ -103,16 +106,61 @@ def captured_records(
     The capture destination is the live endpoint config's, so it follows the configs a rollout creates.
     """
     capture = read_live_config(sagemaker, endpoint_name).carried.get("DataCaptureConfig")
-    if not capture:
-        return
+    if capture:
+        yield from records_captured_under(
+            capture, s3, endpoint_name=endpoint_name, variant=variant, files_max=files_max
+        )
+
+
+def records_captured_under(
+    capture: Mapping[str, Any],
+    s3: ReadsObjects,
+    *,
+    endpoint_name: str,
+    variant: str,
+    files_max: int = CAPTURE_FILES_MAX,
+) -> Iterator[dict[str, Any]]:
+    """The records of the newest ``files_max`` capture files under an endpoint config's DataCaptureConfig."""
     url = urlparse(str(capture["DestinationS3Uri"]))
     prefix = f"{url.path.strip('/')}/{endpoint_name}/{variant}/".lstrip("/")
-    listed = s3.list_objects_v2(Bucket=url.netloc, Prefix=prefix).get("Contents") or []
-    newest = sorted(listed, key=lambda item: item["LastModified"], reverse=True)[:files_max]
-    for item in newest:
+    for item in newest_objects(s3, url.netloc, prefix, files_max):
         body = s3.get_object(Bucket=url.netloc, Key=item["Key"])["Body"].read().decode()
         for line in body.splitlines():
             yield from records_of_capture_line(line)
+
+
+def newest_objects(s3: ReadsObjects, bucket: str, prefix: str, count: int) -> list[dict[str, Any]]:
+    """The ``count`` newest objects under ``prefix`` (ListObjectsV2 items), newest first.
+
+    S3 lists keys in name order only, a page of 1000 at a time, so the first page of a long-lived
+    capture prefix holds the *oldest* files. Data capture names its files by time
+    (``.../<variant>/yyyy/mm/dd/hh/<file>``), so the folders are walked one level at a time from the
+    last name down, and only as far as ``count`` files need: a handful of calls however long the
+    endpoint has been capturing.
+    """
+    files, folders = _list_level(s3, bucket, prefix)
+    found: list[dict[str, Any]] = []
+    for folder in sorted(folders, reverse=True):
+        if len(found) >= count:
+            break
+        found.extend(newest_objects(s3, bucket, folder, count - len(found)))
+    return sorted([*files, *found], key=lambda item: (item["LastModified"], item["Key"]), reverse=True)[
+        :count
+    ]
+
+
+def _list_level(s3: ReadsObjects, bucket: str, prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The objects directly under ``prefix`` and its sub-folders (every page)."""
+    files: list[dict[str, Any]] = []
+    folders: list[str] = []
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+    while True:
+        page = s3.list_objects_v2(**request)
+        files.extend(page.get("Contents") or [])
+        folders.extend(str(common["Prefix"]) for common in page.get("CommonPrefixes") or [])
+        if not page.get("IsTruncated"):
+            return files, folders
+        request["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def records_of_capture_line(line: str) -> Iterator[dict[str, Any]]:
