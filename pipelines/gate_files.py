@@ -257,16 +257,29 @@ def evaluate_model(
     was trained on (as ``pipelines.train.train`` took it), needed unless it was the seeded synthetic
     data. Raises GateFilesError naming what is missing or does not fit.
     """
-    golden = golden or DEFAULT_GOLDEN_SET
     with ExitStack() as stack:
-        loaded = _load(model_dir, stack)
-        return GateDocuments(
-            golden=golden,
-            golden_outputs=golden_outputs(loaded, golden),
-            metrics=held_out_metrics(loaded.metadata),
-            baseline=training_baseline(loaded, training_data, baseline_values),
-            model_version=loaded.version,
+        loaded = load_model_dir(model_dir, stack)
+        return documents_of(
+            loaded, golden=golden, training_data=training_data, baseline_values=baseline_values
         )
+
+
+def documents_of(
+    loaded: LoadedModel,
+    *,
+    golden: GoldenSet | None = None,
+    training_data: Dataset | None = None,
+    baseline_values: int = BASELINE_MAX_VALUES,
+) -> GateDocuments:
+    """The gate documents of a loaded model (``evaluate_model`` once the model is loaded)."""
+    golden = golden or DEFAULT_GOLDEN_SET
+    return GateDocuments(
+        golden=golden,
+        golden_outputs=golden_outputs(loaded, golden),
+        metrics=held_out_metrics(loaded.metadata),
+        baseline=training_baseline(loaded, training_data, baseline_values),
+        model_version=loaded.version,
+    )
 
 
 def write_gate_files(
@@ -287,7 +300,9 @@ def write_gate_files(
     return documents.write(out_dir)
 
 
-def _load(model_dir: Path, stack: ExitStack) -> LoadedModel:
+def load_model_dir(model_dir: Path, stack: ExitStack) -> LoadedModel:
+    """The model of a model directory, or of one holding ``model.tar.gz`` (unpacked into a temporary
+    directory that ``stack`` removes)."""
     if not (model_dir / MODEL_FILE).exists() and (model_dir / MODEL_ARCHIVE).is_file():
         model_dir = _unpack(
             model_dir / MODEL_ARCHIVE, Path(stack.enter_context(tempfile.TemporaryDirectory()))

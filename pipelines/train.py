@@ -2,10 +2,25 @@
 
     python -m pipelines.train --model-dir /tmp/model --recipe logistic --seed 1 --tarball /tmp/model.tar.gz
 
-Runs as a SageMaker training entrypoint too: the model directory defaults to ``SM_MODEL_DIR``
-(``/opt/ml/model``) and the data to the ``train`` channel (``SM_CHANNEL_TRAIN``: CSV files with a
-header naming every feature and the ``churned`` label). With no channel it trains on a seeded
-synthetic churn dataset generated in-process, so tests and the demo need no download.
+Runs as a SageMaker training entrypoint too (the training image's ``train`` program,
+``containers/training/``), following SageMaker's training contract:
+
+* hyperparameters from ``<SM_INPUT_CONFIG_DIR>/hyperparameters.json`` (``/opt/ml/input/config``):
+  ``recipe``, ``seed``, ``model_version`` and ``samples``, as strings as SageMaker passes them; a
+  command-line flag overrides its hyperparameter, an unknown or malformed one fails the job;
+* the data from the ``train`` channel: ``SM_CHANNEL_TRAIN``, else ``/opt/ml/input/data/train`` when that
+  exists (CSV files with a header naming every feature and the ``churned`` label, e.g. the
+  ``train.csv`` of ``pipelines.preprocess``). With no channel it trains on a seeded synthetic churn
+  dataset generated in-process, so tests and the demo need no download;
+* the model directory ``SM_MODEL_DIR`` (``/opt/ml/model``), which SageMaker uploads as
+  ``model.tar.gz``;
+* on bad input (data, hyperparameters) the reason goes to ``<SM_OUTPUT_DIR>/failure`` (``/opt/ml/output``,
+  written when that directory exists or the variable is set; SageMaker shows it as the job's
+  FailureReason) and to stderr, and the exit status is 1.
+
+When the channel holds ``manifest.json`` (the data manifest ``pipelines.preprocess`` writes, see
+``pipelines.data_version``), ``metadata.json`` records its ``data_version`` and ``data_objects``; it
+always records the ``code_version`` and the job's hyperparameters as given (``job_hyperparameters``).
 
 The model directory holds ``model.joblib`` (the whole scikit-learn pipeline, feature transforms
 included), ``features.json`` (the input schema, see ``pipelines.features``) and ``metadata.json``
@@ -31,11 +46,12 @@ import csv
 import json
 import os
 import platform
+import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, cast, get_args
 
 import joblib  # type: ignore[import-untyped]  # no stubs
 import numpy as np
@@ -56,6 +72,7 @@ from sklearn.model_selection import train_test_split  # type: ignore[import-unty
 from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
+from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError, code_version
 from pipelines.features import FeatureError, FeatureSchema, FeatureSpec, Matrix, feature_transformer
 
 MODEL_FILE = "model.joblib"
@@ -63,7 +80,17 @@ SCHEMA_FILE = "features.json"
 METADATA_FILE = "metadata.json"
 LABEL = "churned"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
+DEFAULT_CONFIG_DIR = "/opt/ml/input/config"
+DEFAULT_CHANNEL_DIR = "/opt/ml/input/data/train"
+DEFAULT_OUTPUT_DIR = "/opt/ml/output"
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+# What a training job may be given (SageMaker passes each as a string).
+HYPERPARAMETERS = ("recipe", "seed", "model_version", "samples")
+FAILURE_FILE = "failure"
+# SageMaker truncates a failure reason; the first line names the problem.
+FAILURE_MAX_BYTES = 1024
 TEST_FRACTION = 0.25
+DEFAULT_SAMPLES = 4000
 
 Recipe = Literal["logistic", "boosted", "degraded", "heavy"]
 RECIPES: tuple[str, ...] = get_args(Recipe)
@@ -89,11 +116,15 @@ class TrainingDataError(ValueError):
     """The training data cannot be used (no files, a bad header, a bad row or label)."""
 
 
+class HyperparameterError(ValueError):
+    """A hyperparameter is unknown or has a value the training cannot use."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     recipe: Recipe = "logistic"
     seed: int = 1
-    samples: int = 4000
+    samples: int = DEFAULT_SAMPLES
     model_version: str | None = None
 
     @property
@@ -139,38 +170,49 @@ def synthetic_churn(samples: int, seed: int) -> Dataset:
     return Dataset(np.column_stack(columns).astype(np.float64), labels, f"synthetic(seed={seed})")
 
 
-def read_training_csv(path: Path, schema: FeatureSchema, label: str = LABEL) -> Dataset:
-    """A CSV file with a header naming every schema feature and the label; rows checked by the schema."""
+def read_training_csv(
+    path: Path, schema: FeatureSchema, label: str = LABEL, *, name: str | None = None
+) -> Dataset:
+    """A CSV file with a header naming every schema feature and the label; rows checked by the schema.
+
+    Errors name the file as ``name`` (default: the file's name) and the record (0 = the first row after
+    the header). A header with other columns than the schema's is a schema change, refused.
+    """
+    name = name or path.name
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle, strict=True) if row]
     except (csv.Error, UnicodeDecodeError) as error:
-        raise TrainingDataError(f"{path.name}: malformed CSV: {error}") from error
+        raise TrainingDataError(f"{name}: malformed CSV: {error}") from error
+    except OSError as error:
+        raise TrainingDataError(f"{name}: cannot read: {error.strerror or error}") from error
     if not rows:
-        raise TrainingDataError(f"{path.name}: empty file")
+        raise TrainingDataError(f"{name}: empty file")
     header, body = rows[0], rows[1:]
     unknown = sorted(set(header) - {*schema.names, label})
     missing = sorted({*schema.names, label} - set(header))
     if unknown or missing:
-        raise TrainingDataError(f"{path.name}: header has unknown columns {unknown}, lacks {missing}")
-    feature_columns = [header.index(name) for name in schema.names]
+        raise TrainingDataError(
+            f"{name}: schema change: header has unknown columns {unknown}, lacks {missing}"
+        )
+    feature_columns = [header.index(feature) for feature in schema.names]
     label_column = header.index(label)
     features, labels = [], []
     for index, row in enumerate(body):
         if len(row) != len(header):
-            raise TrainingDataError(
-                f"{path.name}: record {index}: {len(row)} cells, header has {len(header)}"
-            )
+            raise TrainingDataError(f"{name}: record {index}: {len(row)} cells, header has {len(header)}")
         try:
             features.append(schema.row_from_text([row[c] for c in feature_columns], index))
         except FeatureError as error:
-            raise TrainingDataError(f"{path.name}: {error}") from error
+            raise TrainingDataError(f"{name}: {error}") from error
         if row[label_column].strip() not in {"0", "1"}:
-            raise TrainingDataError(f"{path.name}: record {index}: label {label!r} must be 0 or 1")
+            raise TrainingDataError(
+                f"{name}: record {index}: label {label!r} must be 0 or 1, got {row[label_column]!r}"
+            )
         labels.append(int(row[label_column]))
     if not features:
-        raise TrainingDataError(f"{path.name}: no records")
-    return Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.int64), path.name)
+        raise TrainingDataError(f"{name}: no records")
+    return Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.int64), name)
 
 
 def read_training_dir(directory: Path, schema: FeatureSchema) -> Dataset:
@@ -224,8 +266,19 @@ def evaluate(model: Any, features: Matrix, labels: Labels) -> dict[str, float]:
     }
 
 
-def train(config: TrainConfig, model_dir: Path, data: Dataset | None = None) -> dict[str, Any]:
-    """Fit the recipe on a stratified split, write the model directory and return its metadata."""
+def train(
+    config: TrainConfig,
+    model_dir: Path,
+    data: Dataset | None = None,
+    *,
+    manifest: DataManifest | None = None,
+    job_hyperparameters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fit the recipe on a stratified split, write the model directory and return its metadata.
+
+    ``manifest`` is the data manifest of ``data`` (its version is recorded); ``job_hyperparameters``
+    the hyperparameters the training job was given, recorded as given.
+    """
     schema = CHURN_SCHEMA
     data = data or synthetic_churn(config.samples, config.seed)
     if len(set(data.labels.tolist())) < 2:
@@ -253,6 +306,10 @@ def train(config: TrainConfig, model_dir: Path, data: Dataset | None = None) -> 
             "positive_rate": float(np.mean(data.labels)),
         },
         "framework": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
+        "data_version": manifest.data_version if manifest else None,
+        "data_objects": len(manifest.objects) if manifest else None,
+        "code_version": code_version(),
+        "job_hyperparameters": dict(job_hyperparameters or {}),
     }
     write_model_dir(model_dir, pipeline, schema, metadata)
     return metadata
@@ -274,6 +331,87 @@ def package_model(model_dir: Path, tarball: Path) -> Path:
     return tarball
 
 
+def read_hyperparameters(config_dir: Path) -> dict[str, str]:
+    """``hyperparameters.json`` of SageMaker's config directory (``{}`` when there is none).
+
+    SageMaker passes every value as a string; names other than the training's own are refused.
+    """
+    path = config_dir / HYPERPARAMETERS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HyperparameterError(f"{HYPERPARAMETERS_FILE}: not readable JSON: {error}") from None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise HyperparameterError(f"{HYPERPARAMETERS_FILE}: must be an object of string values")
+    unknown = sorted(set(values) - set(HYPERPARAMETERS))
+    if unknown:
+        raise HyperparameterError(f"unknown hyperparameter(s) {unknown}; known: {list(HYPERPARAMETERS)}")
+    return dict(values)
+
+
+def config_from_hyperparameters(values: Mapping[str, str]) -> TrainConfig:
+    """The training configuration of SageMaker-style (string) hyperparameters; defaults for absent ones."""
+    recipe = values.get("recipe", "logistic")
+    if recipe not in RECIPES:
+        raise HyperparameterError(f"hyperparameter recipe={recipe!r} is not one of {list(RECIPES)}")
+    seed = _integer(values, "seed", 1, minimum=0)
+    samples = _integer(values, "samples", DEFAULT_SAMPLES, minimum=2)
+    model_version = values.get("model_version") or None
+    return TrainConfig(cast(Recipe, recipe), seed, samples, model_version)
+
+
+def _integer(values: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    if name not in values:
+        return default
+    try:
+        number = int(values[name].strip())
+    except ValueError:
+        raise HyperparameterError(f"hyperparameter {name}={values[name]!r} is not an integer") from None
+    if number < minimum:
+        raise HyperparameterError(f"hyperparameter {name}={number} must be at least {minimum}")
+    return number
+
+
+def default_channel() -> Path | None:
+    """The ``train`` channel: ``SM_CHANNEL_TRAIN``, else SageMaker's path when it exists, else none."""
+    channel = os.environ.get("SM_CHANNEL_TRAIN")
+    if channel:
+        return Path(channel)
+    return Path(DEFAULT_CHANNEL_DIR) if Path(DEFAULT_CHANNEL_DIR).is_dir() else None
+
+
+def read_manifest(train_dir: Path | None) -> DataManifest | None:
+    """The data manifest ``pipelines.preprocess`` put in the channel, if any."""
+    if train_dir is None or not (train_dir / MANIFEST_FILE).is_file():
+        return None
+    return DataManifest.read(train_dir / MANIFEST_FILE)
+
+
+def write_failure(
+    output_dir: Path, reason: str, *, file_name: str = FAILURE_FILE, force: bool = False
+) -> None:
+    """The reason, cut to SageMaker's limit, in ``<output_dir>/<file_name>`` where SageMaker reads it.
+
+    Written only inside SageMaker's layout (the directory exists, or ``force``): a run from the command
+    line does not create ``/opt/ml``.
+    """
+    if not (force or output_dir.is_dir()):
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    encoded = reason.encode("utf-8")[:FAILURE_MAX_BYTES]
+    (output_dir / file_name).write_bytes(encoded.decode("utf-8", errors="ignore").encode("utf-8"))
+
+
+def fail(reason: str, *, file_name: str = FAILURE_FILE) -> NoReturn:
+    """Report a failure SageMaker's way (the failure file and stderr) and exit with status 1."""
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    write_failure(Path(output_dir or DEFAULT_OUTPUT_DIR), reason, file_name=file_name, force=bool(output_dir))
+    print(reason, file=sys.stderr)
+    raise SystemExit(1)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,16 +419,25 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR))
     )
-    channel = os.environ.get("SM_CHANNEL_TRAIN")
     parser.add_argument(
         "--train-dir",
         type=Path,
-        default=Path(channel) if channel else None,
-        help="directory of CSV files (default: SM_CHANNEL_TRAIN; without it, synthetic data)",
+        default=default_channel(),
+        help="directory of CSV files (default: SM_CHANNEL_TRAIN, else /opt/ml/input/data/train when it "
+        "exists; without either, synthetic data)",
     )
-    parser.add_argument("--recipe", choices=RECIPES, default="logistic")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--samples", type=int, default=4000, help="synthetic dataset size")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path(os.environ.get("SM_INPUT_CONFIG_DIR", DEFAULT_CONFIG_DIR)),
+        help=f"where {HYPERPARAMETERS_FILE} is read, when present (default: SM_INPUT_CONFIG_DIR, else "
+        "%(default)s)",
+    )
+    parser.add_argument("--recipe", choices=RECIPES, default=None, help="default: logistic")
+    parser.add_argument("--seed", type=int, default=None, help="default: 1")
+    parser.add_argument(
+        "--samples", type=int, default=None, help=f"synthetic dataset size (default: {DEFAULT_SAMPLES})"
+    )
     parser.add_argument("--model-version", default=None, help="default: <recipe>-seed<seed>")
     parser.add_argument("--tarball", type=Path, default=None, help="also write model.tar.gz here")
     return parser.parse_args(argv)
@@ -298,9 +445,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
-    config = TrainConfig(args.recipe, args.seed, args.samples, args.model_version)
-    data = read_training_dir(args.train_dir, CHURN_SCHEMA) if args.train_dir else None
-    metadata = train(config, args.model_dir, data)
+    try:
+        hyperparameters = read_hyperparameters(args.config_dir)
+        flags = {"recipe": args.recipe, "seed": args.seed, "samples": args.samples}
+        given = {name: str(value) for name, value in flags.items() if value is not None}
+        if args.model_version is not None:
+            given["model_version"] = args.model_version
+        config = config_from_hyperparameters({**hyperparameters, **given})
+        data = read_training_dir(args.train_dir, CHURN_SCHEMA) if args.train_dir else None
+        manifest = read_manifest(args.train_dir)
+        metadata = train(config, args.model_dir, data, manifest=manifest, job_hyperparameters=hyperparameters)
+    except (TrainingDataError, HyperparameterError, DataVersionError) as error:
+        fail(f"training failed: {error}")
     if args.tarball:
         package_model(args.model_dir, args.tarball)
     print(json.dumps({"model_version": metadata["model_version"], "metrics": metadata["metrics"]}, indent=2))
