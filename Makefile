@@ -46,7 +46,8 @@ synth: setup
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
 # make demo: the whole rollout on the local cloud (localcloud/demo.py), from the `local` environment's
-# stack; the story on the terminal, the report in demo-report.html.
+# stack; the story on the terminal, the report in demo-report.html, the functions' logs in
+# demo-report-lambda.log.
 demo: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
 	$(PY) -m localcloud.demo --cdk-out cdk.out.local --report demo-report.html
@@ -61,4 +62,4 @@ bench-quick: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
-	rm -rf cdk.out cdk.out.local demo-report.html .mypy_cache .ruff_cache .pytest_cache
+	rm -rf cdk.out cdk.out.local demo-report.html demo-report-lambda.log .mypy_cache .ruff_cache .pytest_cache

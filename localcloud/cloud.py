@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import boto3
 from moto import mock_aws
@@ -107,7 +107,8 @@ class LocalCloud:
     created (e.g. Wait states shortened by the clock's rate). `gap_fillers`: named factories opened in
     order before deploying. `require_appconfig=False` skips the AppConfig resources moto cannot create
     when `localcloud.appconfig` is not among the gap fillers. `parameters`: values of template
-    parameters (e.g. SSM-typed ones a created resource needs).
+    parameters (e.g. SSM-typed ones a created resource needs). `lambda_log`: where the functions' logs
+    are echoed (standard error when None).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class LocalCloud:
         require_appconfig: bool = True,
         parameters: Mapping[str, str] | None = None,
         region: str = "us-east-1",
+        lambda_log: TextIO | None = None,
     ) -> None:
         self.cdk_out = Path(cdk_out)
         self.stack_name = stack_name
@@ -130,6 +132,7 @@ class LocalCloud:
         self.require_appconfig = require_appconfig
         self.parameters = dict(parameters or {})
         self.region = region
+        self.lambda_log = lambda_log
         self._exit_stack: ExitStack | None = None
         self._filled: dict[str, Any] = {}
         self._port: int | None = None
@@ -193,7 +196,9 @@ class LocalCloud:
             )
             if self.clock is not None:
                 stack.enter_context(accelerated_workers())
-            self._runner = stack.enter_context(LambdaRunner([], aws_endpoint_url=self.endpoint_url))
+            self._runner = stack.enter_context(
+                LambdaRunner([], aws_endpoint_url=self.endpoint_url, log_sink=self.lambda_log)
+            )
             stack.enter_context(route_lambda_invocations(self._runner))
             self._updates = stack.enter_context(emulate_update_endpoint())
             stack.enter_context(emulate_alarm_apis())

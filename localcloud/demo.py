@@ -18,8 +18,10 @@ the local cloud (`localcloud.cloud.LocalCloud`: moto on loopback with its gaps f
    the champion, and the abort rule rolls the rollout back;
 6. a summary, and an HTML report with plots (`localcloud.report`).
 
-Time runs faster for the Lambda workers and the emulated services (`--rate`, 30 by default): the
-configured 2-minute bakes pass in 4 s, and the Step Functions Wait states are shortened to match.
+Time runs faster for the Lambda workers and the emulated services (`--rate`, 15 by default): the
+configured 3-minute bakes pass in 12 s, and the Step Functions Wait states are shortened to match. A
+faster rate shortens the story but puts fewer requests in each bake: on a busy machine the judge then
+runs out of bakes before it has the data to promote.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 from moto.cloudwatch.models import cloudwatch_backends
@@ -56,7 +58,7 @@ STACK = "MlRollout-local"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 POWERTOOLS_LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"
-DEFAULT_RATE = 10.0
+DEFAULT_RATE = 15.0
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 ROLLOUT_DEADLINE_SECONDS = 240.0
 WARM_UP_SECONDS = 20.0
@@ -85,6 +87,11 @@ class Story:
     decisions: list[tuple[float, str, str, str]] = field(default_factory=list)
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # Real seconds from the kill switch's deployment to the last request the challenger served.
+    kill_switch_seconds: float | None = None
+    # Every simulated request: how many, how many answered other than 200.
+    requests: int = 0
+    failed_requests: int = 0
 
     def at(self) -> float:
         return time.monotonic() - self.started
@@ -97,7 +104,7 @@ class Story:
         when = self.at() if at is None else max(0.0, at)
         self.decisions.append((when, version, kind, text))
         self.decisions.sort(key=lambda decision: decision[0])
-        self.say(f"  {version} {kind}: {text}")
+        self.say(f"  {version} {kind} (at {when:.1f}s): {text}")
 
     def since_start(self, clock: AcceleratedClock, emulated_epoch: float) -> float:
         """Seconds since the start of the story for a time on the accelerated clock."""
@@ -126,13 +133,23 @@ def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
             f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
         )
     story = Story()
-    with tempfile.TemporaryDirectory(prefix="mlrollout-demo-") as scratch:
+    lambda_log = lambda_log_path(report)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlrollout-demo-") as scratch,
+        lambda_log.open("w", encoding="utf-8") as functions_log,
+    ):
+        story.say(f"the Lambda functions' logs go to {lambda_log}")
         versions = train_versions(Path(scratch), story)
         clock = AcceleratedClock(rate=rate)
-        with open_cloud(cdk_out, clock) as cloud:
+        with open_cloud(cdk_out, clock, functions_log) as cloud:
             Demo(cloud, clock, story, versions).run()
     write_report(story, report)
     return story
+
+
+def lambda_log_path(report: Path) -> Path:
+    """The functions' logs beside the report (they would be in CloudWatch Logs on AWS)."""
+    return report.with_name(f"{report.stem}-lambda.log")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -157,7 +174,7 @@ def train_versions(scratch: Path, story: Story) -> dict[str, Version]:
 
 
 @contextmanager
-def open_cloud(cdk_out: Path, clock: AcceleratedClock) -> Iterator[LocalCloud]:
+def open_cloud(cdk_out: Path, clock: AcceleratedClock, lambda_log: TextIO) -> Iterator[LocalCloud]:
     from localcloud.appconfig import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
     from localcloud.sagemaker_runtime import serve_endpoints  # noqa: PLC0415
 
@@ -172,6 +189,7 @@ def open_cloud(cdk_out: Path, clock: AcceleratedClock) -> Iterator[LocalCloud]:
         clock=clock,
         definition_transform=definition,
         parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
+        lambda_log=lambda_log,
         gap_fillers={
             "events": lambda _cloud: deliver_events(),
             "registry events": lambda _cloud: emit_registry_events(),
@@ -357,6 +375,7 @@ class Demo:
         self.deploy_kill_switch(on=True, reason="demo: on-call pulls the switch")
         self.story.decide(name, "kill switch", "deployed ON")
         last_challenger = self._wait_for_champion_only(pulled)
+        self.story.kill_switch_seconds = last_challenger - pulled
         self.story.decide(
             name,
             "kill switch",
@@ -494,6 +513,8 @@ class Demo:
     def summary(self) -> None:
         self.story.say("summary")
         served = self.traffic.since(0)
+        self.story.requests = len(served)
+        self.story.failed_requests = sum(s.status != 200 for s in served)
         self.story.say(
             f"  {len(served)} requests from {len({s.user for s in served})} users, "
             f"{sum(s.status != 200 for s in served)} not OK"

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from localcloud.template import AwsEnvironment, Resolver, StackTemplate
 
@@ -222,10 +222,19 @@ class LambdaRunner:
     """Invokes registered functions in warm worker processes. Thread-safe; close it (or use `with`).
 
     `aws_endpoint_url`, when given, is where the handlers' AWS SDK calls go (the emulator's address).
+    `log_sink`: where each invocation's log is echoed as it ends (standard error when None; the log is
+    also in the result, and in CloudWatch Logs when invoked through the Lambda API).
     """
 
-    def __init__(self, functions: Iterable[FunctionSpec], *, aws_endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        functions: Iterable[FunctionSpec],
+        *,
+        aws_endpoint_url: str | None = None,
+        log_sink: TextIO | None = None,
+    ) -> None:
         self.aws_endpoint_url = aws_endpoint_url
+        self.log_sink = log_sink
         self._functions: dict[str, FunctionSpec] = {}
         self._idle: dict[tuple[object, ...], list[_Worker]] = {}
         self._lock = threading.Lock()
@@ -271,7 +280,7 @@ class LambdaRunner:
             "trace_id": _unsampled_trace_id(),
         }
         try:
-            return self._run(worker, spec, request)
+            return self._run(worker, spec, request, self.log_sink or sys.stderr)
         finally:
             self._release(spec, worker)
 
@@ -322,7 +331,9 @@ class LambdaRunner:
         return InvocationResult(payload=json.dumps(init_error).encode(), function_error=UNHANDLED)
 
     @staticmethod
-    def _run(worker: _Worker, spec: FunctionSpec, request: Mapping[str, Any]) -> InvocationResult:
+    def _run(
+        worker: _Worker, spec: FunctionSpec, request: Mapping[str, Any], log_sink: TextIO
+    ) -> InvocationResult:
         request_id = request["request_id"]
         try:
             response = worker.invoke(request, spec.timeout_seconds)
@@ -340,7 +351,7 @@ class LambdaRunner:
             return _unhandled(_failure("Runtime.ExitError", message))
         log = str(response.get("log", ""))
         if log:
-            sys.stderr.write(log)
+            log_sink.write(log)
         if "error" in response:
             return _unhandled(response["error"], log)
         return InvocationResult(payload=str(response["payload"]).encode(), log=log)
