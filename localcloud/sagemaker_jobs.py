@@ -37,8 +37,10 @@ SageMaker's file layout under a scratch root (``<scratch>/<job>/opt/ml/...``):
 * Every job's stdout and stderr are kept in ``<scratch>/<job>/stdout.log`` and ``stderr.log``.
 
 `LocalJobs.wait(name)` blocks until a job has ended and gives its final status (a test's way to await
-one); `LocalJobs.job(name)` gives its scratch paths. Closing the context stops the jobs still running and,
-when the scratch root was a temporary one, removes it. Use it inside moto's mock, or as a gap filler of
+one); `LocalJobs.job(name)` gives its scratch paths and logs; while `LocalJobs.hold()` is open, new jobs
+wait before they start (`InProgress`, `Starting`), so that a test sees a job in progress, or stops it, for
+certain. Closing the context stops the jobs still running and, when the scratch root was a temporary one,
+removes it. Use it inside moto's mock, or as a gap filler of
 `localcloud.cloud.LocalCloud`::
 
     with mock_aws(), run_jobs_locally() as jobs:
@@ -218,6 +220,8 @@ class LocalJobs:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._gate = threading.Condition()
+        self._held = False
         self._bin = scratch / ".bin"
         self._bin.mkdir(parents=True, exist_ok=True)
         for name in PYTHON_NAMES:
@@ -240,6 +244,19 @@ class LocalJobs:
         if not job.ended.wait(timeout):
             raise LocalJobError(f"{job.kind} job {name} has not ended after {timeout} s: still {job.status}")
         return job.status
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """While open, jobs created do not start: they stay `InProgress` (`Starting`) until it closes
+        or they are stopped, so that a caller can see a job in progress, or stop it, for certain."""
+        with self._gate:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._held = False
+                self._gate.notify_all()
 
     @property
     def names(self) -> list[str]:
@@ -274,9 +291,14 @@ class LocalJobs:
             job.stop_requested.set()
             _set_status(job, "Stopping", "Stopping")
             process = job.process
+        self._wake()
         if process is not None:
             _terminate(process)
         return True
+
+    def _wake(self) -> None:
+        with self._gate:
+            self._gate.notify_all()
 
     def close(self) -> None:
         with self._lock:
@@ -289,6 +311,7 @@ class LocalJobs:
                 process = job.process
             if process is not None and process.poll() is None:
                 _terminate(process)
+        self._wake()
         for thread in threads:
             thread.join()
 
@@ -296,6 +319,11 @@ class LocalJobs:
 
     def _run(self, job: LocalJob) -> None:
         try:
+            with self._gate:
+                self._gate.wait_for(lambda: not self._held or job.stop_requested.is_set())
+            if job.stop_requested.is_set():
+                _finish(job, "Stopped")
+                return
             self._download(job)
             self._execute(job)
             if job.stop_requested.is_set():
