@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUTES, Recipe
 from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.models import BlueGreenSettings, Strategy
@@ -160,9 +161,34 @@ class Notifications(StrictModel):
 
 
 class Retraining(StrictModel):
+    """Automated retraining (lambdas/retraining, infra/retraining_workflow.py): new data, a schedule or the
+    drift alarm trains, evaluates and registers a model version, which the approval hands to the rollout."""
+
     enabled: bool = False
     schedule: str = Field(default="rate(7 days)", description="EventBridge rate() or cron() expression")
-    auto_approve: bool = False
+    auto_approve: bool = Field(
+        default=False,
+        description="register a model that passes the gate as Approved, which starts its rollout at once",
+    )
+    training_image_uri: str | None = Field(
+        default=None,
+        pattern=ECR_IMAGE_PATTERN,
+        description="ECR image built from containers/training; it runs all three jobs",
+    )
+    recipe: Recipe = Field(default="logistic", description="pipelines.train's recipe")
+    seed: int = Field(default=1, ge=0, le=2**31 - 1, description="the training split's and model's seed")
+    processing_instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
+    training_instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
+    volume_size_gb: int = Field(default=30, ge=1, le=512, description="each job's storage volume")
+    max_runtime_minutes: int = Field(
+        default=60, ge=1, le=MAX_RUNTIME_MINUTES, description="each job is stopped after this long"
+    )
+    poll_seconds: int = Field(default=60, ge=10, le=3600, description="how often a running job is checked")
+    data_bucket_name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="the training-data bucket's name; by default CloudFormation names it",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -170,6 +196,15 @@ class Retraining(StrictModel):
         if not SCHEDULE_PATTERN.match(schedule):
             raise ValueError(f"schedule must be rate(N unit) or cron(...), got {schedule!r}")
         return schedule
+
+    @model_validator(mode="after")
+    def _image_when_enabled(self) -> Self:
+        if self.enabled and self.training_image_uri is None:
+            raise ValueError(
+                "training_image_uri is required when retraining is enabled: the ECR image built from "
+                "containers/training, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-training:1"
+            )
+        return self
 
 
 class FlagDeployment(StrictModel):

@@ -1,0 +1,666 @@
+"""The retraining workflow: new data, a schedule or a drift alarm trains, evaluates and registers a model.
+
+A Step Functions state machine over the retraining Lambdas (`lambdas/handlers/retraining_*.py`): take the
+family's lock (the rollout's lock table, key ``retraining#<family>``; held -> "Already retraining", no
+failure), then three SageMaker jobs, each started by a task and polled by a Wait/check loop (the Lambdas
+call Create*/Describe*Job: Step Functions' .sync integrations would poll for us, but a Lambda per step
+keeps every call testable and the state in one shape), then the gate and the registration, then the lock
+is released. An approved package starts its rollout through the rollout's approval rule, the same path a
+person's approval takes; a pending one waits in the registry for a person.
+
+Every task retries Lambda's transient errors; every failure after the lock is caught into one path that
+publishes the reason to the notifications topic, releases the lock and ends the execution as failed
+with the caught error and its message.
+
+The training data lives in its own bucket (objects under ``<family>/``), encrypted with the registry's
+key, TLS-only, versioned, with EventBridge notifications on: a new object under a family's prefix starts
+that family's retraining. Each function's role grants exactly the calls its handler makes, and the
+SageMaker jobs run as a role that reads the data, reads and writes the run's prefix of the artifact
+bucket and pulls the training image (see `tests/infra/test_retraining_workflow.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import ECR_IMAGE_PATTERN, Endpoint, EnvironmentConfig
+from infra.lambda_function import LOG_RETENTION, ProjectFunction
+from infra.nag import acknowledge, acknowledge_wildcard_resources
+from infra.notifications import Notifications
+from infra.registry import ModelRegistry
+from lambdas.retraining.jobs import ARTIFACTS_PREFIX, job_name_stem
+from lambdas.retraining.state import JobStep
+
+METRICS_NAMESPACE = "mlrollout"
+HANDLER_MODULES = (
+    "retraining_start",
+    "retraining_preprocess",
+    "retraining_train",
+    "retraining_evaluate",
+    "retraining_check_job",
+    "retraining_register",
+    "retraining_release",
+)
+JOB_STARTERS: dict[JobStep, str] = {
+    "preprocess": "retraining_preprocess",
+    "train": "retraining_train",
+    "evaluate": "retraining_evaluate",
+}
+# The start handler gets the execution's input with the execution's id beside its keys (as the rollout's).
+NAMED_INPUT = {"input.$": "$", "execution": {"execution_id.$": "$$.Execution.Id"}}
+START_PAYLOAD_PATH = "States.JsonMerge($.input, $.execution, false)"
+TRANSIENT_ERRORS = (
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "ThrottlingException",
+    "LockContention",
+)
+EVENT_RETRY_ATTEMPTS = 8
+ERROR = "$.error"
+# Three jobs at most their configured runtime each, plus the polls, the gate and the registration.
+WORKFLOW_ALLOWANCE_MINUTES = 60
+JOB_LOG_GROUPS = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
+
+
+def handler_name(module: str) -> str:
+    return f"lambdas.handlers.{module}.handler"
+
+
+def workflow_timeout(config: EnvironmentConfig) -> Duration:
+    return Duration.minutes(3 * config.retraining.max_runtime_minutes + WORKFLOW_ALLOWANCE_MINUTES)
+
+
+def repository_arn(image_uri: str) -> str:
+    """The ECR repository an image URI names (its own account and region, which may differ from ours)."""
+    match = re.match(ECR_IMAGE_PATTERN, image_uri)
+    if match is None:
+        raise ValueError(f"not an ECR image URI: {image_uri!r}")
+    return f"arn:{Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
+
+
+def execution_input(family: str, kind: str, detail: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The state machine's input as a trigger sends it."""
+    return {"model_family": family, "trigger": {"kind": kind, "detail": dict(detail or {})}}
+
+
+class RetrainingWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        registry: ModelRegistry,
+        lock_table: dynamodb.ITable,
+        notifications: Notifications,
+        drift_alarms: Mapping[str, cloudwatch.IAlarm] | None = None,
+        artifact_readers: Sequence[iam.IRole] = (),
+        gate_readers: Sequence[iam.IRole] = (),
+    ) -> None:
+        """`drift_alarms`: endpoint name (the config's) -> its drift alarm, whose ALARM retrains the
+        endpoint's family. `artifact_readers` (the endpoints' execution roles) load retrained artifacts;
+        `gate_readers` (the rollout's gates function) read the gate files beside them."""
+        super().__init__(scope, construct_id)
+        retraining = config.retraining
+        if retraining.training_image_uri is None:
+            raise ValueError("retraining.training_image_uri is required for the retraining workflow")
+        self._config = config
+        self._registry = registry
+        self._lock_table = lock_table
+        self._notifications = notifications
+        self._image_uri = retraining.training_image_uri
+        self.state_machine_name = f"{config.prefix}-retraining"
+        self.families = config.model_families
+        self.package_groups = {family: registry.package_group_names[family] for family in self.families}
+        self.data_bucket = self._data_bucket()
+        self.job_role = self._job_role()
+        self.functions = {module: self._function(module) for module in HANDLER_MODULES}
+        self._grant()
+        self._grant_artifact_readers(artifact_readers, gate_readers)
+        self.state_machine = self._state_machine()
+        self._acknowledge_state_machine_role()
+        self.rules = self._triggers(drift_alarms or {})
+
+    # --- Data and the jobs' role ------------------------------------------------------------------------
+
+    def _data_bucket(self) -> s3.Bucket:
+        registry = self._registry
+        bucket = s3.Bucket(
+            self,
+            "TrainingData",
+            bucket_name=self._config.retraining.data_bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=registry.key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=registry.access_log_bucket,
+            server_access_logs_prefix="training-data/",
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # "Object Created" events start the family's retraining. The bucket's own property, not
+        # event_bridge_enabled, which adds a custom-resource Lambda to set the same thing.
+        resource = bucket.node.default_child
+        assert isinstance(resource, s3.CfnBucket)
+        resource.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                event_bridge_enabled=True
+            )
+        )
+        return bucket
+
+    def _artifacts(self, pattern: str = "*") -> str:
+        return self._registry.bucket.arn_for_objects(f"{ARTIFACTS_PREFIX}/{pattern}")
+
+    def _job_role(self) -> iam.Role:
+        """What the three jobs may do: read the data, read and write runs' folders, pull the image, log."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{self._config.prefix}: retraining's processing and training jobs",
+        )
+        data_objects = self.data_bucket.arn_for_objects("*")
+        run_objects = self._artifacts()
+        statements = [
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_objects]),
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.data_bucket.bucket_arn]),
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[run_objects]),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self._registry.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{ARTIFACTS_PREFIX}/*"]}},
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                ],
+                resources=[repository_arn(self._image_uri)],
+            ),
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
+            ),
+        ]
+        log_groups = [
+            stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"{group}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for group in JOB_LOG_GROUPS
+        ]
+        statements.append(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=log_groups,
+            )
+        )
+        for statement in statements:
+            role.add_to_principal_policy(statement)
+        # Reading the data and the runs' files, writing the jobs' outputs (S3 asks KMS as the caller).
+        self._registry.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        acknowledge_wildcard_resources(
+            role,
+            [data_objects, run_objects, *log_groups],
+            "A run reads every data drop of its family and writes under retraining/ with keys named at "
+            "run time; SageMaker writes each job's logs to streams it names under its own log groups.",
+        )
+        acknowledge_wildcard_resources(
+            role,
+            ["*"],
+            "ecr:GetAuthorizationToken supports no resource; cloudwatch:PutMetricData supports none and "
+            "is limited to SageMaker's /aws/sagemaker/ namespaces by condition.",
+        )
+        return role
+
+    # --- Functions --------------------------------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        config = self._config
+        retraining = config.retraining
+        stack = Stack.of(self)
+        jobs = {
+            "name_prefix": config.prefix,
+            "image_uri": self._image_uri,
+            "recipe": retraining.recipe,
+            "seed": retraining.seed,
+            "processing_instance_type": retraining.processing_instance_type,
+            "training_instance_type": retraining.training_instance_type,
+            "volume_size_gb": retraining.volume_size_gb,
+            "max_runtime_minutes": retraining.max_runtime_minutes,
+        }
+        # A family served by several endpoints registers one package for all of them: the first
+        # endpoint's serving image (they share the family's package group, hence its image).
+        first_endpoint: dict[str, Endpoint] = {}
+        for endpoint in config.endpoints:
+            first_endpoint.setdefault(endpoint.model_family, endpoint)
+        families = {
+            family: {
+                "model_package_group": self.package_groups[family],
+                "inference_image": first_endpoint[family].initial_model.image_uri,
+                "gates": config.rollout.gates.model_dump(mode="json"),
+            }
+            for family in self.families
+        }
+        return {
+            "LOCK_TABLE": self._lock_table.table_name,
+            "DATA_BUCKET": self.data_bucket.bucket_name,
+            "ARTIFACTS_BUCKET": self._registry.bucket.bucket_name,
+            "SAGEMAKER_ROLE_ARN": self.job_role.role_arn,
+            "AUTO_APPROVE": "true" if retraining.auto_approve else "false",
+            "JOBS": stack.to_json_string(jobs),
+            "FAMILIES": stack.to_json_string(families),
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+
+    def _function(self, module: str) -> ProjectFunction:
+        service = module.replace("_", "-")
+        return ProjectFunction(
+            self,
+            "".join(part.title() for part in module.removeprefix("retraining_").split("_")),
+            handler=handler_name(module),
+            description=f"{self._config.prefix}: {service} step of the retraining workflow",
+            environment={**self._environment(), "POWERTOOLS_SERVICE_NAME": service},
+            timeout=Duration.minutes(1),
+            memory_size=256,
+        )
+
+    # --- Least privilege --------------------------------------------------------------------------------
+
+    def _allow(
+        self,
+        module: str,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, object] | None = None,
+    ) -> None:
+        self.functions[module].role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
+        )
+
+    def job_arns(self, kind: str) -> list[str]:
+        """ARNs of this environment's jobs of a kind ("processing-job", "training-job"), by name stem."""
+        stack = Stack.of(self)
+        stems = sorted({job_name_stem(self._config.prefix, family) for family in self.families})
+        return [
+            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{stem}-*") for stem in stems
+        ]
+
+    def _grant(self) -> None:
+        """Each function gets the calls its handler makes (lambdas/handlers/retraining_*.py) on these ARNs."""
+        roles = {module: self.functions[module].role for module in HANDLER_MODULES}
+        table = self._lock_table
+        # Taking the lock: a conditional put, and a read of the lease that refused it.
+        table.grant(roles["retraining_start"], "dynamodb:PutItem", "dynamodb:GetItem")
+        # Renewing it at every step: a conditional update by the holder, then a read of who holds it.
+        for module in (*JOB_STARTERS.values(), "retraining_check_job", "retraining_register"):
+            table.grant(roles[module], "dynamodb:UpdateItem", "dynamodb:GetItem")
+        # Releasing it: a delete conditional on the holder.
+        table.grant(roles["retraining_release"], "dynamodb:DeleteItem")
+
+        processing_jobs, training_jobs = self.job_arns("processing-job"), self.job_arns("training-job")
+        pass_job_role = iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[self.job_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        for step, module in JOB_STARTERS.items():
+            if step == "train":
+                self._allow(module, ["sagemaker:CreateTrainingJob"], training_jobs)
+            else:
+                self._allow(module, ["sagemaker:CreateProcessingJob"], processing_jobs)
+            roles[module].add_to_principal_policy(pass_job_role)
+            acknowledge_wildcard_resources(
+                roles[module],
+                training_jobs if step == "train" else processing_jobs,
+                "Jobs are named per run at run time; only names starting with this environment's "
+                "family stem can be created.",
+            )
+        self._allow("retraining_check_job", ["sagemaker:DescribeProcessingJob"], processing_jobs)
+        self._allow("retraining_check_job", ["sagemaker:DescribeTrainingJob"], training_jobs)
+        acknowledge_wildcard_resources(
+            roles["retraining_check_job"],
+            [*processing_jobs, *training_jobs],
+            "Jobs are named per run at run time; only this environment's retraining jobs can be described.",
+        )
+        self._grant_register(roles["retraining_register"])
+
+    def _grant_register(self, role: iam.IRole) -> None:
+        """The registration reads the evaluation's report and manifest, then creates a package version."""
+        stack = Stack.of(self)
+        run_objects = self._artifacts()
+        self._allow("retraining_register", ["s3:GetObject"], [run_objects])
+        self._registry.key.grant(role, "kms:Decrypt")
+        groups = sorted(set(self.package_groups.values()))
+        packages = [
+            stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")
+            for group in groups
+        ]
+        package_groups = [
+            stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group)
+            for group in groups
+        ]
+        self._allow("retraining_register", ["sagemaker:CreateModelPackage"], [*packages, *package_groups])
+        acknowledge_wildcard_resources(
+            role,
+            [run_objects, *packages],
+            "The evaluation's files are under the run's folder named at run time; package versions are "
+            "numbered by SageMaker within this environment's groups only.",
+        )
+
+    def _grant_artifact_readers(
+        self, artifact_readers: Sequence[iam.IRole], gate_readers: Sequence[iam.IRole]
+    ) -> None:
+        """A retrained package's artifact and gate files live under retraining/, not models/: the endpoints
+        load the one and the rollout's gates read the others."""
+        models = self._artifacts("*/model/*")
+        gate_files = self._artifacts("*/gates/*")
+        for role, objects, reason in (
+            *(
+                (role, models, "model.tar.gz of a retrained version, which a rollout deploys")
+                for role in artifact_readers
+            ),
+            *(
+                (role, gate_files, "the gate files beside a retrained version's artifact")
+                for role in gate_readers
+            ),
+        ):
+            role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+            acknowledge_wildcard_resources(
+                role,
+                [objects],
+                f"Reads {reason}; run and job names are only known at run time, and only retraining's "
+                "folders are readable.",
+            )
+
+    # --- State machine ----------------------------------------------------------------------------------
+
+    def _task(
+        self,
+        name: str,
+        module: str,
+        payload: sfn.TaskInput | None = None,
+        *,
+        result_path: str | None = None,
+    ) -> tasks.LambdaInvoke:
+        """A task whose input and output are the whole state (a payload replaces its input; a result path
+        keeps the state as it was and drops the answer)."""
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self.functions[module].function,
+            payload=payload,
+            payload_response_only=payload is None,
+            output_path=None if payload is None else "$.Payload",
+            result_path=result_path,
+            retry_on_service_exceptions=False,
+        )
+        task.add_retry(
+            errors=list(TRANSIENT_ERRORS),
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _notify(self, name: str, outcome: str) -> tasks.SnsPublish:
+        """Publish the caught error to the notifications topic; the state passes through unchanged."""
+        publish = tasks.SnsPublish(
+            self,
+            name,
+            topic=self._notifications.topic,
+            subject=f"{self._config.prefix}: retraining {outcome}",
+            message=sfn.TaskInput.from_object(
+                {
+                    "event": f"retraining_{outcome}",
+                    "execution_id": sfn.JsonPath.string_at("$$.Execution.Id"),
+                    "input": sfn.JsonPath.object_at("$$.Execution.Input"),
+                    "error": sfn.JsonPath.string_at("$.error.Error"),
+                    "cause": sfn.JsonPath.string_at("$.error.Cause"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        publish.add_retry(
+            errors=["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"],
+            interval=Duration.seconds(2),
+            max_attempts=4,
+            backoff_rate=2,
+        )
+        return publish
+
+    def _failure_path(self) -> tasks.SnsPublish:
+        notify = self._notify("Notify the failure", "failed")
+        release = self._task(
+            "Release the lock after the failure", "retraining_release", result_path=sfn.JsonPath.DISCARD
+        )
+        failed = sfn.Fail(self, "Retraining failed", error_path="$.error.Error", cause_path="$.error.Cause")
+        # A notification that cannot be sent must not keep the family locked.
+        notify.add_catch(release, errors=["States.ALL"], result_path="$.notify_error")
+        release.add_catch(
+            sfn.Fail(
+                self,
+                "Retraining failed, lock not released",
+                error_path="$.error.Error",
+                cause_path="$.error.Cause",
+            ),
+            errors=["States.ALL"],
+            result_path="$.release_error",
+        )
+        notify.next(release).next(failed)
+        return notify
+
+    def _job(
+        self, step: JobStep, title: str, failure: sfn.IChainable, then: sfn.IChainable
+    ) -> tasks.LambdaInvoke:
+        """Start the step's job, then wait and check until it has completed (a failed job fails the check)."""
+        start = self._task(f"Start {title}", JOB_STARTERS[step])
+        check = self._task(f"Is {title} done?", "retraining_check_job")
+        wait = sfn.Wait(
+            self,
+            f"Wait for {title}",
+            time=sfn.WaitTime.duration(Duration.seconds(self._config.retraining.poll_seconds)),
+        )
+        for task in (start, check):
+            task.add_catch(failure, errors=["States.ALL"], result_path=ERROR)
+        start.next(wait)
+        wait.next(check)
+        check.next(
+            sfn.Choice(self, f"Has {title} completed?")
+            .when(sfn.Condition.string_equals("$.job.status", "Completed"), then)
+            .otherwise(wait)
+        )
+        return start
+
+    def _definition(self) -> sfn.IChainable:
+        failure = self._failure_path()
+        register = self._task("Gate and register the model", "retraining_register")
+        release = self._task("Release the lock", "retraining_release")
+        register.add_catch(failure, errors=["States.ALL"], result_path=ERROR)
+        release.add_catch(
+            sfn.Fail(
+                self, "Registered, lock not released", error_path="$.error.Error", cause_path="$.error.Cause"
+            ),
+            errors=["States.ALL"],
+            result_path=ERROR,
+        )
+        register.next(release).next(
+            sfn.Choice(self, "Approved or pending?")
+            .when(
+                sfn.Condition.string_equals("$.registration.approval_status", "Approved"),
+                sfn.Succeed(self, "Handed to the rollout", comment="the approval rule starts its rollout"),
+            )
+            .otherwise(sfn.Succeed(self, "Awaiting approval", comment="a person approves it in the registry"))
+        )
+        evaluate = self._job("evaluate", "the evaluation", failure, register)
+        train = self._job("train", "the training", failure, evaluate)
+        preprocess = self._job("preprocess", "the preprocessing", failure, train)
+
+        name_run = sfn.Pass(self, "Name the run after this execution", parameters=NAMED_INPUT)
+        take_lock = self._task(
+            "Take the family's lock", "retraining_start", sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
+        )
+        # Nothing was started and no lock taken: tell on-call and stop.
+        refused = self._notify("Notify the refusal", "refused")
+        refused.next(
+            sfn.Fail(self, "Retraining refused", error_path="$.error.Error", cause_path="$.error.Cause")
+        )
+        take_lock.add_catch(refused, errors=["States.ALL"], result_path=ERROR)
+        return name_run.next(take_lock).next(
+            sfn.Choice(self, "Is the lock ours?")
+            .when(sfn.Condition.boolean_equals("$.lock.taken", True), preprocess)
+            .otherwise(sfn.Succeed(self, "Already retraining", comment="another run holds this family"))
+        )
+
+    def _state_machine(self) -> sfn.StateMachine:
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        return sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            timeout=workflow_timeout(self._config),
+            tracing_enabled=True,
+            # The state holds job names, S3 URIs, the gate's numbers and package ARNs; no training data.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"{self._config.prefix}: preprocess, train, evaluate, gate and register a model version",
+        )
+
+    def _acknowledge_state_machine_role(self) -> None:
+        role = self.state_machine.role
+        acknowledge_wildcard_resources(
+            role,
+            ["*"],
+            "X-Ray tracing and the CloudWatch Logs delivery actions of Step Functions logging support "
+            "no resource-level permission.",
+        )
+        acknowledge_wildcard_resources(
+            role,
+            [f"{project.function.function_arn}:*" for project in self.functions.values()],
+            "Step Functions invokes this one function; aws-cdk-lib also allows its versions and "
+            "aliases (the :* suffix), never another function.",
+        )
+
+    # --- Triggers ---------------------------------------------------------------------------------------
+
+    def _target(
+        self, execution: Mapping[str, object] | events.RuleTargetInput, dlq: sqs.IQueue
+    ) -> targets.SfnStateMachine:
+        rule_input = (
+            execution
+            if isinstance(execution, events.RuleTargetInput)
+            else events.RuleTargetInput.from_object(execution)
+        )
+        return targets.SfnStateMachine(
+            self.state_machine,
+            input=rule_input,
+            retry_attempts=EVENT_RETRY_ATTEMPTS,
+            max_event_age=Duration.hours(2),
+            dead_letter_queue=dlq,
+        )
+
+    def _triggers(self, drift_alarms: Mapping[str, cloudwatch.IAlarm]) -> list[events.Rule]:
+        """Per family: the schedule, a new object under its data prefix, its endpoints' drift alarms."""
+        prefix = self._config.prefix
+        undelivered = sqs.Queue(
+            self,
+            "UndeliveredTriggers",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the retraining triggers; nothing consumes it "
+            "automatically, a person reads and redrives its events.",
+        )
+        self.undelivered_triggers = undelivered
+        rules: list[events.Rule] = []
+        for family in self.families:
+            scheduled = events.Rule(
+                self,
+                f"Schedule-{family}",
+                description=f"{prefix}: retrain {family} on schedule",
+                schedule=events.Schedule.expression(self._config.retraining.schedule),
+            )
+            scheduled.add_target(self._target(execution_input(family, "schedule"), undelivered))
+            new_data = events.Rule(
+                self,
+                f"NewData-{family}",
+                description=f"{prefix}: a new object under {family}/ in the training-data bucket retrains it",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"],
+                    detail_type=["Object Created"],
+                    detail={
+                        "bucket": {"name": [self.data_bucket.bucket_name]},
+                        "object": {"key": [{"prefix": f"{family}/"}]},
+                    },
+                ),
+            )
+            detail = {
+                "bucket": events.EventField.from_path("$.detail.bucket.name"),
+                "key": events.EventField.from_path("$.detail.object.key"),
+            }
+            new_data.add_target(self._target(execution_input(family, "new_data", detail), undelivered))
+            rules += [scheduled, new_data]
+        for endpoint in self._config.endpoints:
+            alarm = drift_alarms.get(endpoint.name)
+            if alarm is None:
+                continue
+            drifted = events.Rule(
+                self,
+                f"Drift-{endpoint.name}",
+                description=f"{prefix}: {endpoint.name} drifting retrains {endpoint.model_family}",
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=["CloudWatch Alarm State Change"],
+                    resources=[alarm.alarm_arn],
+                    detail={"state": {"value": ["ALARM"]}},
+                ),
+            )
+            detail = {"endpoint": endpoint.name, "alarm": events.EventField.from_path("$.detail.alarmName")}
+            drifted.add_target(
+                self._target(execution_input(endpoint.model_family, "drift_alarm", detail), undelivered)
+            )
+            rules.append(drifted)
+        return rules
