@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from lambdas.retraining.drift import (
     DRIFT_NAMESPACE,
@@ -67,6 +68,10 @@ class PublishesMetrics(Protocol):
     """CloudWatch PutMetricData (boto3's `cloudwatch` client has it)."""
 
     def put_metric_data(self, *, Namespace: str, MetricData: Any) -> Any: ...
+
+
+class BaselineUnreadable(ValueError):
+    """The champion's baseline.json is there but is not a training baseline: a fault to fix, not "no data"."""
 
 
 class DriftMonitorFailed(Exception):
@@ -150,9 +155,8 @@ def observe_endpoint(endpoint: MonitoredEndpoint, services: DriftServices) -> Dr
     )
     artifact = champion_artifact(services.sagemaker.describe_model(ModelName=model_name))
     try:
-        baseline = TrainingBaseline.model_validate(
-            read_gate_json(services.s3, _gates_folder(artifact, services), BASELINE_FILE)
-        )
+        folder = _gates_folder(artifact, services)
+        document = read_gate_json(services.s3, folder, BASELINE_FILE)
     except GateInputMissing as missing:
         return not_measured(
             endpoint_name=endpoint.endpoint_name,
@@ -161,6 +165,14 @@ def observe_endpoint(endpoint: MonitoredEndpoint, services: DriftServices) -> Dr
             reason=f"the champion has no training baseline ({missing})",
             settings=settings.gates,
         )
+    try:
+        baseline = TrainingBaseline.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
+        raise BaselineUnreadable(
+            f"s3://{folder[0]}/{folder[1]}{BASELINE_FILE} of {artifact.described} is not a training "
+            f"baseline: {problems}"
+        ) from None
     capture = live.carried.get("DataCaptureConfig")
     if not capture:
         return not_measured(
