@@ -567,6 +567,8 @@ class RetrainingWorkflow(Construct):
 
     def _acknowledge_state_machine_role(self) -> None:
         role = self.state_machine.role
+        # The failure path publishes to the encrypted topic: SNS asks KMS for a data key as the caller.
+        self._notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge_wildcard_resources(
             role,
             ["*"],
