@@ -19,8 +19,10 @@ from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 from lambdas.retraining.drift import load_drift_settings
 from lambdas.rollout.gates import GateSettings
+from localcloud.deploy import check_template
+from localcloud.template import StackTemplate
 from tests.infra.conftest import cdk_json_context
-from tests.infra.test_compliance import _acknowledgments, _nag_report
+from tests.infra.test_compliance import ACCEPTED_CFN_LINT_WARNINGS, _acknowledgments, _lint, _nag_report
 
 PREFIX = "mlrollout-test"
 ACCOUNT = "123456789012"
@@ -77,6 +79,7 @@ class Synthesized:
         add_compliance_checks(app)
         app.synth()  # cdk-nag: an unacknowledged finding fails here
         self.outdir = outdir
+        self.stack_name = stack.stack_name
         self.template = Template.from_stack(stack)
         self.resources: dict[str, Any] = self.template.to_json()["Resources"]
 
@@ -310,3 +313,20 @@ def test_the_function_environment_is_plain_json_the_handler_reads(synthesized: S
     variables = synthesized.function()["Environment"]["Variables"]
     assert all(isinstance(value, str) for value in variables.values())
     assert json.loads(variables["DRIFT_GATES"])["psi_max"] == 0.25
+
+
+def test_cfn_lint_finds_no_error_and_the_local_cloud_can_deploy_every_resource(
+    synthesized: Synthesized,
+) -> None:
+    [template] = synthesized.outdir.glob("*.template.json")
+    for match in _lint(template):
+        assert not match.rule.id.startswith("E"), str(match)
+        assert match.rule.id in ACCEPTED_CFN_LINT_WARNINGS, str(match)
+    # Every type and property is one localcloud deploys (or lists as not applied, with the reason).
+    check_template(
+        StackTemplate(
+            name=synthesized.stack_name,
+            body=json.loads(template.read_text()),
+            assembly_dir=synthesized.outdir,
+        )
+    )
