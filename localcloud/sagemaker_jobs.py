@@ -65,6 +65,7 @@ import inspect
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -103,6 +104,9 @@ STOP_GRACE_S = 10.0
 PYTHON_NAMES = ("python3", "python")
 
 JobKind = Literal["training", "processing"]
+# SageMaker's pattern for training and processing job names (which also keeps them inside the scratch root).
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MARK = "_runs_jobs_locally"
 ENDED = ("Completed", "Failed", "Stopped")
 
 
@@ -116,6 +120,8 @@ class LocalJobError(RuntimeError):
 
 def check_moto() -> None:
     """Fails loudly when moto's job methods changed shape or moto started running jobs itself."""
+    if getattr(SageMakerModelBackend.create_training_job, _MARK, False):
+        raise LocalJobError("run_jobs_locally is open already in this process: one runner at a time")
     if hasattr(SageMakerResponse, "stop_training_job"):
         raise MotoChangedError(
             f"moto {moto.__version__} has StopTrainingJob: re-read localcloud.sagemaker_jobs, written for "
@@ -492,6 +498,8 @@ def _list_objects(account_id: str, region: str, uri: str) -> list[tuple[str, byt
         if key.name.endswith("/"):
             continue  # a console "folder" marker, no data
         relative = key.name[len(folder) :]
+        if any(part in {"", ".", ".."} for part in relative.split("/")):
+            raise JobFailedError(f"ClientError: s3://{bucket_name}/{key.name} has no file path under {uri}")
         found.append((relative, bytes(key.value)))
     return found
 
@@ -759,6 +767,7 @@ def _create_training(runner: LocalJobs) -> Callable[..., Any]:
         _started(runner, backend, backend.training_jobs, name, training_job(runner, record, backend))
         return record
 
+    setattr(create_training_job, _MARK, True)
     return create_training_job
 
 
@@ -828,6 +837,10 @@ _requested = _RequestedEnvironment()
 
 
 def _refuse_duplicate(runner: LocalJobs, existing: Mapping[str, Any], name: str, kind: str) -> None:
+    if not JOB_NAME.match(name):
+        raise ValidationError(
+            message=f"{kind}JobName {name!r} must match {JOB_NAME.pattern} (letters, digits, hyphens)"
+        )
     if name in existing:
         raise ValidationError(
             message=f"{kind} job names must be unique within an AWS account and region, and a "

@@ -24,7 +24,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.evaluation import EvaluationReport
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker_jobs import LocalJobError, LocalJobs, run_jobs_locally
 from pipelines.data_version import DataManifest, ManifestObject
 from tests.unit.test_preprocess import drop_text
 
@@ -419,3 +419,28 @@ def test_jobs_run_when_created_through_motos_server_with_their_environment(jobs:
             remote.stop_training_job(TrainingJobName="absent")
     finally:
         server.stop()
+
+
+def test_an_object_key_that_leaves_its_prefix_fails_the_job_and_writes_nothing_outside(
+    jobs: LocalJobs, sagemaker: Any, s3: Any
+) -> None:
+    s3.put_object(Bucket=DATA_BUCKET, Key=f"{FAMILY}/../../escaped.csv", Body=b"a\n")
+    start_preprocess(sagemaker, "preprocess-escape")
+    assert jobs.wait("preprocess-escape") == "Failed"
+    described = sagemaker.describe_processing_job(ProcessingJobName="preprocess-escape")
+    assert described["FailureReason"].startswith(
+        f"ClientError: s3://{DATA_BUCKET}/{FAMILY}/../../escaped.csv"
+    )
+    assert not (jobs.job("preprocess-escape").root / "processing" / "escaped.csv").exists()
+    assert not (jobs.scratch / "preprocess-escape" / "escaped.csv").exists()
+
+
+def test_a_job_name_sagemaker_would_refuse_is_refused(jobs: LocalJobs, sagemaker: Any) -> None:
+    with pytest.raises(ClientError, match=r"ProcessingJobName '\.\./outside' must match"):
+        start_python(sagemaker, "../outside", "pass")
+    assert not (jobs.scratch.parent / "outside").exists()
+
+
+def test_one_runner_at_a_time(jobs: LocalJobs) -> None:
+    with pytest.raises(LocalJobError, match="open already"), run_jobs_locally():
+        pass
