@@ -205,20 +205,39 @@ class DriftMonitor(Construct):
         )
 
         bucket = self._registry.bucket
-        baselines = [bucket.arn_for_objects(f"*/{GATES_FOLDER}/{BASELINE_FILE}")]
-        baselines += sorted(set(_bootstrap_baselines(stack, self._endpoints)))
+        any_baseline = f"*/{GATES_FOLDER}/{BASELINE_FILE}"
         capture_prefixes = [f"data-capture/{endpoint.name}/" for endpoint in self._endpoints]
         captures = [bucket.arn_for_objects(f"{prefix}*") for prefix in capture_prefixes]
-        self._allow(["s3:GetObject"], [*baselines, *captures])
+        bootstrap = _bootstrap_baselines(self._endpoints)
+        self._allow(
+            ["s3:GetObject"],
+            [
+                bucket.arn_for_objects(any_baseline),
+                *captures,
+                *(
+                    f"arn:{stack.partition}:s3:::{name}/{key}"
+                    for name, keys in bootstrap.items()
+                    for key in keys
+                ),
+            ],
+        )
+        # Listing: the capture folders, and whether a baseline exists (S3 reports a missing key as
+        # AccessDenied to a caller that may not list it); no other key of any bucket is listed.
         self._allow(
             ["s3:ListBucket"],
             [bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in capture_prefixes]}},
+            conditions={"StringLike": {"s3:prefix": [*(f"{p}*" for p in capture_prefixes), any_baseline]}},
         )
+        for name, keys in bootstrap.items():
+            self._allow(
+                ["s3:ListBucket"],
+                [f"arn:{stack.partition}:s3:::{name}"],
+                conditions={"StringEquals": {"s3:prefix": keys}},
+            )
         self._registry.key.grant(role, "kms:Decrypt")
         acknowledge_wildcard_resources(
             role,
-            [baselines[0], *captures],
+            [bucket.arn_for_objects(any_baseline), *captures],
             "Only training baselines (<artifact dir>/gates/baseline.json, wherever a version's artifact "
             "is) and the monitored endpoints' captured requests, whose keys are only known at run time.",
         )
@@ -282,12 +301,12 @@ def _check_endpoints(endpoints: Sequence[Endpoint]) -> None:
         )
 
 
-def _bootstrap_baselines(stack: Stack, endpoints: Sequence[Endpoint]) -> list[str]:
-    """The baseline beside each bootstrap model's artifact (it may be outside the registry bucket)."""
-    arns = []
+def _bootstrap_baselines(endpoints: Sequence[Endpoint]) -> dict[str, list[str]]:
+    """Bucket -> the baseline keys beside the bootstrap models' artifacts (maybe outside the registry)."""
+    keys: dict[str, set[str]] = {}
     for endpoint in endpoints:
         bucket, prefix = gates_folder_of_artifact(
             endpoint.initial_model.model_data_url, f"endpoint {endpoint.name}'s initial model"
         )
-        arns.append(f"arn:{stack.partition}:s3:::{bucket}/{prefix}{BASELINE_FILE}")
-    return arns
+        keys.setdefault(bucket, set()).add(prefix + BASELINE_FILE)
+    return {bucket: sorted(found) for bucket, found in sorted(keys.items())}

@@ -5,7 +5,8 @@ For each endpoint of ``DRIFT_ENDPOINTS``:
 1. the running config (DescribeEndpoint, DescribeEndpointConfig) names the champion variant's model;
    DescribeModel names the package it was created from (its artifact is the package's,
    DescribeModelPackage) or its own model data URL;
-2. ``<dir>/gates/baseline.json`` beside that ``<dir>/model.tar.gz`` is the training baseline;
+2. ``<dir>/gates/baseline.json`` beside that ``<dir>/model.tar.gz`` is the training baseline (its key is
+   listed first: without a listing permission S3 reports a missing key as AccessDenied);
 3. the newest data-capture files of the champion variant give the captured inputs (read exactly as the
    rollout's drift gate reads them: ``lambdas/rollout/aws/gate_inputs.py``);
 4. ``lambdas.retraining.drift.observe_drift`` measures PSI (and KS) per feature, and the largest PSI is
@@ -21,6 +22,7 @@ Environment: ``DRIFT_ENDPOINTS`` (JSON list of ``{"endpoint_name", "champion"}``
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -47,6 +49,7 @@ from lambdas.retraining.drift import (
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, read_live_config
 from lambdas.rollout.aws.gate_inputs import (
     BASELINE_FILE,
+    GateFolder,
     GateInputMissing,
     captured_features,
     gates_folder_of_artifact,
@@ -132,11 +135,11 @@ def monitor(services: DriftServices) -> list[DriftObservation]:
     for endpoint in services.settings.endpoints:
         try:
             observation = observe_endpoint(endpoint, services)
+            publish(observation, services.cloudwatch)
         except Exception as error:  # one endpoint's fault must not blind the others
             logger.exception("drift not observed", extra={"endpoint_name": endpoint.endpoint_name})
             failures.append(f"{endpoint.endpoint_name}: {type(error).__name__}: {error}")
             continue
-        publish(observation, services.cloudwatch)
         observations.append(observation)
     if failures:
         raise DriftMonitorFailed(
@@ -155,8 +158,7 @@ def observe_endpoint(endpoint: MonitoredEndpoint, services: DriftServices) -> Dr
     )
     artifact = champion_artifact(services.sagemaker.describe_model(ModelName=model_name))
     try:
-        folder = _gates_folder(artifact, services)
-        document = read_gate_json(services.s3, folder, BASELINE_FILE)
+        baseline = read_baseline(services.s3, _gates_folder(artifact, services), artifact)
     except GateInputMissing as missing:
         return not_measured(
             endpoint_name=endpoint.endpoint_name,
@@ -165,14 +167,6 @@ def observe_endpoint(endpoint: MonitoredEndpoint, services: DriftServices) -> Dr
             reason=f"the champion has no training baseline ({missing})",
             settings=settings.gates,
         )
-    try:
-        baseline = TrainingBaseline.model_validate(document)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
-        raise BaselineUnreadable(
-            f"s3://{folder[0]}/{folder[1]}{BASELINE_FILE} of {artifact.described} is not a training "
-            f"baseline: {problems}"
-        ) from None
     capture = live.carried.get("DataCaptureConfig")
     if not capture:
         return not_measured(
@@ -198,11 +192,34 @@ def observe_endpoint(endpoint: MonitoredEndpoint, services: DriftServices) -> Dr
     )
 
 
-def _gates_folder(artifact: ChampionArtifact, services: DriftServices) -> tuple[str, str]:
+def _gates_folder(artifact: ChampionArtifact, services: DriftServices) -> GateFolder:
     if artifact.model_package_arn is not None:
         package = services.sagemaker.describe_model_package(ModelPackageName=artifact.model_package_arn)
         return gates_folder_of_package(package)
     return gates_folder_of_artifact(artifact.model_data_url or "", artifact.described)
+
+
+def read_baseline(s3: ReadsObjects, folder: GateFolder, artifact: ChampionArtifact) -> TrainingBaseline:
+    """The training baseline in ``folder``: GateInputMissing when there is none, BaselineUnreadable when
+    the file is not one.
+
+    S3 answers a GetObject of a missing key with AccessDenied, not NoSuchKey, unless the caller may list
+    the bucket; this function may list baseline keys only, so it asks whether the key exists first.
+    """
+    bucket, prefix = folder
+    key = prefix + BASELINE_FILE
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents") or []
+    if not any(item["Key"] == key for item in listed):
+        raise GateInputMissing(f"s3://{bucket}/{key} is missing")
+    try:
+        return TrainingBaseline.model_validate(read_gate_json(s3, folder, BASELINE_FILE))
+    except json.JSONDecodeError as error:
+        problems = f"not JSON ({error})"
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
+    raise BaselineUnreadable(
+        f"s3://{bucket}/{key} of {artifact.described} is not a training baseline: {problems}"
+    )
 
 
 def publish(observation: DriftObservation, cloudwatch: PublishesMetrics) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambdas.handlers import drift_monitor
@@ -317,3 +318,46 @@ def test_the_real_services_are_built_from_the_environment(
 
     assert result["endpoints"][0]["status"] == "measured"
     assert cloud.published(CHURN)[0] > THRESHOLD
+
+
+class ListingOnlyBaselines:
+    """S3 as the function's role sees it: a GetObject of a missing key is AccessDenied, not NoSuchKey."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def list_objects_v2(self, **request: Any) -> Any:
+        return self.s3.list_objects_v2(**request)
+
+    def get_object(self, *, Bucket: str, Key: str) -> Any:
+        try:
+            return self.s3.get_object(Bucket=Bucket, Key=Key)
+        except self.s3.exceptions.NoSuchKey:
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject"
+            ) from None
+
+
+def test_a_missing_baseline_is_found_missing_without_reading_it(cloud: Cloud) -> None:
+    cloud.model_from_package("churn-v2", "models/churn/v2")
+    cloud.endpoint(CHURN, "churn-v2")
+    # A file whose name starts like the baseline's is not the baseline.
+    cloud.s3.put_object(Bucket=BUCKET, Key="models/churn/v2/gates/baseline.json.old", Body=b"{}")
+    cloud.s3 = ListingOnlyBaselines(cloud.s3)
+
+    [observation] = cloud.run()
+
+    assert observation["status"] == "no_baseline"
+    assert f"s3://{BUCKET}/models/churn/v2/gates/baseline.json is missing" in observation["reason"]
+
+
+def test_a_baseline_that_is_not_json_fails_naming_the_file(cloud: Cloud) -> None:
+    cloud.bootstrap_model("churn-v1", "models/churn/v1")
+    cloud.s3.put_object(Bucket=BUCKET, Key="models/churn/v1/gates/baseline.json", Body=b"{not json")
+    cloud.endpoint(CHURN, "churn-v1")
+
+    with pytest.raises(
+        drift_monitor.DriftMonitorFailed,
+        match=r"models/churn/v1/gates/baseline.json of model churn-v1 is not a training baseline: not JSON",
+    ):
+        cloud.run()

@@ -249,15 +249,27 @@ def test_s3_reads_reach_only_baselines_and_the_monitored_capture_prefixes(synthe
     assert not may("s3:GetObject", f"{bucket}/models/{PREFIX}-churn-classifier/v3/model.tar.gz")
     assert not may("s3:GetObject", f"{bucket}/models/{PREFIX}-churn-classifier/v3/gates/golden.json")
     assert not may("s3:GetObject", f"{bucket}/data-capture/spam/{PREFIX}-spam/champion/a.jsonl")
-    [(resource, condition)] = synthesized.allowed("s3:ListBucket")
-    assert resource == bucket
-    assert condition == {"StringLike": {"s3:prefix": ["data-capture/churn/*", "data-capture/fraud/*"]}}
-    # The listing walks the capture folders of the champion, one level at a time: every prefix matches.
+    listing = dict(synthesized.allowed("s3:ListBucket"))
+    assert listing == {
+        bucket: {
+            "StringLike": {
+                "s3:prefix": ["data-capture/churn/*", "data-capture/fraud/*", "*/gates/baseline.json"]
+            }
+        },
+        # The bootstrap models' bucket: only whether their baselines exist.
+        "arn:aws:s3:::bootstrap-models": {
+            "StringEquals": {"s3:prefix": ["churn/v1/gates/baseline.json", "fraud/v1/gates/baseline.json"]}
+        },
+    }
+    patterns = listing[bucket]["StringLike"]["s3:prefix"]
+    # The listing walks the champion's capture folders one level at a time, and asks for a baseline key.
     for prefix in (
         f"data-capture/churn/{PREFIX}-churn/champion/",
         f"data-capture/fraud/{PREFIX}-fraud/blue/2026/",
+        "retraining/churn-classifier/r1/model/job/output/gates/baseline.json",
     ):
-        assert any(fnmatchcase(prefix, pattern) for pattern in condition["StringLike"]["s3:prefix"])
+        assert any(fnmatchcase(prefix, pattern) for pattern in patterns)
+    assert not any(fnmatchcase("models/", pattern) for pattern in patterns)
 
 
 def test_metrics_may_be_published_in_the_drift_namespace_only(synthesized: Synthesized) -> None:
