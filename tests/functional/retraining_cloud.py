@@ -1,0 +1,311 @@
+"""The retraining workflow on an emulated AWS: the synthesized state machine on moto's executor, its
+Lambda tasks the real handlers from the synthesized asset (`localcloud`), SageMaker's jobs real local
+processes of the training image's programs (`localcloud.sagemaker_jobs`), everything else on moto.
+
+What is emulated, and how:
+
+* Lambda: `localcloud.moto_lambda` routes moto's invocations to a `LambdaRunner`; the workers reach moto
+  through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
+* SageMaker jobs: `localcloud.sagemaker_jobs.run_jobs_locally` (preprocess, train and evaluate run as
+  processes with SageMaker's file layout; Describe* shows them in progress until they end).
+* Time: the functions run on the real clock; the definition's Wait states (the poll between two checks
+  of a job) are shortened `POLL_RATE` times, so a minute's poll takes a second.
+* Data drops: S3's EventBridge notifications from moto, delivered by the stack's "new data" rule (its
+  pattern and input transformer as synthesized) through `localcloud.event_delivery`, which passes a
+  target its Input or InputPath but not an InputTransformer's output: `transformed_inputs` applies the
+  transformer (moto's own `EventTemplateParser` leaves a string placeholder unquoted, so it is not used).
+* Resources the stack would deploy (lock table, buckets, topic, package group): created here with the
+  names the template gives them; the buckets with lower-case names, as S3 requires of real ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
+from localcloud import event_delivery
+from localcloud.event_delivery import EventDeliveries, deliver_events
+from localcloud.lambda_clock import AcceleratedClock, shortened_waits
+from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
+from localcloud.moto_lambda import create_functions, route_lambda_invocations
+from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
+from localcloud.template import Resolver, StackTemplate, local_resolver, state_machine_definition
+
+RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
+STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
+BUCKET_TYPE = "AWS::S3::Bucket"
+# A minute's poll of a running job takes a second.
+POLL_RATE = 60.0
+# Three jobs (preprocess, training and evaluation as processes) on a busy 2-core machine.
+EXECUTION_DEADLINE_SECONDS = 300.0
+POLL_SECONDS = 0.2
+STATES_ROLE_ARN = "arn:aws:iam::123456789012:role/local-states"
+FAILED_TASK_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
+
+
+@dataclass(frozen=True)
+class RetrainingTemplate:
+    """The synthesized stack, read once per test module: the retraining functions, machine and rules."""
+
+    template: StackTemplate
+    resolver: Resolver
+    functions: tuple[FunctionSpec, ...]
+    machine_id: str
+
+    @property
+    def settings(self) -> RetrainingSettings:
+        return load_retraining_settings(self.functions[0].environment)
+
+    @property
+    def family(self) -> str:
+        [family] = self.settings.families
+        return family
+
+    def rules(self, prefix: str) -> list[str]:
+        return [key for key in self.template.resources_of_type("AWS::Events::Rule") if key.startswith(prefix)]
+
+
+def retraining_template(template: StackTemplate) -> RetrainingTemplate:
+    resolver = local_resolver(template)
+    # S3 names are lower case; the local stand-in names keep the stack's and logical ids' capitals.
+    buckets = {
+        logical_id: str(resolver.physical_ids[logical_id]).lower()
+        for logical_id in template.resources_of_type(BUCKET_TYPE)
+    }
+    resolver = dataclasses.replace(resolver, physical_ids={**resolver.physical_ids, **buckets})
+    functions = tuple(
+        spec
+        for spec in functions_from_template(template, resolver)
+        if spec.handler.startswith(RETRAINING_HANDLER_PREFIX)
+    )
+    [machine_id] = [
+        key for key in template.resources_of_type(STATE_MACHINE_TYPE) if key.startswith("Retraining")
+    ]
+    return RetrainingTemplate(
+        template=template, resolver=resolver, functions=functions, machine_id=machine_id
+    )
+
+
+class EmulatedAws:
+    """moto's server on loopback and the runner of the retraining functions, for one test module."""
+
+    def __init__(self, retraining: RetrainingTemplate) -> None:
+        self.retraining = retraining
+        self.clock = AcceleratedClock(rate=POLL_RATE)
+        self._stack = ExitStack()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        self._stack.callback(self._server.stop)
+        host, port = self._server.get_host_and_port()
+        self.runner = self._stack.enter_context(
+            LambdaRunner(list(retraining.functions), aws_endpoint_url=f"http://{host}:{port}")
+        )
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def definition(self) -> str:
+        definition = state_machine_definition(self.retraining.resolver, self.retraining.machine_id)
+        return shortened_waits(definition, self.clock, {})
+
+
+@dataclass
+class Deployment:
+    """One deployment of the workflow on a fresh moto: what a test drives and inspects."""
+
+    aws: EmulatedAws
+    machine_arn: str
+    jobs: LocalJobs
+    queue_url: str
+    events: EventDeliveries
+
+    @property
+    def settings(self) -> RetrainingSettings:
+        return self.aws.retraining.settings
+
+    @property
+    def family(self) -> str:
+        return self.aws.retraining.family
+
+    @property
+    def sagemaker(self) -> Any:  # the sagemaker stubs are not installed
+        return boto3.client("sagemaker")
+
+    def drop(self, key: str, text: str) -> list[str]:
+        """Put a data file under the family's prefix; the executions its "Object Created" event started."""
+        before = {e["executionArn"] for e in self.executions()}
+        boto3.client("s3").put_object(
+            Bucket=self.settings.data_bucket, Key=f"{self.family}/{key}", Body=text.encode()
+        )
+        self.events.wait()
+        return [e["executionArn"] for e in self.executions() if e["executionArn"] not in before]
+
+    def start(self, execution_input: Mapping[str, Any]) -> str:
+        started = boto3.client("stepfunctions").start_execution(
+            stateMachineArn=self.machine_arn, name=str(uuid.uuid4()), input=json.dumps(execution_input)
+        )
+        return str(started["executionArn"])
+
+    def finished(self, execution_arn: str) -> dict[str, Any]:
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            described = dict(sfn.describe_execution(executionArn=execution_arn))
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(POLL_SECONDS)
+        raise AssertionError(f"{execution_arn} still running after {EXECUTION_DEADLINE_SECONDS} s")
+
+    def executions(self) -> list[dict[str, Any]]:
+        listed = boto3.client("stepfunctions").list_executions(stateMachineArn=self.machine_arn)
+        return list(listed["executions"])
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = boto3.client("stepfunctions")
+        return list(sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
+
+    def states_entered(self, execution_arn: str) -> list[str]:
+        events = self.history(execution_arn)
+        return [str(e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
+
+    def task_errors(self, execution_arn: str) -> list[tuple[str, str]]:
+        failed = [
+            event[key] for event in self.history(execution_arn) for key in FAILED_TASK_DETAILS if key in event
+        ]
+        return [(str(f["error"]), str(json.loads(f["cause"])["errorMessage"])) for f in failed]
+
+    def output(self, execution_arn: str) -> dict[str, Any]:
+        described = boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        result: dict[str, Any] = json.loads(described["output"])
+        return result
+
+    def lock_holder(self) -> str | None:
+        key = {"endpoint": {"S": f"retraining#{self.family}"}}
+        item = boto3.client("dynamodb").get_item(TableName=self.settings.lock_table, Key=key)
+        return item["Item"]["holder"]["S"] if "Item" in item else None
+
+    def packages(self) -> list[dict[str, Any]]:
+        group = self.settings.families[self.family].model_package_group
+        listed = self.sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+        described = [
+            self.sagemaker.describe_model_package(ModelPackageName=p["ModelPackageArn"]) for p in listed
+        ]
+        return sorted(described, key=lambda package: int(package["ModelPackageVersion"]))
+
+    def notifications(self) -> list[dict[str, Any]]:
+        received = boto3.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
+
+    def read_json(self, uri: str) -> Any:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _at(event: Any, path: str) -> Any:
+    if not path.startswith("$."):
+        raise ValueError(f"InputPathsMap path {path!r} is not supported locally (use $.a.b)")
+    value = event
+    for key in path[2:].split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def transform(transformer: Mapping[str, Any], event: Any) -> Any:
+    """An InputTransformer's output for a JSON template: each <name> becomes its path's JSON value
+    (a string quoted), as EventBridge fills a placeholder that is not inside quotes."""
+    text = str(transformer["InputTemplate"])
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        text = text.replace(f"<{name}>", json.dumps(_at(event, path)))
+    return json.loads(text)
+
+
+@contextmanager
+def transformed_inputs() -> Iterator[None]:
+    """While open, a delivered target with an InputTransformer receives the transformer's output."""
+    original = event_delivery.target_input
+
+    def target_input(target: dict[str, Any], event: Any) -> Any:
+        transformer = target.get("InputTransformer")
+        return original(target, event) if transformer is None else transform(transformer, event)
+
+    with mock.patch.object(event_delivery, "target_input", target_input):
+        yield
+
+
+def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
+    """A fresh moto with the workflow's table, buckets, topic, group, functions, machine and rules."""
+    retraining = aws.retraining
+    settings = retraining.settings
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        jobs = stack.enter_context(run_jobs_locally())
+        stack.enter_context(route_lambda_invocations(aws.runner))
+        role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
+        create_functions(boto3.client("lambda"), retraining.functions, role_arn=role["Role"]["Arn"])
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=settings.lock_table,
+            KeySchema=[{"AttributeName": "endpoint", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "endpoint", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        s3 = boto3.client("s3")
+        for bucket in (settings.data_bucket, settings.artifacts_bucket):
+            s3.create_bucket(Bucket=bucket)
+        # As the template's NotificationConfiguration sets it: S3 sends its events to EventBridge.
+        s3.put_bucket_notification_configuration(
+            Bucket=settings.data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        for family in settings.families.values():
+            boto3.client("sagemaker").create_model_package_group(
+                ModelPackageGroupName=family.model_package_group
+            )
+        queue_url = _subscribe_to_topic(retraining)
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name=retraining.resolver.resolve({"Ref": retraining.machine_id}).rsplit(":", 1)[1],
+            definition=aws.definition(),
+            roleArn=STATES_ROLE_ARN,
+        )
+        stack.enter_context(transformed_inputs())
+        deliveries = stack.enter_context(deliver_events())
+        _create_rules(retraining, "RetrainingNewData")
+        yield Deployment(aws, machine["stateMachineArn"], jobs, queue_url, deliveries)
+
+
+def _subscribe_to_topic(retraining: RetrainingTemplate) -> str:
+    [topic_id] = [
+        key
+        for key in retraining.template.resources_of_type("AWS::SNS::Topic")
+        if key.startswith("Notifications")
+    ]
+    topic_arn = str(retraining.resolver.resolve({"Ref": topic_id}))
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    sns.create_topic(Name=topic_arn.rsplit(":", 1)[1])
+    queue_url = str(sqs.create_queue(QueueName="notifications")["QueueUrl"])
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["QueueArn"])
+    return queue_url
+
+
+def _create_rules(retraining: RetrainingTemplate, prefix: str) -> None:
+    """The stack's rules of that logical-id prefix and their targets, as the template defines them."""
+    events = boto3.client("events")
+    for logical_id in retraining.rules(prefix):
+        properties = retraining.resolver.resolve(retraining.template.resources[logical_id]["Properties"])
+        name = retraining.resolver.resolve({"Ref": logical_id})
+        events.put_rule(Name=name, EventPattern=json.dumps(properties["EventPattern"]), State="ENABLED")
+        keys = ("Id", "Arn", "Input", "InputPath", "InputTransformer")
+        targets = [{key: target[key] for key in keys if key in target} for target in properties["Targets"]]
+        events.put_targets(Rule=name, Targets=targets)
