@@ -28,13 +28,20 @@ SageMaker's file layout under a scratch root (``<scratch>/<job>/opt/ml/...``):
   they are how a program that defaults to ``/opt/ml`` finds the scratch root), `PYTHONPATH` naming the
   project, `PATH` starting with the interpreter's ``python3``.
 * **Status.** The job runs in a background thread: Describe* shows `InProgress` (training's
-  `SecondaryStatus` `Downloading`, `Training`, `Uploading`) until it ends, then `Completed`, or `Failed`
-  with `FailureReason` ``AlgorithmError: <reason>``: the reason is ``/opt/ml/output/failure`` (training)
-  or ``/opt/ml/output/message`` (processing, also its `ExitMessage`) when the program wrote one, else the
-  last lines of its stderr. SageMaker cuts the reason to 1 KB; so does this. StopTrainingJob and
-  StopProcessingJob of a job in progress set `Stopping`, end the process (SIGTERM, then SIGKILL after
-  `STOP_GRACE_S`) and then `Stopped`; stopping a job that has ended is a `ValidationException`.
-* Every job's stdout and stderr are kept in ``<scratch>/<job>/stdout.log`` and ``stderr.log``.
+  `SecondaryStatus` `Starting`, `Downloading`, `Training`, `Uploading`, each in
+  `SecondaryStatusTransitions`) until it ends, then `Completed`, or `Failed` with `FailureReason`
+  ``AlgorithmError: <reason>``: the reason is ``/opt/ml/output/failure`` (training) or
+  ``/opt/ml/output/message`` (processing) when the program wrote one, else the last lines of its stderr;
+  for processing it is also the `ExitMessage`. SageMaker cuts the reason to 1 KB; so does this. An input
+  that cannot be read (no object under the prefix, a missing bucket, a key with an empty, ``.`` or
+  ``..`` part below the prefix) fails the job before its program runs, with ``ClientError: ...``.
+  StopTrainingJob and StopProcessingJob of a job in progress set `Stopping`, end the process (SIGTERM
+  to its process group, SIGKILL after `STOP_GRACE_S`) and then `Stopped`; stopping a job that has ended
+  is a `ValidationException` (SageMaker's wording for it was not checked).
+* **Names.** A job name must match SageMaker's pattern (letters, digits, hyphens; 63 at most) and be
+  new in the account and region (moto itself would overwrite the old job): both `ValidationException`.
+* Every job's stdout and stderr are kept in ``<scratch>/<job>/stdout.log`` and ``stderr.log``. One
+  runner at a time per process (a second `run_jobs_locally` while one is open is a `LocalJobError`).
 
 `LocalJobs.wait(name)` blocks until a job has ended and gives its final status (a test's way to await
 one); `LocalJobs.job(name)` gives its scratch paths and logs; while `LocalJobs.hold()` is open, new jobs
