@@ -189,6 +189,9 @@ def read_training_csv(
     if not rows:
         raise TrainingDataError(f"{name}: empty file")
     header, body = rows[0], rows[1:]
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if repeated:
+        raise TrainingDataError(f"{name}: schema change: header repeats columns {repeated}")
     unknown = sorted(set(header) - {*schema.names, label})
     missing = sorted({*schema.names, label} - set(header))
     if unknown or missing:

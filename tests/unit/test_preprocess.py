@@ -93,8 +93,21 @@ ROW = "3,80.5,4,1,2,12.0,2.1,0,1\n"
         (HEADER_TEXT + ROW + ROW.replace(",1\n", ",2\n"), r"drops/bad\.csv: record 1: label 'churned' .*'2'"),
         (HEADER_TEXT + ROW.replace("2.1", "9.5"), r"drops/bad\.csv: record 0, feature 'satisfaction_score'"),
         (HEADER_TEXT, r"drops/bad\.csv: no records"),
+        (
+            HEADER_TEXT.replace(",autopay", ",autopay,autopay") + ROW.replace(",0,1\n", ",0,0,1\n"),
+            r"drops/bad\.csv: schema change: header repeats columns \['autopay'\]",
+        ),
     ],
-    ids=["empty", "corrupt", "renamed-column", "missing-column", "label-2", "out-of-range", "header-only"],
+    ids=[
+        "empty",
+        "corrupt",
+        "renamed-column",
+        "missing-column",
+        "label-2",
+        "out-of-range",
+        "header-only",
+        "repeated-column",
+    ],
 )
 def test_a_bad_drop_fails_naming_its_key_and_the_record_and_writes_nothing(
     tmp_path: Path, text: str, reason: str
