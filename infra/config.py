@@ -160,6 +160,28 @@ class Notifications(StrictModel):
         return emails
 
 
+DRIFT_RATE_PATTERN = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$")
+
+
+class DriftMonitoring(StrictModel):
+    """The drift monitor (infra/drift_monitor.py): how often the champions' captured inputs are measured,
+    and the PSI above which an endpoint's drift alarm goes to ALARM and retrains its family."""
+
+    schedule: str = Field(default="rate(1 hour)", description="EventBridge rate(): the alarm's period")
+    psi_threshold: float = Field(default=0.2, gt=0, le=10, description="largest per-feature PSI tolerated")
+    evaluation_periods: int = Field(default=1, ge=1, le=100, description="drifted runs in a row to alarm")
+
+    @field_validator("schedule")
+    @classmethod
+    def _rate_expression(cls, schedule: str) -> str:
+        if not DRIFT_RATE_PATTERN.match(schedule):
+            raise ValueError(
+                "schedule must be rate(1 minute|hour|day) or rate(N minutes|hours|days): the drift alarm's "
+                f"period is the interval between runs, which cron() does not have; got {schedule!r}"
+            )
+        return schedule
+
+
 class Retraining(StrictModel):
     """Automated retraining (lambdas/retraining, infra/retraining_workflow.py): new data, a schedule or the
     drift alarm trains, evaluates and registers a model version, which the approval hands to the rollout."""
@@ -189,6 +211,7 @@ class Retraining(StrictModel):
         pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
         description="the training-data bucket's name; by default CloudFormation names it",
     )
+    drift: DriftMonitoring = DriftMonitoring()
 
     @field_validator("schedule")
     @classmethod

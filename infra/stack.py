@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
 from infra.dashboard import EndpointDashboard
+from infra.drift_monitor import DriftMonitor
 from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
@@ -78,8 +79,22 @@ class PlatformStack(Stack):
             notifications=self.notifications,
             flags=self.feature_flags,
         )
+        self.drift_monitor: DriftMonitor | None = None
         self.retraining: RetrainingWorkflow | None = None
         if config.retraining.enabled:
+            drift = config.retraining.drift
+            self.drift_monitor = DriftMonitor(
+                self,
+                "DriftMonitor",
+                prefix=config.prefix,
+                endpoints=config.endpoints,
+                registry=self.registry,
+                schedule=drift.schedule,
+                psi_threshold=drift.psi_threshold,
+                gates=config.rollout.gates,
+                evaluation_periods=drift.evaluation_periods,
+                topic=self.notifications.topic,
+            )
             self.retraining = RetrainingWorkflow(
                 self,
                 "Retraining",
@@ -87,9 +102,7 @@ class PlatformStack(Stack):
                 registry=self.registry,
                 lock_table=self.rollout.lock_table,
                 notifications=self.notifications,
-                # [drift alarms] infra/drift_monitor.py (DriftMonitor.alarm_for) is not in the stack yet:
-                # until it is, retraining starts on its schedule and on new data only.
-                drift_alarms={},
+                drift_alarms={e.name: self.drift_monitor.alarm_for(e.name) for e in config.endpoints},
                 artifact_readers=[endpoint.execution_role for endpoint in self.endpoints.values()],
                 gate_readers=[self.rollout.functions["rollout_gates"].role],
             )

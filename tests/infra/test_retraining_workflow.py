@@ -497,6 +497,33 @@ def test_a_new_object_under_the_familys_prefix_retrains_it_with_the_object_named
     }
 
 
+def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(dev: Synthesized) -> None:
+    [endpoint] = dev.config.endpoints
+    alarm = _single(dev, "AWS::CloudWatch::Alarm", "DriftMonitor")
+    assert (
+        dev.resources[alarm]["Properties"]["AlarmName"] == f"{dev.config.prefix}-{endpoint.name}-input-drift"
+    )
+    [rule] = [
+        rule
+        for rule in _rules(dev).values()
+        if rule.get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+    ]
+    assert rule["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "resources": [{"Fn::GetAtt": [alarm, "Arn"]}],
+        "detail": {"state": {"value": ["ALARM"]}},
+    }
+    [target] = rule["Targets"]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"detail-alarmName": "$.detail.alarmName"}
+    template = json.loads(transformer["InputTemplate"].replace("<detail-alarmName>", '"a"'))
+    assert template == {
+        "model_family": endpoint.model_family,
+        "trigger": {"kind": "drift_alarm", "detail": {"endpoint": endpoint.name, "alarm": "a"}},
+    }
+
+
 def test_only_the_retraining_rules_start_the_retraining_machine(dev: Synthesized) -> None:
     machine = {"Ref": _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")}
     starters = {
@@ -505,5 +532,5 @@ def test_only_the_retraining_rules_start_the_retraining_machine(dev: Synthesized
         if any(target["Arn"] == machine for target in rule["Properties"]["Targets"])
     }
     assert starters == set(_rules(dev))
-    # Drift alarms: infra/drift_monitor.py is not wired yet (see infra/stack.py), so only schedule and data.
-    assert len(starters) == 2 * len(dev.config.model_families)
+    # Per family a schedule and new data; per endpoint its drift alarm.
+    assert len(starters) == 2 * len(dev.config.model_families) + len(dev.config.endpoints)

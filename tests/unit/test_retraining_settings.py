@@ -78,6 +78,11 @@ def test_config_defaults_are_sensible_and_retraining_needs_an_image_only_when_en
     )
     assert (defaults.max_runtime_minutes, defaults.poll_seconds, defaults.volume_size_gb) == (60, 60, 30)
     assert defaults.data_bucket_name is None
+    assert (defaults.drift.schedule, defaults.drift.psi_threshold, defaults.drift.evaluation_periods) == (
+        "rate(1 hour)",
+        0.2,
+        1,
+    )
     with pytest.raises(ValueError, match="training_image_uri is required when retraining is enabled"):
         Retraining(enabled=True)
 
@@ -108,6 +113,13 @@ def test_every_environment_retrains_with_an_ecr_training_image(env: str) -> None
         ("poll_seconds", 1, "retraining.poll_seconds: Input should be greater than or equal to 10"),
         ("data_bucket_name", "Training_Data", "retraining.data_bucket_name: String should match pattern"),
         ("traning_image_uri", TRAINING_IMAGE, "retraining.traning_image_uri: unknown key"),
+        (
+            "drift",
+            {"schedule": "cron(0 * * * ? *)"},
+            "retraining.drift.schedule: Value error, schedule must be rate(",
+        ),
+        ("drift", {"schedule": "rate(1 hours)"}, "got 'rate(1 hours)'"),
+        ("drift", {"psi_threshold": 0}, "retraining.drift.psi_threshold: Input should be greater than 0"),
     ],
 )
 def test_a_bad_retraining_section_names_the_field(
