@@ -23,7 +23,8 @@ the gates Lambda looks for them (``lambdas/handlers/rollout_gates.py``):
                              describes, or the CSV training data given (``--train-dir``), split with the
                              model's seed; rows and positive rate must match what training recorded.
 
-``evaluate_model(model_dir)`` gives the four documents (``GateDocuments``) without writing them;
+``evaluate_model(model_dir)`` gives the four documents (``GateDocuments``) without writing them
+(``documents_of`` for a model already loaded by ``load_model_dir``, as ``pipelines.evaluate`` does);
 ``write_gate_files(model_dir, out_dir)`` writes them and returns ``{file name: path}``. Whether this
 version reproduces the golden labels is not this step's verdict (the golden gate blocks the rollout,
 with the evidence in the ledger); ``GateDocuments.check_golden`` says it early, and the CLI prints it.
