@@ -14,7 +14,8 @@ SageMaker's file layout under a scratch root (``<scratch>/<job>/opt/ml/...``):
   to ``/opt/ml/input/config`` (``hyperparameters.json`` with the job's string hyperparameters,
   ``inputdataconfig.json``, ``resourceconfig.json`` for one host ``algo-1``). The program is the
   training image's ``train`` (``containers/training/train``) with `python3` on `PATH` being this
-  interpreter. When it exits 0 the model directory is tarred to
+  interpreter, or `AlgorithmSpecification.ContainerEntrypoint` + `ContainerArguments` when given
+  (mapped as for processing). When it exits 0 the model directory is tarred to
   ``<S3OutputPath>/<job>/output/model.tar.gz`` (and a non-empty ``/opt/ml/output/data`` to
   ``output.tar.gz`` beside it), and `ModelArtifacts.S3ModelArtifacts` names it.
 * **Processing** (`CreateProcessingJob`): each `ProcessingInput`'s `S3Input` goes to its `LocalPath`,
@@ -577,7 +578,19 @@ def _training_job(runner: LocalJobs, record: Any, account_id: str, region: str) 
         uploads=[],
         record=record,
     )
-    mode = (record.algorithm_specification or {}).get("TrainingInputMode", "File")
+    specification = record.algorithm_specification or {}
+    if specification.get("AlgorithmName"):
+        raise ValidationError(message="AlgorithmSpecification.AlgorithmName is not run locally (images only)")
+    entrypoint = [str(part) for part in specification.get("ContainerEntrypoint") or []]
+    arguments = [str(part) for part in specification.get("ContainerArguments") or []]
+    if arguments and not entrypoint:
+        raise ValidationError(
+            message="AlgorithmSpecification.ContainerArguments without ContainerEntrypoint is not run locally"
+        )
+    if entrypoint:  # SageMaker runs these instead of the image's `train`
+        job.command = [_local_argument(job, part, program=i == 0) for i, part in enumerate(entrypoint)]
+        job.command += [_local_argument(job, part) for part in arguments]
+    mode = specification.get("TrainingInputMode", "File")
     input_config: dict[str, dict[str, str]] = {}
     channels: dict[str, str] = {}
     for channel in record.input_data_config or []:

@@ -446,3 +446,42 @@ def test_a_job_name_sagemaker_would_refuse_is_refused(jobs: LocalJobs, sagemaker
 def test_one_runner_at_a_time(jobs: LocalJobs) -> None:
     with pytest.raises(LocalJobError, match="open already"), run_jobs_locally():
         pass
+
+
+def test_a_training_entrypoint_runs_with_sagemakers_variables_and_its_model_dir_is_uploaded(
+    jobs: LocalJobs, sagemaker: Any, s3: Any
+) -> None:
+    s3.put_object(Bucket=ARTIFACTS, Key=f"retraining/{FAMILY}/{RUN}/train/train.csv", Body=b"x\n")
+    code = (
+        "import json, os, pathlib; names = ['SM_MODEL_DIR', 'SM_CHANNEL_TRAIN', 'SM_INPUT_CONFIG_DIR', "
+        "'SM_OUTPUT_DIR', 'SM_OUTPUT_DATA_DIR']; "
+        "seen = {n: os.environ[n] for n in names}; "
+        "seen['hyperparameters'] = json.loads(pathlib.Path(os.environ['SM_INPUT_CONFIG_DIR'], "
+        "'hyperparameters.json').read_text()); "
+        "seen['channel'] = sorted(p.name for p in pathlib.Path(os.environ['SM_CHANNEL_TRAIN']).iterdir()); "
+        "pathlib.Path(os.environ['SM_MODEL_DIR'], 'seen.json').write_text(json.dumps(seen))"
+    )
+    start_training(
+        sagemaker,
+        "train-entrypoint",
+        {"epochs": "3"},
+        AlgorithmSpecification={
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": ["python3", "-c", code],
+        },
+    )
+    assert jobs.wait("train-entrypoint") == "Completed"
+    artifact = f"retraining/{FAMILY}/{RUN}/model/train-entrypoint/output/model.tar.gz"
+    with tarfile.open(fileobj=io.BytesIO(body(s3, artifact))) as archive:
+        seen = json.loads(archive.extractfile("seen.json").read())  # type: ignore[union-attr]
+    root = jobs.job("train-entrypoint").root
+    assert seen == {
+        "SM_MODEL_DIR": str(root / "model"),
+        "SM_CHANNEL_TRAIN": str(root / "input" / "data" / "train"),
+        "SM_INPUT_CONFIG_DIR": str(root / "input" / "config"),
+        "SM_OUTPUT_DIR": str(root / "output"),
+        "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
+        "hyperparameters": {"epochs": "3"},
+        "channel": ["train.csv"],
+    }
