@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lambdas.retraining.evaluation import EvaluationReport
+from pipelines import train
 from pipelines.data_version import DataManifest, code_version
 from pipelines.train import CHURN_SCHEMA, LABEL
 from tests.unit.test_preprocess import drop_text
@@ -264,3 +265,32 @@ def test_evaluation_refuses_a_model_trained_on_other_data(tmp_path: Path) -> Non
         "evaluation failed: the model was trained on data version"
     )
     assert not evaluation.path("/opt/ml/processing/output/evaluation").exists()
+
+
+def test_training_reads_sagemakers_default_paths_when_no_variable_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    container = Container(tmp_path)
+    channel = container.path("/opt/ml/input/data/train")
+    write_drops(channel, {"train.csv": DROPS["2026-11-24/part-0.csv"]})
+    config = container.path("/opt/ml/input/config")
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({"seed": "5", "model_version": "from-config"}))
+    for name in ("SM_CHANNEL_TRAIN", "SM_INPUT_CONFIG_DIR", "SM_OUTPUT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(train, "DEFAULT_CHANNEL_DIR", str(channel))
+    monkeypatch.setattr(train, "DEFAULT_CONFIG_DIR", str(config))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+
+    train.main(["--seed", "7"])  # a flag overrides its hyperparameter
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["data"]["source"] == "csv(train.csv)"
+    assert (metadata["seed"], metadata["model_version"]) == (7, "from-config")
+    assert metadata["job_hyperparameters"] == {"seed": "5", "model_version": "from-config"}
+    assert metadata["data_version"] is None  # no manifest.json in the channel
+
+    shutil.rmtree(channel)
+    train.main(["--samples", "300"])  # no channel at all: the seeded synthetic data
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["data"]["source"] == "synthetic(seed=5)"
+    assert '"model_version": "from-config"' in capsys.readouterr().out
