@@ -152,6 +152,26 @@ class Deployment:
         self.events.wait()
         return [e["executionArn"] for e in self.executions() if e["executionArn"] not in before]
 
+    def alarm(self, alarm_arn: str, alarm_name: str, state: str) -> list[str]:
+        """A CloudWatch alarm's state change on the default bus; the executions it started."""
+        before = {e["executionArn"] for e in self.executions()}
+        detail = {"alarmName": alarm_name, "state": {"value": state}, "previousState": {"value": "OK"}}
+        entry = {
+            "Source": "aws.cloudwatch",
+            "DetailType": "CloudWatch Alarm State Change",
+            "Detail": json.dumps(detail),
+            "Resources": [alarm_arn],
+        }
+        [result] = boto3.client("events").put_events(Entries=[entry])["Entries"]
+        assert "EventId" in result, result
+        self.events.wait()
+        return [e["executionArn"] for e in self.executions() if e["executionArn"] not in before]
+
+    def execution_input(self, execution_arn: str) -> dict[str, Any]:
+        described = boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        given: dict[str, Any] = json.loads(described["input"])
+        return given
+
     def start(self, execution_input: Mapping[str, Any]) -> str:
         started = boto3.client("stepfunctions").start_execution(
             stateMachineArn=self.machine_arn, name=str(uuid.uuid4()), input=json.dumps(execution_input)
@@ -280,7 +300,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         )
         stack.enter_context(transformed_inputs())
         deliveries = stack.enter_context(deliver_events())
-        _create_rules(retraining, "RetrainingNewData")
+        for prefix in ("RetrainingNewData", "RetrainingDrift"):
+            _create_rules(retraining, prefix)
         yield Deployment(aws, machine["stateMachineArn"], jobs, queue_url, deliveries)
 
 

@@ -41,6 +41,7 @@ from tests.retraining_support import (
 )
 from tests.unit.test_preprocess import drop_text
 
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 OTHER_EXECUTION = EXECUTION_ID.replace("run-1", "run-2")
 HANDLERS = ("start", "preprocess", "train", "evaluate", "check_job", "register", "release")
 LOCK_KEY = f"retraining#{FAMILY}"

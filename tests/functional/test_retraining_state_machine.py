@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.config import load_config
 from localcloud.template import load_stacks
 from tests.functional.retraining_cloud import Deployment, EmulatedAws, deploy, retraining_template
 from tests.infra.conftest import synthesize
@@ -35,6 +36,9 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
 @pytest.fixture
 def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
     yield from deploy(aws)
+
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
 def manual(cloud: Deployment) -> dict[str, object]:
@@ -142,4 +146,20 @@ def test_a_second_retraining_while_one_runs_ends_without_running(cloud: Deployme
     }
     assert cloud.finished(first)["status"] == "SUCCEEDED", cloud.task_errors(first)
     assert len(cloud.packages()) == 1
+    assert cloud.lock_holder() is None
+
+
+def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(cloud: Deployment) -> None:
+    [endpoint] = [e for e in load_config("local").endpoints if e.model_family == cloud.family]
+    name = f"mlrollout-local-{endpoint.name}-input-drift"
+    arn = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"
+    assert cloud.alarm(arn, name, "OK") == []
+    [execution] = cloud.alarm(arn, name, "ALARM")
+    assert cloud.execution_input(execution) == {
+        "model_family": cloud.family,
+        "trigger": {"kind": "drift_alarm", "detail": {"endpoint": endpoint.name, "alarm": name}},
+    }
+    # No data under the family's prefix yet: the run fails at preprocessing and frees the family.
+    ended = cloud.finished(execution)
+    assert (ended["status"], ended["error"]) == ("FAILED", "JobFailed")
     assert cloud.lock_holder() is None
