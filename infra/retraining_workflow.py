@@ -73,6 +73,8 @@ TRANSIENT_ERRORS = (
 )
 EVENT_RETRY_ATTEMPTS = 8
 ERROR = "$.error"
+# lambdas/retraining/state.py: RetrainingState.notify_error
+NOTIFY_ERROR = "$.notify_error"
 # Three jobs at most their configured runtime each, plus the polls, the gate and the registration.
 WORKFLOW_ALLOWANCE_MINUTES = 60
 JOB_LOG_GROUPS = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
@@ -468,7 +470,7 @@ class RetrainingWorkflow(Construct):
         )
         failed = sfn.Fail(self, "Retraining failed", error_path="$.error.Error", cause_path="$.error.Cause")
         # A notification that cannot be sent must not keep the family locked.
-        notify.add_catch(release, errors=["States.ALL"], result_path="$.notify_error")
+        notify.add_catch(release, errors=["States.ALL"], result_path=NOTIFY_ERROR)
         release.add_catch(
             sfn.Fail(
                 self,

@@ -86,8 +86,10 @@ class RetrainingState(_Frozen):
     jobs: dict[JobStep, str] = Field(default_factory=dict, description="step -> its job's name")
     model_data_url: str | None = Field(default=None, description="the training job's model.tar.gz")
     registration: Registration | None = None
-    # What a Catch adds beside the state: {"Error": ..., "Cause": ...}.
+    # What a Catch adds beside the state: {"Error": ..., "Cause": ...}; the failure path's release also
+    # runs when the notification could not be published, with that error beside the first.
     error: dict[str, JsonValue] | None = None
+    notify_error: dict[str, JsonValue] | None = None
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

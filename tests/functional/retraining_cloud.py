@@ -211,6 +211,23 @@ class Deployment:
         result: dict[str, Any] = json.loads(described["output"])
         return result
 
+    def input_of_state(self, execution_arn: str, state: str) -> dict[str, Any]:
+        """The input a state was entered with (a Catch's error beside the state)."""
+        for event in self.history(execution_arn):
+            entered = event.get("stateEnteredEventDetails")
+            if entered and entered["name"] == state:
+                given: dict[str, Any] = json.loads(entered["input"])
+                return given
+        raise AssertionError(f"{execution_arn} never entered {state!r}")
+
+    def topic_arn(self) -> str:
+        [topic_id] = [
+            key
+            for key in self.aws.retraining.template.resources_of_type("AWS::SNS::Topic")
+            if key.startswith("Notifications")
+        ]
+        return str(self.aws.retraining.resolver.resolve({"Ref": topic_id}))
+
     def lock_holder(self) -> str | None:
         key = {"endpoint": {"S": f"retraining#{self.family}"}}
         item = boto3.client("dynamodb").get_item(TableName=self.settings.lock_table, Key=key)

@@ -175,6 +175,16 @@ def test_a_second_run_while_the_family_is_locked_takes_nothing_and_names_the_hol
     assert retraining.start()["lock"]["taken"] is True
 
 
+def test_the_failure_path_releases_with_the_caught_errors_beside_the_state(retraining: Retraining) -> None:
+    state = retraining.start()
+    failed = state | {
+        "error": {"Error": "JobFailed", "Cause": "preprocess job failed"},
+        "notify_error": {"Error": "SNS.InternalErrorException", "Cause": "try later"},
+    }
+    assert retraining.run("release", failed) == failed
+    assert retraining.lock_holder() is None
+
+
 def test_the_release_frees_the_family_for_the_next_run_and_a_second_release_changes_nothing(
     retraining: Retraining,
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
 from infra.config import load_config
@@ -162,4 +163,17 @@ def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(cloud: Depl
     # No data under the family's prefix yet: the run fails at preprocessing and frees the family.
     ended = cloud.finished(execution)
     assert (ended["status"], ended["error"]) == ("FAILED", "JobFailed")
+    assert cloud.lock_holder() is None
+
+
+def test_a_failure_whose_notification_cannot_be_sent_still_frees_the_family(cloud: Deployment) -> None:
+    topic_arn = cloud.topic_arn()
+    boto3.client("sns").delete_topic(TopicArn=topic_arn)
+    renamed = drop_text(ROWS, seed=2).replace("tenure_months", "tenure_days", 1)
+    [execution] = cloud.drop(DROP, renamed)
+    finished = cloud.finished(execution)
+    assert (finished["status"], finished["error"]) == ("FAILED", "JobFailed")
+    entered = cloud.states_entered(execution)
+    assert entered[-3:] == ["Notify the failure", "Release the lock after the failure", "Retraining failed"]
+    assert cloud.input_of_state(execution, "Release the lock after the failure")["notify_error"]["Error"]
     assert cloud.lock_holder() is None

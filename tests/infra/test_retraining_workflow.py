@@ -220,7 +220,9 @@ def test_the_failure_path_publishes_the_reason_releases_the_lock_and_fails_with_
     assert notify["ResultPath"] is None and states[RELEASE_AFTER_FAILURE]["ResultPath"] is None
     assert notify["Next"] == RELEASE_AFTER_FAILURE
     # A notification that cannot be sent still frees the family.
-    assert [catch["Next"] for catch in notify["Catch"]] == [RELEASE_AFTER_FAILURE]
+    assert notify["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": RELEASE_AFTER_FAILURE}
+    ]
     assert states[RELEASE_AFTER_FAILURE]["Next"] == FAILED
     assert states[FAILED] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     [not_released] = states[RELEASE_AFTER_FAILURE]["Catch"]
