@@ -168,9 +168,25 @@ class DeployedStack:
     def physical_id(self, logical_id: str) -> str:
         return str(self.resolver.resolve({"Ref": logical_id}))
 
+    def state_machine_of(self, construct: str) -> str:
+        """The ARN of the one state machine whose logical id starts with the construct's id."""
+        found = [
+            resource.ref
+            for logical_id, resource in self.of_type("AWS::StepFunctions::StateMachine").items()
+            if logical_id.startswith(construct)
+        ]
+        if len(found) != 1:
+            raise LookupError(f"{self.template.name} has {len(found)} state machines of {construct}, not one")
+        return found[0]
+
     @property
     def state_machine_arn(self) -> str:
-        return self.only("AWS::StepFunctions::StateMachine").ref
+        """The rollout workflow's state machine."""
+        return self.state_machine_of("Rollout")
+
+    @property
+    def retraining_state_machine_arn(self) -> str:
+        return self.state_machine_of("Retraining")
 
     @property
     def topic_arn(self) -> str:
@@ -628,6 +644,11 @@ def _create_bucket(ctx: _Deployment, logical_id: str, props: dict[str, Any]) -> 
         s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
     if props.get("Tags"):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(props)})
+    if "NotificationConfiguration" in props:
+        s3.put_bucket_notification_configuration(
+            Bucket=name,
+            NotificationConfiguration=_notifications(logical_id, props["NotificationConfiguration"]),
+        )
     if "LoggingConfiguration" in props:
         logging = props["LoggingConfiguration"]
         enabled = {
@@ -644,6 +665,19 @@ def _create_bucket(ctx: _Deployment, logical_id: str, props: dict[str, Any]) -> 
         "RegionalDomainName": f"{name}.s3.{ctx.region}.{ctx.resolver.environment.url_suffix}",
     }
     return DeployedResource(logical_id, "AWS::S3::Bucket", name, name, attributes)
+
+
+def _notifications(logical_id: str, notification: Mapping[str, Any]) -> dict[str, Any]:
+    """Amazon EventBridge delivery (the only kind the stack uses): moto then puts "Object Created" and the
+    other S3 events on the default bus, where the stack's rules match them."""
+    others = sorted(set(notification) - {"EventBridgeConfiguration"})
+    if others:
+        raise UnsupportedPropertyError(
+            f"{logical_id}: NotificationConfiguration.{', '.join(others)} is not translated; only "
+            "EventBridgeConfiguration is"
+        )
+    enabled = notification.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled", False)
+    return {"EventBridgeConfiguration": {}} if enabled else {}
 
 
 def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
@@ -1289,6 +1323,7 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
                 "BucketEncryption",
                 "LifecycleConfiguration",
                 "LoggingConfiguration",
+                "NotificationConfiguration",
                 "OwnershipControls",
                 "PublicAccessBlockConfiguration",
                 "VersioningConfiguration",

@@ -7,8 +7,14 @@ them while it is open, around moto's own delivery (`Rule.send_to_targets`, patch
 that events put in-process and through moto's server alike are delivered):
 
 * the target receives the event itself, or the target's constant ``Input``, or the part ``InputPath``
-  selects (``$``, ``$.detail``, ``$.detail.x``), as EventBridge documents; moto's input transformer
-  handles ``InputTransformer``;
+  selects (``$``, ``$.detail``, ``$.detail.x``), or its ``InputTransformer``'s output, as EventBridge
+  documents ("Amazon EventBridge input transformation"): each ``InputPathsMap`` path (dot notation,
+  array indices) is read from the event, and each ``<name>`` of the ``InputTemplate`` becomes its value:
+  inside a JSON string the value's text, elsewhere its JSON (a string quoted, a missing path ``null``);
+  ``<aws.events.event>`` (the event without ``detail``), ``<aws.events.event.json>`` and
+  ``<aws.events.event.ingestion-time>`` are predefined. A template that is a JSON object or array gives
+  JSON, any other template its text. moto's own transformer is not used for these targets: it leaves a
+  string placed outside quotes unquoted;
 * a Lambda target is invoked asynchronously (EventBridge uses the ``Event`` invocation type): on a
   thread of its own, through moto's Lambda (which `localcloud.moto_lambda` routes to the real handler);
   the invocation's result is kept in `EventDeliveries` so that a test can wait for it and read it;
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -135,9 +142,12 @@ def deliver_events() -> Iterator[EventDeliveries]:
 
 
 def target_input(target: dict[str, Any], event: Any) -> Any:
-    """What the target receives: the constant Input, the InputPath's part, or the event."""
+    """What the target receives: the constant Input, the InputPath's part, the InputTransformer's output,
+    or the event."""
     if "Input" in target:
         return json.loads(target["Input"])
+    if "InputTransformer" in target:
+        return transformed_input(target["InputTransformer"], event)
     path = target.get("InputPath")
     if not path or path == "$":
         return event
@@ -146,6 +156,79 @@ def target_input(target: dict[str, Any], event: Any) -> Any:
     value = event
     for key in path[2:].split("."):
         value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+_PATH_STEP = re.compile(r"\.([A-Za-z0-9_\-/]+)|\[(\d+)\]")
+_RULE_VARIABLES = ("aws.events.rule-arn", "aws.events.rule-name")
+
+
+def transformed_input(transformer: dict[str, Any], event: Any) -> Any:
+    """An InputTransformer's output for the event (see the module's docstring)."""
+    values = {
+        name: json_path_value(event, path) for name, path in transformer.get("InputPathsMap", {}).items()
+    }
+    values["aws.events.event"] = {k: v for k, v in event.items() if k != "detail"}
+    values["aws.events.event.json"] = event
+    values["aws.events.event.ingestion-time"] = event.get("time")
+    template = str(transformer["InputTemplate"])
+    is_json = template.strip().startswith(("{", "["))
+    pieces: list[str] = []
+    in_string = escaped = False
+    position = 0
+    while position < len(template):
+        char = template[position]
+        found = _PLACEHOLDER.match(template, position) if char == "<" else None
+        if found and found.group(1) in values:
+            value = values[found.group(1)]
+            text = value if isinstance(value, str) else ("" if value is None else json.dumps(value))
+            if not is_json:
+                pieces.append(text)
+            elif in_string:
+                pieces.append(json.dumps(text)[1:-1])
+            else:
+                pieces.append(json.dumps(value))
+            position = found.end()
+            continue
+        if found and found.group(1) in _RULE_VARIABLES:
+            raise EventDeliveryError(f"InputTemplate variable <{found.group(1)}> is not supported locally")
+        if in_string and escaped:
+            escaped = False
+        elif in_string and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+        pieces.append(char)
+        position += 1
+    text = "".join(pieces)
+    if not is_json:
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise EventDeliveryError(
+            f"InputTemplate {template!r} gives invalid JSON {text!r}: {error}"
+        ) from error
+
+
+def json_path_value(event: Any, path: str) -> Any:
+    """The value at an InputPathsMap path (``$``, ``$.a.b``, ``$.a[0].b``); None where it is missing."""
+    if path == "$":
+        return event
+    if not path.startswith("$"):
+        raise EventDeliveryError(f"InputPathsMap path {path!r} must start with $")
+    value, position = event, 1
+    while position < len(path):
+        step = _PATH_STEP.match(path, position)
+        if step is None:
+            raise EventDeliveryError(f"InputPathsMap path {path!r} is not supported locally (dots, [n])")
+        key, index = step.groups()
+        if key is not None:
+            value = value.get(key) if isinstance(value, dict) else None
+        else:
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+        position = step.end()
     return value
 
 

@@ -117,3 +117,46 @@ def _function_arn() -> str:
 
 def _role() -> str:
     return "arn:aws:iam::123456789012:role/states"
+
+
+def test_an_input_transformer_fills_its_template_as_eventbridge_does() -> None:
+    event = {
+        "source": "aws.s3",
+        "time": "2026-11-25T10:00:00Z",
+        "detail": {"bucket": {"name": "data"}, "object": {"key": 'fam/a "b".csv', "size": 7}, "tags": [1, 2]},
+    }
+    transformer = {
+        "InputPathsMap": {
+            "bucket": "$.detail.bucket.name",
+            "key": "$.detail.object.key",
+            "size": "$.detail.object.size",
+            "second": "$.detail.tags[1]",
+            "missing": "$.detail.nothing.here",
+        },
+        "InputTemplate": '{"where": <bucket>, "what": "<key> (<size> bytes)", "n": <size>, '
+        '"second": <second>, "gone": <missing>, "source": <aws.events.event>, '
+        '"at": "<aws.events.event.ingestion-time>"}',
+    }
+    assert target_input({"InputTransformer": transformer}, event) == {
+        "where": "data",
+        "what": 'fam/a "b".csv (7 bytes)',
+        "n": 7,
+        "second": 2,
+        "gone": None,
+        "source": {"source": "aws.s3", "time": "2026-11-25T10:00:00Z"},
+        "at": "2026-11-25T10:00:00Z",
+    }
+    text = {"InputPathsMap": {"key": "$.detail.object.key"}, "InputTemplate": "new object <key>"}
+    assert target_input({"InputTransformer": text}, event) == 'new object fam/a "b".csv'
+
+
+def test_an_input_transformer_the_local_cloud_cannot_follow_is_named() -> None:
+    event = {"detail": {}}
+    with pytest.raises(EventDeliveryError, match=r"\$\.detail\.\*"):
+        target_input(
+            {"InputTransformer": {"InputPathsMap": {"x": "$.detail.*"}, "InputTemplate": "<x>"}}, event
+        )
+    with pytest.raises(EventDeliveryError, match="rule-name"):
+        target_input({"InputTransformer": {"InputTemplate": "<aws.events.rule-name>"}}, event)
+    with pytest.raises(EventDeliveryError, match="invalid JSON"):
+        target_input({"InputTransformer": {"InputTemplate": '{"a": <aws.events.event.json>'}}, event)
