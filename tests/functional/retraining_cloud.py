@@ -10,10 +10,9 @@ What is emulated, and how:
   processes with SageMaker's file layout; Describe* shows them in progress until they end).
 * Time: the functions run on the real clock; the definition's Wait states (the poll between two checks
   of a job) are shortened `POLL_RATE` times, so a minute's poll takes a second.
-* Data drops: S3's EventBridge notifications from moto, delivered by the stack's "new data" rule (its
-  pattern and input transformer as synthesized) through `localcloud.event_delivery`, which passes a
-  target its Input or InputPath but not an InputTransformer's output: `transformed_inputs` applies the
-  transformer (moto's own `EventTemplateParser` leaves a string placeholder unquoted, so it is not used).
+* Data drops and drift alarms: S3's EventBridge notifications from moto and alarm state changes put on
+  the bus, delivered by the stack's "new data" and "drift" rules (their patterns and input transformers
+  as synthesized) through `localcloud.event_delivery`.
 * Resources the stack would deploy (lock table, buckets, topic, package group): created here with the
   names the template gives them; the buckets with lower-case names, as S3 requires of real ones.
 """
@@ -25,17 +24,15 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
-from localcloud import event_delivery
 from localcloud.event_delivery import EventDeliveries, deliver_events
 from localcloud.lambda_clock import AcceleratedClock, shortened_waits
 from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
@@ -250,37 +247,6 @@ class Deployment:
         return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def _at(event: Any, path: str) -> Any:
-    if not path.startswith("$."):
-        raise ValueError(f"InputPathsMap path {path!r} is not supported locally (use $.a.b)")
-    value = event
-    for key in path[2:].split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-def transform(transformer: Mapping[str, Any], event: Any) -> Any:
-    """An InputTransformer's output for a JSON template: each <name> becomes its path's JSON value
-    (a string quoted), as EventBridge fills a placeholder that is not inside quotes."""
-    text = str(transformer["InputTemplate"])
-    for name, path in transformer.get("InputPathsMap", {}).items():
-        text = text.replace(f"<{name}>", json.dumps(_at(event, path)))
-    return json.loads(text)
-
-
-@contextmanager
-def transformed_inputs() -> Iterator[None]:
-    """While open, a delivered target with an InputTransformer receives the transformer's output."""
-    original = event_delivery.target_input
-
-    def target_input(target: dict[str, Any], event: Any) -> Any:
-        transformer = target.get("InputTransformer")
-        return original(target, event) if transformer is None else transform(transformer, event)
-
-    with mock.patch.object(event_delivery, "target_input", target_input):
-        yield
-
-
 def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
     """A fresh moto with the workflow's table, buckets, topic, group, functions, machine and rules."""
     retraining = aws.retraining
@@ -315,7 +281,6 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
             definition=aws.definition(),
             roleArn=STATES_ROLE_ARN,
         )
-        stack.enter_context(transformed_inputs())
         deliveries = stack.enter_context(deliver_events())
         for prefix in ("RetrainingNewData", "RetrainingDrift"):
             _create_rules(retraining, prefix)
