@@ -21,7 +21,8 @@ that events put in-process and through moto's server alike are delivered):
 * a state machine target gets StartExecution with the event as input and a generated name, as
   EventBridge starts executions.
 
-Not emulated: the target's RetryPolicy and dead-letter queue (a delivery here cannot fail to reach
+Scheduled rules match no event (moto's empty pattern would match every one) and their schedules are not
+run. Not emulated: the target's RetryPolicy and dead-letter queue (a delivery here cannot fail to reach
 moto), Lambda's own asynchronous retries of a failed function (the failure is recorded instead), the
 target role (moto does not enforce IAM), rules on other buses than the default one are delivered the
 same way.
@@ -120,6 +121,9 @@ def deliver_events() -> Iterator[EventDeliveries]:
     original = Rule.send_to_targets
 
     def send_to_targets(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
+        if is_schedule_only(rule):
+            # A rule with a schedule and no pattern matches no event (moto's empty pattern matches all).
+            return
         # moto raises NotImplementedError for a target service it lacks: it gets only its own.
         own = copy.copy(rule)
         own.targets = [t for t in rule.targets if parse_arn(t["Arn"]).service not in ADDED_SERVICES]
@@ -139,6 +143,12 @@ def deliver_events() -> Iterator[EventDeliveries]:
     with mock.patch.object(Rule, "send_to_targets", send_to_targets):
         yield deliveries
     deliveries.wait()
+
+
+def is_schedule_only(rule: Rule) -> bool:
+    """A scheduled rule without an event pattern: EventBridge runs it on its schedule, never on an event.
+    Schedules are not run locally (a test starts what a schedule would)."""
+    return bool(rule.scheduled_expression) and not rule.event_pattern.dump()
 
 
 def target_input(target: dict[str, Any], event: Any) -> Any:

@@ -56,6 +56,16 @@ def test_a_matching_event_invokes_the_lambda_target_with_the_event(aws: Any) -> 
     assert delivery.result["received"]["detail-type"] == "Something Happened"
 
 
+def test_a_scheduled_rule_matches_no_event(aws: Any) -> None:
+    aws.put_rule(Name="every-day", ScheduleExpression="rate(1 day)")
+    aws.put_targets(Rule="every-day", Targets=[{"Id": "f", "Arn": _function_arn()}])
+    aws.put_targets(Rule="on-something", Targets=[{"Id": "f", "Arn": _function_arn()}])
+    with deliver_events() as deliveries:
+        put(aws, {"n": 1})
+        [delivery] = deliveries.wait()
+    assert delivery.rule == "on-something"
+
+
 def test_a_failing_function_is_recorded_with_its_error(aws: Any) -> None:
     aws.put_targets(Rule="on-something", Targets=[{"Id": "f", "Arn": _function_arn()}])
     with deliver_events() as deliveries:
