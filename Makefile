@@ -8,7 +8,7 @@ ENV ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast lint format synth demo bench bench-quick clean
+.PHONY: setup test test-fast lint format synth demo demo-retrain bench bench-quick clean
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -52,6 +52,12 @@ demo: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
 	$(PY) -m localcloud.demo --cdk-out cdk.out.local --report demo-report.html
 
+# make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/retrain_demo.py)
+# and the package rolls out; then a schema change fails the retraining and changes nothing.
+demo-retrain: setup
+	$(CDK) synth --quiet -c env=local -o cdk.out.local
+	$(PY) -m localcloud.retrain_demo --cdk-out cdk.out.local --report demo-retrain-report.html
+
 # Every benchmark; each prints its table and writes bench/results/. Not timed tests: numbers, not verdicts.
 BENCHES := bench.judge_bench bench.router_bench bench.container_bench
 
@@ -62,4 +68,4 @@ bench-quick: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
-	rm -rf cdk.out cdk.out.local demo-report.html demo-report-lambda.log .mypy_cache .ruff_cache .pytest_cache
+	rm -rf cdk.out cdk.out.local demo-report.html demo-report-lambda.log demo-retrain-report.html demo-retrain-report-lambda.log .mypy_cache .ruff_cache .pytest_cache

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,6 +92,8 @@ class Story:
     # Every simulated request: how many, how many answered other than 200.
     requests: int = 0
     failed_requests: int = 0
+    # Retraining runs (`localcloud.retrain_demo`): execution, status, the package's metadata or the reason.
+    retrainings: list[dict[str, Any]] = field(default_factory=list)
 
     def at(self) -> float:
         return time.monotonic() - self.started
@@ -160,9 +162,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_versions(scratch: Path, story: Story) -> dict[str, Version]:
-    story.say("training v1 (logistic), v2 (boosted), v3 (heavy forest), v4 (logistic, other data)")
-    plan = {"v1": ("logistic", 1), "v2": ("boosted", 1), "v3": ("heavy", 1), "v4": ("logistic", 2)}
+# The story's model versions: recipe and seed.
+PLAN: dict[str, tuple[str, int]] = {
+    "v1": ("logistic", 1),
+    "v2": ("boosted", 1),
+    "v3": ("heavy", 1),
+    "v4": ("logistic", 2),
+}
+
+
+def train_versions(
+    scratch: Path, story: Story, plan: dict[str, tuple[str, int]] | None = None
+) -> dict[str, Version]:
+    plan = PLAN if plan is None else plan
+    story.say(
+        "training " + ", ".join(f"{name} ({recipe}, seed {seed})" for name, (recipe, seed) in plan.items())
+    )
     versions = {}
     for name, (recipe, seed) in plan.items():
         model_dir = scratch / name
@@ -174,7 +189,12 @@ def train_versions(scratch: Path, story: Story) -> dict[str, Version]:
 
 
 @contextmanager
-def open_cloud(cdk_out: Path, clock: AcceleratedClock, lambda_log: TextIO) -> Iterator[LocalCloud]:
+def open_cloud(
+    cdk_out: Path,
+    clock: AcceleratedClock,
+    lambda_log: TextIO,
+    extra_gap_fillers: Mapping[str, Callable[[LocalCloud], Any]] | None = None,
+) -> Iterator[LocalCloud]:
     from localcloud.appconfig import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
     from localcloud.sagemaker_runtime import serve_endpoints  # noqa: PLC0415
 
@@ -195,6 +215,7 @@ def open_cloud(cdk_out: Path, clock: AcceleratedClock, lambda_log: TextIO) -> It
             "registry events": lambda _cloud: emit_registry_events(),
             "appconfig": lambda _cloud: emulate_appconfig(clock=clock.now),
             "runtime": lambda _cloud: serve_endpoints(clock=clock.now),
+            **(extra_gap_fillers or {}),
         },
     )
     cloud_ref.append(cloud)
@@ -302,7 +323,10 @@ class Demo:
                 CustomerMetadataProperties={"model_version": name, "recipe": version.recipe},
             )
             self.packages[name] = str(created["ModelPackageArn"])
-        self.story.say(f"  v1 serves from {bootstrap}; v2-v4 registered in {self.group}, pending approval")
+        registered = ", ".join(self.packages) or "nothing yet"
+        self.story.say(
+            f"  v1 serves from {bootstrap}; registered in {self.group}, pending approval: {registered}"
+        )
 
     def _bootstrap_url(self) -> str:
         model = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointConfigName"]
@@ -635,7 +659,7 @@ def _percentile(values: list[float], quantile: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
 
 
-def write_report(story: Story, path: Path) -> Path:
+def write_report(story: Story, path: Path, title: str = "mlrollout on the local cloud") -> Path:
     from localcloud.report import (  # noqa: PLC0415 - matplotlib only when reporting
         Decision,
         RolloutSummary,
@@ -659,7 +683,7 @@ def write_report(story: Story, path: Path) -> Path:
         ]
         variants.append(VariantSeries.from_samples(variant, samples))
     timeline = Timeline(
-        title="mlrollout on the local cloud",
+        title=title,
         variants=variants,
         decisions=[Decision(at, version, kind, text) for at, version, kind, text in story.decisions],
         rollouts=[

@@ -68,6 +68,7 @@ class DecisionKind(StrEnum):
     ROLLBACK = "rollback"
     KILL_SWITCH = "kill_switch"
     ALARM = "alarm"
+    RETRAINING = "retraining"
     FAILURE = "failure"
     NOTE = "note"
 
@@ -96,6 +97,7 @@ _KIND_STYLE: dict[DecisionKind, tuple[str, str]] = {
     DecisionKind.ROLLBACK: ("#d62728", "v"),
     DecisionKind.KILL_SWITCH: ("#000000", "X"),
     DecisionKind.ALARM: ("#ff7f0e", "D"),
+    DecisionKind.RETRAINING: ("#e377c2", "*"),
     DecisionKind.FAILURE: ("#8c564b", "P"),
     DecisionKind.NOTE: ("#9467bd", "."),
 }
