@@ -112,7 +112,9 @@ def rollout_template(template: StackTemplate) -> RolloutTemplate:
         for spec in functions_from_template(template, resolver)
         if spec.handler.startswith(ROLLOUT_HANDLER_PREFIX)
     )
-    [machine_id] = template.resources_of_type(STATE_MACHINE_TYPE)
+    [machine_id] = [
+        key for key in template.resources_of_type(STATE_MACHINE_TYPE) if key.startswith("Rollout")
+    ]
     return RolloutTemplate(template=template, resolver=resolver, functions=functions, machine_id=machine_id)
 
 
@@ -331,9 +333,11 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
 
 
 def create_rules(rollout: RolloutTemplate) -> None:
-    """The stack's EventBridge rules and their targets, as the template defines them."""
+    """The rollout workflow's EventBridge rules and their targets, as the template defines them."""
     events = boto3.client("events")
     for logical_id in rollout.template.resources_of_type("AWS::Events::Rule"):
+        if not logical_id.startswith("Rollout"):
+            continue
         properties = rollout.resolver.resolve(rollout.template.resources[logical_id]["Properties"])
         name = rollout.resolver.resolve({"Ref": logical_id})
         events.put_rule(Name=name, EventPattern=json.dumps(properties["EventPattern"]), State="ENABLED")

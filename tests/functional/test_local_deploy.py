@@ -127,24 +127,29 @@ class TestDevStackInProcess:
             backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
             assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 
-    def test_the_state_machine_runs_the_resolved_definition_with_its_role(
+    def test_the_state_machines_run_the_resolved_definitions_with_their_roles(
         self, template: StackTemplate, stack: DeployedStack
     ) -> None:
-        machine_id = logical_id_of(template, "AWS::StepFunctions::StateMachine")
-        described = client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)
-        assert described["name"] == template.resources[machine_id]["Properties"]["StateMachineName"]
-        assert described["definition"] == state_machine_definition(stack.resolver, machine_id)
-        role_id = template.resources[machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-        role = client("iam").get_role(RoleName=stack.resources[role_id].name)["Role"]
-        assert described["roleArn"] == role["Arn"]
-        function_arns = {f["FunctionArn"] for f in client("lambda").list_functions()["Functions"]}
-        definition = json.loads(described["definition"])
-        called = {
-            state["Parameters"]["FunctionName"]
-            for state in _states(definition)
-            if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+        machines = template.resources_of_type("AWS::StepFunctions::StateMachine")
+        assert {stack.state_machine_arn, stack.retraining_state_machine_arn} == {
+            stack.resources[machine_id].ref for machine_id in machines
         }
-        assert called and called <= function_arns
+        function_arns = {f["FunctionArn"] for f in client("lambda").list_functions()["Functions"]}
+        for machine_id in machines:
+            arn = stack.resources[machine_id].ref
+            described = client("stepfunctions").describe_state_machine(stateMachineArn=arn)
+            assert described["name"] == template.resources[machine_id]["Properties"]["StateMachineName"]
+            assert described["definition"] == state_machine_definition(stack.resolver, machine_id)
+            role_id = template.resources[machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+            role = client("iam").get_role(RoleName=stack.resources[role_id].name)["Role"]
+            assert described["roleArn"] == role["Arn"]
+            definition = json.loads(described["definition"])
+            called = {
+                state["Parameters"]["FunctionName"]
+                for state in _states(definition)
+                if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+            }
+            assert called and called <= function_arns
 
     def test_functions_have_the_template_handler_environment_and_role(
         self, template: StackTemplate, stack: DeployedStack, runner: LambdaRunner
@@ -172,16 +177,21 @@ class TestDevStackInProcess:
         self, template: StackTemplate, stack: DeployedStack
     ) -> None:
         events = client("events")
-        assert len(stack.rule_names) == len(template.resources_of_type("AWS::Events::Rule")) == 4
+        assert set(stack.rule_names) == set(template.resources_of_type("AWS::Events::Rule"))
         queue_arns = {r.attributes["Arn"] for r in stack.of_type("AWS::SQS::Queue").values()}
         for logical_id, name in stack.rule_names.items():
             declared = properties(template, stack, logical_id)
             rule = events.describe_rule(Name=name)
-            assert json.loads(rule["EventPattern"]) == declared["EventPattern"]
+            if "EventPattern" in declared:
+                assert json.loads(rule["EventPattern"]) == declared["EventPattern"]
+            else:
+                assert rule["ScheduleExpression"] == declared["ScheduleExpression"]
             assert rule["State"] == declared["State"]
             targets = events.list_targets_by_rule(Rule=name)["Targets"]
             assert targets == declared["Targets"]
             for target in targets:
+                if logical_id.startswith("DriftMonitor"):
+                    continue  # a missed drift measurement is replaced by the next one (infra/drift_monitor.py)
                 assert target["DeadLetterConfig"]["Arn"] in queue_arns
                 assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
         approval = next(i for i in stack.rule_names if "PackageApproved" in i)
@@ -196,7 +206,8 @@ class TestDevStackInProcess:
         alarms = {
             a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmTypes=["MetricAlarm"])["MetricAlarms"]
         }
-        assert set(alarms) == set(stack.alarm_names.values()) and len(alarms) == 8
+        declared_alarms = template.resources_of_type("AWS::CloudWatch::Alarm")
+        assert set(alarms) == set(stack.alarm_names.values()) and len(alarms) == len(declared_alarms)
         for logical_id, name in stack.alarm_names.items():
             declared = properties(template, stack, logical_id)
             alarm = alarms[name]

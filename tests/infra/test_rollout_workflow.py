@@ -80,7 +80,7 @@ FLAG_KINDS = ("Application", "Environment", "ConfigurationProfile")
 
 
 def _state_machine(dev: Synthesized) -> dict[str, Any]:
-    [machine] = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    machine = dev.resources[_single(dev, "AWS::StepFunctions::StateMachine", "RolloutStateMachine")]
     properties: dict[str, Any] = machine["Properties"]
     return properties
 
@@ -544,7 +544,12 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             **describe_package,
             **live_config,
             "sagemaker:DescribeModel": {arns.models},
-            "s3:GetObject": {f"{arns.bucket}/models/*", f"{arns.bucket}/data-capture/*"},
+            # Retrained packages keep their gate files under retraining/ (infra/retraining_workflow.py).
+            "s3:GetObject": {
+                f"{arns.bucket}/models/*",
+                f"{arns.bucket}/data-capture/*",
+                f"{arns.bucket}/retraining/*/gates/*",
+            },
             "s3:ListBucket": {arns.list_captures},
             "kms:Decrypt": {arns.artifact_key},
         },
