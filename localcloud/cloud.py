@@ -14,7 +14,8 @@
   (`localcloud.lambda_clock`);
 * moto answers SageMaker's UpdateEndpoint (`localcloud.sagemaker_control`) and CloudWatch's
   PutCompositeAlarm and DescribeAlarmHistory (`localcloud.alarm_evaluation.emulate_alarm_apis`), which it
-  lacks and the stack needs;
+  lacks and the stack needs; a scheduled rule matches no event, as on EventBridge
+  (`localcloud.event_delivery.schedules_match_no_event`; schedules themselves are not run);
 * further gap fillers are opened, in the order given, before the stack is deployed: each is a callable
   taking the `LocalCloud` and returning a context manager (AppConfig, EventBridge delivery to Lambda
   and Step Functions targets, alarm evaluation, SageMaker runtime, ...); what each yields is
@@ -42,6 +43,7 @@ from moto.server import ThreadedMotoServer
 
 from localcloud.alarm_evaluation import emulate_alarm_apis
 from localcloud.deploy import DefinitionTransform, DeployedStack, deploy_stack
+from localcloud.event_delivery import schedules_match_no_event
 from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
 from localcloud.lambda_runner import LambdaRunner
 from localcloud.moto_lambda import route_lambda_invocations
@@ -200,6 +202,7 @@ class LocalCloud:
                 LambdaRunner([], aws_endpoint_url=self.endpoint_url, log_sink=self.lambda_log)
             )
             stack.enter_context(route_lambda_invocations(self._runner))
+            stack.enter_context(schedules_match_no_event())
             self._updates = stack.enter_context(emulate_update_endpoint())
             stack.enter_context(emulate_alarm_apis())
             for name, factory in self.gap_fillers.items():

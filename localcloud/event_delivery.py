@@ -145,6 +145,21 @@ def deliver_events() -> Iterator[EventDeliveries]:
     deliveries.wait()
 
 
+@contextmanager
+def schedules_match_no_event() -> Iterator[None]:
+    """While open, moto sends no event to a schedule-only rule's targets, with or without
+    `deliver_events` (moto's empty pattern matches every event, and raises for a state machine target)."""
+    check_moto()
+    original = Rule.send_to_targets
+
+    def send_to_targets(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
+        if not is_schedule_only(rule):
+            original(rule, original_event, transform_input)
+
+    with mock.patch.object(Rule, "send_to_targets", send_to_targets):
+        yield
+
+
 def is_schedule_only(rule: Rule) -> bool:
     """A scheduled rule without an event pattern: EventBridge runs it on its schedule, never on an event.
     Schedules are not run locally (a test starts what a schedule would)."""

@@ -11,7 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localcloud.event_delivery import EventDeliveryError, deliver_events, target_input
+from localcloud.event_delivery import (
+    EventDeliveryError,
+    deliver_events,
+    schedules_match_no_event,
+    target_input,
+)
 from localcloud.lambda_runner import FunctionSpec, LambdaRunner
 from localcloud.moto_lambda import create_functions, route_lambda_invocations
 from tests.functional.test_lambda_runner import small_asset
@@ -64,6 +69,19 @@ def test_a_scheduled_rule_matches_no_event(aws: Any) -> None:
         put(aws, {"n": 1})
         [delivery] = deliveries.wait()
     assert delivery.rule == "on-something"
+
+
+def test_without_delivery_a_scheduled_rule_still_matches_no_event(aws: Any) -> None:
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="m", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    aws.put_rule(Name="every-day", ScheduleExpression="rate(1 day)")
+    aws.put_targets(Rule="every-day", Targets=[{"Id": "m", "Arn": machine}])
+    with pytest.raises(NotImplementedError):  # moto's own delivery: the schedule rule matched the event
+        put(aws, {"n": 1})
+    with schedules_match_no_event():
+        put(aws, {"n": 2})
+    assert boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
 
 
 def test_a_failing_function_is_recorded_with_its_error(aws: Any) -> None:
@@ -161,7 +179,7 @@ def test_an_input_transformer_fills_its_template_as_eventbridge_does() -> None:
 
 
 def test_an_input_transformer_the_local_cloud_cannot_follow_is_named() -> None:
-    event = {"detail": {}}
+    event: dict[str, Any] = {"detail": {}}
     with pytest.raises(EventDeliveryError, match=r"\$\.detail\.\*"):
         target_input(
             {"InputTransformer": {"InputPathsMap": {"x": "$.detail.*"}, "InputTemplate": "<x>"}}, event

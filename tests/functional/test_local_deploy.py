@@ -191,7 +191,7 @@ class TestDevStackInProcess:
             assert targets == declared["Targets"]
             for target in targets:
                 if logical_id.startswith("DriftMonitor"):
-                    continue  # a missed drift measurement is replaced by the next one (infra/drift_monitor.py)
+                    continue  # a missed drift measurement is replaced by the next (infra/drift_monitor.py)
                 assert target["DeadLetterConfig"]["Arn"] in queue_arns
                 assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
         approval = next(i for i in stack.rule_names if "PackageApproved" in i)
