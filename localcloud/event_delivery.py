@@ -103,9 +103,12 @@ class EventDeliveries:
             self._pending.discard(thread)
 
 
+# moto's own method, as imported: the wrappers here replace it on the class while they are open.
+_MOTO_SEND_TO_TARGETS = Rule.send_to_targets
+
+
 def check_moto() -> None:
-    original = Rule.send_to_targets
-    code = original.__code__
+    code = _MOTO_SEND_TO_TARGETS.__code__
     if code.co_varnames[: code.co_argcount] != ("self", "original_event", "transform_input"):
         raise EventDeliveryError(
             f"moto's Rule.send_to_targets changed (written for moto {MOTO_VERSION}): "
