@@ -17,6 +17,10 @@ key, TLS-only, versioned, with EventBridge notifications on: a new object under 
 that family's retraining. Each function's role grants exactly the calls its handler makes, and the
 SageMaker jobs run as a role that reads the data, reads and writes the run's prefix of the artifact
 bucket and pulls the training image (see `tests/infra/test_retraining_workflow.py`).
+
+An execution stopped by hand or timed out runs none of its states: a rule on its status change (ABORTED,
+TIMED_OUT) invokes `retraining_ended`, which stops the run's job in progress, releases the family's lock
+if that execution still holds it and notifies (`lambdas/handlers/retraining_ended.py`).
 """
 
 from __future__ import annotations
@@ -78,6 +82,10 @@ NOTIFY_ERROR = "$.notify_error"
 # Three jobs at most their configured runtime each, plus the polls, the gate and the registration.
 WORKFLOW_ALLOWANCE_MINUTES = 60
 JOB_LOG_GROUPS = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
+# Not a task of the state machine: the target of the rule for an execution stopped by hand or timed out.
+ENDED_MODULE = "retraining_ended"
+# lambdas/retraining/ended.py: ENDED_STATUSES
+ENDED_STATUSES = ["ABORTED", "TIMED_OUT"]
 
 
 def handler_name(module: str) -> str:
@@ -138,6 +146,8 @@ class RetrainingWorkflow(Construct):
         self.state_machine = self._state_machine()
         self._acknowledge_state_machine_role()
         self.rules = self._triggers(drift_alarms or {})
+        self.ended_function = self._ended_function()
+        self.ended_rule = self._ended_rule()
 
     # --- Data and the jobs' role ------------------------------------------------------------------------
 
@@ -668,3 +678,87 @@ class RetrainingWorkflow(Construct):
             )
             rules.append(drifted)
         return rules
+
+    # --- An execution stopped by hand or timed out --------------------------------------------------------
+
+    def _ended_function(self) -> ProjectFunction:
+        """Stops the run's jobs, releases its lock and notifies: no state of the execution runs any more."""
+        service = ENDED_MODULE.replace("_", "-")
+        function = ProjectFunction(
+            self,
+            "Ended",
+            handler=handler_name(ENDED_MODULE),
+            description=f"{self._config.prefix}: clean up after a retraining stopped or timed out",
+            environment={
+                **self._environment(),
+                "TOPIC_ARN": self._notifications.topic.topic_arn,
+                "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                "POWERTOOLS_SERVICE_NAME": service,
+            },
+            timeout=Duration.minutes(1),
+            memory_size=256,
+        )
+        role = function.role
+        processing_jobs, training_jobs = self.job_arns("processing-job"), self.job_arns("training-job")
+        for statement in (
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
+                resources=processing_jobs,
+            ),
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+                resources=training_jobs,
+            ),
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self._notifications.topic.topic_arn]),
+        ):
+            role.add_to_principal_policy(statement)
+        # Releasing the lock: a delete conditional on the holder, as the workflow's release.
+        self._lock_table.grant(role, "dynamodb:DeleteItem")
+        # Publishing to the encrypted topic: SNS asks KMS for a data key as the caller.
+        self._notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        acknowledge_wildcard_resources(
+            role,
+            [*processing_jobs, *training_jobs],
+            "Jobs are named per run at run time; only this environment's retraining jobs can be described "
+            "or stopped.",
+        )
+        return function
+
+    def _ended_rule(self) -> events.Rule:
+        undelivered = sqs.Queue(
+            self,
+            "UndeliveredEnded",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            undelivered,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the ended-execution rule's target; nothing "
+            "consumes it automatically, a person reads and redrives its events.",
+        )
+        self.undelivered_ended = undelivered
+        rule = events.Rule(
+            self,
+            "EndedExecution",
+            description=f"{self._config.prefix}: a retraining stopped or timed out has its jobs stopped and "
+            "its lock released",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ENDED_STATUSES,
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.ended_function.function,
+                retry_attempts=EVENT_RETRY_ATTEMPTS,
+                max_event_age=Duration.hours(2),
+                dead_letter_queue=undelivered,
+            )
+        )
+        return rule

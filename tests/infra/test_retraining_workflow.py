@@ -13,6 +13,7 @@ import pytest
 
 from infra.nag import render
 from infra.retraining_workflow import (
+    ENDED_MODULE,
     HANDLER_MODULES,
     NAMED_INPUT,
     START_PAYLOAD_PATH,
@@ -20,6 +21,7 @@ from infra.retraining_workflow import (
     handler_name,
     workflow_timeout,
 )
+from lambdas.retraining.ended import ENDED_STATUSES, load_ended_settings
 from lambdas.retraining.settings import load_retraining_settings
 from lambdas.retraining.state import parse_input
 from tests.infra.conftest import REPO_ROOT, Synthesized
@@ -287,8 +289,18 @@ def _grants(dev: Synthesized, role: str) -> dict[str, set[str]]:
     return grants
 
 
+def _ended_function_id(dev: Synthesized) -> str:
+    [logical_id] = [
+        logical_id
+        for logical_id, function in dev.of_type("AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == handler_name(ENDED_MODULE)
+    ]
+    return logical_id
+
+
 def _own_grants(dev: Synthesized, module: str) -> dict[str, set[str]]:
-    properties = dev.resources[_function_ids(dev)[module]]["Properties"]
+    function_ids = {**_function_ids(dev), ENDED_MODULE: _ended_function_id(dev)}
+    properties = dev.resources[function_ids[module]]["Properties"]
     grants = _grants(dev, properties["Role"]["Fn::GetAtt"][0])
     for action in LOG_ACTIONS:
         assert grants.pop(action) == {f"<{properties['LoggingConfig']['LogGroup']['Ref']}.Arn>"}
@@ -533,6 +545,83 @@ def test_only_the_retraining_rules_start_the_retraining_machine(dev: Synthesized
         for logical_id, rule in dev.of_type("AWS::Events::Rule").items()
         if any(target["Arn"] == machine for target in rule["Properties"]["Targets"])
     }
-    assert starters == set(_rules(dev))
+    assert starters == set(_rules(dev)) - {_single(dev, "AWS::Events::Rule", "RetrainingEndedExecution")}
     # Per family a schedule and new data; per endpoint its drift alarm.
     assert len(starters) == 2 * len(dev.config.model_families) + len(dev.config.endpoints)
+
+
+# --- An execution stopped by hand or timed out -----------------------------------------------------------
+
+
+def test_a_retraining_stopped_or_timed_out_invokes_the_clean_up_with_retries_and_a_dead_letter_queue(
+    dev: Synthesized,
+) -> None:
+    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")
+    rule = dev.resources[_single(dev, "AWS::Events::Rule", "RetrainingEndedExecution")]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["ABORTED", "TIMED_OUT"], "stateMachineArn": [{"Ref": machine}]},
+    }
+    # The handler's own list of the statuses it cleans up after is the rule's.
+    assert list(ENDED_STATUSES) == rule["EventPattern"]["detail"]["status"]
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [_ended_function_id(dev), "Arn"]}
+    assert "Input" not in target and "InputTransformer" not in target, "the handler reads the whole event"
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    queue = _single(dev, "AWS::SQS::Queue", "RetrainingUndeliveredEnded")
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
+    permissions = [
+        p["Properties"]
+        for p in dev.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [_ended_function_id(dev), "Arn"]}
+    ]
+    assert permissions == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [_ended_function_id(dev), "Arn"]},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {
+                "Fn::GetAtt": [_single(dev, "AWS::Events::Rule", "RetrainingEndedExecution"), "Arn"]
+            },
+        }
+    ]
+
+
+def test_the_clean_up_may_only_describe_and_stop_the_jobs_release_the_lock_and_notify(
+    dev: Synthesized,
+) -> None:
+    arns = _Arns(dev)
+    topic_key = f"<{_single(dev, 'AWS::KMS::Key', 'NotificationsTopicKey')}.Arn>"
+    assert _own_grants(dev, ENDED_MODULE) == {
+        "sagemaker:DescribeProcessingJob": {arns.processing},
+        "sagemaker:StopProcessingJob": {arns.processing},
+        "sagemaker:DescribeTrainingJob": {arns.training},
+        "sagemaker:StopTrainingJob": {arns.training},
+        "dynamodb:DeleteItem": {arns.lock},
+        "sns:Publish": {f"<{_single(dev, 'AWS::SNS::Topic', 'NotificationsTopic')}>"},
+        "kms:Decrypt": {topic_key},
+        "kms:GenerateDataKey": {topic_key},
+    }
+
+
+def test_the_clean_up_gets_settings_it_accepts_naming_the_machine_and_the_topic(dev: Synthesized) -> None:
+    environment = dev.resources[_ended_function_id(dev)]["Properties"]["Environment"]["Variables"]
+    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    assert environment["STATE_MACHINE_ARN"] == {"Ref": machine}
+    assert environment["TOPIC_ARN"] == {"Ref": topic}
+    resolved = {name: value for name, value in environment.items() if isinstance(value, str)}
+    resolved |= {
+        "LOCK_TABLE": "mlrollout-dev-locks",
+        "DATA_BUCKET": "mlrollout-dev-data",
+        "ARTIFACTS_BUCKET": "mlrollout-dev-artifacts",
+        "SAGEMAKER_ROLE_ARN": f"arn:aws:iam::{DUMMY_ACCOUNT}:role/jobs",
+        "JOBS": _resolve(environment["JOBS"]),
+        "FAMILIES": _resolve(environment["FAMILIES"]),
+        "STATE_MACHINE_ARN": f"arn:aws:states:us-east-1:{DUMMY_ACCOUNT}:stateMachine:{machine}",
+        "TOPIC_ARN": f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{dev.config.prefix}-notifications",
+    }
+    settings = load_ended_settings(resolved)
+    assert settings.retraining.jobs.name_prefix == dev.config.prefix
+    assert set(settings.retraining.families) == set(dev.config.model_families)
