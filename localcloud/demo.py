@@ -63,6 +63,8 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 ROLLOUT_DEADLINE_SECONDS = 240.0
 WARM_UP_SECONDS = 20.0
 KILL_SWITCH_DEADLINE_SECONDS = 120.0
+# Requests the challenger serves in the kill-switch act before the switch is pulled.
+KILL_SWITCH_AFTER_REQUESTS = 20
 POLL_SECONDS = 0.25
 # Each sample looks back over this much of the emulated clock.
 SAMPLE_WINDOW_SECONDS = 120
@@ -390,11 +392,16 @@ class Demo:
         began = self.story.at()
         execution = self.approve(name)
         deadline = time.monotonic() + ROLLOUT_DEADLINE_SECONDS
-        while self._weights().get("challenger", 0.0) == 0.0:
+        # The router caches the weights: wait until users really reach the challenger, so that the switch
+        # has traffic to take away.
+        approved = self._traffic_time(began)
+        while (
+            sum(s.variant == "challenger" for s in self.traffic.since(approved)) < KILL_SWITCH_AFTER_REQUESTS
+        ):
             if time.monotonic() > deadline:
                 raise DemoError(f"{name} never took traffic")
             time.sleep(POLL_SECONDS)
-        self.story.say(f"  {name} serves {self._weights()}; deploying the kill switch ON")
+        self.story.say(f"  {name} serves users at {self._weights()}; deploying the kill switch ON")
         pulled = self.traffic.elapsed()
         self.deploy_kill_switch(on=True, reason="demo: on-call pulls the switch")
         self.story.decide(name, "kill switch", "deployed ON")
@@ -483,7 +490,7 @@ class Demo:
         outcome = next((e.payload for e in reversed(entries) if e.kind is EntryKind.OUTCOME), {})
         for entry in entries:
             self._decision_of(name, entry)
-        challenger = [s for s in self.traffic.since(0) if s.variant == "challenger" and s.at >= began]
+        challenger = [s for s in self.traffic.since(self._traffic_time(began)) if s.variant == "challenger"]
         record = {
             "version": name,
             "execution": execution,
@@ -582,6 +589,10 @@ class Demo:
         for variant in ("champion", "challenger"):
             sample[variant] = _variant_window(cloudwatch, self.endpoint_name, variant, start, end)
         return sample
+
+    def _traffic_time(self, story_seconds: float) -> float:
+        """A time of the story (seconds since its start) on the traffic's clock (since the users started)."""
+        return story_seconds - (self.traffic.started - self.story.started)
 
     def _weights(self) -> dict[str, float]:
         return _weights_of(self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))

@@ -102,6 +102,11 @@ class Traffic:
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
+    @property
+    def started(self) -> float:
+        """When the users started (`time.monotonic()`): a request's `at` counts from here."""
+        return self._started
+
     def _run(self, index: int, records: list[dict[str, float]], labels: list[int]) -> None:
         rng = random.Random(self.seed * 100 + index)
         client = self.lambda_client()
