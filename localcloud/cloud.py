@@ -15,7 +15,8 @@
 * moto answers SageMaker's UpdateEndpoint (`localcloud.sagemaker_control`) and CloudWatch's
   PutCompositeAlarm and DescribeAlarmHistory (`localcloud.alarm_evaluation.emulate_alarm_apis`), which it
   lacks and the stack needs; a scheduled rule matches no event, as on EventBridge
-  (`localcloud.event_delivery.schedules_match_no_event`; schedules themselves are not run);
+  (`localcloud.event_delivery.schedules_match_no_event`; schedules themselves are not run); executions
+  put their "Step Functions Execution Status Change" events (`localcloud.execution_events`);
 * further gap fillers are opened, in the order given, before the stack is deployed: each is a callable
   taking the `LocalCloud` and returning a context manager (AppConfig, EventBridge delivery to Lambda
   and Step Functions targets, alarm evaluation, SageMaker runtime, ...); what each yields is
@@ -44,6 +45,7 @@ from moto.server import ThreadedMotoServer
 from localcloud.alarm_evaluation import emulate_alarm_apis
 from localcloud.deploy import DefinitionTransform, DeployedStack, deploy_stack
 from localcloud.event_delivery import schedules_match_no_event
+from localcloud.execution_events import emit_execution_events
 from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
 from localcloud.lambda_runner import LambdaRunner
 from localcloud.moto_lambda import route_lambda_invocations
@@ -203,6 +205,7 @@ class LocalCloud:
             )
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
+            stack.enter_context(emit_execution_events())
             self._updates = stack.enter_context(emulate_update_endpoint())
             stack.enter_context(emulate_alarm_apis())
             for name, factory in self.gap_fillers.items():
