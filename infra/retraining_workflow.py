@@ -34,7 +34,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -42,10 +41,11 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.config import ECR_IMAGE_PATTERN, Endpoint, EnvironmentConfig
-from infra.lambda_function import LOG_RETENTION, ProjectFunction
+from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge, acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
 from lambdas.retraining.jobs import ARTIFACTS_PREFIX, job_name_stem
 from lambdas.retraining.state import JobStep
 
@@ -557,41 +557,19 @@ class RetrainingWorkflow(Construct):
         )
 
     def _state_machine(self) -> sfn.StateMachine:
-        log_group = logs.LogGroup(
+        return logged_state_machine(
             self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention=LOG_RETENTION,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        return sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=self.state_machine_name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            name=self.state_machine_name,
+            definition=self._definition(),
             timeout=workflow_timeout(self._config),
-            tracing_enabled=True,
-            # The state holds job names, S3 URIs, the gate's numbers and package ARNs; no training data.
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"{self._config.prefix}: preprocess, train, evaluate, gate and register a model version",
         )
 
     def _acknowledge_state_machine_role(self) -> None:
-        role = self.state_machine.role
         # The failure path publishes to the encrypted topic: SNS asks KMS for a data key as the caller.
-        self._notifications.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
-        acknowledge_wildcard_resources(
-            role,
-            ["*"],
-            "X-Ray tracing and the CloudWatch Logs delivery actions of Step Functions logging support "
-            "no resource-level permission.",
-        )
-        acknowledge_wildcard_resources(
-            role,
-            [f"{project.function.function_arn}:*" for project in self.functions.values()],
-            "Step Functions invokes this one function; aws-cdk-lib also allows its versions and "
-            "aliases (the :* suffix), never another function.",
+        self._notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
+        acknowledge_state_machine_role(
+            self.state_machine, [project.function for project in self.functions.values()]
         )
 
     # --- Triggers ---------------------------------------------------------------------------------------

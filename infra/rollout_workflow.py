@@ -25,7 +25,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -35,10 +34,11 @@ from infra.alarms import EndpointAlarms, composite_alarm_name
 from infra.config import EnvironmentConfig
 from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
-from infra.lambda_function import LOG_RETENTION, ProjectFunction
+from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge, acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
 from lambdas.rollout.models import RolloutRequest
 
 METRICS_NAMESPACE = "mlrollout"
@@ -435,41 +435,17 @@ class RolloutWorkflow(Construct):
         return task
 
     def _state_machine(self) -> sfn.StateMachine:
-        log_group = logs.LogGroup(
+        return logged_state_machine(
             self,
-            "StateMachineLogs",
-            # The vendedlogs prefix keeps the log group's resource policy small as machines are added.
-            log_group_name=f"/aws/vendedlogs/states/{self._config.prefix}-rollout",
-            retention=LOG_RETENTION,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        return sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=self.state_machine_name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            name=self.state_machine_name,
+            definition=self._definition(),
             timeout=workflow_timeout(self._config),
-            tracing_enabled=True,
-            # The state holds package ARNs, weights, gate results and the judge's numbers: no inference
-            # payloads or personal data, and on-call needs them to see why a rollout went the way it did.
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"{self._config.prefix}: gates, traffic steps with bake and judge, promote or roll back",
         )
 
     def _acknowledge_state_machine_role(self) -> None:
-        role = self.state_machine.role
-        acknowledge_wildcard_resources(
-            role,
-            ["*"],
-            "X-Ray tracing and the CloudWatch Logs delivery actions of Step Functions logging support "
-            "no resource-level permission.",
-        )
-        acknowledge_wildcard_resources(
-            role,
-            [f"{project.function.function_arn}:*" for project in self.functions.values()],
-            "Step Functions invokes this one function; aws-cdk-lib also allows its versions and "
-            "aliases (the :* suffix), never another function.",
+        acknowledge_state_machine_role(
+            self.state_machine, [project.function for project in self.functions.values()]
         )
 
     def _rollback_path(self) -> tasks.LambdaInvoke:

@@ -118,10 +118,18 @@ class Story:
         return real - self.wall_started
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    story: Callable[..., Story] | None = None,
+    report: Path = Path("demo-report.html"),
+    cdk_out: Path = Path("cdk.out"),
+    description: str | None = __doc__,
+) -> int:
+    """The command line of a story (this module's by default): its cdk.out, report and clock rate."""
+    args = _parse_args(argv, report=report, cdk_out=cdk_out, description=description)
     try:
-        run(args.cdk_out, args.report, rate=args.rate)
+        (story or run)(args.cdk_out, args.report, rate=args.rate)
     except DemoError as error:
         print(f"demo failed: {error}", file=sys.stderr, flush=True)
         return 1
@@ -134,6 +142,21 @@ class DemoError(RuntimeError):
 
 def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
     """The whole story on a fresh local cloud; the report written to `report`."""
+    return tell(Demo, cdk_out, report, rate=rate)
+
+
+def tell(
+    demo: type[Demo],
+    cdk_out: Path,
+    report: Path,
+    *,
+    rate: float,
+    plan: dict[str, tuple[str, int]] | None = None,
+    title: str = "mlrollout on the local cloud",
+    gap_fillers: Callable[[Path], Mapping[str, Callable[[LocalCloud], Any]]] | None = None,
+) -> Story:
+    """A story on a fresh local cloud: the plan's versions trained in a scratch folder, the stack deployed
+    (with `gap_fillers(scratch)` besides the demo's own), `demo` told, the report written."""
     if not (cdk_out / f"{STACK}.template.json").exists():
         raise DemoError(
             f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
@@ -145,11 +168,12 @@ def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
         lambda_log.open("w", encoding="utf-8") as functions_log,
     ):
         story.say(f"the Lambda functions' logs go to {lambda_log}")
-        versions = train_versions(Path(scratch), story)
+        versions = train_versions(Path(scratch), story, plan)
         clock = AcceleratedClock(rate=rate)
-        with open_cloud(cdk_out, clock, functions_log) as cloud:
-            Demo(cloud, clock, story, versions).run()
-    write_report(story, report)
+        extra = gap_fillers(Path(scratch)) if gap_fillers else None
+        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra) as cloud:
+            demo(cloud, clock, story, versions).run()
+    write_report(story, report, title=title)
     return story
 
 
@@ -158,10 +182,12 @@ def lambda_log_path(report: Path) -> Path:
     return report.with_name(f"{report.stem}-lambda.log")
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
-    parser.add_argument("--report", type=Path, default=Path("demo-report.html"))
+def _parse_args(
+    argv: Sequence[str] | None, *, report: Path, cdk_out: Path, description: str | None
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description.splitlines()[0] if description else None)
+    parser.add_argument("--cdk-out", type=Path, default=cdk_out)
+    parser.add_argument("--report", type=Path, default=report)
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="emulated seconds per real second")
     return parser.parse_args(argv)
 

@@ -24,13 +24,11 @@ trigger is not fired locally (moto runs no schedules); the drift trigger is the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,23 +36,18 @@ from typing import Any
 
 from moto.sns.models import sns_backends
 
+from localcloud import demo
 from localcloud.alarm_evaluation import AlarmEvaluator
 from localcloud.demo import (
     ACCOUNT,
     DEFAULT_RATE,
     POLL_SECONDS,
     REGION,
-    STACK,
     WARM_UP_SECONDS,
     Demo,
     DemoError,
     Story,
-    lambda_log_path,
-    open_cloud,
-    train_versions,
-    write_report,
 )
-from localcloud.lambda_clock import AcceleratedClock
 from pipelines.train import CHURN_SCHEMA, LABEL, synthetic_churn
 
 # Three jobs as processes (each imports scikit-learn) on a busy 2-core machine.
@@ -65,45 +58,28 @@ DROP_DAY = "2026-11-25"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
-    try:
-        run(args.cdk_out, args.report, rate=args.rate)
-    except DemoError as error:
-        print(f"demo failed: {error}", file=sys.stderr, flush=True)
-        return 1
-    return 0
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out.local"))
-    parser.add_argument("--report", type=Path, default=Path("demo-retrain-report.html"))
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="emulated seconds per real second")
-    return parser.parse_args(argv)
+    return demo.main(
+        argv,
+        story=run,
+        report=Path("demo-retrain-report.html"),
+        cdk_out=Path("cdk.out.local"),
+        description=__doc__,
+    )
 
 
 def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
     """The retraining story on a fresh local cloud; the report written to `report`."""
     from localcloud.sagemaker_jobs import run_jobs_locally  # noqa: PLC0415 - a gap filler, opened in order
 
-    if not (cdk_out / f"{STACK}.template.json").exists():
-        raise DemoError(
-            f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
-        )
-    story = Story()
-    lambda_log = lambda_log_path(report)
-    with (
-        tempfile.TemporaryDirectory(prefix="mlrollout-retrain-") as scratch,
-        lambda_log.open("w", encoding="utf-8") as functions_log,
-    ):
-        story.say(f"the Lambda functions' logs go to {lambda_log}")
-        versions = train_versions(Path(scratch), story, plan={"v1": ("logistic", 1)})
-        clock = AcceleratedClock(rate=rate)
-        jobs = {"sagemaker jobs": lambda _cloud: run_jobs_locally(Path(scratch) / "jobs")}
-        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=jobs) as cloud:
-            RetrainDemo(cloud, clock, story, versions).run()
-    write_report(story, report, title="mlrollout on the local cloud: retraining")
-    return story
+    return demo.tell(
+        RetrainDemo,
+        cdk_out,
+        report,
+        rate=rate,
+        plan={"v1": ("logistic", 1)},
+        title="mlrollout on the local cloud: retraining",
+        gap_fillers=lambda scratch: {"sagemaker jobs": lambda _cloud: run_jobs_locally(scratch / "jobs")},
+    )
 
 
 def drop_csv(rows: int, seed: int, rename: tuple[str, str] | None = None) -> bytes:

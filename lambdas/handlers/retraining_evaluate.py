@@ -10,10 +10,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.retraining.aws.jobs import create_job
+from lambdas.retraining.aws.jobs import start_job
 from lambdas.retraining.aws.wiring import RetrainingServices, run_task
 from lambdas.retraining.jobs import evaluation_request
-from lambdas.retraining.state import JobRecord, RetrainingState
+from lambdas.retraining.state import RetrainingState
 
 logger = Logger()
 tracer = Tracer()
@@ -28,9 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def start_evaluate(state: RetrainingState, services: RetrainingServices) -> RetrainingState:
-    services.hold_lock(state)
-    name = create_job(services, "evaluate", evaluation_request(state, services.settings))
-    logger.info("job started", extra={"step": "evaluate", "job": name})
-    return state.model_copy(
-        update={"job": JobRecord(step="evaluate", name=name), "jobs": state.jobs | {"evaluate": name}}
-    )
+    started = start_job(state, services, "evaluate", evaluation_request(state, services.settings))
+    logger.info("job started", extra={"step": "evaluate", "job": started.jobs["evaluate"]})
+    return started

@@ -10,10 +10,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.retraining.aws.jobs import create_job
+from lambdas.retraining.aws.jobs import start_job
 from lambdas.retraining.aws.wiring import RetrainingServices, run_task
 from lambdas.retraining.jobs import training_request
-from lambdas.retraining.state import JobRecord, RetrainingState
+from lambdas.retraining.state import RetrainingState
 
 logger = Logger()
 tracer = Tracer()
@@ -28,9 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def start_train(state: RetrainingState, services: RetrainingServices) -> RetrainingState:
-    services.hold_lock(state)
-    name = create_job(services, "train", training_request(state, services.settings))
-    logger.info("job started", extra={"step": "train", "job": name})
-    return state.model_copy(
-        update={"job": JobRecord(step="train", name=name), "jobs": state.jobs | {"train": name}}
-    )
+    started = start_job(state, services, "train", training_request(state, services.settings))
+    logger.info("job started", extra={"step": "train", "job": started.jobs["train"]})
+    return started

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.retraining.aws.wiring import RetrainingServices, already_exists
-from lambdas.retraining.state import JobStep
+from lambdas.retraining.state import JobRecord, JobStep, RetrainingState
 
 
 def create_job(services: RetrainingServices, step: JobStep, request: dict[str, Any]) -> str:
@@ -22,6 +22,17 @@ def create_job(services: RetrainingServices, step: JobStep, request: dict[str, A
         if not already_exists(error):
             raise
     return str(request["TrainingJobName" if step == "train" else "ProcessingJobName"])
+
+
+def start_job(
+    state: RetrainingState, services: RetrainingServices, step: JobStep, request: dict[str, Any]
+) -> RetrainingState:
+    """Renew the family's lease, start the step's job and record it as the job the next checks follow."""
+    services.hold_lock(state)
+    name = create_job(services, step, request)
+    return state.model_copy(
+        update={"job": JobRecord(step=step, name=name), "jobs": state.jobs | {step: name}}
+    )
 
 
 def describe_job(services: RetrainingServices, step: JobStep, name: str) -> dict[str, Any]:
