@@ -34,12 +34,16 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# make test: set up from a fresh clone, lint, then every test tier.
-test: lint
-	$(PY) -m pytest
+# make test: set up from a fresh clone, lint, then every test tier on both cores. A test module stays on one
+# worker (--dist loadscope), so a module's fixtures (a deployed stack, a demo story) are built once.
+PYTEST_PARALLEL := -n 2 --dist loadscope
 
+test: lint
+	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+# Every tier but `local` (the demo stories).
 test-fast: setup
-	$(PY) -m pytest -m unit
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"
 
 synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)

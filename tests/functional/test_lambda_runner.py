@@ -40,7 +40,7 @@ from localcloud.template import (
     state_machine_definition,
 )
 from tests.functional.serving_support import http_event
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 STACK = "MlRollout-dev"
 VALIDATOR = "ServingFlagValidatorFunctionC549804D"
@@ -63,7 +63,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    template = load_stacks(synthesize(tmp_path_factory.mktemp("synth")).outdir)[STACK]
+    template = load_stacks(shared_outdir(tmp_path_factory))[STACK]
     resolver = local_resolver(template)
     with LambdaRunner(functions_from_template(template, resolver)) as runner:
         yield Deployed(template=template, resolver=resolver, runner=runner)

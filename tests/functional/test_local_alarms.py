@@ -32,7 +32,7 @@ from localcloud.alarm_evaluation import (
     put_template_alarms,
 )
 from localcloud.template import StackTemplate, load_stacks, local_resolver
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -681,7 +681,7 @@ STACK = "MlRollout-dev"
 
 @pytest.fixture(scope="module")
 def dev_template(tmp_path_factory: pytest.TempPathFactory) -> StackTemplate:
-    outdir: Path = synthesize(tmp_path_factory.mktemp("synth")).outdir
+    outdir: Path = shared_outdir(tmp_path_factory)
     return load_stacks(outdir)[STACK]
 
 

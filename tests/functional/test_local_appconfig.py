@@ -35,7 +35,7 @@ from localcloud.lambda_runner import LambdaRunner, functions_from_template
 from localcloud.moto_lambda import create_functions, route_lambda_invocations
 from localcloud.template import load_stacks, local_resolver
 from tests.functional.serving_support import CATALOG
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 APPLICATION = "mlrollout-dev"
 ENVIRONMENT = "dev"
@@ -541,7 +541,7 @@ def test_the_router_fails_safe_when_it_polls_before_its_session_allows(flags: Fl
 
 @pytest.fixture(scope="module")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("synth")).outdir
+    return shared_outdir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

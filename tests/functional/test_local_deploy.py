@@ -35,7 +35,7 @@ from localcloud.deploy import (
 )
 from localcloud.lambda_runner import LambdaRunner
 from localcloud.template import StackTemplate, load_stacks, state_machine_definition
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 STACK = "MlRollout-dev"
 FLAG_VALIDATOR_HANDLER = "lambdas.handlers.flag_validator.handler"
@@ -43,7 +43,7 @@ FLAG_VALIDATOR_HANDLER = "lambdas.handlers.flag_validator.handler"
 
 @pytest.fixture(scope="module")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("deploy")).outdir
+    return shared_outdir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from localcloud.cloud import LocalCloud
 from localcloud.event_delivery import deliver_events
 from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
 from localcloud.template import load_stacks
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 from tests.unit.test_preprocess import drop_text
 
 STACK = "MlRollout-dev"
@@ -30,7 +30,7 @@ DEADLINE_SECONDS = 60.0
 
 @pytest.fixture(scope="module")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("synth")).outdir
+    return shared_outdir(tmp_path_factory)
 
 
 def until(what: str, found: Any) -> Any:

@@ -27,7 +27,7 @@ from tests.functional.rollout_cloud import (
     rollout_template,
 )
 from tests.functional.rollout_support import Minute
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 LOCK_DEADLINE_SECONDS = 20.0
 # Per emulated minute and variant: enough requests, latency samples and feedback for the judge's
@@ -41,7 +41,7 @@ BOOTSTRAP_MODEL = "churn-v1"
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    template = load_stacks(synthesize(tmp_path_factory.mktemp("synth")).outdir)[STACK]
+    template = load_stacks(shared_outdir(tmp_path_factory))[STACK]
     emulated = EmulatedAws(rollout_template(template))
     yield emulated
     emulated.close()

@@ -1,4 +1,5 @@
-"""The infra tier: one synthesized dev app per test session (jsii start-up costs seconds)."""
+"""The infra tier: one synthesized app per environment for the whole run (jsii start-up and cdk-nag cost
+seconds), shared by every tier and every test worker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
+from filelock import FileLock
 
 from infra.application import build_app
 from infra.config import EnvironmentConfig, load_config
@@ -51,9 +53,32 @@ def synthesize(tmp_root: Path, env: str = "dev", config_dir: Path | None = None)
     return Synthesized(config=config, template=Template.from_stack(stack), outdir=outdir)
 
 
+_SHARED: dict[str, Path] = {}
+
+
+def shared_outdir(tmp_path_factory: pytest.TempPathFactory, env: str = "dev") -> Path:
+    """The environment's `cdk.out`, synthesized once per run and read by every test that deploys or inspects
+    it (tests must not write into it). Test workers share it through the run's common temporary folder."""
+    if env not in _SHARED:
+        base = tmp_path_factory.getbasetemp()
+        root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+        with FileLock(str(root / f"shared-synth-{env}.lock")):
+            outdir = root / f"shared-synth-{env}" / f"cdk.out-{env}"
+            if not (outdir / "manifest.json").exists():
+                synthesize(outdir.parent, env)
+        _SHARED[env] = outdir
+    return _SHARED[env]
+
+
+def shared_synthesized(tmp_path_factory: pytest.TempPathFactory, env: str = "dev") -> Synthesized:
+    outdir = shared_outdir(tmp_path_factory, env)
+    template = json.loads((outdir / f"MlRollout-{env}.template.json").read_text())
+    return Synthesized(config=load_config(env), template=Template.from_json(template), outdir=outdir)
+
+
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("synth"))
+    return shared_synthesized(tmp_path_factory)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

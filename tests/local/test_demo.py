@@ -15,12 +15,12 @@ import pytest
 from infra.config import load_config
 from infra.serving import FLAGS_TTL_SECONDS
 from localcloud import demo
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[demo.Story, Path]:
-    outdir = synthesize(tmp_path_factory.mktemp("synth"), "local").outdir
+    outdir = shared_outdir(tmp_path_factory, "local")
     report = tmp_path_factory.mktemp("report") / "demo-report.html"
     return demo.run(outdir, report), report
 

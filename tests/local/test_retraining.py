@@ -15,12 +15,12 @@ from lambdas.rollout.gates import CLASSIFICATION_METRICS
 from localcloud import retrain_demo
 from localcloud.demo import Story
 from pipelines.data_version import manifest_of_dir
-from tests.infra.conftest import synthesize
+from tests.infra.conftest import shared_outdir
 
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
-    outdir = synthesize(tmp_path_factory.mktemp("synth"), "local").outdir
+    outdir = shared_outdir(tmp_path_factory, "local")
     return retrain_demo.run(outdir, tmp_path_factory.mktemp("report") / "retrain-report.html")
 
 
