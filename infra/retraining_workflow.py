@@ -554,18 +554,9 @@ class RetrainingWorkflow(Construct):
         )
         role = function.role
         processing_jobs, training_jobs = self.job_arns("processing-job"), self.job_arns("training-job")
-        for statement in (
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
-                resources=processing_jobs,
-            ),
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
-                resources=training_jobs,
-            ),
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[self._notifications.topic.topic_arn]),
-        ):
-            role.add_to_principal_policy(statement)
+        function.allow(["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"], processing_jobs)
+        function.allow(["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], training_jobs)
+        function.allow(["sns:Publish"], [self._notifications.topic.topic_arn])
         # Releasing the lock: a delete conditional on the holder, as the workflow's release.
         self._lock_table.grant(role, "dynamodb:DeleteItem")
         # Publishing to the encrypted topic: SNS asks KMS for a data key as the caller.

@@ -4,7 +4,9 @@ Both workflows (``infra/rollout_workflow.py``, ``infra/retraining_workflow.py``)
 handlers that each receive the whole state and return the whole state. Each handler gets a
 ``WorkflowFunction``: a ``ProjectFunction`` named after its module, whose role starts with nothing but
 its log group and X-Ray; the workflow ``allow``s it exactly the calls its handler makes. ``invoke``
-gives a state of the workflow that runs it and retries Lambda's transient errors with backoff.
+gives a state of the workflow that runs it and retries Lambda's transient errors with backoff. A
+workflow declares its functions as a ``WorkflowFunctions`` dataclass, one typed field per handler, so it
+and the stack refer to them by attribute.
 
 The rules that start a workflow or clean up after one deliver their events with retries and, failing
 that, to a dead-letter queue a person reads: ``undelivered_events_queue``.
