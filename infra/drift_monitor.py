@@ -40,7 +40,7 @@ from infra.config import Endpoint
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.registry import ModelRegistry
-from infra.rollout_workflow import name_patterns
+from infra.rollout_targets import name_patterns
 from lambdas.retraining.drift import DRIFT_NAMESPACE, ENDPOINT_DIMENSION, PSI_MAX_METRIC
 from lambdas.rollout.aws.gate_inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
 from lambdas.rollout.gates import GateSettings

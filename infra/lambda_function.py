@@ -8,7 +8,7 @@ with pydantic v2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -105,4 +105,15 @@ class ProjectFunction(Construct):
             self.role,
             ["*"],
             "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permission.",
+        )
+
+    def allow(
+        self,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, object] | None = None,
+    ) -> None:
+        """One statement on the function's own role: a call its handler makes, on these resources."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
         )

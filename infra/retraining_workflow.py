@@ -25,10 +25,10 @@ if that execution still holds it and notifies (`lambdas/handlers/retraining_ende
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -40,16 +40,29 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import ECR_IMAGE_PATTERN, Endpoint, EnvironmentConfig
+from infra.config import Endpoint, EnvironmentConfig
 from infra.lambda_function import ProjectFunction
-from infra.nag import acknowledge, acknowledge_wildcard_resources
+from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.retraining_job_role import RetrainingJobRole
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
+from infra.workflow_task import (
+    METRICS_NAMESPACE,
+    NAMED_INPUT,
+    START_PAYLOAD_PATH,
+    WorkflowFunction,
+    WorkflowFunctions,
+    alarm_raised_pattern,
+    execution_ended_pattern,
+    function_target,
+    handler_name,
+    state_machine_target,
+    undelivered_events_queue,
+)
 from lambdas.retraining.jobs import ARTIFACTS_PREFIX, job_name_stem
 from lambdas.retraining.state import JobStep
 
-METRICS_NAMESPACE = "mlrollout"
 HANDLER_MODULES = (
     "retraining_start",
     "retraining_preprocess",
@@ -59,54 +72,41 @@ HANDLER_MODULES = (
     "retraining_register",
     "retraining_release",
 )
-JOB_STARTERS: dict[JobStep, str] = {
-    "preprocess": "retraining_preprocess",
-    "train": "retraining_train",
-    "evaluate": "retraining_evaluate",
-}
-# The start handler gets the execution's input with the execution's id beside its keys (as the rollout's).
-NAMED_INPUT = {"input.$": "$", "execution": {"execution_id.$": "$$.Execution.Id"}}
-START_PAYLOAD_PATH = "States.JsonMerge($.input, $.execution, false)"
-TRANSIENT_ERRORS = (
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "ThrottlingException",
-    "LockContention",
-)
-EVENT_RETRY_ATTEMPTS = 8
 ERROR = "$.error"
 # lambdas/retraining/state.py: RetrainingState.notify_error
 NOTIFY_ERROR = "$.notify_error"
 # Three jobs at most their configured runtime each, plus the polls, the gate and the registration.
 WORKFLOW_ALLOWANCE_MINUTES = 60
-JOB_LOG_GROUPS = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
 # Not a task of the state machine: the target of the rule for an execution stopped by hand or timed out.
 ENDED_MODULE = "retraining_ended"
 # lambdas/retraining/ended.py: ENDED_STATUSES
 ENDED_STATUSES = ["ABORTED", "TIMED_OUT"]
 
 
-def handler_name(module: str) -> str:
-    return f"lambdas.handlers.{module}.handler"
-
-
 def workflow_timeout(config: EnvironmentConfig) -> Duration:
     return Duration.minutes(3 * config.retraining.max_runtime_minutes + WORKFLOW_ALLOWANCE_MINUTES)
-
-
-def repository_arn(image_uri: str) -> str:
-    """The ECR repository an image URI names (its own account and region, which may differ from ours)."""
-    match = re.match(ECR_IMAGE_PATTERN, image_uri)
-    if match is None:
-        raise ValueError(f"not an ECR image URI: {image_uri!r}")
-    return f"arn:{Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
 
 
 def execution_input(family: str, kind: str, detail: Mapping[str, object] | None = None) -> dict[str, object]:
     """The state machine's input as a trigger sends it."""
     return {"model_family": family, "trigger": {"kind": kind, "detail": dict(detail or {})}}
+
+
+@dataclass(frozen=True)
+class RetrainingFunctions(WorkflowFunctions):
+    """The workflow's step functions, one per handler module of HANDLER_MODULES, in its order."""
+
+    start: WorkflowFunction
+    preprocess: WorkflowFunction
+    train: WorkflowFunction
+    evaluate: WorkflowFunction
+    check_job: WorkflowFunction
+    register: WorkflowFunction
+    release: WorkflowFunction
+
+    def job_starters(self) -> dict[JobStep, WorkflowFunction]:
+        """The function that starts each step's SageMaker job."""
+        return {"preprocess": self.preprocess, "train": self.train, "evaluate": self.evaluate}
 
 
 class RetrainingWorkflow(Construct):
@@ -139,8 +139,15 @@ class RetrainingWorkflow(Construct):
         self.families = config.model_families
         self.package_groups = {family: registry.package_group_names[family] for family in self.families}
         self.data_bucket = self._data_bucket()
-        self.job_role = self._job_role()
-        self.functions = {module: self._function(module) for module in HANDLER_MODULES}
+        self.job_role = RetrainingJobRole(
+            self,
+            "JobRole",
+            prefix=config.prefix,
+            data_bucket=self.data_bucket,
+            registry=registry,
+            image_uri=self._image_uri,
+        )
+        self.functions = self._functions()
         self._grant()
         self._grant_artifact_readers(artifact_readers, gate_readers)
         self.state_machine = self._state_machine()
@@ -149,7 +156,7 @@ class RetrainingWorkflow(Construct):
         self.ended_function = self._ended_function()
         self.ended_rule = self._ended_rule()
 
-    # --- Data and the jobs' role ------------------------------------------------------------------------
+    # --- Data -------------------------------------------------------------------------------------------
 
     def _data_bucket(self) -> s3.Bucket:
         registry = self._registry
@@ -182,79 +189,6 @@ class RetrainingWorkflow(Construct):
 
     def _artifacts(self, pattern: str = "*") -> str:
         return self._registry.bucket.arn_for_objects(f"{ARTIFACTS_PREFIX}/{pattern}")
-
-    def _job_role(self) -> iam.Role:
-        """What the three jobs may do: read the data, read and write runs' folders, pull the image, log."""
-        stack = Stack.of(self)
-        role = iam.Role(
-            self,
-            "JobRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"{self._config.prefix}: retraining's processing and training jobs",
-        )
-        data_objects = self.data_bucket.arn_for_objects("*")
-        run_objects = self._artifacts()
-        statements = [
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_objects]),
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.data_bucket.bucket_arn]),
-            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[run_objects]),
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[self._registry.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{ARTIFACTS_PREFIX}/*"]}},
-            ),
-            iam.PolicyStatement(
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[repository_arn(self._image_uri)],
-            ),
-            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
-            ),
-        ]
-        log_groups = [
-            stack.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name=f"{group}:*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for group in JOB_LOG_GROUPS
-        ]
-        statements.append(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=log_groups,
-            )
-        )
-        for statement in statements:
-            role.add_to_principal_policy(statement)
-        # Reading the data and the runs' files, writing the jobs' outputs (S3 asks KMS as the caller).
-        self._registry.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
-        acknowledge_wildcard_resources(
-            role,
-            [data_objects, run_objects, *log_groups],
-            "A run reads every data drop of its family and writes under retraining/ with keys named at "
-            "run time; SageMaker writes each job's logs to streams it names under its own log groups.",
-        )
-        acknowledge_wildcard_resources(
-            role,
-            ["*"],
-            "ecr:GetAuthorizationToken supports no resource; cloudwatch:PutMetricData supports none and "
-            "is limited to SageMaker's /aws/sagemaker/ namespaces by condition.",
-        )
-        return role
 
     # --- Functions --------------------------------------------------------------------------------------
 
@@ -296,30 +230,28 @@ class RetrainingWorkflow(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
 
-    def _function(self, module: str) -> ProjectFunction:
-        service = module.replace("_", "-")
-        return ProjectFunction(
-            self,
-            "".join(part.title() for part in module.removeprefix("retraining_").split("_")),
-            handler=handler_name(module),
-            description=f"{self._config.prefix}: {service} step of the retraining workflow",
-            environment={**self._environment(), "POWERTOOLS_SERVICE_NAME": service},
-            timeout=Duration.minutes(1),
-            memory_size=256,
+    def _functions(self) -> RetrainingFunctions:
+        def step(module: str) -> WorkflowFunction:
+            return WorkflowFunction(
+                self,
+                "".join(part.title() for part in module.removeprefix("retraining_").split("_")),
+                module=module,
+                workflow="retraining workflow",
+                prefix=self._config.prefix,
+                environment=self._environment(),
+            )
+
+        return RetrainingFunctions(
+            start=step("retraining_start"),
+            preprocess=step("retraining_preprocess"),
+            train=step("retraining_train"),
+            evaluate=step("retraining_evaluate"),
+            check_job=step("retraining_check_job"),
+            register=step("retraining_register"),
+            release=step("retraining_release"),
         )
 
     # --- Least privilege --------------------------------------------------------------------------------
-
-    def _allow(
-        self,
-        module: str,
-        actions: Sequence[str],
-        resources: Sequence[str],
-        conditions: Mapping[str, object] | None = None,
-    ) -> None:
-        self.functions[module].role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
-        )
 
     def job_arns(self, kind: str) -> list[str]:
         """ARNs of this environment's jobs of a kind ("processing-job", "training-job"), by name stem."""
@@ -331,15 +263,15 @@ class RetrainingWorkflow(Construct):
 
     def _grant(self) -> None:
         """Each function gets the calls its handler makes (lambdas/handlers/retraining_*.py) on these ARNs."""
-        roles = {module: self.functions[module].role for module in HANDLER_MODULES}
+        f = self.functions
         table = self._lock_table
         # Taking the lock: a conditional put, and a read of the lease that refused it.
-        table.grant(roles["retraining_start"], "dynamodb:PutItem", "dynamodb:GetItem")
+        table.grant(f.start.role, "dynamodb:PutItem", "dynamodb:GetItem")
         # Renewing it at every step: a conditional update by the holder, then a read of who holds it.
-        for module in (*JOB_STARTERS.values(), "retraining_check_job", "retraining_register"):
-            table.grant(roles[module], "dynamodb:UpdateItem", "dynamodb:GetItem")
+        for function in (*f.job_starters().values(), f.check_job, f.register):
+            table.grant(function.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
         # Releasing it: a delete conditional on the holder.
-        table.grant(roles["retraining_release"], "dynamodb:DeleteItem")
+        table.grant(f.release.role, "dynamodb:DeleteItem")
 
         processing_jobs, training_jobs = self.job_arns("processing-job"), self.job_arns("training-job")
         pass_job_role = iam.PolicyStatement(
@@ -347,33 +279,34 @@ class RetrainingWorkflow(Construct):
             resources=[self.job_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
-        for step, module in JOB_STARTERS.items():
+        for step, function in f.job_starters().items():
             if step == "train":
-                self._allow(module, ["sagemaker:CreateTrainingJob"], training_jobs)
+                function.allow(["sagemaker:CreateTrainingJob"], training_jobs)
             else:
-                self._allow(module, ["sagemaker:CreateProcessingJob"], processing_jobs)
-            roles[module].add_to_principal_policy(pass_job_role)
+                function.allow(["sagemaker:CreateProcessingJob"], processing_jobs)
+            function.role.add_to_principal_policy(pass_job_role)
             acknowledge_wildcard_resources(
-                roles[module],
+                function.role,
                 training_jobs if step == "train" else processing_jobs,
                 "Jobs are named per run at run time; only names starting with this environment's "
                 "family stem can be created.",
             )
-        self._allow("retraining_check_job", ["sagemaker:DescribeProcessingJob"], processing_jobs)
-        self._allow("retraining_check_job", ["sagemaker:DescribeTrainingJob"], training_jobs)
+        f.check_job.allow(["sagemaker:DescribeProcessingJob"], processing_jobs)
+        f.check_job.allow(["sagemaker:DescribeTrainingJob"], training_jobs)
         acknowledge_wildcard_resources(
-            roles["retraining_check_job"],
+            f.check_job.role,
             [*processing_jobs, *training_jobs],
             "Jobs are named per run at run time; only this environment's retraining jobs can be described.",
         )
-        self._grant_register(roles["retraining_register"])
+        self._grant_register()
 
-    def _grant_register(self, role: iam.IRole) -> None:
+    def _grant_register(self) -> None:
         """The registration reads the evaluation's report and manifest, then creates a package version."""
         stack = Stack.of(self)
+        register = self.functions.register
         run_objects = self._artifacts()
-        self._allow("retraining_register", ["s3:GetObject"], [run_objects])
-        self._registry.key.grant(role, "kms:Decrypt")
+        register.allow(["s3:GetObject"], [run_objects])
+        self._registry.key.grant(register.role, "kms:Decrypt")
         groups = sorted(set(self.package_groups.values()))
         packages = [
             stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")
@@ -383,9 +316,9 @@ class RetrainingWorkflow(Construct):
             stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group)
             for group in groups
         ]
-        self._allow("retraining_register", ["sagemaker:CreateModelPackage"], [*packages, *package_groups])
+        register.allow(["sagemaker:CreateModelPackage"], [*packages, *package_groups])
         acknowledge_wildcard_resources(
-            role,
+            register.role,
             [run_objects, *packages],
             "The evaluation's files are under the run's folder named at run time; package versions are "
             "numbered by SageMaker within this environment's groups only.",
@@ -418,35 +351,6 @@ class RetrainingWorkflow(Construct):
 
     # --- State machine ----------------------------------------------------------------------------------
 
-    def _task(
-        self,
-        name: str,
-        module: str,
-        payload: sfn.TaskInput | None = None,
-        *,
-        result_path: str | None = None,
-    ) -> tasks.LambdaInvoke:
-        """A task whose input and output are the whole state (a payload replaces its input; a result path
-        keeps the state as it was and drops the answer)."""
-        task = tasks.LambdaInvoke(
-            self,
-            name,
-            lambda_function=self.functions[module].function,
-            payload=payload,
-            payload_response_only=payload is None,
-            output_path=None if payload is None else "$.Payload",
-            result_path=result_path,
-            retry_on_service_exceptions=False,
-        )
-        task.add_retry(
-            errors=list(TRANSIENT_ERRORS),
-            interval=Duration.seconds(2),
-            max_attempts=6,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        return task
-
     def _notify(self, name: str, outcome: str) -> tasks.SnsPublish:
         """Publish the caught error to the notifications topic; the state passes through unchanged."""
         publish = tasks.SnsPublish(
@@ -475,8 +379,8 @@ class RetrainingWorkflow(Construct):
 
     def _failure_path(self) -> tasks.SnsPublish:
         notify = self._notify("Notify the failure", "failed")
-        release = self._task(
-            "Release the lock after the failure", "retraining_release", result_path=sfn.JsonPath.DISCARD
+        release = self.functions.release.invoke(
+            self, "Release the lock after the failure", result_path=sfn.JsonPath.DISCARD
         )
         failed = sfn.Fail(self, "Retraining failed", error_path="$.error.Error", cause_path="$.error.Cause")
         # A notification that cannot be sent must not keep the family locked.
@@ -498,8 +402,8 @@ class RetrainingWorkflow(Construct):
         self, step: JobStep, title: str, failure: sfn.IChainable, then: sfn.IChainable
     ) -> tasks.LambdaInvoke:
         """Start the step's job, then wait and check until it has completed (a failed job fails the check)."""
-        start = self._task(f"Start {title}", JOB_STARTERS[step])
-        check = self._task(f"Is {title} done?", "retraining_check_job")
+        start = self.functions.job_starters()[step].invoke(self, f"Start {title}")
+        check = self.functions.check_job.invoke(self, f"Is {title} done?")
         wait = sfn.Wait(
             self,
             f"Wait for {title}",
@@ -518,8 +422,8 @@ class RetrainingWorkflow(Construct):
 
     def _definition(self) -> sfn.IChainable:
         failure = self._failure_path()
-        register = self._task("Gate and register the model", "retraining_register")
-        release = self._task("Release the lock", "retraining_release")
+        register = self.functions.register.invoke(self, "Gate and register the model")
+        release = self.functions.release.invoke(self, "Release the lock")
         register.add_catch(failure, errors=["States.ALL"], result_path=ERROR)
         release.add_catch(
             sfn.Fail(
@@ -541,8 +445,8 @@ class RetrainingWorkflow(Construct):
         preprocess = self._job("preprocess", "the preprocessing", failure, train)
 
         name_run = sfn.Pass(self, "Name the run after this execution", parameters=NAMED_INPUT)
-        take_lock = self._task(
-            "Take the family's lock", "retraining_start", sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
+        take_lock = self.functions.start.invoke(
+            self, "Take the family's lock", payload=sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
         )
         # Nothing was started and no lock taken: tell on-call and stop.
         refused = self._notify("Notify the refusal", "refused")
@@ -568,44 +472,21 @@ class RetrainingWorkflow(Construct):
     def _acknowledge_state_machine_role(self) -> None:
         # The failure path publishes to the encrypted topic: SNS asks KMS for a data key as the caller.
         self._notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
-        acknowledge_state_machine_role(
-            self.state_machine, [project.function for project in self.functions.values()]
-        )
+        acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
 
     # --- Triggers ---------------------------------------------------------------------------------------
 
-    def _target(
-        self, execution: Mapping[str, object] | events.RuleTargetInput, dlq: sqs.IQueue
-    ) -> targets.SfnStateMachine:
-        rule_input = (
-            execution
-            if isinstance(execution, events.RuleTargetInput)
-            else events.RuleTargetInput.from_object(execution)
-        )
-        return targets.SfnStateMachine(
+    def _target(self, execution: Mapping[str, object], dlq: sqs.IQueue) -> targets.SfnStateMachine:
+        return state_machine_target(
             self.state_machine,
-            input=rule_input,
-            retry_attempts=EVENT_RETRY_ATTEMPTS,
-            max_event_age=Duration.hours(2),
             dead_letter_queue=dlq,
+            execution_input=events.RuleTargetInput.from_object(execution),
         )
 
     def _triggers(self, drift_alarms: Mapping[str, cloudwatch.IAlarm]) -> list[events.Rule]:
         """Per family: the schedule, a new object under its data prefix, its endpoints' drift alarms."""
         prefix = self._config.prefix
-        undelivered = sqs.Queue(
-            self,
-            "UndeliveredTriggers",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the retraining triggers; nothing consumes it "
-            "automatically, a person reads and redrives its events.",
-        )
+        undelivered = undelivered_events_queue(self, "UndeliveredTriggers", of="the retraining triggers")
         self.undelivered_triggers = undelivered
         rules: list[events.Rule] = []
         for family in self.families:
@@ -643,12 +524,7 @@ class RetrainingWorkflow(Construct):
                 self,
                 f"Drift-{endpoint.name}",
                 description=f"{prefix}: {endpoint.name} drifting retrains {endpoint.model_family}",
-                event_pattern=events.EventPattern(
-                    source=["aws.cloudwatch"],
-                    detail_type=["CloudWatch Alarm State Change"],
-                    resources=[alarm.alarm_arn],
-                    detail={"state": {"value": ["ALARM"]}},
-                ),
+                event_pattern=alarm_raised_pattern([alarm.alarm_arn]),
             )
             detail = {"endpoint": endpoint.name, "alarm": events.EventField.from_path("$.detail.alarmName")}
             drifted.add_target(
@@ -678,18 +554,9 @@ class RetrainingWorkflow(Construct):
         )
         role = function.role
         processing_jobs, training_jobs = self.job_arns("processing-job"), self.job_arns("training-job")
-        for statement in (
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
-                resources=processing_jobs,
-            ),
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
-                resources=training_jobs,
-            ),
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[self._notifications.topic.topic_arn]),
-        ):
-            role.add_to_principal_policy(statement)
+        function.allow(["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"], processing_jobs)
+        function.allow(["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], training_jobs)
+        function.allow(["sns:Publish"], [self._notifications.topic.topic_arn])
         # Releasing the lock: a delete conditional on the holder, as the workflow's release.
         self._lock_table.grant(role, "dynamodb:DeleteItem")
         # Publishing to the encrypted topic: SNS asks KMS for a data key as the caller.
@@ -703,18 +570,8 @@ class RetrainingWorkflow(Construct):
         return function
 
     def _ended_rule(self) -> events.Rule:
-        undelivered = sqs.Queue(
-            self,
-            "UndeliveredEnded",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the ended-execution rule's target; nothing "
-            "consumes it automatically, a person reads and redrives its events.",
+        undelivered = undelivered_events_queue(
+            self, "UndeliveredEnded", of="the ended-execution rule's target"
         )
         self.undelivered_ended = undelivered
         rule = events.Rule(
@@ -722,21 +579,7 @@ class RetrainingWorkflow(Construct):
             "EndedExecution",
             description=f"{self._config.prefix}: a retraining stopped or timed out has its jobs stopped and "
             "its lock released",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "status": ENDED_STATUSES,
-                    "stateMachineArn": [self.state_machine.state_machine_arn],
-                },
-            ),
+            event_pattern=execution_ended_pattern(self.state_machine, ENDED_STATUSES),
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.ended_function.function,
-                retry_attempts=EVENT_RETRY_ATTEMPTS,
-                max_event_age=Duration.hours(2),
-                dead_letter_queue=undelivered,
-            )
-        )
+        rule.add_target(function_target(self.ended_function, dead_letter_queue=undelivered))
         return rule

@@ -16,16 +16,13 @@ Each function's role grants exactly the calls its handler makes (see `tests/infr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -35,13 +32,26 @@ from infra.config import EnvironmentConfig
 from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
-from infra.nag import acknowledge, acknowledge_wildcard_resources
+from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from infra.rollout_targets import RolloutTargets
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
+from infra.workflow_task import (
+    METRICS_NAMESPACE,
+    NAMED_INPUT,
+    START_PAYLOAD_PATH,
+    WorkflowFunction,
+    WorkflowFunctions,
+    alarm_raised_pattern,
+    execution_ended_pattern,
+    function_target,
+    handler_name,
+    state_machine_target,
+    undelivered_events_queue,
+)
 from lambdas.rollout.models import RolloutRequest
 
-METRICS_NAMESPACE = "mlrollout"
 HANDLER_MODULES = (
     "rollout_start",
     "rollout_gates",
@@ -63,24 +73,8 @@ ABORTING_STATUSES = ["TIMED_OUT", "ABORTED"]
 OUTCOME_RECORDED = sfn.Condition.and_(
     sfn.Condition.is_present("$.outcome"), sfn.Condition.is_not_null("$.outcome")
 )
-# The start handler receives the execution's input with the execution's id added beside its keys (the
-# rollout's id in the lock and the ledger). Step Functions has no "add a key" for JSONPath, so a Pass state
-# nests both and the start task's payload merges them back into one flat object.
-NAMED_INPUT = {"input.$": "$", "execution": {"execution_id.$": "$$.Execution.Id"}}
-START_PAYLOAD_PATH = "States.JsonMerge($.input, $.execution, false)"
-# Transient: Lambda's own throttling and faults, a throttled AWS API inside a handler, and SageMaker
-# refusing a change while the endpoint is still updating; LockContention means the lock changed hands
-# while being taken (the domain says: try again).
-TRANSIENT_ERRORS = (
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "ThrottlingException",
-    "LockContention",
-)
-# EventBridge retries a failed StartExecution (throttled, say) this often before the dead-letter queue.
-EVENT_RETRY_ATTEMPTS = 8
+# SageMaker refusing a change while the endpoint is still updating: retried longer than the transient
+# errors every task retries (infra/workflow_task.py).
 ENDPOINT_BUSY = "EndpointBusy"
 ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
@@ -91,8 +85,6 @@ ENDPOINT_POLL = Duration.seconds(60)
 # every configured step baking as often as the judge may ask by default; beyond that a run is stuck, and
 # its lease, no longer renewed, expires. A request that overrides the bakes upward may need a longer one.
 DEPLOY_ALLOWANCE_MINUTES = 120
-# lambdas/rollout/aws/endpoint_ops.py names what a rollout creates "<endpoint name[:42]>-<tag>-<digest>".
-ROLLOUT_NAME_PREFIX_MAX = 42
 MAX_BAKES_PER_STEP: int = RolloutRequest.model_fields["max_bakes_per_step"].default
 
 
@@ -101,26 +93,20 @@ def workflow_timeout(config: EnvironmentConfig) -> Duration:
     return Duration.minutes(DEPLOY_ALLOWANCE_MINUTES + bakes)
 
 
-def name_patterns(endpoint_name: str) -> list[str]:
-    """Names of the models and endpoint configs of one endpoint: "<endpoint>-bootstrap" from CDK, and
-    the rollout's own, which keep the endpoint name's first 42 characters to stay within SageMaker's 63."""
-    return sorted({f"{endpoint_name}-*", f"{endpoint_name[:ROLLOUT_NAME_PREFIX_MAX].rstrip('-')}-*"})
-
-
-def handler_name(module: str) -> str:
-    return f"lambdas.handlers.{module}.handler"
-
-
 @dataclass(frozen=True)
-class _Targets:
-    """ARNs a function may act on, computed once from the config."""
+class RolloutFunctions(WorkflowFunctions):
+    """The workflow's step functions, one per handler module of HANDLER_MODULES, in its order."""
 
-    endpoints: list[str]
-    models: list[str]
-    endpoint_configs: list[str]
-    packages: list[str]
-    alarms: list[str]
-    execution_roles: list[str]
+    start: WorkflowFunction
+    gates: WorkflowFunction
+    deploy: WorkflowFunction
+    check_deployment: WorkflowFunction
+    set_traffic: WorkflowFunction
+    judge: WorkflowFunction
+    promote: WorkflowFunction
+    rollback: WorkflowFunction
+    release: WorkflowFunction
+    resume: WorkflowFunction
 
 
 class RolloutWorkflow(Construct):
@@ -144,7 +130,9 @@ class RolloutWorkflow(Construct):
         self._notifications = notifications
         self.lock_table = self._lock_table()
         self.ledger_table = self._ledger_table()
-        self._targets = self._arns(endpoints, alarms)
+        self._targets = RolloutTargets.of(
+            Stack.of(self), endpoints=endpoints, alarms=alarms, package_groups=self._package_groups()
+        )
         environment = {
             "ENDPOINTS": self._endpoints_document(endpoints, alarms),
             "LOCK_TABLE": self.lock_table.table_name,
@@ -152,10 +140,10 @@ class RolloutWorkflow(Construct):
             "TOPIC_ARN": notifications.topic.topic_arn,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
-        self.functions = {module: self._function(module, environment) for module in HANDLER_MODULES}
+        self.functions = self._functions(environment)
         self._grant()
         self.state_machine = self._state_machine()
-        self._acknowledge_state_machine_role()
+        acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
 
@@ -220,157 +208,119 @@ class RolloutWorkflow(Construct):
         }
         return Stack.of(self).to_json_string(document)
 
-    def _function(self, module: str, environment: Mapping[str, str]) -> ProjectFunction:
-        service = module.replace("_", "-")
-        return ProjectFunction(
-            self,
-            "".join(part.title() for part in module.split("_")),
-            handler=handler_name(module),
-            description=f"{self._config.prefix}: {service} step of the rollout workflow",
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": service},
+    def _functions(self, environment: Mapping[str, str]) -> RolloutFunctions:
+        def step(module: str, timeout: Duration | None = None, memory_size: int = 256) -> WorkflowFunction:
+            return WorkflowFunction(
+                self,
+                "".join(part.title() for part in module.split("_")),
+                module=module,
+                workflow="rollout workflow",
+                prefix=self._config.prefix,
+                environment=environment,
+                timeout=timeout,
+                memory_size=memory_size,
+            )
+
+        return RolloutFunctions(
+            start=step("rollout_start"),
             # The gates read captured requests and run golden inputs; the others make a few API calls.
-            timeout=Duration.minutes(5) if module == "rollout_gates" else Duration.minutes(1),
-            memory_size=1024 if module == "rollout_gates" else 256,
+            gates=step("rollout_gates", timeout=Duration.minutes(5), memory_size=1024),
+            deploy=step("rollout_deploy"),
+            check_deployment=step("rollout_check_deployment"),
+            set_traffic=step("rollout_set_traffic"),
+            judge=step("rollout_judge"),
+            promote=step("rollout_promote"),
+            rollback=step("rollout_rollback"),
+            release=step("rollout_release"),
+            resume=step("rollout_resume"),
         )
 
-    def _arns(self, endpoints: Mapping[str, ModelEndpoint], alarms: Mapping[str, EndpointAlarms]) -> _Targets:
-        stack = Stack.of(self)
-
-        def sagemaker(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
-
-        names = [endpoint.endpoint_name for endpoint in endpoints.values()]
-        groups = sorted({self._registry.package_group_names[e.model_family] for e in self._config.endpoints})
-        return _Targets(
-            endpoints=[sagemaker("endpoint", name) for name in names],
-            # Models and configs the rollout creates are named "<endpoint>-<suffix>".
-            models=[sagemaker("model", pattern) for name in names for pattern in name_patterns(name)],
-            endpoint_configs=[
-                sagemaker("endpoint-config", pattern) for name in names for pattern in name_patterns(name)
-            ],
-            packages=[sagemaker("model-package", f"{group}/*") for group in groups],
-            alarms=[
-                stack.format_arn(
-                    service="cloudwatch",
-                    resource="alarm",
-                    resource_name=name,
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-                for endpoint_alarms in alarms.values()
-                for name in endpoint_alarms.alarm_names
-            ],
-            execution_roles=[endpoint.execution_role.role_arn for endpoint in endpoints.values()],
-        )
+    def _package_groups(self) -> list[str]:
+        """The package groups of the families this environment's endpoints serve."""
+        return sorted({self._registry.package_group_names[e.model_family] for e in self._config.endpoints})
 
     # --- Least privilege --------------------------------------------------------------------------------
 
-    def _allow(
-        self,
-        module: str,
-        actions: Sequence[str],
-        resources: Sequence[str],
-        conditions: Mapping[str, object] | None = None,
-    ) -> None:
-        self.functions[module].role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(actions), resources=list(resources), conditions=conditions)
-        )
-
     def _grant(self) -> None:
         """Each function gets the calls its handler makes (lambdas/handlers/rollout_*.py), on these ARNs."""
-        for module in HANDLER_MODULES:
-            if module not in ("rollout_release", "rollout_resume"):
+        f = self.functions
+        for function in f.all():
+            if function not in (f.release, f.resume):
                 # Evidence: every step appends to the ledger (conditional put, read back on a retry).
                 self.ledger_table.grant(
-                    self.functions[module].role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
+                    function.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
                 )
-            if module not in (
-                "rollout_start",
-                "rollout_check_deployment",
-                "rollout_release",
-                "rollout_resume",
-            ):
+            if function not in (f.start, f.check_deployment, f.release, f.resume):
                 # Renewing the lease: a conditional update by the holder, then a read of who holds it.
-                self.lock_table.grant(self.functions[module].role, "dynamodb:UpdateItem", "dynamodb:GetItem")
+                self.lock_table.grant(function.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
         # Taking the lock: a conditional put, and a read of the lease that refused it.
-        self.lock_table.grant(self.functions["rollout_start"].role, "dynamodb:PutItem", "dynamodb:GetItem")
+        self.lock_table.grant(f.start.role, "dynamodb:PutItem", "dynamodb:GetItem")
         # Releasing it: a delete conditional on the holder.
-        self.lock_table.grant(self.functions["rollout_release"].role, "dynamodb:DeleteItem")
+        self.lock_table.grant(f.release.role, "dynamodb:DeleteItem")
         # Resuming an aborted rollout: its entries, read to rebuild its state.
-        self.ledger_table.grant(self.functions["rollout_resume"].role, "dynamodb:Query")
+        self.ledger_table.grant(f.resume.role, "dynamodb:Query")
         self._grant_sagemaker()
         self._grant_gates_reads()
-        self._allow("rollout_judge", ["cloudwatch:GetMetricData"], ["*"])
+        f.judge.allow(["cloudwatch:GetMetricData"], ["*"])
         acknowledge_wildcard_resources(
-            self.functions["rollout_judge"].role,
+            f.judge.role,
             ["*"],
             "xray:PutTraceSegments, xray:PutTelemetryRecords and cloudwatch:GetMetricData support no "
             "resource-level permission; the judge only reads metrics.",
         )
-        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
+        for function in (f.deploy, f.promote, f.rollback):
             # Endpoint configs carry the artifact key (KmsKeyId): SageMaker creates grants as the caller.
-            self._registry.key.grant(self.functions[module].role, "kms:CreateGrant", "kms:DescribeKey")
+            self._registry.key.grant(function.role, "kms:CreateGrant", "kms:DescribeKey")
         self._grant_deploy()
-        self._grant_notify("rollout_rollback")
+        self._grant_notify(f.rollback)
 
     def _grant_sagemaker(self) -> None:
         targets = self._targets
-        live_config_readers = (
-            "rollout_start",
-            "rollout_gates",
-            "rollout_deploy",
-            "rollout_promote",
-            "rollout_rollback",
-        )
-        for module in HANDLER_MODULES:
-            if module in {"rollout_release", "rollout_judge", "rollout_resume"}:
+        f = self.functions
+        live_config_readers = (f.start, f.gates, f.deploy, f.promote, f.rollback)
+        for function in f.all():
+            if function in (f.release, f.judge, f.resume):
                 continue
-            self._allow(module, ["sagemaker:DescribeEndpoint"], targets.endpoints)
-            if module in live_config_readers:
-                self._allow(module, ["sagemaker:DescribeEndpointConfig"], targets.endpoint_configs)
-        for module in (
-            "rollout_start",
-            "rollout_gates",
-            "rollout_deploy",
-            "rollout_promote",
-            "rollout_rollback",
-        ):
-            self._allow(module, ["sagemaker:DescribeModelPackage"], targets.packages)
+            function.allow(["sagemaker:DescribeEndpoint"], targets.endpoints)
+            if function in live_config_readers:
+                function.allow(["sagemaker:DescribeEndpointConfig"], targets.endpoint_configs)
+        for function in live_config_readers:
+            function.allow(["sagemaker:DescribeModelPackage"], targets.packages)
             acknowledge_wildcard_resources(
-                self.functions[module].role,
-                [*targets.packages, *(targets.endpoint_configs if module in live_config_readers else [])],
+                function.role,
+                [*targets.packages, *targets.endpoint_configs],
                 "Package versions and the endpoint's configs are named at run time: only this "
                 "environment's package groups and configs named after its endpoints are reachable.",
             )
-        for module in ("rollout_deploy", "rollout_promote", "rollout_rollback"):
-            self._allow(module, ["sagemaker:CreateEndpointConfig"], targets.endpoint_configs)
-            self._allow(module, ["sagemaker:UpdateEndpoint"], [*targets.endpoints, *targets.endpoint_configs])
-        for module in ("rollout_promote", "rollout_rollback"):
-            self._allow(module, ["sagemaker:UpdateModelPackage"], targets.packages)
-        for module in ("rollout_set_traffic", "rollout_rollback"):
-            self._allow(module, ["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
+        for function in (f.deploy, f.promote, f.rollback):
+            function.allow(["sagemaker:CreateEndpointConfig"], targets.endpoint_configs)
+            function.allow(["sagemaker:UpdateEndpoint"], [*targets.endpoints, *targets.endpoint_configs])
+        for function in (f.promote, f.rollback):
+            function.allow(["sagemaker:UpdateModelPackage"], targets.packages)
+        for function in (f.set_traffic, f.rollback):
+            function.allow(["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
         # The gates read the champion's model to find its package; deploy creates the candidate's model.
-        self._allow("rollout_gates", ["sagemaker:DescribeModel"], targets.models)
+        f.gates.allow(["sagemaker:DescribeModel"], targets.models)
         acknowledge_wildcard_resources(
-            self.functions["rollout_gates"].role,
+            f.gates.role,
             targets.models,
             "Models are named after their endpoint with a run-time suffix; only those are readable.",
         )
 
     def _grant_gates_reads(self) -> None:
-        role = self.functions["rollout_gates"].role
+        gates = self.functions.gates
         bucket = self._registry.bucket
         objects = [bucket.arn_for_objects("models/*"), bucket.arn_for_objects("data-capture/*")]
-        self._allow("rollout_gates", ["s3:GetObject"], objects)
+        gates.allow(["s3:GetObject"], objects)
         # Listing the newest captured requests: only under the capture prefix.
-        self._allow(
-            "rollout_gates",
+        gates.allow(
             ["s3:ListBucket"],
             [bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": ["data-capture/*"]}},
         )
-        self._registry.key.grant(role, "kms:Decrypt")
+        self._registry.key.grant(gates.role, "kms:Decrypt")
         acknowledge_wildcard_resources(
-            role,
+            gates.role,
             objects,
             "The gates read a package's gate files beside its artifact under models/ and the endpoint's "
             "captured requests under data-capture/, whose object keys are only known at run time.",
@@ -379,50 +329,34 @@ class RolloutWorkflow(Construct):
     def _grant_deploy(self) -> None:
         """Deploy builds the candidate's model from its package and may hand SageMaker rollback alarms."""
         targets = self._targets
-        self._allow("rollout_deploy", ["sagemaker:CreateModel", "sagemaker:DescribeModel"], targets.models)
-        self._allow("rollout_deploy", ["cloudwatch:DescribeAlarms"], targets.alarms)
-        self._allow(
-            "rollout_deploy",
+        deploy = self.functions.deploy
+        deploy.allow(["sagemaker:CreateModel", "sagemaker:DescribeModel"], targets.models)
+        deploy.allow(["cloudwatch:DescribeAlarms"], targets.alarms)
+        deploy.allow(
             ["iam:PassRole"],
             targets.execution_roles,
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
         acknowledge_wildcard_resources(
-            self.functions["rollout_deploy"].role,
+            deploy.role,
             targets.models,
             "Each rollout creates a model named after its endpoint with a suffix from the package; "
             "no other model is reachable.",
         )
 
-    def _grant_notify(self, module: str) -> None:
+    def _grant_notify(self, function: WorkflowFunction) -> None:
         """Publishing to the encrypted topic: SNS asks KMS for a data key as the caller."""
-        self._allow(module, ["sns:Publish"], [self._notifications.topic.topic_arn])
+        function.allow(["sns:Publish"], [self._notifications.topic.topic_arn])
         # Not topic.grant_publish: it grants kms:GenerateDataKey* where one action is enough.
-        self._notifications.key.grant(self.functions[module].role, "kms:Decrypt", "kms:GenerateDataKey")
+        self._notifications.key.grant(function.role, "kms:Decrypt", "kms:GenerateDataKey")
 
     # --- State machine ----------------------------------------------------------------------------------
 
-    def _task(self, name: str, module: str, payload: sfn.TaskInput | None = None) -> tasks.LambdaInvoke:
-        """A task whose input and output are the whole state; with a payload, the payload is its input."""
-        task = tasks.LambdaInvoke(
-            self,
-            name,
-            lambda_function=self.functions[module].function,
-            payload=payload,
-            # Without a payload the function ARN is the Resource and the state goes in and out as is;
-            # with one, the lambda:invoke integration sends it and the response's Payload is the state.
-            payload_response_only=payload is None,
-            output_path=None if payload is None else "$.Payload",
-            # The retries below name Lambda's service errors explicitly, with their own backoff.
-            retry_on_service_exceptions=False,
-        )
-        task.add_retry(
-            errors=list(TRANSIENT_ERRORS),
-            interval=Duration.seconds(2),
-            max_attempts=6,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+    def _task(
+        self, name: str, function: WorkflowFunction, payload: sfn.TaskInput | None = None
+    ) -> tasks.LambdaInvoke:
+        """The function's retrying task, which also waits out an endpoint that is being updated."""
+        task = function.invoke(self, name, payload=payload)
         # "Endpoint is being updated": SageMaker needs minutes, so wait longer and keep trying for ~45 min.
         task.add_retry(
             errors=[ENDPOINT_BUSY],
@@ -443,17 +377,12 @@ class RolloutWorkflow(Construct):
             comment=f"{self._config.prefix}: gates, traffic steps with bake and judge, promote or roll back",
         )
 
-    def _acknowledge_state_machine_role(self) -> None:
-        acknowledge_state_machine_role(
-            self.state_machine, [project.function for project in self.functions.values()]
-        )
-
     def _rollback_path(self) -> tasks.LambdaInvoke:
         """Restore the champion, wait for that update, come back to record; release the lock either way."""
-        rollback = self._task("Roll back to the champion", "rollout_rollback")
-        check = self._task("Is the champion restored?", "rollout_check_deployment")
-        released = self._task("Release the lock after the rollback", "rollout_release")
-        released_anyway = self._task("Release the lock after a failed rollback", "rollout_release")
+        rollback = self._task("Roll back to the champion", self.functions.rollback)
+        check = self._task("Is the champion restored?", self.functions.check_deployment)
+        released = self._task("Release the lock after the rollback", self.functions.release)
+        released_anyway = self._task("Release the lock after a failed rollback", self.functions.release)
         rolled_back = sfn.Fail(
             self, "Rolled back", error="RolledBack", cause="The challenger was rolled back; see the ledger."
         )
@@ -494,9 +423,9 @@ class RolloutWorkflow(Construct):
 
     def _promotion_path(self, rollback: sfn.IChainable) -> tasks.LambdaInvoke:
         """Swap the endpoint to the candidate, wait for that update, come back to record and approve."""
-        promote = self._task("Promote the challenger", "rollout_promote")
-        check = self._task("Is the promotion done?", "rollout_check_deployment")
-        release = self._task("Release the lock", "rollout_release")
+        promote = self._task("Promote the challenger", self.functions.promote)
+        check = self._task("Is the promotion done?", self.functions.check_deployment)
+        release = self._task("Release the lock", self.functions.release)
         for task in (promote, check):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         release.add_catch(
@@ -529,7 +458,9 @@ class RolloutWorkflow(Construct):
         promote = self._promotion_path(rollback)
         name_rollout = sfn.Pass(self, "Name the rollout after this execution", parameters=NAMED_INPUT)
         take_lock = self._task(
-            "Take the endpoint's lock", "rollout_start", sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH)
+            "Take the endpoint's lock",
+            self.functions.start,
+            sfn.TaskInput.from_json_path_at(START_PAYLOAD_PATH),
         )
         locked = sfn.Fail(
             self,
@@ -549,11 +480,11 @@ class RolloutWorkflow(Construct):
         take_lock.add_catch(locked, errors=[ENDPOINT_LOCKED], result_path="$.error")
         take_lock.add_catch(refused, errors=["States.ALL"], result_path="$.error")
 
-        gates = self._task("Run pre-traffic gates", "rollout_gates")
-        deploy = self._task("Deploy the challenger at 0 %", "rollout_deploy")
-        check = self._task("Is the deployment done?", "rollout_check_deployment")
-        shift = self._task("Shift traffic to the next step", "rollout_set_traffic")
-        judge = self._task("Ask the judge", "rollout_judge")
+        gates = self._task("Run pre-traffic gates", self.functions.gates)
+        deploy = self._task("Deploy the challenger at 0 %", self.functions.deploy)
+        check = self._task("Is the deployment done?", self.functions.check_deployment)
+        shift = self._task("Shift traffic to the next step", self.functions.set_traffic)
+        judge = self._task("Ask the judge", self.functions.judge)
         for task in (gates, deploy, check, shift, judge):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
 
@@ -584,7 +515,7 @@ class RolloutWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
             .otherwise(rollback)
         )
-        resume = self._task("Load the aborted rollout", "rollout_resume")
+        resume = self._task("Load the aborted rollout", self.functions.resume)
         resume.add_catch(
             sfn.Fail(self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE),
             errors=["States.ALL"],
@@ -630,11 +561,7 @@ class RolloutWorkflow(Construct):
             resource_name=f"{self.state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions]
-            )
-        )
+        function.allow(["states:DescribeExecution", "states:StopExecution"], [executions])
         machine.grant_start_execution(role)
         flags.grant_read(role)
         acknowledge_wildcard_resources(
@@ -648,30 +575,13 @@ class RolloutWorkflow(Construct):
     def _abort_rules(self, alarms: Mapping[str, EndpointAlarms]) -> list[events.Rule]:
         """An endpoint's composite alarm in ALARM, the flags deployed, a rollout timed out or stopped."""
         prefix = self._config.prefix
-        undelivered = sqs.Queue(
-            self,
-            "UndeliveredAborts",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the abort rules' target; nothing consumes it "
-            "automatically, a person reads and redrives its events.",
-        )
+        undelivered = undelivered_events_queue(self, "UndeliveredAborts", of="the abort rules' target")
         self.undelivered_aborts = undelivered
         alarm_arns = [a.composite_alarm.alarm_arn for a in alarms.values()]
         patterns = {
             "AlarmAborts": (
                 f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",
-                events.EventPattern(
-                    source=["aws.cloudwatch"],
-                    detail_type=["CloudWatch Alarm State Change"],
-                    resources=alarm_arns,
-                    detail={"state": {"value": ["ALARM"]}},
-                ),
+                alarm_raised_pattern(alarm_arns),
             ),
             "KillSwitchAborts": (
                 f"{prefix}: a flag deployment aborts the rollouts whose kill switch it turned on",
@@ -679,27 +589,13 @@ class RolloutWorkflow(Construct):
             ),
             "EndedExecutionAborts": (
                 f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released",
-                events.EventPattern(
-                    source=["aws.states"],
-                    detail_type=["Step Functions Execution Status Change"],
-                    detail={
-                        "status": ABORTING_STATUSES,
-                        "stateMachineArn": [self.state_machine.state_machine_arn],
-                    },
-                ),
+                execution_ended_pattern(self.state_machine, ABORTING_STATUSES),
             ),
         }
         rules = []
         for rule_id, (description, pattern) in patterns.items():
             rule = events.Rule(self, rule_id, description=description, event_pattern=pattern)
-            rule.add_target(
-                targets.LambdaFunction(
-                    self.abort_function.function,
-                    retry_attempts=EVENT_RETRY_ATTEMPTS,
-                    max_event_age=Duration.hours(2),
-                    dead_letter_queue=undelivered,
-                )
-            )
+            rule.add_target(function_target(self.abort_function, dead_letter_queue=undelivered))
             rules.append(rule)
         # AppConfig puts deployment events on the default bus through its own extension.
         appconfig.CfnExtensionAssociation(
@@ -713,7 +609,6 @@ class RolloutWorkflow(Construct):
     # --- Triggers ---------------------------------------------------------------------------------------
 
     def _approval_rule(self) -> events.Rule:
-        groups = sorted({self._registry.package_group_names[e.model_family] for e in self._config.endpoints})
         rule = events.Rule(
             self,
             "PackageApproved",
@@ -721,31 +616,12 @@ class RolloutWorkflow(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Model Package State Change"],
-                detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": groups},
+                detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": self._package_groups()},
             ),
         )
         # An approval whose rollout could not be started must not vanish: it waits here for a person.
-        undelivered = sqs.Queue(
-            self,
-            "UndeliveredApprovals",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            undelivered,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the approval rule's target; nothing consumes "
-            "it automatically, a person reads and redrives its events.",
-        )
-        # The event itself is the execution's input; the target's role may start this machine only.
-        rule.add_target(
-            targets.SfnStateMachine(
-                self.state_machine,
-                retry_attempts=EVENT_RETRY_ATTEMPTS,
-                max_event_age=Duration.hours(2),
-                dead_letter_queue=undelivered,
-            )
-        )
+        undelivered = undelivered_events_queue(self, "UndeliveredApprovals", of="the approval rule's target")
+        # The event itself is the execution's input.
+        rule.add_target(state_machine_target(self.state_machine, dead_letter_queue=undelivered))
         self.undelivered_approvals = undelivered
         return rule

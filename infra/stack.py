@@ -104,5 +104,5 @@ class PlatformStack(Stack):
                 notifications=self.notifications,
                 drift_alarms={e.name: self.drift_monitor.alarm_for(e.name) for e in config.endpoints},
                 artifact_readers=[endpoint.execution_role for endpoint in self.endpoints.values()],
-                gate_readers=[self.rollout.functions["rollout_gates"].role],
+                gate_readers=[self.rollout.functions.gates.role],
             )

@@ -48,7 +48,8 @@ from lambdas.retraining.evaluation import (
 from lambdas.rollout.gates import GateStatus
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError
 from pipelines.gate_files import GateDocuments, GateFilesError, documents_of, load_model_dir
-from pipelines.train import CHURN_SCHEMA, METADATA_FILE, TrainingDataError, fail, read_training_dir
+from pipelines.train import CHURN_SCHEMA, TrainingDataError, fail, read_training_dir
+from trained_model.directory import METADATA_FILE
 
 GATES_DIR = "gates"
 MESSAGE_FILE = "message"

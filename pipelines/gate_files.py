@@ -11,10 +11,10 @@ the gates Lambda looks for them (``lambdas/handlers/rollout_gates.py``):
                              (wrong schema, inverted labels), not a slightly worse one. Labels only:
                              probabilities differ from one model version to the next.
 * ``golden_outputs.json`` -- what this model version returns for the golden cases, computed by the
-                             inference server's own code (``containers.inference.server``: the model
-                             loaded by ``load_model``, the cases sent as a JSON ``{"instances": [...]}``
-                             body through ``parse_records`` and ``predict``), so it is what the endpoint
-                             will answer.
+                             inference server's own code (``trained_model``: the model loaded by
+                             ``load_model``, the cases sent as a JSON ``{"instances": [...]}`` body
+                             through ``parse_records`` and ``predict``, as ``containers.inference.server``
+                             does), so it is what the endpoint will answer.
 * ``metrics.json``        -- the held-out metrics ``metadata.json`` registered at training.
 * ``baseline.json``       -- the training baseline (``TrainingBaseline.from_columns``: per feature at
                              most ``BASELINE_MAX_VALUES`` evenly spaced order statistics of the training
@@ -58,7 +58,6 @@ import numpy as np
 from pydantic import ValidationError
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
-from containers.inference.server import JSON_TYPE, LoadedModel, load_model, parse_records, predict
 from lambdas.rollout.gates import (
     BASELINE_MAX_VALUES,
     CLASSIFICATION_METRICS,
@@ -71,18 +70,17 @@ from lambdas.rollout.gates import (
     golden_gate,
     metric_gate,
 )
-from pipelines.features import FeatureError, Matrix
 from pipelines.train import (
     CHURN_SCHEMA,
-    METADATA_FILE,
-    MODEL_FILE,
-    SCHEMA_FILE,
     TEST_FRACTION,
     Dataset,
     TrainingDataError,
     read_training_dir,
     synthetic_churn,
 )
+from trained_model.directory import METADATA_FILE, MODEL_FILE, SCHEMA_FILE, LoadedModel, load_model
+from trained_model.features import FeatureError, Matrix
+from trained_model.prediction import JSON_TYPE, parse_records, predict
 
 GOLDEN_FILE = "golden.json"
 GOLDEN_OUTPUTS_FILE = "golden_outputs.json"

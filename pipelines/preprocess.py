@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError, manifest_of_dir
-from pipelines.features import FeatureSchema
 from pipelines.train import CHURN_SCHEMA, LABEL, Dataset, TrainingDataError, fail, read_training_csv
+from trained_model.features import FeatureSchema
 
 TRAIN_FILE = "train.csv"
 DATA_SUFFIX = ".csv"

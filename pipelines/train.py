@@ -23,7 +23,7 @@ When the channel holds ``manifest.json`` (the data manifest ``pipelines.preproce
 always records the ``code_version`` and the job's hyperparameters as given (``job_hyperparameters``).
 
 The model directory holds ``model.joblib`` (the whole scikit-learn pipeline, feature transforms
-included), ``features.json`` (the input schema, see ``pipelines.features``) and ``metadata.json``
+included), ``features.json`` (the input schema, see ``trained_model.features``) and ``metadata.json``
 (model version, recipe, hyperparameters, data summary, and metrics on a held-out split).
 
 Recipes make distinct model versions from the same data: ``logistic`` (the baseline),
@@ -73,11 +73,9 @@ from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError, code_version
-from pipelines.features import FeatureError, FeatureSchema, FeatureSpec, Matrix, feature_transformer
+from trained_model.directory import METADATA_FILE, MODEL_FILE, SCHEMA_FILE
+from trained_model.features import FeatureError, FeatureSchema, FeatureSpec, Matrix, feature_transformer
 
-MODEL_FILE = "model.joblib"
-SCHEMA_FILE = "features.json"
-METADATA_FILE = "metadata.json"
 LABEL = "churned"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_CONFIG_DIR = "/opt/ml/input/config"

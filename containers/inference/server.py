@@ -2,7 +2,8 @@
 
 ``GET /ping`` answers 200 once the model is loaded and 503 before; ``POST /invocations`` takes JSON
 or CSV records and returns predictions and class probabilities as JSON. The records go through
-``pipelines.features`` (the same conversion as in training), then through the fitted pipeline.
+``trained_model.prediction`` and ``trained_model.features`` (the same conversion as in training), then
+through the fitted pipeline.
 
 Input (``Content-Type``):
 - ``application/json``: ``{"instances": [record, ...]}``; a single record object ``{"name": value}``;
@@ -28,66 +29,23 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib  # type: ignore[import-untyped]  # no stubs
-import numpy as np
-import sklearn  # type: ignore[import-untyped]  # no stubs
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from pipelines.features import FeatureError, FeatureSchema, Matrix
-from pipelines.train import METADATA_FILE, MODEL_FILE, SCHEMA_FILE
+from trained_model.directory import LoadedModel, load_model
+from trained_model.features import FeatureError
+from trained_model.prediction import JSON_TYPE, RequestError, parse_records, predict
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 # SageMaker's InvokeEndpoint payload limit; a larger body never reaches a real endpoint anyway.
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Beyond this a refused body is not even read: the connection is dropped instead.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-JSON_TYPE = "application/json"
-CSV_TYPE = "text/csv"
 
 logger = logging.getLogger("containers.inference")
-
-
-class RequestError(Exception):
-    """A request the server refuses: an HTTP status, a stable code and a message for the client."""
-
-    def __init__(self, status: int, code: str, message: str, **detail: object) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    model: Any
-    schema: FeatureSchema
-    metadata: dict[str, Any]
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata.get("model_version", "unknown"))
-
-
-def load_model(model_dir: Path) -> LoadedModel:
-    """The model, its schema and metadata; FileNotFoundError while the directory is incomplete."""
-    missing = [name for name in (MODEL_FILE, SCHEMA_FILE, METADATA_FILE) if not (model_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{model_dir} lacks {', '.join(missing)}")
-    schema = FeatureSchema.load(model_dir / SCHEMA_FILE)
-    metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
-    trained_with = metadata.get("framework", {}).get("scikit-learn")
-    if trained_with != sklearn.__version__:
-        # Pickles are only guaranteed to load in the version that wrote them: say so loudly.
-        logger.warning(
-            "model trained with scikit-learn %s, serving with %s", trained_with, sklearn.__version__
-        )
-    return LoadedModel(joblib.load(model_dir / MODEL_FILE), schema, metadata)
 
 
 class ModelHolder:
@@ -120,53 +78,6 @@ class ModelHolder:
             self._last_error = message
         else:
             logger.info("model %s loaded from %s", self._loaded.version, self.model_dir)
-
-
-def parse_records(body: bytes, content_type: str, charset: str, schema: FeatureSchema) -> Matrix:
-    """The request body as a feature matrix, or a RequestError / FeatureError saying why not."""
-    if content_type not in (JSON_TYPE, CSV_TYPE):
-        raise RequestError(
-            415, "unsupported_media_type", f"use {JSON_TYPE} or {CSV_TYPE}, not {content_type!r}"
-        )
-    if not body.strip():
-        raise RequestError(400, "empty_body", "the request body is empty")
-    try:
-        text = body.decode(charset)
-    except (UnicodeDecodeError, LookupError) as error:
-        raise RequestError(400, "bad_encoding", f"body is not valid {charset}: {error}") from error
-    if content_type == CSV_TYPE:
-        return schema.matrix_from_csv(text)
-    return schema.matrix_from_records(_json_records(text))
-
-
-def _json_records(text: str) -> list[object]:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RequestError(400, "malformed_json", f"body is not valid JSON: {error}") from error
-    if isinstance(document, dict):
-        if "instances" not in document:
-            return [document]
-        instances = document["instances"]
-        if not isinstance(instances, list):
-            raise RequestError(400, "bad_request", "'instances' must be an array of records")
-        return instances
-    if isinstance(document, list):
-        # An array of arrays/objects is a batch; an array of anything else is one record in order.
-        is_batch = bool(document) and all(isinstance(item, list | dict) for item in document)
-        return document if is_batch else [document]
-    raise RequestError(400, "bad_request", "send an object, or an array of records")
-
-
-def predict(loaded: LoadedModel, features: Matrix) -> dict[str, object]:
-    probabilities = np.asarray(loaded.model.predict_proba(features), dtype=np.float64)
-    classes = np.asarray(loaded.model.classes_)
-    return {
-        "model_version": loaded.version,
-        "classes": classes.tolist(),
-        "predictions": classes[np.argmax(probabilities, axis=1)].tolist(),
-        "probabilities": probabilities.tolist(),
-    }
 
 
 def _json_response(payload: dict[str, object], status: int = 200) -> Response:

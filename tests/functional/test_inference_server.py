@@ -18,8 +18,8 @@ import pytest
 
 from containers.inference.local_server import LOOPBACK, LocalServer, ServerNotReadyError
 from pipelines import train
-from pipelines.features import Matrix
 from pipelines.train import CHURN_SCHEMA, TrainConfig
+from trained_model.features import Matrix
 
 JSON = {"Content-Type": "application/json"}
 CSV = {"Content-Type": "text/csv"}

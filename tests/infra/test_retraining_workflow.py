@@ -15,12 +15,9 @@ from infra.nag import render
 from infra.retraining_workflow import (
     ENDED_MODULE,
     HANDLER_MODULES,
-    NAMED_INPUT,
-    START_PAYLOAD_PATH,
-    TRANSIENT_ERRORS,
-    handler_name,
     workflow_timeout,
 )
+from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
 from lambdas.retraining.ended import ENDED_STATUSES, load_ended_settings
 from lambdas.retraining.settings import load_retraining_settings
 from lambdas.retraining.state import parse_input

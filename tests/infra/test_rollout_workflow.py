@@ -16,6 +16,7 @@ from aws_cdk.assertions import Match
 from moto import mock_aws
 
 from infra.nag import render
+from infra.rollout_targets import name_patterns
 from infra.rollout_workflow import (
     ABORT_MODULE,
     ABORTING_STATUSES,
@@ -23,13 +24,9 @@ from infra.rollout_workflow import (
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
     MAX_BAKES_PER_STEP,
-    NAMED_INPUT,
-    START_PAYLOAD_PATH,
-    TRANSIENT_ERRORS,
-    handler_name,
-    name_patterns,
     workflow_timeout,
 )
+from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
 from lambdas.handlers.rollout_start import parse_input
 from lambdas.rollout.aws.endpoint_ops import config_name_for, model_name_for
 from lambdas.rollout.settings import load_rollout_settings

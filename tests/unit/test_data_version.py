@@ -146,7 +146,8 @@ def test_the_code_version_is_the_package_version_and_a_digest_of_the_pipeline_co
 
 def _source_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "src"
-    shutil.copytree(ROOT / "pipelines", copy / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("pipelines", "trained_model"):
+        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "lambdas" / "rollout").mkdir(parents=True)
     shutil.copy(ROOT / "lambdas" / "rollout" / "gates.py", copy / "lambdas" / "rollout" / "gates.py")
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
@@ -165,6 +166,10 @@ def test_the_code_version_changes_with_the_training_or_gate_code_only(tmp_path: 
     after_gates = code_digest(copy)
     (copy / "pipelines" / "new_step.py").write_text("STEP = 1\n")
     assert code_digest(copy) != after_gates
+    after_step = code_digest(copy)
+    with (copy / "trained_model" / "features.py").open("a") as features:
+        features.write("\n# a change\n")
+    assert code_digest(copy) != after_step
 
 
 def test_the_package_version_is_read_from_pyproject(tmp_path: Path) -> None:

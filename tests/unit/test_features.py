@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.features import (
+from trained_model.features import (
     FeatureError,
     FeatureSchema,
     FeatureSpec,
@@ -228,5 +228,5 @@ def test_json_dicts_json_lists_and_csv_rows_of_the_same_data_give_the_same_matri
 
 def test_the_schema_and_conversions_import_without_scikit_learn() -> None:
     # A gate Lambda may validate golden inputs with the schema and no scikit-learn installed.
-    code = "import sys, pipelines.features; sys.exit('sklearn' in sys.modules)"
+    code = "import sys, trained_model.features; sys.exit('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0

@@ -13,10 +13,11 @@ import pytest
 
 from containers.inference import server as server_module
 from containers.inference.serve import ServeSettings, gunicorn_argv, server_environment
-from containers.inference.server import RequestError, create_app, parse_records
+from containers.inference.server import create_app
 from pipelines import train
-from pipelines.features import FeatureError
 from pipelines.train import CHURN_SCHEMA, TrainConfig
+from trained_model.features import FeatureError
+from trained_model.prediction import RequestError, parse_records
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)")

@@ -15,8 +15,8 @@ import pytest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from pipelines import train
-from pipelines.features import FeatureSchema
 from pipelines.train import CHURN_SCHEMA, LABEL, TrainConfig, TrainingDataError
+from trained_model.features import FeatureSchema
 
 SAMPLES = 2000
 METRICS = {"accuracy", "precision", "recall", "f1", "auc"}

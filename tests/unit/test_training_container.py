@@ -15,6 +15,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from pipelines.data_version import CODE_FILES
+
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "containers" / "training"
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)")
@@ -107,7 +109,10 @@ def test_the_image_installs_every_package_and_copies_every_module_the_steps_impo
         line[1:] for line in (IMAGE / "Dockerfile.dockerignore").read_text().splitlines() if line[:1] == "!"
     ]
     needed = [*loaded["project"], "pyproject.toml", "containers/training/train", "lambdas/rollout/gates.py"]
-    needed += [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "pipelines").glob("*.py"))]
+    # Every file the code version hashes (pipelines.data_version.CODE_FILES), imported or not.
+    needed += [
+        path.relative_to(ROOT).as_posix() for pattern in CODE_FILES for path in sorted(ROOT.glob(pattern))
+    ]
     assert [path for path in needed if not _covered(path, sources)] == []
     assert [path for path in needed if not _covered(path, allowed)] == []
 
