@@ -57,8 +57,10 @@ from lambdas.rollout.aws.gate_inputs import (
     read_gate_json,
     records_captured_under,
 )
-from lambdas.rollout.aws.wiring import CLIENT_CONFIG, ReadsObjects
 from lambdas.rollout.gates import TrainingBaseline
+from lambdas.shared.aws_clients import CLIENT_CONFIG, ReadsObjects
+from lambdas.shared.container import ContainerServices
+from lambdas.shared.validation import describe_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -105,20 +107,9 @@ def build_services(
     )
 
 
-_services: DriftServices | None = None
-
-
-def use(services: DriftServices | None) -> None:
-    """Run with these services (tests); None builds the real ones on the next call."""
-    global _services  # noqa: PLW0603 - the per-container services, built once
-    _services = services
-
-
-def services() -> DriftServices:
-    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
-    if _services is None:
-        _services = build_services(load_drift_settings(os.environ))
-    return _services
+_container = ContainerServices(lambda: build_services(load_drift_settings(os.environ)))
+use = _container.use
+services = _container.get
 
 
 @logger.inject_lambda_context
@@ -216,7 +207,7 @@ def read_baseline(s3: ReadsObjects, folder: GateFolder, artifact: ChampionArtifa
     except json.JSONDecodeError as error:
         problems = f"not JSON ({error})"
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
+        problems = describe_problems(error, top_level="")
     raise BaselineUnreadable(
         f"s3://{bucket}/{key} of {artifact.described} is not a training baseline: {problems}"
     )

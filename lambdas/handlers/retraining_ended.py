@@ -26,6 +26,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
 from lambdas.retraining.aws.wiring import lock_key
 from lambdas.retraining.ended import (
     EndedExecution,
@@ -38,9 +40,8 @@ from lambdas.retraining.ended import (
     parse_ended_event,
 )
 from lambdas.retraining.state import JobStep
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
-from lambdas.rollout.aws.wiring import CLIENT_CONFIG, PublishesNotifications, throttling_as_retryable
-from lambdas.rollout.lock import EndpointLock
+from lambdas.shared.aws_clients import CLIENT_CONFIG, PublishesNotifications, throttling_as_retryable
+from lambdas.shared.container import ContainerServices
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -86,20 +87,9 @@ def build_ended_services(
     )
 
 
-_services: EndedServices | None = None
-
-
-def use(services: EndedServices | None) -> None:
-    """Run with these services (tests); None builds the real ones on the next call."""
-    global _services  # noqa: PLW0603 - the per-container services, built once
-    _services = services
-
-
-def services() -> EndedServices:
-    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
-    if _services is None:
-        _services = build_ended_services(load_ended_settings(os.environ))
-    return _services
+_container = ContainerServices(lambda: build_ended_services(load_ended_settings(os.environ)))
+use = _container.use
+services = _container.get
 
 
 @logger.inject_lambda_context

@@ -21,6 +21,7 @@ from lambdas.retraining.gate import GateFailed, judge_report
 from lambdas.retraining.jobs import layout, training_job_of
 from lambdas.retraining.registration import registration_request
 from lambdas.retraining.state import Registration, RetrainingState
+from lambdas.shared.validation import describe_problems
 
 logger = Logger()
 tracer = Tracer()
@@ -42,9 +43,7 @@ def read_report(services: RetrainingServices, uri: str) -> EvaluationReport:
     try:
         return EvaluationReport.model_validate(services.read_json(uri))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-        )
+        problems = describe_problems(error)
         raise InvalidEvaluation(f"{uri} is not an evaluation report: {problems}") from None
 
 

@@ -13,10 +13,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.locking.lock import EndpointLocked
 from lambdas.retraining.aws.wiring import RetrainingServices, lock_key, services
 from lambdas.retraining.state import LockStatus, RetrainingInput, RetrainingState, parse_input, run_id_for
-from lambdas.rollout.aws.wiring import throttling_as_retryable
-from lambdas.rollout.lock import EndpointLocked
+from lambdas.shared.aws_clients import throttling_as_retryable
 
 logger = Logger()
 tracer = Tracer()

@@ -30,6 +30,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from lambdas.flags import EndpointVariants, FlagSet
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.abort import (
     ABORTED_ERROR,
     AbortInput,
@@ -46,12 +48,11 @@ from lambdas.rollout.abort import (
     targets_for_operator,
 )
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
-from lambdas.rollout.aws.wiring import CLIENT_CONFIG, throttling_as_retryable
 from lambdas.rollout.ledger import EntryKind, Ledger
-from lambdas.rollout.lock import EndpointLock
 from lambdas.rollout.settings import AbortSettings, load_abort_settings
 from lambdas.serving.aws.flags import MIN_POLL_INTERVAL_SECONDS, AppConfigFlagSource
+from lambdas.shared.aws_clients import CLIENT_CONFIG, throttling_as_retryable
+from lambdas.shared.container import ContainerServices
 
 if TYPE_CHECKING:
     from mypy_boto3_appconfigdata import AppConfigDataClient
@@ -117,20 +118,9 @@ def build_abort_services(
     )
 
 
-_services: AbortServices | None = None
-
-
-def use(services: AbortServices | None) -> None:
-    """Run with these services (tests); None builds the real ones on the next call."""
-    global _services  # noqa: PLW0603 - the per-container services, built once
-    _services = services
-
-
-def services() -> AbortServices:
-    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
-    if _services is None:
-        _services = build_abort_services(load_abort_settings(os.environ))
-    return _services
+_container = ContainerServices(lambda: build_abort_services(load_abort_settings(os.environ)))
+use = _container.use
+services = _container.get
 
 
 @logger.inject_lambda_context

@@ -17,11 +17,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.rollout.aws.endpoint_ops import read_live_config
-from lambdas.rollout.aws.wiring import RolloutServices, services, throttling_as_retryable
+from lambdas.rollout.aws.wiring import RolloutServices, services
 from lambdas.rollout.ledger import EntryKind, deployment_payload
 from lambdas.rollout.models import STEPPED_STRATEGIES, Strategy, parse_rollout_request
 from lambdas.rollout.settings import RolloutEndpoint
 from lambdas.rollout.state import RolloutState
+from lambdas.shared.aws_clients import throttling_as_retryable
+from lambdas.shared.validation import describe_problems
 
 logger = Logger()
 tracer = Tracer()
@@ -96,9 +98,7 @@ def parse_input(event: Any) -> PackageEvent | DirectRequest:
         return DirectRequest.model_validate(event)
     except ValidationError as error:
         what = "package event" if is_event else "rollout request"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-        )
+        problems = describe_problems(error)
         raise InvalidWorkflowInput(f"invalid {what}: {problems}") from None
 
 

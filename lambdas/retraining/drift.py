@@ -16,17 +16,16 @@ Pure domain code: pydantic and the standard library only (no boto3, no clock).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import Name
 from lambdas.rollout.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
-from lambdas.serving.settings import SettingsError
+from lambdas.shared.settings import load_environment
 
 __all__ = [
     "DRIFT_NAMESPACE",
@@ -86,33 +85,10 @@ class DriftMonitorSettings(_Frozen):
         description="Newest capture files read per endpoint and run.",
     )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        raw: dict[str, Any] = {}
-        for field, variable in ENV_VARIABLES.items():
-            if variable not in environ:
-                continue
-            try:
-                raw[field] = json.loads(environ[variable])
-            except json.JSONDecodeError as error:
-                raise SettingsError(f"{variable} is not valid JSON: {error}") from None
-        return cls.model_validate(raw)
-
 
 def load_drift_settings(environ: Mapping[str, str]) -> DriftMonitorSettings:
-    """Validate the environment, naming the variable of each problem."""
-    try:
-        return DriftMonitorSettings.from_env(environ)
-    except ValidationError as error:
-        problems = "; ".join(_where(problem["loc"]) + f": {problem['msg']}" for problem in error.errors())
-        raise SettingsError(f"invalid environment: {problems}") from None
-
-
-def _where(location: tuple[int | str, ...]) -> str:
-    if not location:
-        return "environment"
-    head, *rest = location
-    return ENV_VARIABLES.get(str(head), str(head)) + "".join(f".{part}" for part in rest)
+    """Validate the environment (every variable is JSON), naming the variable of each problem."""
+    return load_environment(DriftMonitorSettings, environ, ENV_VARIABLES, json_fields=tuple(ENV_VARIABLES))
 
 
 # -- which model is the champion ---------------------------------------------------------------------

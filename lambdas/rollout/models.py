@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lambdas.rollout.judge import Verdict
+from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "DEFAULT_TRAFFIC_STEPS",
@@ -289,12 +290,10 @@ def parse_rollout_request(raw: Any) -> RolloutRequest:
     try:
         return RolloutRequest.model_validate(raw)
     except ValidationError as error:
-        lines = [f"invalid rollout request ({error.error_count()} problem(s))"]
-        for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-            message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
-            lines.append(f"  {field}: {message}")
-        raise InvalidRolloutRequest("\n".join(lines)) from None
+        problems = describe_problems(error, unknown_field="unknown key", separator="\n  ")
+        raise InvalidRolloutRequest(
+            f"invalid rollout request ({error.error_count()} problem(s))\n  {problems}"
+        ) from None
 
 
 class StepAction(StrEnum):

@@ -16,13 +16,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
 from lambdas.retraining.ended import InvalidEndedEvent, load_ended_settings
 from lambdas.retraining.jobs import job_name, preprocess_request, training_request
 from lambdas.retraining.settings import UnknownFamily
 from lambdas.retraining.state import run_id_for
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
-from lambdas.rollout.aws.wiring import PublishesNotifications
-from lambdas.rollout.lock import EndpointLock
+from lambdas.shared.aws_clients import PublishesNotifications
 from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (

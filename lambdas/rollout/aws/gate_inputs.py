@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, read_live_config
-from lambdas.rollout.aws.wiring import ReadsObjects
 from lambdas.rollout.gates import CapturedFeatures, TrainingBaseline
+from lambdas.shared.aws_clients import ReadsObjects
 
 __all__ = [
     "BASELINE_FILE",
