@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambdas.gates import GateSettings
 from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUTES, Recipe
-from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.models import BlueGreenSettings, Strategy
 

@@ -59,7 +59,7 @@ from pydantic import ValidationError
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
 from containers.inference.server import JSON_TYPE, LoadedModel, load_model, parse_records, predict
-from lambdas.rollout.gates import (
+from lambdas.gates import (
     BASELINE_MAX_VALUES,
     CLASSIFICATION_METRICS,
     GateSettings,

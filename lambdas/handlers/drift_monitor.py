@@ -32,6 +32,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from lambdas.gates import TrainingBaseline
 from lambdas.retraining.drift import (
     DRIFT_NAMESPACE,
     ChampionArtifact,
@@ -57,7 +58,6 @@ from lambdas.rollout.aws.gate_inputs import (
     read_gate_json,
     records_captured_under,
 )
-from lambdas.rollout.gates import TrainingBaseline
 from lambdas.shared.aws_clients import CLIENT_CONFIG, ReadsObjects
 from lambdas.shared.container import ContainerServices
 from lambdas.shared.validation import describe_problems

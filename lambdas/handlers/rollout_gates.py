@@ -24,6 +24,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.gates import (
+    CapturedFeatures,
+    GoldenSet,
+    Prediction,
+    TrainingBaseline,
+    evaluate_gates,
+)
 from lambdas.rollout.aws.gate_inputs import (
     CAPTURE_FILES_MAX,
     GATES_FOLDER,
@@ -34,13 +41,6 @@ from lambdas.rollout.aws.gate_inputs import (
     read_gate_json,
 )
 from lambdas.rollout.aws.wiring import RolloutServices, run_task
-from lambdas.rollout.gates import (
-    CapturedFeatures,
-    GoldenSet,
-    Prediction,
-    TrainingBaseline,
-    evaluate_gates,
-)
 from lambdas.rollout.ledger import EntryKind, gate_payload
 from lambdas.rollout.state import GatesStatus, RolloutState
 

@@ -3,7 +3,7 @@
 The rollout's drift gate checks a candidate once, before it takes traffic. Afterwards the inputs the
 champion serves can move away from the data it was trained on; the drift monitor
 (``lambdas/handlers/drift_monitor.py``) measures that on a schedule with the same statistics
-(``lambdas.rollout.gates.drift_gate``: per-feature PSI on the baseline's quantile bins, and KS) and
+(``lambdas.gates.drift_gate``: per-feature PSI on the baseline's quantile bins, and KS) and
 publishes the largest per-feature PSI as ``mlrollout/drift`` ``InputDriftPsiMax`` (dimension
 ``EndpointName``). A CloudWatch alarm on it (``infra/drift_monitor.py``) is the retraining trigger.
 
@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import Name
-from lambdas.rollout.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
+from lambdas.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
 from lambdas.shared.settings import load_environment
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.rollout.gates import GateSettings
+from lambdas.gates import GateSettings
 from lambdas.shared.settings import SettingsError, read_environment, validate_settings
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import Name
-from lambdas.rollout.gates import GateSettings
+from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.models import BlueGreenSettings, Strategy, VariantNames
 from lambdas.serving.settings import BusinessMetricName

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.rollout.gates import GateSettings
+from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.models import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
 from lambdas.serving.settings import BusinessMetricName

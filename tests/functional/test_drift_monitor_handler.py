@@ -16,9 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from lambdas.gates import GateSettings, TrainingBaseline
 from lambdas.handlers import drift_monitor
 from lambdas.retraining.drift import DRIFT_NAMESPACE, PSI_MAX_METRIC, DriftMonitorSettings
-from lambdas.rollout.gates import GateSettings, TrainingBaseline
 from tests.functional.rollout_support import IMAGE, ROLE, LambdaContextStub, capture_file
 
 BUCKET = "mlrollout-dev-artifacts"

@@ -147,8 +147,9 @@ def test_the_code_version_is_the_package_version_and_a_digest_of_the_pipeline_co
 def _source_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "src"
     shutil.copytree(ROOT / "pipelines", copy / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "lambdas" / "rollout").mkdir(parents=True)
-    shutil.copy(ROOT / "lambdas" / "rollout" / "gates.py", copy / "lambdas" / "rollout" / "gates.py")
+    shutil.copytree(
+        ROOT / "lambdas" / "gates", copy / "lambdas" / "gates", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     return copy
 
@@ -159,7 +160,7 @@ def test_the_code_version_changes_with_the_training_or_gate_code_only(tmp_path: 
     (copy / "README.md").write_text("not code\n")
     assert code_version(copy) == code_version()
     before = code_digest(copy)
-    with (copy / "lambdas" / "rollout" / "gates.py").open("a") as gates:
+    with (copy / "lambdas" / "gates" / "drift.py").open("a") as gates:
         gates.write("\n# a change\n")
     assert code_digest(copy) != before
     after_gates = code_digest(copy)

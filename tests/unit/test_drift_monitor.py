@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lambdas.gates import CapturedFeatures, GateSettings, TrainingBaseline
 from lambdas.retraining.drift import (
     DRIFT_NAMESPACE,
     PSI_MAX_METRIC,
@@ -32,7 +33,6 @@ from lambdas.rollout.aws.gate_inputs import (
     newest_objects,
     records_of_capture_line,
 )
-from lambdas.rollout.gates import CapturedFeatures, GateSettings, TrainingBaseline
 from lambdas.serving.settings import SettingsError
 
 ENDPOINT = "mlrollout-dev-churn"

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from lambdas.gates import CapturedFeatures, TrainingBaseline
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, read_live_config
-from lambdas.rollout.gates import CapturedFeatures, TrainingBaseline
 from lambdas.shared.aws_clients import ReadsObjects
 
 __all__ = [
