@@ -39,7 +39,7 @@ from infra.nag import acknowledge, acknowledge_wildcard_resources
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
-from lambdas.rollout.models import RolloutRequest
+from lambdas.rollout.payloads import RolloutRequest
 
 METRICS_NAMESPACE = "mlrollout"
 HANDLER_MODULES = (

@@ -27,7 +27,7 @@ from lambdas.rollout.aws.endpoint_ops import (
 )
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable, run_task
 from lambdas.rollout.ledger import EntryKind, deployment_payload
-from lambdas.rollout.models import Strategy
+from lambdas.rollout.payloads import Strategy
 from lambdas.rollout.state import DeploymentStatus, RolloutState
 
 logger = Logger()

@@ -18,7 +18,7 @@ from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import RolloutServices, run_task
 from lambdas.rollout.judge import RolloutWindows, Verdict, judge
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
-from lambdas.rollout.models import StepAction, StepOutcome
+from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
 from lambdas.rollout.traffic import StepPosition, decide
 

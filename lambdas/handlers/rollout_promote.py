@@ -26,7 +26,7 @@ from lambdas.rollout.aws.endpoint_ops import (
 )
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable, run_task
 from lambdas.rollout.ledger import EntryKind, outcome_payload, summarize
-from lambdas.rollout.models import OutcomeStatus, RolloutOutcome
+from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome
 from lambdas.rollout.state import DeploymentStatus, RolloutState
 
 logger = Logger()

@@ -34,7 +34,7 @@ from lambdas.rollout.aws.endpoint_ops import (
 )
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable, run_task
 from lambdas.rollout.ledger import EntryKind, LedgerConflict, outcome_payload, summarize
-from lambdas.rollout.models import OutcomeStatus, RolloutOutcome, Strategy
+from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome, Strategy
 from lambdas.rollout.state import DeploymentStatus, EndpointBusy, RolloutState
 from lambdas.rollout.traffic import step_weights
 

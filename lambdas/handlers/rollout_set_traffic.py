@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.rollout.aws.endpoint_ops import set_weights
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable, run_task
 from lambdas.rollout.ledger import EntryKind, deployment_payload
-from lambdas.rollout.models import Strategy
+from lambdas.rollout.payloads import Strategy
 from lambdas.rollout.state import RolloutState
 from lambdas.rollout.traffic import step_weights
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lambdas.rollout.aws.endpoint_ops import read_live_config
 from lambdas.rollout.aws.wiring import RolloutServices, services
 from lambdas.rollout.ledger import EntryKind, deployment_payload
-from lambdas.rollout.models import STEPPED_STRATEGIES, Strategy, parse_rollout_request
+from lambdas.rollout.payloads import STEPPED_STRATEGIES, Strategy, parse_rollout_request
 from lambdas.rollout.settings import RolloutEndpoint
 from lambdas.rollout.state import RolloutState
 from lambdas.shared.aws_clients import throttling_as_retryable

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.flags import Name
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import BlueGreenSettings, Strategy, VariantNames
+from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
 from lambdas.serving.settings import BusinessMetricName
 from lambdas.shared.settings import SettingsError, load_environment
 

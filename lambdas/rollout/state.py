@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
+from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
 from lambdas.serving.settings import BusinessMetricName
 
 __all__ = [

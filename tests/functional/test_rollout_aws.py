@@ -44,7 +44,7 @@ from lambdas.rollout.ledger import (
     summarize,
     traffic_payload,
 )
-from lambdas.rollout.models import VariantNames
+from lambdas.rollout.payloads import VariantNames
 from lambdas.rollout.traffic import step_weights
 
 if TYPE_CHECKING:

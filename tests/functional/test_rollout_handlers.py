@@ -21,7 +21,7 @@ from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, 
 from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import RolloutServices, build_services, use
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from lambdas.rollout.models import InvalidRolloutRequest
+from lambdas.rollout.payloads import InvalidRolloutRequest
 from lambdas.rollout.settings import load_rollout_settings
 from lambdas.rollout.state import EndpointBusy
 from lambdas.serving.settings import BusinessMetricName

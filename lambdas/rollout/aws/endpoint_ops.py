@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
-from lambdas.rollout.models import WEIGHT_WHOLE, BlueGreenPolicy, VariantNames, package_group_of
+from lambdas.rollout.payloads import WEIGHT_WHOLE, BlueGreenPolicy, VariantNames, package_group_of
 from lambdas.rollout.traffic import DesiredWeight, validate_weights
 
 __all__ = [

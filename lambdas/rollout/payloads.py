@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,6 +36,7 @@ __all__ = [
     "Strategy",
     "TrafficStep",
     "VariantNames",
+    "VariantSlots",
     "package_group_of",
     "parse_rollout_request",
 ]
@@ -79,12 +80,19 @@ DEFAULT_TRAFFIC_STEPS: Mapping[Strategy, tuple[int, ...]] = {
 """Challenger shares when a request names none. Shadow and blue/green take no steps."""
 
 
-class VariantNames(_Frozen):
-    """The endpoint's variant slots (infra/endpoint.py): the champion keeps its name for good."""
+NameT = TypeVar("NameT", bound=str)
 
-    champion: SageMakerName = "champion"
-    challenger: SageMakerName = "challenger"
-    shadow: SageMakerName = "shadow"
+
+class VariantSlots(_Frozen, Generic[NameT]):
+    """The endpoint's variant slots (infra/endpoint.py): the champion keeps its name for good.
+
+    Generic in the naming rule: the Lambdas accept any SageMaker name (``VariantNames``), the environment
+    config its own stricter one (``infra/config.py``), with one set of defaults and one distinctness rule.
+    """
+
+    champion: NameT = Field(default=cast("NameT", "champion"))
+    challenger: NameT = Field(default=cast("NameT", "challenger"))
+    shadow: NameT = Field(default=cast("NameT", "shadow"))
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -92,6 +100,10 @@ class VariantNames(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be distinct, got {names}")
         return self
+
+
+class VariantNames(VariantSlots[SageMakerName]):
+    """The variant slots as the Lambdas read them: any SageMaker name."""
 
 
 class BlueGreenSettings(_Frozen):
