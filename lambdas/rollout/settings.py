@@ -25,7 +25,7 @@ from lambdas.flags import Name
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
-from lambdas.serving.settings import BusinessMetricName
+from lambdas.shared.business_metric import BusinessMetricName
 from lambdas.shared.settings import SettingsError, load_environment
 
 __all__ = [

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
-from lambdas.serving.settings import BusinessMetricName
+from lambdas.shared.business_metric import BusinessMetricName
 
 __all__ = [
     "DeploymentStatus",

@@ -17,10 +17,10 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import EndpointVariants, Name
+from lambdas.shared.business_metric import BusinessMetricName
 from lambdas.shared.settings import SettingsError, load_environment
 
 __all__ = [
-    "BusinessMetricName",
     "CatalogSettings",
     "EndpointSettings",
     "FeedbackSettings",
@@ -28,14 +28,6 @@ __all__ = [
     "SettingsError",
     "load_settings",
 ]
-
-
-class BusinessMetricName(BaseModel):
-    # Extra keys are ignored so the CDK side may pass the whole config model (statistic, threshold...).
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    namespace: str = Field(min_length=1, max_length=255)
-    name: str = Field(min_length=1, max_length=255)
 
 
 class EndpointSettings(BaseModel):

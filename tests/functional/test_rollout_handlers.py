@@ -24,8 +24,8 @@ from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.rollout.payloads import InvalidRolloutRequest
 from lambdas.rollout.settings import load_rollout_settings
 from lambdas.rollout.state import EndpointBusy
-from lambdas.serving.settings import BusinessMetricName
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects, ThrottlingException
+from lambdas.shared.business_metric import BusinessMetricName
 from tests.functional.rollout_support import (
     BAKE_MINUTES,
     BUCKET,
