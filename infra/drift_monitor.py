@@ -42,8 +42,8 @@ from infra.nag import acknowledge_wildcard_resources
 from infra.registry import ModelRegistry
 from infra.rollout_workflow import name_patterns
 from lambdas.gates import GateSettings
+from lambdas.gates.aws.inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
 from lambdas.retraining.drift import DRIFT_NAMESPACE, ENDPOINT_DIMENSION, PSI_MAX_METRIC
-from lambdas.rollout.aws.gate_inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
 
 HANDLER = "lambdas.handlers.drift_monitor.handler"
 RATE_PATTERN = re.compile(r"^rate\((?P<value>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")

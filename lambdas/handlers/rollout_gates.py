@@ -13,7 +13,7 @@ champion was not created from a package). Captured requests are the newest data-
 champion variant under the live endpoint config's capture destination; the numeric values of the
 baseline's features are taken from each captured ``{"instances": [{feature: value, ...}]}`` request.
 Every gate's result is recorded; ``gates.passed`` says whether the rollout may go on. Finding and reading
-these inputs is shared with the drift monitor (``lambdas/rollout/aws/gate_inputs.py``).
+these inputs is shared with the drift monitor (``lambdas/gates/aws/inputs.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from lambdas.gates import (
     TrainingBaseline,
     evaluate_gates,
 )
-from lambdas.rollout.aws.gate_inputs import (
+from lambdas.gates.aws.inputs import (
     CAPTURE_FILES_MAX,
     GATES_FOLDER,
     GateInputMissing,
@@ -102,7 +102,7 @@ def _captured(state: RolloutState, services: RolloutServices, baseline: Training
 
 
 def _captured_records(state: RolloutState, services: RolloutServices) -> Iterator[dict[str, Any]]:
-    """The champion variant's newest captured records (lambdas/rollout/aws/gate_inputs.py)."""
+    """The champion variant's newest captured records (lambdas/gates/aws/inputs.py)."""
     request = state.request
     return captured_records(
         services.sagemaker,

@@ -31,8 +31,10 @@ __all__ = [
     "DRIFT_NAMESPACE",
     "ENDPOINT_DIMENSION",
     "PSI_MAX_METRIC",
+    "BaselineUnreadable",
     "ChampionArtifact",
     "ChampionNotFound",
+    "DriftMonitorFailed",
     "DriftMonitorSettings",
     "DriftObservation",
     "MonitoredEndpoint",
@@ -92,6 +94,14 @@ def load_drift_settings(environ: Mapping[str, str]) -> DriftMonitorSettings:
 
 
 # -- which model is the champion ---------------------------------------------------------------------
+
+
+class BaselineUnreadable(ValueError):
+    """The champion's baseline.json is there but is not a training baseline: a fault to fix, not "no data"."""
+
+
+class DriftMonitorFailed(Exception):
+    """Some endpoints could not be observed; the others were, and their metrics are published."""
 
 
 class ChampionNotFound(ValueError):

@@ -12,6 +12,14 @@ from typing import Any
 import pytest
 
 from lambdas.gates import CapturedFeatures, GateSettings, TrainingBaseline
+from lambdas.gates.aws.inputs import (
+    GateInputMissing,
+    captured_features,
+    gates_folder_of_artifact,
+    gates_folder_of_package,
+    newest_objects,
+    records_of_capture_line,
+)
 from lambdas.retraining.drift import (
     DRIFT_NAMESPACE,
     PSI_MAX_METRIC,
@@ -24,14 +32,6 @@ from lambdas.retraining.drift import (
     not_measured,
     observe_drift,
     psi_max_datum,
-)
-from lambdas.rollout.aws.gate_inputs import (
-    GateInputMissing,
-    captured_features,
-    gates_folder_of_artifact,
-    gates_folder_of_package,
-    newest_objects,
-    records_of_capture_line,
 )
 from lambdas.serving.settings import SettingsError
 

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from lambdas.gates import CapturedFeatures, TrainingBaseline
-from lambdas.rollout.aws.endpoint_ops import SageMakerControl, read_live_config
 from lambdas.shared.aws_clients import ReadsObjects
+from lambdas.shared.endpoint_config import DescribesEndpointConfigs, read_live_config
 
 __all__ = [
     "BASELINE_FILE",
@@ -94,7 +94,7 @@ def read_gate_json(s3: ReadsObjects, folder: GateFolder, name: str) -> Any:
 
 
 def captured_records(
-    sagemaker: SageMakerControl,
+    sagemaker: DescribesEndpointConfigs,
     s3: ReadsObjects,
     *,
     endpoint_name: str,
