@@ -30,9 +30,9 @@ from infra.rollout_workflow import (
     name_patterns,
     workflow_timeout,
 )
-from lambdas.handlers.rollout_start import parse_input
 from lambdas.rollout.aws.endpoint_ops import config_name_for, model_name_for
 from lambdas.rollout.settings import load_rollout_settings
+from lambdas.rollout.start import parse_input
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
