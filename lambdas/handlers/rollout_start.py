@@ -15,9 +15,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.rollout.aws.starts import start
 from lambdas.rollout.aws.wiring import services
 from lambdas.rollout.start import parse_input
+from lambdas.rollout.tasks.start import start
 from lambdas.shared.aws_clients import throttling_as_retryable
 
 logger = Logger()

@@ -2,7 +2,7 @@
 
 The rollout's drift gate checks a candidate once, before it takes traffic. Afterwards the inputs the
 champion serves can move away from the data it was trained on; the drift monitor
-(``lambdas/handlers/drift_monitor.py``) measures that on a schedule with the same statistics
+(``lambdas/retraining/aws/drift_monitor.py``) measures that on a schedule with the same statistics
 (``lambdas.gates.drift_gate``: per-feature PSI on the baseline's quantile bins, and KS) and
 publishes the largest per-feature PSI as ``mlrollout/drift`` ``InputDriftPsiMax`` (dimension
 ``EndpointName``). A CloudWatch alarm on it (``infra/drift_monitor.py``) is the retraining trigger.

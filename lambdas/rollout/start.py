@@ -1,6 +1,6 @@
 """What starts a rollout: the workflow's input (a package event or a direct request) and the first state.
 
-Pure domain code: pydantic and the standard library only; the calls are ``lambdas.rollout.aws.starts``.
+Pure domain code: pydantic and the standard library only; the calls are ``lambdas.rollout.tasks.start``.
 """
 
 from __future__ import annotations
