@@ -33,7 +33,7 @@ from lambdas.retraining.drift import (
     observe_drift,
     psi_max_datum,
 )
-from lambdas.serving.settings import SettingsError
+from lambdas.shared.settings import SettingsError
 
 ENDPOINT = "mlrollout-dev-churn"
 FEATURES = ("monthly_charges", "support_calls_90d", "tenure_months")
