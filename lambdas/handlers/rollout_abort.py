@@ -26,11 +26,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.flags import EndpointVariants, FlagSet
 from lambdas.rollout.abort import parse_trigger
 from lambdas.rollout.aws.aborts import AbortServices, RunsExecutions, abort, build_abort_services
 from lambdas.rollout.settings import AbortSettings, load_abort_settings
-from lambdas.serving.aws.flags import MIN_POLL_INTERVAL_SECONDS, AppConfigFlagSource
+from lambdas.serving.aws.flags import deployed_flags
 from lambdas.shared.aws_clients import CLIENT_CONFIG, throttling_as_retryable
 from lambdas.shared.container import ContainerServices
 
@@ -43,8 +42,8 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-# The rollout package does not read the flags itself (they are the serving side's); this function
-# joins the two: the rollout's abort services with the serving side's AppConfig reader.
+# The rollout package does not read the flags (they are the serving side's): the abort's services get
+# the serving side's reader here.
 def build_services(
     settings: AbortSettings,
     *,
@@ -53,23 +52,13 @@ def build_services(
     appconfigdata: AppConfigDataClient | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AbortServices:
-    catalog = tuple(
-        EndpointVariants(endpoint=name, champion=endpoint.champion, challenger=endpoint.challenger)
-        for name, endpoint in settings.endpoints.items()
+    read_flags = deployed_flags(
+        application=settings.appconfig_application,
+        environment=settings.appconfig_environment,
+        profile=settings.appconfig_profile,
+        catalog=settings.flag_catalog(),
+        client=appconfigdata or boto3.client("appconfigdata", config=CLIENT_CONFIG),
     )
-    flags_client = appconfigdata or boto3.client("appconfigdata", config=CLIENT_CONFIG)
-
-    def read_flags() -> FlagSet:
-        # A new session per abort: the flags as deployed now, never a cached copy.
-        return AppConfigFlagSource(
-            application=settings.appconfig_application,
-            environment=settings.appconfig_environment,
-            profile=settings.appconfig_profile,
-            ttl_seconds=MIN_POLL_INTERVAL_SECONDS,
-            catalog=catalog,
-            client=flags_client,
-        ).flags()
-
     return build_abort_services(
         settings, read_flags=read_flags, dynamodb=dynamodb, states=states, clock=clock
     )

@@ -21,7 +21,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.flags import Name
+from lambdas.flags import EndpointVariants, Name
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
@@ -92,6 +92,13 @@ class RolloutSettings(_Strict):
     @classmethod
     def env_variables(cls) -> dict[str, str]:
         return dict(ENV_VARIABLES)
+
+    def flag_catalog(self) -> tuple[EndpointVariants, ...]:
+        """The endpoints as the flag model sees them (its flag keys and pinnable variants)."""
+        return tuple(
+            EndpointVariants(endpoint=name, champion=endpoint.champion, challenger=endpoint.challenger)
+            for name, endpoint in self.endpoints.items()
+        )
 
 
 class AbortSettings(RolloutSettings):
