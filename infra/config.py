@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambdas.gates import GateSettings
 from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUTES, Recipe
-from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import BlueGreenSettings, Strategy
+from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantSlots
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
@@ -62,17 +62,8 @@ class Autoscaling(StrictModel):
         return self
 
 
-class VariantNames(StrictModel):
-    champion: ResourceName = "champion"
-    challenger: ResourceName = "challenger"
-    shadow: ResourceName = "shadow"
-
-    @model_validator(mode="after")
-    def _distinct(self) -> Self:
-        names = [self.champion, self.challenger, self.shadow]
-        if len(set(names)) != len(names):
-            raise ValueError(f"variant names must be distinct, got {names}")
-        return self
+class VariantNames(VariantSlots[ResourceName]):
+    """The Lambdas' variant slots (lambdas/rollout/payloads.py) under the config's naming rule."""
 
 
 class DataCapture(StrictModel):

@@ -41,9 +41,9 @@ from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.registry import ModelRegistry
 from infra.rollout_targets import name_patterns
+from lambdas.gates import GateSettings
+from lambdas.gates.aws.inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
 from lambdas.retraining.drift import DRIFT_NAMESPACE, ENDPOINT_DIMENSION, PSI_MAX_METRIC
-from lambdas.rollout.aws.gate_inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
-from lambdas.rollout.gates import GateSettings
 
 HANDLER = "lambdas.handlers.drift_monitor.handler"
 RATE_PATTERN = re.compile(r"^rate\((?P<value>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")

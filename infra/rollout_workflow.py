@@ -50,7 +50,7 @@ from infra.workflow_task import (
     state_machine_target,
     undelivered_events_queue,
 )
-from lambdas.rollout.models import RolloutRequest
+from lambdas.rollout.payloads import RolloutRequest
 
 HANDLER_MODULES = (
     "rollout_start",

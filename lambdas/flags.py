@@ -27,6 +27,8 @@ from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from lambdas.shared.validation import describe_problems, problem_message
+
 # AppConfig's own rule for flag and attribute keys.
 FLAG_KEY_PATTERN: Final = r"^[a-z][a-zA-Z0-9_-]{0,63}$"
 # The config's rule for endpoint and variant names; it keeps every derived flag key valid.
@@ -448,11 +450,7 @@ def _validate(key: str, model: type[_Value], raw: Any) -> _Value:
     try:
         return model.model_validate(raw, strict=True)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'value'}: "
-            f"{'unknown attribute' if problem['type'] == 'extra_forbidden' else problem['msg']}"
-            for problem in error.errors()
-        )
+        problems = describe_problems(error, top_level="value", unknown_field="unknown attribute")
         raise FlagError(f"flag {key!r}: {problems}") from None
 
 
@@ -485,5 +483,5 @@ def _parse_endpoint(variants: EndpointVariants, values: Mapping[str, Any]) -> En
         )
     except ValidationError as error:
         raise FlagError(
-            "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
+            "; ".join(problem_message(problem).removeprefix("Value error, ") for problem in error.errors())
         ) from None

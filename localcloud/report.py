@@ -75,7 +75,7 @@ class DecisionKind(StrEnum):
     @classmethod
     def parse(cls, value: str) -> DecisionKind:
         """A kind from its value, any case, spaces or hyphens for underscores, or a rollout outcome's
-        status (``promoted``, ``rolled_back``, ``failed``: ``lambdas.rollout.models.OutcomeStatus``)."""
+        status (``promoted``, ``rolled_back``, ``failed``: ``lambdas.rollout.payloads.OutcomeStatus``)."""
         normal = value.strip().lower().replace(" ", "_").replace("-", "_")
         normal = _OUTCOME_KINDS.get(normal, normal)
         try:

@@ -23,7 +23,7 @@ its objects give, so a manifest edited by hand is refused rather than believed.
 The **code version** is ``"<mlrollout version>+<12 hex>"``: the package version (``pyproject.toml``
 beside the ``pipelines`` package when present, as in the source tree and the training image, else the
 installed distribution's) and the start of a sha256 over the training and evaluation code
-(``pipelines/*.py``, ``trained_model/*.py`` and ``lambdas/rollout/gates.py``, whose models the gate files
+(``pipelines/*.py``, ``trained_model/*.py`` and ``lambdas/gates/*.py``, whose models the gate files
 are checked with): for each file in path order, ``"<path>\\0<sha256 of its bytes>\\n"``.
 """
 
@@ -47,7 +47,7 @@ CODE_DIGEST_LENGTH = 12
 # The project root: the folder holding the ``pipelines`` package (the repository, or /opt/program in
 # the training image).
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
-CODE_FILES = ("pipelines/*.py", "trained_model/*.py", "lambdas/rollout/gates.py")
+CODE_FILES = ("pipelines/*.py", "trained_model/*.py", "lambdas/gates/*.py")
 _CHUNK = 1 << 20
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lambdas.gates import GateStatus
 from lambdas.retraining.evaluation import (
     DATA_MANIFEST_FILE,
     EVALUATION_FILE,
@@ -45,7 +46,6 @@ from lambdas.retraining.evaluation import (
     GoldenCheck,
     Hyperparameter,
 )
-from lambdas.rollout.gates import GateStatus
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError
 from pipelines.gate_files import GateDocuments, GateFilesError, documents_of, load_model_dir
 from pipelines.train import CHURN_SCHEMA, TrainingDataError, fail, read_training_dir

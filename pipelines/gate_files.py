@@ -58,7 +58,7 @@ import numpy as np
 from pydantic import ValidationError
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
-from lambdas.rollout.gates import (
+from lambdas.gates import (
     BASELINE_MAX_VALUES,
     CLASSIFICATION_METRICS,
     GateSettings,

@@ -11,10 +11,11 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
-from lambdas.serving.feedback import FeedbackRecorder, FeedbackRequest, FeedbackResult
+from lambdas.serving.feedback import FeedbackRequest, FeedbackResult
 from lambdas.serving.http import error_response, json_response, parse_body, status_of
 from lambdas.serving.ports import ServingError
 from lambdas.serving.settings import FeedbackSettings, load_settings
+from lambdas.shared.container import ContainerServices
 
 logger = Logger()
 tracer = Tracer()
@@ -22,20 +23,10 @@ tracer = Tracer()
 metrics = Metrics(service="")
 OUTCOME_METRICS = {"label": "Accuracy", "conversion": "Conversion"}
 
-_recorder: FeedbackRecorder | None = None
-
-
-def use(recorder: FeedbackRecorder | None) -> None:
-    """Record with this recorder (tests); None builds the real one on the next request."""
-    global _recorder  # noqa: PLW0603 - the per-container service, built once
-    _recorder = recorder
-
-
-def _service() -> FeedbackRecorder:
-    global _recorder  # noqa: PLW0603 - built on the first request, after the environment is read
-    if _recorder is None:
-        _recorder = build_feedback_recorder(load_settings(FeedbackSettings, os.environ))
-    return _recorder
+# The per-container recorder; tests record with their own through use().
+_container = ContainerServices(lambda: build_feedback_recorder(load_settings(FeedbackSettings, os.environ)))
+use = _container.use
+_service = _container.get
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -1,6 +1,6 @@
 """Start the evaluation job: gate files, evaluation.json and the manifest beside model.tar.gz.
 
-The job is named after the run, so a retried task finds the job it created and starts no second one.
+The task is ``lambdas.retraining.tasks.evaluate.start_evaluate``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.retraining.aws.jobs import start_job
-from lambdas.retraining.aws.wiring import RetrainingServices, run_task
-from lambdas.retraining.jobs import evaluation_request
-from lambdas.retraining.state import RetrainingState
+from lambdas.retraining.aws.wiring import run_task
+from lambdas.retraining.tasks.evaluate import start_evaluate
 
 logger = Logger()
 tracer = Tracer()
@@ -25,9 +23,3 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(event, start_evaluate)
-
-
-def start_evaluate(state: RetrainingState, services: RetrainingServices) -> RetrainingState:
-    started = start_job(state, services, "evaluate", evaluation_request(state, services.settings))
-    logger.info("job started", extra={"step": "evaluate", "job": started.jobs["evaluate"]})
-    return started

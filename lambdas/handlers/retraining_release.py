@@ -1,4 +1,7 @@
-"""Release the family's lock at the end of every path that took it; a lock already gone changes nothing."""
+"""Release the family's lock at the end of every path that took it; a lock already gone changes nothing.
+
+The task is ``lambdas.retraining.tasks.release.release``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.retraining.aws.wiring import RetrainingServices, lock_key, run_task
-from lambdas.retraining.state import RetrainingState
+from lambdas.retraining.aws.wiring import run_task
+from lambdas.retraining.tasks.release import release
 
 logger = Logger()
 tracer = Tracer()
@@ -20,9 +23,3 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(event, release)
-
-
-def release(state: RetrainingState, services: RetrainingServices) -> RetrainingState:
-    released = services.lock.release(lock_key(state.model_family), state.execution_id)
-    logger.info("lock released" if released else "lock was not held: nothing to release")
-    return state

@@ -13,10 +13,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.retraining.aws.wiring import RetrainingServices, lock_key, services
-from lambdas.retraining.state import LockStatus, RetrainingInput, RetrainingState, parse_input, run_id_for
-from lambdas.rollout.aws.wiring import throttling_as_retryable
-from lambdas.rollout.lock import EndpointLocked
+from lambdas.retraining.aws.wiring import services
+from lambdas.retraining.state import parse_input
+from lambdas.retraining.tasks.start import start
+from lambdas.shared.aws_clients import throttling_as_retryable
 
 logger = Logger()
 tracer = Tracer()
@@ -36,20 +36,3 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         extra={"model_family": state.model_family, "run_id": state.run_id, "holder": state.lock.holder},
     )
     return state.dump()
-
-
-def start(given: RetrainingInput, services: RetrainingServices) -> RetrainingState:
-    services.settings.family(given.model_family)  # an unknown family is refused before anything changes
-    key = lock_key(given.model_family)
-    try:
-        lease = services.lock.acquire(key, given.execution_id)
-        lock = LockStatus(taken=True, key=key, holder=lease.holder)
-    except EndpointLocked as locked:
-        lock = LockStatus(taken=False, key=key, holder=locked.lease.holder)
-    return RetrainingState(
-        model_family=given.model_family,
-        trigger=given.trigger,
-        execution_id=given.execution_id,
-        run_id=run_id_for(given.execution_id),
-        lock=lock,
-    )

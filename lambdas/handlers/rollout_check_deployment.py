@@ -1,7 +1,6 @@
 """Where the rollout's last endpoint update stands: updating, in service with its config, or failed.
 
-A SageMaker rollback (deployment guardrails, or a failed fleet) leaves the endpoint in service on its
-old config; that is reported as ``failed`` with the reason, not as in service.
+The task is ``lambdas.rollout.tasks.check_deployment.check_deployment``.
 """
 
 from __future__ import annotations
@@ -11,21 +10,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.rollout.aws.endpoint_ops import DeploymentState, SilentRollbackDetected, classify_deployment
-from lambdas.rollout.aws.wiring import RolloutServices, run_task
-from lambdas.rollout.ledger import EntryKind, deployment_payload
-from lambdas.rollout.state import DeploymentStatus, RolloutState
+from lambdas.rollout.aws.wiring import run_task
+from lambdas.rollout.tasks.check_deployment import check_deployment
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-_STATUS = {
-    DeploymentState.IN_PROGRESS: "updating",
-    DeploymentState.RUNNING: "in_service",
-    DeploymentState.ROLLED_BACK: "failed",
-    DeploymentState.FAILED: "failed",
-}
 
 
 @logger.inject_lambda_context
@@ -33,23 +23,3 @@ _STATUS = {
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(event, check_deployment)
-
-
-def check_deployment(state: RolloutState, services: RolloutServices) -> RolloutState:
-    if state.deployment is None:
-        raise ValueError(f"rollout {state.rollout_id} has no endpoint update to check")
-    config = state.deployment.config_name
-    description = services.sagemaker.describe_endpoint(EndpointName=state.request.endpoint_name)
-    report = classify_deployment(description, config)
-    reason = report.reason
-    if report.state is DeploymentState.ROLLED_BACK:
-        reason = str(SilentRollbackDetected(report))
-    checked = DeploymentStatus(status=_STATUS[report.state], config_name=config, reason=reason)
-    state = state.model_copy(update={"deployment": checked})
-    if checked.status == "updating":
-        return state
-    logger.info(
-        "endpoint update ended", extra={"config": config, "state": report.state.value, "reason": reason}
-    )
-    payload = deployment_payload("update_checked", config, state=report.state.value, reason=reason)
-    return services.record(state, EntryKind.DEPLOYMENT, payload)

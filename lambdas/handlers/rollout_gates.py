@@ -1,50 +1,17 @@
 """Pre-traffic gates: golden inputs, metric thresholds and input drift, before the candidate sees a request.
 
-Where the inputs are (beside the package's model artifact, ``s3://<bucket>/<dir>/model.tar.gz``):
-
-* ``<dir>/gates/golden.json``          -- the golden cases (GoldenSet);
-* ``<dir>/gates/golden_outputs.json``  -- ``{case_id: {"label": ..., "probabilities": [...]}}``, what this
-                                          model version returned for them when it was evaluated;
-* ``<dir>/gates/metrics.json``         -- its held-out metrics (``{"accuracy": 0.91, ...}``);
-* ``<dir>/gates/baseline.json``        -- the training baseline (TrainingBaseline).
-
-The champion's metrics come the same way from the package its model was created from (none when the
-champion was not created from a package). Captured requests are the newest data-capture files of the
-champion variant under the live endpoint config's capture destination; the numeric values of the
-baseline's features are taken from each captured ``{"instances": [{feature: value, ...}]}`` request.
-Every gate's result is recorded; ``gates.passed`` says whether the rollout may go on. Finding and reading
-these inputs is shared with the drift monitor (``lambdas/rollout/aws/gate_inputs.py``).
+The task is ``lambdas.rollout.tasks.gates.run_gates``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.rollout.aws.gate_inputs import (
-    CAPTURE_FILES_MAX,
-    GATES_FOLDER,
-    GateInputMissing,
-    captured_features,
-    captured_records,
-    gates_folder_of_package,
-    read_gate_json,
-)
-from lambdas.rollout.aws.wiring import RolloutServices, run_task
-from lambdas.rollout.gates import (
-    CapturedFeatures,
-    GoldenSet,
-    Prediction,
-    TrainingBaseline,
-    evaluate_gates,
-)
-from lambdas.rollout.ledger import EntryKind, gate_payload
-from lambdas.rollout.state import GatesStatus, RolloutState
-
-__all__ = ["CAPTURE_FILES_MAX", "GATES_FOLDER", "GateInputMissing", "handler", "run_gates"]
+from lambdas.rollout.aws.wiring import run_task
+from lambdas.rollout.tasks.gates import run_gates
 
 logger = Logger()
 tracer = Tracer()
@@ -56,57 +23,3 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(event, run_gates)
-
-
-def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
-    services.hold_lock(state)
-    sagemaker, s3 = services.sagemaker, services.s3
-    candidate = gates_folder_of_package(
-        sagemaker.describe_model_package(ModelPackageName=state.request.model_package_arn)
-    )
-    outputs = read_gate_json(s3, candidate, "golden_outputs.json")
-    baseline = TrainingBaseline.model_validate(read_gate_json(s3, candidate, "baseline.json"))
-    report = evaluate_gates(
-        settings=state.gate_settings,
-        golden=GoldenSet.model_validate(read_gate_json(s3, candidate, "golden.json")),
-        challenger_outputs={case: Prediction.model_validate(output) for case, output in outputs.items()},
-        candidate_metrics=read_gate_json(s3, candidate, "metrics.json"),
-        champion_metrics=_champion_metrics(state, services),
-        baseline=baseline,
-        captured=_captured(state, services, baseline),
-    )
-    logger.info("gates evaluated", extra={"passed": report.passed, "reason": report.reason})
-    for result in report.results():
-        detail = result.model_dump(mode="json", exclude={"gate", "status"})
-        state = services.record(
-            state, EntryKind.GATE_RESULT, gate_payload(result.gate.value, result.status.value, detail)
-        )
-    return state.model_copy(update={"gates": GatesStatus(passed=report.passed, reason=report.reason)})
-
-
-def _champion_metrics(state: RolloutState, services: RolloutServices) -> dict[str, float] | None:
-    if state.champion_model is None:
-        return None
-    model = services.sagemaker.describe_model(ModelName=state.champion_model)
-    containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
-    packages = [str(c["ModelPackageName"]) for c in containers if c.get("ModelPackageName")]
-    if not packages:
-        return None  # the bootstrap model from the config: nothing registered to compare with
-    folder = gates_folder_of_package(services.sagemaker.describe_model_package(ModelPackageName=packages[0]))
-    metrics_of_champion: dict[str, float] = read_gate_json(services.s3, folder, "metrics.json")
-    return metrics_of_champion
-
-
-def _captured(state: RolloutState, services: RolloutServices, baseline: TrainingBaseline) -> CapturedFeatures:
-    return captured_features(_captured_records(state, services), baseline)
-
-
-def _captured_records(state: RolloutState, services: RolloutServices) -> Iterator[dict[str, Any]]:
-    """The champion variant's newest captured records (lambdas/rollout/aws/gate_inputs.py)."""
-    request = state.request
-    return captured_records(
-        services.sagemaker,
-        services.s3,
-        endpoint_name=request.endpoint_name,
-        variant=request.variants.champion,
-    )

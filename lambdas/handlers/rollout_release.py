@@ -1,4 +1,7 @@
-"""Release the endpoint's lock at the end of every path; releasing a lock already gone changes nothing."""
+"""Release the endpoint's lock at the end of every path; releasing a lock already gone changes nothing.
+
+The task is ``lambdas.rollout.tasks.release.release``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.rollout.aws.wiring import RolloutServices, run_task
-from lambdas.rollout.state import RolloutState
+from lambdas.rollout.aws.wiring import run_task
+from lambdas.rollout.tasks.release import release
 
 logger = Logger()
 tracer = Tracer()
@@ -20,9 +23,3 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(event, release)
-
-
-def release(state: RolloutState, services: RolloutServices) -> RolloutState:
-    released = services.lock.release(state.request.endpoint_name, state.rollout_id)
-    logger.info("lock released" if released else "lock was not held: nothing to release")
-    return state

@@ -13,8 +13,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lambdas.rollout.abort import AbortInput, InvalidAbortTrigger, resume, validation_problems
-from lambdas.rollout.aws.wiring import services, throttling_as_retryable
+from lambdas.rollout.abort import AbortInput, InvalidAbortTrigger, resume
+from lambdas.rollout.aws.wiring import services
+from lambdas.shared.aws_clients import throttling_as_retryable
+from lambdas.shared.validation import describe_problems
 
 logger = Logger()
 tracer = Tracer()
@@ -34,7 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         abort = _ResumeInput.model_validate(event).abort
     except ValidationError as error:
-        raise InvalidAbortTrigger(f"invalid abort execution input: {validation_problems(error)}") from None
+        raise InvalidAbortTrigger(f"invalid abort execution input: {describe_problems(error)}") from None
     with throttling_as_retryable():
         entries = services().ledger.entries(abort.rollout_id)
     state = resume(entries, abort)

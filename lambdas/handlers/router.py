@@ -12,30 +12,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.http import error_response, json_response, parse_body, path_parameter, status_of
-from lambdas.serving.inference import PredictionRequest, PredictionResult, Predictor
+from lambdas.serving.inference import PredictionRequest, PredictionResult
 from lambdas.serving.ports import ServingError
 from lambdas.serving.routing import RouteReason
 from lambdas.serving.settings import RouterSettings, load_settings
+from lambdas.shared.container import ContainerServices
 
 logger = Logger()
 tracer = Tracer()
 # No `service` dimension: the dashboards read exactly EndpointName + VariantName.
 metrics = Metrics(service="")
 
-_predictor: Predictor | None = None
-
-
-def use(predictor: Predictor | None) -> None:
-    """Serve with this predictor (tests); None builds the real one on the next request."""
-    global _predictor  # noqa: PLW0603 - the per-container service, built once
-    _predictor = predictor
-
-
-def _service() -> Predictor:
-    global _predictor  # noqa: PLW0603 - built on the first request, after the environment is read
-    if _predictor is None:
-        _predictor = build_predictor(load_settings(RouterSettings, os.environ))
-    return _predictor
+# The per-container predictor; tests serve with their own through use().
+_container = ContainerServices(lambda: build_predictor(load_settings(RouterSettings, os.environ)))
+use = _container.use
+_service = _container.get
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

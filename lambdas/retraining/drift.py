@@ -2,8 +2,8 @@
 
 The rollout's drift gate checks a candidate once, before it takes traffic. Afterwards the inputs the
 champion serves can move away from the data it was trained on; the drift monitor
-(``lambdas/handlers/drift_monitor.py``) measures that on a schedule with the same statistics
-(``lambdas.rollout.gates.drift_gate``: per-feature PSI on the baseline's quantile bins, and KS) and
+(``lambdas/retraining/aws/drift_monitor.py``) measures that on a schedule with the same statistics
+(``lambdas.gates.drift_gate``: per-feature PSI on the baseline's quantile bins, and KS) and
 publishes the largest per-feature PSI as ``mlrollout/drift`` ``InputDriftPsiMax`` (dimension
 ``EndpointName``). A CloudWatch alarm on it (``infra/drift_monitor.py``) is the retraining trigger.
 
@@ -16,24 +16,25 @@ Pure domain code: pydantic and the standard library only (no boto3, no clock).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import Name
-from lambdas.rollout.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
-from lambdas.serving.settings import SettingsError
+from lambdas.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
+from lambdas.shared.settings import load_environment
 
 __all__ = [
     "DRIFT_NAMESPACE",
     "ENDPOINT_DIMENSION",
     "PSI_MAX_METRIC",
+    "BaselineUnreadable",
     "ChampionArtifact",
     "ChampionNotFound",
+    "DriftMonitorFailed",
     "DriftMonitorSettings",
     "DriftObservation",
     "MonitoredEndpoint",
@@ -86,36 +87,21 @@ class DriftMonitorSettings(_Frozen):
         description="Newest capture files read per endpoint and run.",
     )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        raw: dict[str, Any] = {}
-        for field, variable in ENV_VARIABLES.items():
-            if variable not in environ:
-                continue
-            try:
-                raw[field] = json.loads(environ[variable])
-            except json.JSONDecodeError as error:
-                raise SettingsError(f"{variable} is not valid JSON: {error}") from None
-        return cls.model_validate(raw)
-
 
 def load_drift_settings(environ: Mapping[str, str]) -> DriftMonitorSettings:
-    """Validate the environment, naming the variable of each problem."""
-    try:
-        return DriftMonitorSettings.from_env(environ)
-    except ValidationError as error:
-        problems = "; ".join(_where(problem["loc"]) + f": {problem['msg']}" for problem in error.errors())
-        raise SettingsError(f"invalid environment: {problems}") from None
-
-
-def _where(location: tuple[int | str, ...]) -> str:
-    if not location:
-        return "environment"
-    head, *rest = location
-    return ENV_VARIABLES.get(str(head), str(head)) + "".join(f".{part}" for part in rest)
+    """Validate the environment (every variable is JSON), naming the variable of each problem."""
+    return load_environment(DriftMonitorSettings, environ, ENV_VARIABLES, json_fields=tuple(ENV_VARIABLES))
 
 
 # -- which model is the champion ---------------------------------------------------------------------
+
+
+class BaselineUnreadable(ValueError):
+    """The champion's baseline.json is there but is not a training baseline: a fault to fix, not "no data"."""
+
+
+class DriftMonitorFailed(Exception):
+    """Some endpoints could not be observed; the others were, and their metrics are published."""
 
 
 class ChampionNotFound(ValueError):

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.retraining.jobs import job_name
-from lambdas.retraining.settings import RetrainingSettings, SettingsError, load_retraining_settings
+from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
 from lambdas.retraining.state import (
     InvalidRetrainingInput,
     JobStep,
@@ -29,6 +29,8 @@ from lambdas.retraining.state import (
     parse_input,
     run_id_for,
 )
+from lambdas.shared.settings import read_environment, validate_settings
+from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "ENDED_STATUSES",
@@ -75,14 +77,8 @@ def load_ended_settings(environ: Mapping[str, str]) -> EndedSettings:
     """The retraining functions' environment plus TOPIC_ARN and STATE_MACHINE_ARN."""
     retraining = load_retraining_settings(environ)
     variables = {"topic_arn": "TOPIC_ARN", "state_machine_arn": "STATE_MACHINE_ARN"}
-    raw = {field: environ[name] for field, name in variables.items() if name in environ}
-    try:
-        return EndedSettings(retraining=retraining, **raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{variables.get(str(e['loc'][0]), str(e['loc'][0]))}: {e['msg']}" for e in error.errors()
-        )
-        raise SettingsError(f"invalid environment: {problems}") from None
+    raw = read_environment(environ, variables) | {"retraining": retraining}
+    return validate_settings(EndedSettings, raw, variables)
 
 
 class _Detail(BaseModel):
@@ -125,10 +121,7 @@ def parse_ended_event(event: Any, *, state_machine_arn: str, name_prefix: str) -
     try:
         parsed = _Event.model_validate(event)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-        )
-        raise InvalidEndedEvent(f"invalid {EXECUTION_EVENT!r} event: {problems}") from None
+        raise InvalidEndedEvent(f"invalid {EXECUTION_EVENT!r} event: {describe_problems(error)}") from None
     detail = parsed.detail
     if detail.state_machine_arn != state_machine_arn:
         raise InvalidEndedEvent(

@@ -13,7 +13,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lambdas.rollout.gates import CLASSIFICATION_METRICS, ClassificationMetric
+from lambdas.gates import CLASSIFICATION_METRICS, ClassificationMetric
 
 EVALUATION_FILE = "evaluation.json"
 DATA_MANIFEST_FILE = "data-manifest.json"

@@ -2,7 +2,7 @@
 
 Two checks over the evaluation report, both must pass: each held-out metric at or above the configured
 minimum (``rollout.gates.minimum_metrics``, the same thresholds the rollout's metric gate applies, via
-``lambdas.rollout.gates.metric_gate``), and the golden self-check the evaluation step ran. The comparison
+``lambdas.gates.metric_gate``), and the golden self-check the evaluation step ran. The comparison
 with the champion is the rollout's own pre-traffic gate, against whatever serves when it starts.
 
 Pure domain code.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from lambdas.gates import GateSettings, MetricCheck, metric_gate
 from lambdas.retraining.evaluation import EvaluationReport
-from lambdas.rollout.gates import GateSettings, MetricCheck, metric_gate
 
 __all__ = ["GateFailed", "GateVerdict", "judge_report"]
 

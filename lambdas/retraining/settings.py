@@ -19,14 +19,13 @@ Pure domain code: pydantic and the standard library only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.rollout.gates import GateSettings
-from lambdas.serving.settings import SettingsError
+from lambdas.gates import GateSettings
+from lambdas.shared.settings import SettingsError, read_environment, validate_settings
 
 __all__ = [
     "ECR_IMAGE_PATTERN",
@@ -116,24 +115,7 @@ class UnknownFamily(ValueError):
 
 def load_retraining_settings(environ: Mapping[str, str]) -> RetrainingSettings:
     """Validate the environment, naming the variable of each problem."""
-    raw: dict[str, Any] = {field: environ[var] for field, var in ENV_VARIABLES.items() if var in environ}
-    for field in _JSON_VARIABLES:
-        if field in raw:
-            try:
-                raw[field] = json.loads(raw[field])
-            except json.JSONDecodeError as error:
-                raise SettingsError(f"{ENV_VARIABLES[field]} is not valid JSON: {error}") from None
+    raw = read_environment(environ, ENV_VARIABLES, json_fields=_JSON_VARIABLES)
     if "auto_approve" in raw and raw["auto_approve"] not in ("true", "false"):
         raise SettingsError(f"AUTO_APPROVE must be 'true' or 'false', got {raw['auto_approve']!r}")
-    try:
-        return RetrainingSettings.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(_where(problem["loc"]) + f": {problem['msg']}" for problem in error.errors())
-        raise SettingsError(f"invalid environment: {problems}") from None
-
-
-def _where(location: tuple[int | str, ...]) -> str:
-    if not location:
-        return "environment"
-    head, *rest = location
-    return ENV_VARIABLES.get(str(head), str(head)) + "".join(f".{part}" for part in rest)
+    return validate_settings(RetrainingSettings, raw, ENV_VARIABLES)

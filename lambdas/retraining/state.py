@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from lambdas.retraining.settings import FAMILY_PATTERN
+from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "InvalidRetrainingInput",
@@ -105,7 +106,5 @@ def parse_input(event: Any) -> RetrainingInput:
     try:
         return RetrainingInput.model_validate(event)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-        )
+        problems = describe_problems(error)
         raise InvalidRetrainingInput(f"invalid retraining request: {problems}") from None

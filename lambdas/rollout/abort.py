@@ -33,6 +33,7 @@ from lambdas.flags import FlagSet, Name
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint
 from lambdas.rollout.state import RolloutState, TaskError
+from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "ABORTED_ERROR",
@@ -48,7 +49,6 @@ __all__ = [
     "targets_for_alarm",
     "targets_for_flags",
     "targets_for_operator",
-    "validation_problems",
 ]
 
 ABORTED_ERROR = "RolloutAborted"
@@ -161,13 +161,7 @@ def parse_trigger(event: Any) -> Trigger:
     try:
         return model.model_validate(event)
     except ValidationError as error:
-        raise InvalidAbortTrigger(f"invalid {what}: {validation_problems(error)}") from None
-
-
-def validation_problems(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
-    )
+        raise InvalidAbortTrigger(f"invalid {what}: {describe_problems(error)}") from None
 
 
 def targets_for_operator(

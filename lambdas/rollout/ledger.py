@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from lambdas.rollout.judge import JudgeResult
-from lambdas.rollout.models import OutcomeStatus, RolloutOutcome, StepOutcome
+from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome, StepOutcome
 
 __all__ = [
     "METADATA_VALUE_MAX",

@@ -16,17 +16,17 @@ rollout needs::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.flags import Name
-from lambdas.rollout.gates import GateSettings
+from lambdas.flags import EndpointVariants, Name
+from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import BlueGreenSettings, Strategy, VariantNames
-from lambdas.serving.settings import BusinessMetricName, SettingsError
+from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
+from lambdas.shared.business_metric import BusinessMetricName
+from lambdas.shared.settings import SettingsError, load_environment
 
 __all__ = [
     "AbortSettings",
@@ -93,16 +93,12 @@ class RolloutSettings(_Strict):
     def env_variables(cls) -> dict[str, str]:
         return dict(ENV_VARIABLES)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        variables = cls.env_variables()
-        raw: dict[str, Any] = {field: environ[var] for field, var in variables.items() if var in environ}
-        if "endpoints" in raw:
-            try:
-                raw["endpoints"] = json.loads(raw["endpoints"])
-            except json.JSONDecodeError as error:
-                raise SettingsError(f"ENDPOINTS is not valid JSON: {error}") from None
-        return cls.model_validate(raw)
+    def flag_catalog(self) -> tuple[EndpointVariants, ...]:
+        """The endpoints as the flag model sees them (its flag keys and pinnable variants)."""
+        return tuple(
+            EndpointVariants(endpoint=name, champion=endpoint.champion, challenger=endpoint.challenger)
+            for name, endpoint in self.endpoints.items()
+        )
 
 
 class AbortSettings(RolloutSettings):
@@ -136,18 +132,4 @@ def load_abort_settings(environ: Mapping[str, str]) -> AbortSettings:
 
 
 def _load(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
-    variables = model.env_variables()
-    try:
-        return model.from_env(environ)
-    except ValidationError as error:
-        problems = "; ".join(
-            _where(problem["loc"], variables) + f": {problem['msg']}" for problem in error.errors()
-        )
-        raise SettingsError(f"invalid environment: {problems}") from None
-
-
-def _where(location: tuple[int | str, ...], variables: Mapping[str, str]) -> str:
-    if not location:
-        return "environment"
-    head, *rest = location
-    return variables.get(str(head), str(head)) + "".join(f".{part}" for part in rest)
+    return load_environment(model, environ, model.env_variables(), json_fields=("endpoints",))

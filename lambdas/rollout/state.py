@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.rollout.gates import GateSettings
+from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
-from lambdas.rollout.models import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
-from lambdas.serving.settings import BusinessMetricName
+from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
+from lambdas.shared.business_metric import BusinessMetricName
 
 __all__ = [
     "DeploymentStatus",

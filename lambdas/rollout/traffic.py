@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lambdas.rollout.judge import Verdict
-from lambdas.rollout.models import (
+from lambdas.rollout.payloads import (
     WEIGHT_WHOLE,
     RolloutRequest,
     StepAction,

@@ -33,7 +33,8 @@ from lambdas.serving.ports import (
     JsonScalar,
     Outcome,
 )
-from lambdas.serving.settings import BusinessMetricName, EndpointSettings
+from lambdas.serving.settings import EndpointSettings
+from lambdas.shared.business_metric import BusinessMetricName
 
 INFERENCE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Label = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool

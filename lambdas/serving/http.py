@@ -22,6 +22,7 @@ from lambdas.serving.ports import (
     StoreUnavailable,
     UnknownEndpoint,
 )
+from lambdas.shared.validation import problem_location, problem_message
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_PROBLEMS = 10
@@ -124,9 +125,9 @@ def _problems(error: ValidationError) -> list[dict[str, str]]:
     """One entry per field; a union's alternatives (pydantic reports each) become one "or" message."""
     by_field: dict[str, list[str]] = {}
     for problem in error.errors():
-        parts = [str(part) for part in problem["loc"] if not _is_union_member(part)]
-        message = "unknown field" if problem["type"] == "extra_forbidden" else str(problem["msg"])
-        messages = by_field.setdefault(".".join(parts) or "body", [])
+        location = tuple(part for part in problem["loc"] if not _is_union_member(part))
+        message = problem_message(problem, unknown_field="unknown field")
+        messages = by_field.setdefault(problem_location(location, top_level="body"), [])
         if message not in messages:
             messages.append(message)
     fields = list(by_field.items())[:MAX_PROBLEMS]

@@ -11,25 +11,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.flags import EndpointVariants, Name
+from lambdas.shared.business_metric import BusinessMetricName
+from lambdas.shared.settings import SettingsError, load_environment
 
-
-class SettingsError(ValueError):
-    """The function's environment is incomplete or malformed: a deployment fault, not a request fault."""
-
-
-class BusinessMetricName(BaseModel):
-    # Extra keys are ignored so the CDK side may pass the whole config model (statistic, threshold...).
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    namespace: str = Field(min_length=1, max_length=255)
-    name: str = Field(min_length=1, max_length=255)
+__all__ = [
+    "CatalogSettings",
+    "EndpointSettings",
+    "FeedbackSettings",
+    "RouterSettings",
+    "SettingsError",
+    "load_settings",
+]
 
 
 class EndpointSettings(BaseModel):
@@ -54,10 +52,6 @@ class CatalogSettings(BaseModel):
             EndpointVariants(endpoint=name, champion=endpoint.champion, challenger=endpoint.challenger)
             for name, endpoint in self.endpoints.items()
         )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        return cls.model_validate(_read(environ, cls._env_fields()))
 
     @classmethod
     def _env_fields(cls) -> dict[str, str]:
@@ -98,26 +92,6 @@ class FeedbackSettings(CatalogSettings):
 SettingsT = TypeVar("SettingsT", bound=CatalogSettings)
 
 
-def _read(environ: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, Any]:
-    """Collect the set variables (unset ones take the model's default); ENDPOINTS is JSON."""
-    raw: dict[str, Any] = {field: environ[var] for field, var in fields.items() if var in environ}
-    if "endpoints" in raw:
-        try:
-            raw["endpoints"] = json.loads(raw["endpoints"])
-        except json.JSONDecodeError as error:
-            raise SettingsError(f"ENDPOINTS is not valid JSON: {error}") from None
-    return raw
-
-
 def load_settings(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
-    """Validate the environment, naming the variable of each problem."""
-    names = model._env_fields()
-    try:
-        return model.from_env(environ)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{names.get(str(problem['loc'][0]), problem['loc'][0]) if problem['loc'] else 'environment'}"
-            f"{''.join(f'.{part}' for part in problem['loc'][1:])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise SettingsError(f"invalid environment: {problems}") from None
+    """Validate the environment, naming the variable of each problem; ENDPOINTS is JSON."""
+    return load_environment(model, environ, model._env_fields(), json_fields=("endpoints",))

@@ -16,9 +16,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from lambdas.gates import GateSettings, TrainingBaseline
 from lambdas.handlers import drift_monitor
-from lambdas.retraining.drift import DRIFT_NAMESPACE, PSI_MAX_METRIC, DriftMonitorSettings
-from lambdas.rollout.gates import GateSettings, TrainingBaseline
+from lambdas.retraining.aws import drift_monitor as drift_run
+from lambdas.retraining.drift import DRIFT_NAMESPACE, PSI_MAX_METRIC, DriftMonitorFailed, DriftMonitorSettings
 from tests.functional.rollout_support import IMAGE, ROLE, LambdaContextStub, capture_file
 
 BUCKET = "mlrollout-dev-artifacts"
@@ -135,8 +136,8 @@ class Cloud:
         return [float(v) for v in answer["MetricDataResults"][0]["Values"]]
 
     def run(self, endpoints: tuple[str, ...] = (CHURN,), **settings: Any) -> list[dict[str, Any]]:
-        drift_monitor.use(
-            drift_monitor.build_services(
+        drift_run.use(
+            drift_run.build_services(
                 DriftMonitorSettings.model_validate(
                     {
                         "endpoints": [{"endpoint_name": name, "champion": "champion"} for name in endpoints],
@@ -162,7 +163,7 @@ def cloud() -> Iterator[Cloud]:
         sagemaker = boto3.client("sagemaker")
         sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
         yield Cloud(sagemaker=sagemaker, s3=s3, cloudwatch=boto3.client("cloudwatch"))
-    drift_monitor.use(None)
+    drift_run.use(None)
 
 
 def logged(caplog: pytest.LogCaptureFixture, level: str) -> list[logging.LogRecord]:
@@ -290,7 +291,7 @@ def test_one_failing_endpoint_does_not_stop_the_others_and_fails_the_run_naming_
     cloud.endpoint(FRAUD, "fraud-v1")
 
     with pytest.raises(
-        drift_monitor.DriftMonitorFailed,
+        DriftMonitorFailed,
         match=rf"1 of 2 endpoints not observed: {FRAUD}: BaselineUnreadable: "
         rf"s3://{BUCKET}/models/fraud/v1/gates/baseline.json of model fraud-v1 is not a training "
         "baseline: features: .*at least one feature",
@@ -312,7 +313,7 @@ def test_the_real_services_are_built_from_the_environment(
     cloud.captures(CHURN, "2026/01/01/05", rows(400, seed=7, shift=1.0))
     monkeypatch.setenv("DRIFT_ENDPOINTS", json.dumps([{"endpoint_name": CHURN, "champion": "champion"}]))
     monkeypatch.setenv("DRIFT_GATES", json.dumps({"psi_max": THRESHOLD}))
-    drift_monitor.use(None)
+    drift_run.use(None)
 
     result = drift_monitor.handler({}, LambdaContextStub())
 
@@ -357,7 +358,7 @@ def test_a_baseline_that_is_not_json_fails_naming_the_file(cloud: Cloud) -> None
     cloud.endpoint(CHURN, "churn-v1")
 
     with pytest.raises(
-        drift_monitor.DriftMonitorFailed,
+        DriftMonitorFailed,
         match=r"models/churn/v1/gates/baseline.json of model churn-v1 is not a training baseline: not JSON",
     ):
         cloud.run()

@@ -29,7 +29,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from moto.server import ThreadedMotoServer
 
-from lambdas.handlers.rollout_gates import _captured_records
+from lambdas.rollout.tasks.gates import _captured_records
 from localcloud.sagemaker_control import emulate_update_endpoint
 from localcloud.sagemaker_runtime import LocalSageMakerRuntime, MotoChangedError, check_moto, serve_endpoints
 from pipelines import train

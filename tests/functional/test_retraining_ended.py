@@ -16,13 +16,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
+from lambdas.retraining.aws import ended as ended_run
 from lambdas.retraining.ended import InvalidEndedEvent, load_ended_settings
 from lambdas.retraining.jobs import job_name, preprocess_request, training_request
 from lambdas.retraining.settings import UnknownFamily
 from lambdas.retraining.state import run_id_for
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
-from lambdas.rollout.aws.wiring import PublishesNotifications
-from lambdas.rollout.lock import EndpointLock
+from lambdas.shared.aws_clients import PublishesNotifications
 from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
@@ -150,8 +151,8 @@ def cloud() -> Iterator[Cloud]:
         # Re-imported under this environment: Powertools reads its namespace when a module loads.
         handler = importlib.reload(importlib.import_module("lambdas.handlers.retraining_ended"))
         sagemaker = boto3.client("sagemaker")
-        handler.use(
-            handler.build_ended_services(
+        ended_run.use(
+            ended_run.build_ended_services(
                 load_ended_settings(env),
                 sagemaker=sagemaker,
                 dynamodb=dynamodb,
@@ -162,7 +163,7 @@ def cloud() -> Iterator[Cloud]:
         try:
             yield Cloud(handler, sagemaker, dynamodb, sqs, queue_url, lock, jobs)
         finally:
-            handler.use(None)
+            ended_run.use(None)
 
 
 def test_a_stopped_retraining_has_its_running_job_stopped_its_lock_released_and_on_call_told(

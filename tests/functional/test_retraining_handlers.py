@@ -15,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.locking.lock import NotLockHolder
 from lambdas.retraining.aws.wiring import RunsJobs, build_services, use
 from lambdas.retraining.evaluation import EvaluationReport
 from lambdas.retraining.gate import GateFailed
@@ -22,8 +23,7 @@ from lambdas.retraining.jobs import JobFailed, RunLayout
 from lambdas.retraining.registration import InvalidMetadata
 from lambdas.retraining.settings import UnknownFamily, load_retraining_settings
 from lambdas.retraining.state import InvalidRetrainingInput, run_id_for
-from lambdas.rollout.aws.wiring import ReadsObjects
-from lambdas.rollout.lock import NotLockHolder
+from lambdas.shared.aws_clients import ReadsObjects
 from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (

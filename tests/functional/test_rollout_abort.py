@@ -94,7 +94,7 @@ def abort(rollout: Rollout, handlers: dict[str, ModuleType]) -> Iterator[Abort]:
     # Re-imported under the handlers' environment: Powertools reads its namespace when a module loads.
     rollout_abort = importlib.reload(importlib.import_module("lambdas.handlers.rollout_abort"))
     rollout_abort.use(
-        rollout_abort.build_abort_services(
+        rollout_abort.build_services(
             load_abort_settings(environment),
             dynamodb=rollout.dynamodb,
             states=states,

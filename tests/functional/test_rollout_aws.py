@@ -12,6 +12,8 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock, EndpointLocked, NotLockHolder
 from lambdas.rollout.aws.endpoint_ops import (
     DeploymentState,
     PackageNotInFamily,
@@ -33,7 +35,6 @@ from lambdas.rollout.aws.endpoint_ops import (
     wait_for_deployment,
 )
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
 from lambdas.rollout.ledger import (
     EntryKind,
     Ledger,
@@ -43,8 +44,7 @@ from lambdas.rollout.ledger import (
     summarize,
     traffic_payload,
 )
-from lambdas.rollout.lock import EndpointLock, EndpointLocked, NotLockHolder
-from lambdas.rollout.models import VariantNames
+from lambdas.rollout.payloads import VariantNames
 from lambdas.rollout.traffic import step_weights
 
 if TYPE_CHECKING:

@@ -16,22 +16,16 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
+from lambdas.locking.lock import EndpointLocked
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, model_name_for
 from lambdas.rollout.aws.metrics_reader import WindowQuery
-from lambdas.rollout.aws.wiring import (
-    PublishesNotifications,
-    ReadsObjects,
-    RolloutServices,
-    ThrottlingException,
-    build_services,
-    use,
-)
+from lambdas.rollout.aws.wiring import RolloutServices, build_services, use
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from lambdas.rollout.lock import EndpointLocked
-from lambdas.rollout.models import InvalidRolloutRequest
+from lambdas.rollout.payloads import InvalidRolloutRequest
 from lambdas.rollout.settings import load_rollout_settings
 from lambdas.rollout.state import EndpointBusy
-from lambdas.serving.settings import BusinessMetricName
+from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects, ThrottlingException
+from lambdas.shared.business_metric import BusinessMetricName
 from tests.functional.rollout_support import (
     BAKE_MINUTES,
     BUCKET,

@@ -17,8 +17,8 @@ from infra.drift_monitor import DriftMonitor, drift_alarm_name, schedule_interva
 from infra.nag import render
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
+from lambdas.gates import GateSettings
 from lambdas.retraining.drift import load_drift_settings
-from lambdas.rollout.gates import GateSettings
 from localcloud.deploy import check_template
 from localcloud.template import StackTemplate
 from tests.infra.conftest import cdk_json_context

@@ -27,9 +27,9 @@ from infra.rollout_workflow import (
     workflow_timeout,
 )
 from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
-from lambdas.handlers.rollout_start import parse_input
 from lambdas.rollout.aws.endpoint_ops import config_name_for, model_name_for
 from lambdas.rollout.settings import load_rollout_settings
+from lambdas.rollout.start import parse_input
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.rollout.gates import CLASSIFICATION_METRICS
+from lambdas.gates import CLASSIFICATION_METRICS
 from localcloud import retrain_demo
 from localcloud.demo import Story
 from pipelines.data_version import manifest_of_dir

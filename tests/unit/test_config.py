@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_config
-from lambdas.rollout.models import Strategy
+from lambdas.rollout.payloads import Strategy
 
 Mutation = Callable[[dict[str, Any]], None]
 

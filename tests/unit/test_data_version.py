@@ -146,10 +146,8 @@ def test_the_code_version_is_the_package_version_and_a_digest_of_the_pipeline_co
 
 def _source_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "src"
-    for package in ("pipelines", "trained_model"):
+    for package in ("pipelines", "trained_model", "lambdas/gates"):
         shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "lambdas" / "rollout").mkdir(parents=True)
-    shutil.copy(ROOT / "lambdas" / "rollout" / "gates.py", copy / "lambdas" / "rollout" / "gates.py")
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     return copy
 
@@ -160,7 +158,7 @@ def test_the_code_version_changes_with_the_training_or_gate_code_only(tmp_path: 
     (copy / "README.md").write_text("not code\n")
     assert code_version(copy) == code_version()
     before = code_digest(copy)
-    with (copy / "lambdas" / "rollout" / "gates.py").open("a") as gates:
+    with (copy / "lambdas" / "gates" / "drift.py").open("a") as gates:
         gates.write("\n# a change\n")
     assert code_digest(copy) != before
     after_gates = code_digest(copy)

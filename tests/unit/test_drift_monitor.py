@@ -11,6 +11,15 @@ from typing import Any
 
 import pytest
 
+from lambdas.gates import CapturedFeatures, GateSettings, TrainingBaseline
+from lambdas.gates.aws.inputs import (
+    GateInputMissing,
+    captured_features,
+    gates_folder_of_artifact,
+    gates_folder_of_package,
+    newest_objects,
+    records_of_capture_line,
+)
 from lambdas.retraining.drift import (
     DRIFT_NAMESPACE,
     PSI_MAX_METRIC,
@@ -24,16 +33,7 @@ from lambdas.retraining.drift import (
     observe_drift,
     psi_max_datum,
 )
-from lambdas.rollout.aws.gate_inputs import (
-    GateInputMissing,
-    captured_features,
-    gates_folder_of_artifact,
-    gates_folder_of_package,
-    newest_objects,
-    records_of_capture_line,
-)
-from lambdas.rollout.gates import CapturedFeatures, GateSettings, TrainingBaseline
-from lambdas.serving.settings import SettingsError
+from lambdas.shared.settings import SettingsError
 
 ENDPOINT = "mlrollout-dev-churn"
 FEATURES = ("monthly_charges", "support_calls_90d", "tenure_months")

@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from containers.inference.server import create_app
-from lambdas.rollout.gates import (
+from lambdas.gates import (
     BASELINE_MAX_VALUES,
     CapturedFeatures,
     GateSettings,

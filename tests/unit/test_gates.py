@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import stats
 
-from lambdas.rollout.gates import (
+from lambdas.gates import (
     BASELINE_MAX_VALUES,
     EXACT_KS_MAX_CELLS,
     CapturedFeatures,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lambdas.gates import GateSettings
 from lambdas.retraining.evaluation import GoldenCheck
 from lambdas.retraining.gate import judge_report
 from lambdas.retraining.registration import (
@@ -14,7 +15,6 @@ from lambdas.retraining.registration import (
     package_metadata,
     registration_request,
 )
-from lambdas.rollout.gates import GateSettings
 from lambdas.rollout.ledger import summarize
 from tests.retraining_support import (
     DATA_VERSION,

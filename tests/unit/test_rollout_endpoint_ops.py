@@ -36,7 +36,7 @@ from lambdas.rollout.aws.endpoint_ops import (
     update_endpoint_request,
     wait_for_deployment,
 )
-from lambdas.rollout.models import BlueGreenPolicy, VariantNames
+from lambdas.rollout.payloads import BlueGreenPolicy, VariantNames
 from lambdas.rollout.traffic import DesiredWeight, InvalidWeights
 
 ENDPOINT = "mlrollout-dev-churn"

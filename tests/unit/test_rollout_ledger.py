@@ -25,7 +25,7 @@ from lambdas.rollout.ledger import (
     traffic_payload,
     verdict_payload,
 )
-from lambdas.rollout.models import OutcomeStatus, RolloutOutcome, StepAction, StepOutcome
+from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome, StepAction, StepOutcome
 
 ROLLOUT = "exec-1"
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlrollout-dev-churn/2"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from lambdas.rollout.lock import EndpointLock, EndpointLocked, Lease, LockContention, NotLockHolder
+from lambdas.locking.lock import EndpointLock, EndpointLocked, Lease, LockContention, NotLockHolder
 
 ENDPOINT = "mlrollout-dev-churn"
 LEASE = 600

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from lambdas.rollout.aws.metrics_reader import windows_from_series
-from lambdas.rollout.models import StepAction
+from lambdas.rollout.payloads import StepAction
 from lambdas.rollout.settings import SettingsError, load_rollout_settings
 from lambdas.rollout.state import RolloutState, TaskError
 

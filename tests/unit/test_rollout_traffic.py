@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdas.rollout.judge import Verdict
-from lambdas.rollout.models import (
+from lambdas.rollout.payloads import (
     WEIGHT_WHOLE,
     RolloutRequest,
     StepAction,

@@ -1,7 +1,7 @@
 """The retraining tasks' services, built from the settings on a function's first call (never at import).
 
 Every boto3 client is created here unless a test injects one; the running function keeps its services
-for later invocations of the same container. The lock is the rollout's (``lambdas.rollout.lock``) on
+for later invocations of the same container. The lock is the rollout's (``lambdas.locking.lock``) on
 the same table, under the key ``retraining#<family>``.
 """
 
@@ -18,11 +18,12 @@ from urllib.parse import urlparse
 import boto3
 from botocore.exceptions import ClientError
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
 from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
 from lambdas.retraining.state import RetrainingState
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
-from lambdas.rollout.aws.wiring import CLIENT_CONFIG, ReadsObjects, throttling_as_retryable
-from lambdas.rollout.lock import EndpointLock
+from lambdas.shared.aws_clients import CLIENT_CONFIG, ReadsObjects, throttling_as_retryable
+from lambdas.shared.container import ContainerServices
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,20 +100,9 @@ def build_services(
     )
 
 
-_services: RetrainingServices | None = None
-
-
-def use(services: RetrainingServices | None) -> None:
-    """Run the tasks with these services (tests); None builds the real ones on the next call."""
-    global _services  # noqa: PLW0603 - the per-container services, built once
-    _services = services
-
-
-def services() -> RetrainingServices:
-    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
-    if _services is None:
-        _services = build_services(load_retraining_settings(os.environ))
-    return _services
+_container = ContainerServices(lambda: build_services(load_retraining_settings(os.environ)))
+use = _container.use
+services = _container.get
 
 
 def run_task(

@@ -36,8 +36,13 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
-from lambdas.rollout.models import WEIGHT_WHOLE, BlueGreenPolicy, VariantNames, package_group_of
+from lambdas.rollout.payloads import WEIGHT_WHOLE, BlueGreenPolicy, VariantNames, package_group_of
 from lambdas.rollout.traffic import DesiredWeight, validate_weights
+from lambdas.shared.endpoint_config import (
+    LiveConfig,
+    UnexpectedEndpointShape,
+    read_live_config,
+)
 
 __all__ = [
     "DeploymentFailed",
@@ -69,8 +74,6 @@ __all__ = [
 ]
 
 ConfigPurpose = Literal["deploy", "promote", "rollback"]
-# Carried from the live config into every config the rollout creates.
-CARRIED_CONFIG_FIELDS = ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig")
 # Per-variant settings copied from the champion to the challenger slot (the model is set separately).
 VARIANT_SETTINGS = (
     "InstanceType",
@@ -121,10 +124,6 @@ class DeploymentTimedOut(EndpointOpsError):
     """The endpoint was still updating after the last poll."""
 
 
-class UnexpectedEndpointShape(EndpointOpsError):
-    """The live endpoint config lacks the champion variant the rollout builds on."""
-
-
 class PackageNotInFamily(EndpointOpsError):
     """The model package belongs to another package group than the endpoint's family."""
 
@@ -152,35 +151,6 @@ def config_name_for(endpoint_name: str, rollout_id: str, purpose: ConfigPurpose)
 
 
 # --- the live endpoint ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LiveConfig:
-    """The config the endpoint runs now: its variants and the settings every new config keeps."""
-
-    name: str
-    production_variants: tuple[Mapping[str, Any], ...]
-    shadow_variants: tuple[Mapping[str, Any], ...]
-    carried: Mapping[str, Any]
-
-    def variant(self, name: str) -> Mapping[str, Any]:
-        for variant in (*self.production_variants, *self.shadow_variants):
-            if variant["VariantName"] == name:
-                return variant
-        known = [v["VariantName"] for v in (*self.production_variants, *self.shadow_variants)]
-        raise UnexpectedEndpointShape(f"endpoint config {self.name} has no variant {name!r} (it has {known})")
-
-
-def read_live_config(client: SageMakerControl, endpoint_name: str) -> LiveConfig:
-    """DescribeEndpoint for the running config, then DescribeEndpointConfig for its contents."""
-    config_name = str(client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"])
-    config = client.describe_endpoint_config(EndpointConfigName=config_name)
-    return LiveConfig(
-        name=config_name,
-        production_variants=tuple(config.get("ProductionVariants") or ()),
-        shadow_variants=tuple(config.get("ShadowProductionVariants") or ()),
-        carried={key: config[key] for key in CARRIED_CONFIG_FIELDS if config.get(key)},
-    )
 
 
 # --- models -----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambdas.rollout.judge import LatencyStats, RolloutWindows, VariantWindow
 from lambdas.rollout.judge_settings import LatencyStatistic
-from lambdas.serving.settings import BusinessMetricName
+from lambdas.shared.business_metric import BusinessMetricName
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -12,66 +12,34 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from lambdas.locking.aws.lock_table import DynamoDBLockTable
+from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerControl
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
-from lambdas.rollout.aws.lock_table import DynamoDBLockTable
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
-from lambdas.rollout.lock import EndpointLock
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.rollout.state import EndpointBusy, RolloutState
+from lambdas.shared.aws_clients import (
+    CLIENT_CONFIG,
+    PublishesNotifications,
+    ReadsObjects,
+    throttling_as_retryable,
+)
+from lambdas.shared.container import ContainerServices
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from pydantic import JsonValue
 
-# Throttling is retried by botocore first, then by the state machine, which matches the error by name.
-CLIENT_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=20)
 # SageMaker's answer to an update of an endpoint that is already updating.
 _BUSY_MESSAGE = re.compile(r"in-progress|being updated|status Updating", re.IGNORECASE)
-
-
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "SlowDown",
-    }
-)
-
-
-class ThrottlingException(Exception):
-    """An AWS API throttled the task beyond botocore's retries; the state machine retries it by this name.
-
-    botocore raises most throttling as a plain ClientError, which Step Functions would only see as
-    "ClientError": indistinguishable from a real failure.
-    """
-
-
-class ReadsObjects(Protocol):
-    """The S3 calls of the gates (boto3's `s3` client has them; its stubs are not installed)."""
-
-    def get_object(self, *, Bucket: str, Key: str) -> Any: ...
-    def list_objects_v2(self, **request: Any) -> Any: ...
-
-
-class PublishesNotifications(Protocol):
-    """SNS Publish (boto3's `sns` client has it; its stubs are not installed)."""
-
-    def publish(self, *, TopicArn: str, Subject: str, Message: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -151,31 +119,9 @@ def build_services(
     )
 
 
-_services: RolloutServices | None = None
-
-
-def use(services: RolloutServices | None) -> None:
-    """Run the tasks with these services (tests); None builds the real ones on the next call."""
-    global _services  # noqa: PLW0603 - the per-container services, built once
-    _services = services
-
-
-def services() -> RolloutServices:
-    global _services  # noqa: PLW0603 - built on the first call, after the environment is read
-    if _services is None:
-        _services = build_services(load_rollout_settings(os.environ))
-    return _services
-
-
-@contextmanager
-def throttling_as_retryable() -> Iterator[None]:
-    try:
-        yield
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in THROTTLING_CODES:
-            raise ThrottlingException(f"{code}: {error}") from error
-        raise
+_container = ContainerServices(lambda: build_services(load_rollout_settings(os.environ)))
+use = _container.use
+services = _container.get
 
 
 def run_task(event: Any, task: Callable[[RolloutState, RolloutServices], RolloutState]) -> dict[str, Any]:

@@ -92,6 +92,29 @@ class AppConfigFlagSource:
         return self._provider
 
 
+def deployed_flags(
+    *,
+    application: str,
+    environment: str,
+    profile: str,
+    catalog: Sequence[EndpointVariants],
+    client: AppConfigDataClient | None = None,
+) -> Callable[[], FlagSet]:
+    """A reader of the flags as deployed now (the abort's): a new session per read, never a cached copy."""
+
+    def read() -> FlagSet:
+        return AppConfigFlagSource(
+            application=application,
+            environment=environment,
+            profile=profile,
+            ttl_seconds=MIN_POLL_INTERVAL_SECONDS,
+            catalog=catalog,
+            client=client,
+        ).flags()
+
+    return read
+
+
 def _parse(raw: Any, catalog: Sequence[EndpointVariants]) -> FlagSet | str:
     try:
         return FlagSet.from_values(raw, catalog)

@@ -15,11 +15,12 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lambdas.rollout.judge import Verdict
+from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "DEFAULT_TRAFFIC_STEPS",
@@ -35,6 +36,7 @@ __all__ = [
     "Strategy",
     "TrafficStep",
     "VariantNames",
+    "VariantSlots",
     "package_group_of",
     "parse_rollout_request",
 ]
@@ -78,12 +80,19 @@ DEFAULT_TRAFFIC_STEPS: Mapping[Strategy, tuple[int, ...]] = {
 """Challenger shares when a request names none. Shadow and blue/green take no steps."""
 
 
-class VariantNames(_Frozen):
-    """The endpoint's variant slots (infra/endpoint.py): the champion keeps its name for good."""
+NameT = TypeVar("NameT", bound=str)
 
-    champion: SageMakerName = "champion"
-    challenger: SageMakerName = "challenger"
-    shadow: SageMakerName = "shadow"
+
+class VariantSlots(_Frozen, Generic[NameT]):
+    """The endpoint's variant slots (infra/endpoint.py): the champion keeps its name for good.
+
+    Generic in the naming rule: the Lambdas accept any SageMaker name (``VariantNames``), the environment
+    config its own stricter one (``infra/config.py``), with one set of defaults and one distinctness rule.
+    """
+
+    champion: NameT = Field(default=cast("NameT", "champion"))
+    challenger: NameT = Field(default=cast("NameT", "challenger"))
+    shadow: NameT = Field(default=cast("NameT", "shadow"))
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -91,6 +100,10 @@ class VariantNames(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be distinct, got {names}")
         return self
+
+
+class VariantNames(VariantSlots[SageMakerName]):
+    """The variant slots as the Lambdas read them: any SageMaker name."""
 
 
 class BlueGreenSettings(_Frozen):
@@ -289,12 +302,10 @@ def parse_rollout_request(raw: Any) -> RolloutRequest:
     try:
         return RolloutRequest.model_validate(raw)
     except ValidationError as error:
-        lines = [f"invalid rollout request ({error.error_count()} problem(s))"]
-        for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-            message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
-            lines.append(f"  {field}: {message}")
-        raise InvalidRolloutRequest("\n".join(lines)) from None
+        problems = describe_problems(error, unknown_field="unknown key", separator="\n  ")
+        raise InvalidRolloutRequest(
+            f"invalid rollout request ({error.error_count()} problem(s))\n  {problems}"
+        ) from None
 
 
 class StepAction(StrEnum):

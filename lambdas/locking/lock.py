@@ -9,7 +9,7 @@
                and taken over, or already released) changes nothing and says so.
 
 The clock is injected (epoch seconds), and the storage is a port (``LockTable``); the DynamoDB
-adapter is ``lambdas.rollout.aws.lock_table``.
+adapter is ``lambdas.locking.aws.lock_table``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The drift checks' inputs in S3: the gate files beside a model artifact, and the captured requests.
 
-Two readers share this: the rollout's pre-traffic gates (``lambdas/handlers/rollout_gates.py``), which
-check a candidate before it takes traffic, and the drift monitor (``lambdas/handlers/drift_monitor.py``),
-which watches the champion's live inputs afterwards. Both must find the same files and read the same
-captured records, or the two would judge drift on different data.
+Two readers share this: the rollout's pre-traffic gates (``lambdas/rollout/tasks/gates.py``), which
+check a candidate before it takes traffic, and the drift monitor
+(``lambdas/retraining/aws/drift_monitor.py``), which watches the champion's live inputs afterwards.
+Both must find the same files and read the same captured records, or the two would judge drift on
+different data.
 
 * Gate files live beside a model artifact: ``s3://<bucket>/<dir>/model.tar.gz`` has them under
   ``s3://<bucket>/<dir>/gates/`` (``pipelines/gate_files.py`` writes them there).
@@ -25,9 +26,9 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from lambdas.rollout.aws.endpoint_ops import SageMakerControl, read_live_config
-from lambdas.rollout.aws.wiring import ReadsObjects
-from lambdas.rollout.gates import CapturedFeatures, TrainingBaseline
+from lambdas.gates import CapturedFeatures, TrainingBaseline
+from lambdas.shared.aws_clients import ReadsObjects
+from lambdas.shared.endpoint_config import DescribesEndpointConfigs, read_live_config
 
 __all__ = [
     "BASELINE_FILE",
@@ -94,7 +95,7 @@ def read_gate_json(s3: ReadsObjects, folder: GateFolder, name: str) -> Any:
 
 
 def captured_records(
-    sagemaker: SageMakerControl,
+    sagemaker: DescribesEndpointConfigs,
     s3: ReadsObjects,
     *,
     endpoint_name: str,

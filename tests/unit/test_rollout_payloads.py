@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from lambdas.rollout.judge import Verdict
-from lambdas.rollout.models import (
+from lambdas.rollout.payloads import (
     InvalidRolloutRequest,
     OutcomeStatus,
     RolloutOutcome,

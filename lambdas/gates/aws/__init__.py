@@ -1,0 +1,1 @@
+"""The gates' inputs in S3. Clients are passed in, never created at import."""

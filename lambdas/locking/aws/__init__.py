@@ -1,0 +1,1 @@
+"""The lock's DynamoDB table. The client is passed in, never created at import."""

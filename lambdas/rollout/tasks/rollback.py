@@ -1,0 +1,122 @@
+"""Roll back: the champion takes all traffic at once, the candidate leaves, the package is Rejected.
+
+Runs after a rollback verdict, failed gates, a failed or silently rolled back deployment, an abort
+(alarm, kill switch, operator), or any task's failure (the Catch's ``error`` is the reason). The
+endpoint is restored only if it runs one of this rollout's configs: failed gates, or an update SageMaker
+undid itself, leave nothing to restore. The restoring update carries no DeploymentConfig, so the alarms
+that may have caused the rollback cannot undo it.
+
+Two calls when there is something to restore: the first moves the weights to the champion at once and
+sends the restoring update, the state machine waits for it and checks it, and the second (the endpoint
+now runs the rollback config) records the outcome. The reason is kept in ``rollback_reason`` between
+the two, since the check replaces the deployment status a reason may have come from.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+
+from lambdas.rollout.aws.endpoint_ops import (
+    IN_PROGRESS_STATUSES,
+    config_name_for,
+    create_endpoint_config,
+    read_live_config,
+    reject_package,
+    resting_config_request,
+    set_weights,
+    update_endpoint,
+    update_endpoint_request,
+)
+from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable
+from lambdas.rollout.ledger import EntryKind, LedgerConflict, outcome_payload, summarize
+from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome, Strategy
+from lambdas.rollout.state import DeploymentStatus, EndpointBusy, RolloutState
+from lambdas.rollout.traffic import step_weights
+
+logger = Logger()
+
+# A task that failed after writing its entries leaves them in place; the outcome goes after them.
+MAX_RECORDED_BY_A_FAILED_TASK = 8
+SUBJECT_MAX = 100
+
+
+def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
+    """Restore the champion if the endpoint runs this rollout's config, and return to wait for that
+    update; once nothing is left to restore, record the outcome, reject the package and notify."""
+    reason = state.failure_reason()
+    state = state.model_copy(update={"rollback_reason": reason})
+    services.hold_lock(state)
+    if _runs_this_rollout(state, services):
+        return _restore_champion(state, services)
+    request = state.request
+    outcome = RolloutOutcome(
+        status=OutcomeStatus.ROLLED_BACK,
+        endpoint_name=request.endpoint_name,
+        model_package_arn=request.model_package_arn,
+        reason=reason,
+        steps=state.steps,
+    )
+    state = _record_outcome(state, services, outcome)
+    summary = summarize(services.ledger.entries(state.rollout_id))
+    reject_package(services.sagemaker, request.model_package_arn, summary, reason)
+    _notify(state, services, reason)
+    logger.warning("rolled back", extra={"reason": reason})
+    return state.model_copy(update={"outcome": OutcomeStatus.ROLLED_BACK})
+
+
+def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:
+    name = state.request.endpoint_name
+    description = services.sagemaker.describe_endpoint(EndpointName=name)
+    status = str(description.get("EndpointStatus", ""))
+    if status in IN_PROGRESS_STATUSES:
+        raise EndpointBusy(f"endpoint {name} is {status}; it is rolled back once the update has ended")
+    ours = {config_name_for(name, state.rollout_id, purpose) for purpose in ("deploy", "promote")}
+    return str(description.get("EndpointConfigName")) in ours
+
+
+def _restore_champion(state: RolloutState, services: RolloutServices) -> RolloutState:
+    request = state.request
+    name = request.endpoint_name
+    live = read_live_config(services.sagemaker, name)
+    if request.strategy not in (Strategy.SHADOW, Strategy.BLUE_GREEN):
+        # Weights apply in seconds; the config swap below takes minutes.
+        with busy_as_retryable(name):
+            set_weights(services.sagemaker, name, step_weights(0, request.variants), request.variants)
+    champion_model = state.champion_model or str(live.variant(request.variants.champion)["ModelName"])
+    config_name = config_name_for(name, state.rollout_id, "rollback")
+    config = create_endpoint_config(
+        services.sagemaker,
+        resting_config_request(config_name, live, request.variants, champion_model=champion_model),
+    )
+    with busy_as_retryable(name):
+        update_endpoint(services.sagemaker, update_endpoint_request(name, config))
+    logger.info("champion restored", extra={"model": champion_model, "config": config})
+    return state.model_copy(update={"deployment": DeploymentStatus(status="updating", config_name=config)})
+
+
+def _record_outcome(state: RolloutState, services: RolloutServices, outcome: RolloutOutcome) -> RolloutState:
+    for _ in range(MAX_RECORDED_BY_A_FAILED_TASK):
+        try:
+            return services.record(state, EntryKind.OUTCOME, outcome_payload(outcome))
+        except LedgerConflict:
+            state = state.model_copy(update={"sequence": state.sequence + 1})
+    raise LedgerConflict(f"rollout {state.rollout_id}: no free ledger sequence for the rollback's outcome")
+
+
+def _notify(state: RolloutState, services: RolloutServices, reason: str) -> None:
+    request = state.request
+    message = {
+        "event": "rollout_rolled_back",
+        "endpoint": state.endpoint,
+        "endpoint_name": request.endpoint_name,
+        "model_package_arn": request.model_package_arn,
+        "rollout_id": state.rollout_id,
+        "reason": reason,
+    }
+    services.sns.publish(
+        TopicArn=services.settings.topic_arn,
+        Subject=f"mlrollout: {state.endpoint} rolled back"[:SUBJECT_MAX],
+        Message=json.dumps(message, indent=2),
+    )

@@ -1,0 +1,47 @@
+"""The start task's calls: the package checked, the endpoint's lock taken, the start recorded."""
+
+from __future__ import annotations
+
+from lambdas.rollout.aws.endpoint_ops import read_live_config
+from lambdas.rollout.aws.wiring import RolloutServices
+from lambdas.rollout.ledger import EntryKind, deployment_payload
+from lambdas.rollout.start import (
+    FINISHED_OUTCOMES,
+    DirectRequest,
+    PackageEvent,
+    PackageNotRollable,
+    initial_state,
+    resolve_target,
+)
+from lambdas.rollout.state import RolloutState
+
+__all__ = ["start"]
+
+
+def start(given: PackageEvent | DirectRequest, services: RolloutServices) -> RolloutState:
+    name, endpoint, package_arn, overrides = resolve_target(given, services.settings.endpoints)
+    state = initial_state(given.execution_id, name, endpoint, package_arn, overrides)
+    _check_not_rolled_out(services, package_arn)
+    lease = services.lock.acquire(state.request.endpoint_name, state.rollout_id)
+    live = read_live_config(services.sagemaker, state.request.endpoint_name)
+    # The champion before the rollout: what a rollback restores, whatever the endpoint runs by then.
+    champion_model = str(live.variant(state.request.variants.champion)["ModelName"])
+    state = state.model_copy(update={"started_at": lease.acquired_at, "champion_model": champion_model})
+    payload = deployment_payload(
+        "rollout_started",
+        live.name,
+        model_package_arn=package_arn,
+        strategy=state.request.strategy.value,
+        challenger_shares=list(state.request.challenger_shares),
+        # The settings this rollout runs under, as evidence; an abort resumes the rollout from them.
+        state=state.dump(),
+    )
+    return services.record(state, EntryKind.DEPLOYMENT, payload)
+
+
+def _check_not_rolled_out(services: RolloutServices, package_arn: str) -> None:
+    # Promotion approves the package again: that event must not start a second rollout of it.
+    package = services.sagemaker.describe_model_package(ModelPackageName=package_arn)
+    outcome = (package.get("CustomerMetadataProperties") or {}).get("rollout.outcome")
+    if outcome in FINISHED_OUTCOMES:
+        raise PackageNotRollable(f"package {package_arn} was rolled out already (outcome: {outcome})")
