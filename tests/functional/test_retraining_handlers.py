@@ -1,5 +1,5 @@
 """The retraining workflow's Lambda handlers against moto: the family's lock, SageMaker's job and registry
-calls, S3 reads; jobs that fail or run long through `localcloud.sagemaker_jobs` (real local processes)."""
+calls, S3 reads; jobs that fail or run long through `localcloud.sagemaker.jobs` (real local processes)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lambdas.retraining.settings import UnknownFamily, load_retraining_settings
 from lambdas.retraining.state import InvalidRetrainingInput, run_id_for
 from lambdas.rollout.aws.wiring import ReadsObjects
 from lambdas.rollout.lock import NotLockHolder
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.jobs import LocalJobs, run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
     ARTIFACTS_BUCKET,

@@ -1,0 +1,748 @@
+"""`make demo`: the whole rollout on a laptop, told as a story, on the local cloud.
+
+    python -m localcloud.demo.rollout --cdk-out cdk.out [--report demo-report.html]
+
+The stack synthesized for the `local` environment (`infra/environments/local.yaml`) is deployed into
+the local cloud (`localcloud.cloud.LocalCloud`: moto on loopback with its gaps filled), and then:
+
+1. four model versions are trained on the seeded synthetic churn data shipped with
+   `pipelines.train` (no download): v1 (logistic) goes to the endpoint as it is bootstrapped; v2 (v1's
+   recipe retrained on a new draw of data: as good and as fast, so the judge can show it
+   non-inferior on every metric), v3 (a 300-tree forest: as accurate, far slower) and v4 (v1's
+   recipe on a third draw) are registered as package versions with their gate files
+   (`pipelines.gate_files`);
+2. simulated users call the router (`localcloud.demo.traffic`) for the rest of the story;
+3. v2 is approved: the rule starts the rollout, the gates pass, the judge promotes it step by step;
+4. v3 is approved: the judge sees its latency and rolls it back at its first step; the blast radius
+   is what its users saw of it;
+5. v4 is approved, and once users reach it at its first share of traffic the
+   kill switch is deployed ON in the flags: within the router's flags cache every user is back on
+   the champion, and the abort rule rolls the rollout back;
+6. a summary, and an HTML report with plots (`localcloud.demo.report`).
+
+Time runs faster for the Lambda workers and the emulated services (`--rate`, 15 by default): the
+configured 3-minute bakes pass in 12 s, and the Step Functions Wait states are shortened to match. A
+faster rate shortens the story but puts fewer requests in each bake: on a busy machine the judge then
+runs out of bakes before it has the data to promote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from moto.cloudwatch.models import cloudwatch_backends
+
+from lambdas.flags import EndpointVariants, FlagSet, KillSwitch
+from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
+from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
+from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
+from localcloud.cloud import LocalCloud
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from localcloud.demo.traffic import Traffic
+from localcloud.events.delivery import deliver_events
+from localcloud.sagemaker.control import emit_registry_events
+from pipelines.train import TrainConfig, package_model, train
+
+STACK = "MlRollout-local"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+POWERTOOLS_LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"
+DEFAULT_RATE = 15.0
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
+ROLLOUT_DEADLINE_SECONDS = 240.0
+WARM_UP_SECONDS = 20.0
+KILL_SWITCH_DEADLINE_SECONDS = 120.0
+# Requests the challenger serves in the kill-switch act before the switch is pulled.
+KILL_SWITCH_AFTER_REQUESTS = 20
+POLL_SECONDS = 0.25
+# Each sample looks back over this much of the emulated clock.
+SAMPLE_WINDOW_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    recipe: str
+    seed: int
+    model_dir: Path
+    tarball: Path
+    metrics: dict[str, float]
+
+
+@dataclass
+class Story:
+    """What happened, for the summary and the report."""
+
+    started: float = field(default_factory=time.monotonic)
+    wall_started: float = field(default_factory=time.time)
+    decisions: list[tuple[float, str, str, str]] = field(default_factory=list)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    # Real seconds from the kill switch's deployment to the last request the challenger served.
+    kill_switch_seconds: float | None = None
+    # Every simulated request: how many, how many answered other than 200.
+    requests: int = 0
+    failed_requests: int = 0
+    # Retraining runs (`localcloud.demo.retraining`): execution, status, the package's metadata or the reason.
+    retrainings: list[dict[str, Any]] = field(default_factory=list)
+
+    def at(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, text: str) -> None:
+        print(f"[{self.at():6.1f}s] {text}", flush=True)
+
+    def decide(self, version: str, kind: str, text: str, at: float | None = None) -> None:
+        """A decision at `at` (seconds since the start; now if None), listed in time order."""
+        when = self.at() if at is None else max(0.0, at)
+        self.decisions.append((when, version, kind, text))
+        self.decisions.sort(key=lambda decision: decision[0])
+        self.say(f"  {version} {kind} (at {when:.1f}s): {text}")
+
+    def since_start(self, clock: AcceleratedClock, emulated_epoch: float) -> float:
+        """Seconds since the start of the story for a time on the accelerated clock."""
+        real = clock.real_origin + (emulated_epoch - clock.real_origin) / clock.rate
+        return real - self.wall_started
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    story: Callable[..., Story] | None = None,
+    report: Path = Path("demo-report.html"),
+    cdk_out: Path = Path("cdk.out"),
+    description: str | None = __doc__,
+) -> int:
+    """The command line of a story (this module's by default): its cdk.out, report and clock rate."""
+    args = _parse_args(argv, report=report, cdk_out=cdk_out, description=description)
+    try:
+        (story or run)(args.cdk_out, args.report, rate=args.rate)
+    except DemoError as error:
+        print(f"demo failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+class DemoError(RuntimeError):
+    """The story did not go as told: what happened instead."""
+
+
+def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
+    """The whole story on a fresh local cloud; the report written to `report`."""
+    return tell(Demo, cdk_out, report, rate=rate)
+
+
+def tell(
+    demo: type[Demo],
+    cdk_out: Path,
+    report: Path,
+    *,
+    rate: float,
+    plan: dict[str, tuple[str, int]] | None = None,
+    title: str = "mlrollout on the local cloud",
+    gap_fillers: Callable[[Path], Mapping[str, Callable[[LocalCloud], Any]]] | None = None,
+) -> Story:
+    """A story on a fresh local cloud: the plan's versions trained in a scratch folder, the stack deployed
+    (with `gap_fillers(scratch)` besides the demo's own), `demo` told, the report written."""
+    if not (cdk_out / f"{STACK}.template.json").exists():
+        raise DemoError(
+            f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
+        )
+    story = Story()
+    lambda_log = lambda_log_path(report)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlrollout-demo-") as scratch,
+        lambda_log.open("w", encoding="utf-8") as functions_log,
+    ):
+        story.say(f"the Lambda functions' logs go to {lambda_log}")
+        versions = train_versions(Path(scratch), story, plan)
+        clock = AcceleratedClock(rate=rate)
+        extra = gap_fillers(Path(scratch)) if gap_fillers else None
+        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra) as cloud:
+            demo(cloud, clock, story, versions).run()
+    write_report(story, report, title=title)
+    return story
+
+
+def lambda_log_path(report: Path) -> Path:
+    """The functions' logs beside the report (they would be in CloudWatch Logs on AWS)."""
+    return report.with_name(f"{report.stem}-lambda.log")
+
+
+def _parse_args(
+    argv: Sequence[str] | None, *, report: Path, cdk_out: Path, description: str | None
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description.splitlines()[0] if description else None)
+    parser.add_argument("--cdk-out", type=Path, default=cdk_out)
+    parser.add_argument("--report", type=Path, default=report)
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="emulated seconds per real second")
+    return parser.parse_args(argv)
+
+
+# The story's model versions: recipe and seed.
+PLAN: dict[str, tuple[str, int]] = {
+    "v1": ("logistic", 1),
+    "v2": ("logistic", 2),
+    "v3": ("heavy", 1),
+    "v4": ("logistic", 3),
+}
+
+
+def train_versions(
+    scratch: Path, story: Story, plan: dict[str, tuple[str, int]] | None = None
+) -> dict[str, Version]:
+    plan = PLAN if plan is None else plan
+    story.say(
+        "training " + ", ".join(f"{name} ({recipe}, seed {seed})" for name, (recipe, seed) in plan.items())
+    )
+    versions = {}
+    for name, (recipe, seed) in plan.items():
+        model_dir = scratch / name
+        metadata = train(TrainConfig(recipe, seed=seed, model_version=name), model_dir)  # type: ignore[arg-type]
+        tarball = package_model(model_dir, scratch / f"{name}.tar.gz")
+        versions[name] = Version(name, recipe, seed, model_dir, tarball, dict(metadata["metrics"]))
+        story.say(f"  {name}: {recipe}, held-out accuracy {metadata['metrics']['accuracy']:.3f}")
+    return versions
+
+
+@contextmanager
+def open_cloud(
+    cdk_out: Path,
+    clock: AcceleratedClock,
+    lambda_log: TextIO,
+    extra_gap_fillers: Mapping[str, Callable[[LocalCloud], Any]] | None = None,
+) -> Iterator[LocalCloud]:
+    from localcloud.appconfig.routing import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
+    from localcloud.sagemaker.runtime import serve_endpoints  # noqa: PLC0415
+
+    def definition(_logical_id: str, text: str) -> str:
+        bake = json.loads(_endpoints_variable(cloud_ref[0]))["churn"]["rollout"]["bake_minutes"] * 60
+        return shortened_waits(text, clock, {"$.bake_seconds": bake})
+
+    cloud_ref: list[LocalCloud] = []
+    cloud = LocalCloud(
+        cdk_out,
+        STACK,
+        clock=clock,
+        definition_transform=definition,
+        parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
+        lambda_log=lambda_log,
+        gap_fillers={
+            "events": lambda _cloud: deliver_events(),
+            "registry events": lambda _cloud: emit_registry_events(),
+            "appconfig": lambda _cloud: emulate_appconfig(clock=clock.now),
+            "runtime": lambda _cloud: serve_endpoints(clock=clock.now),
+            **(extra_gap_fillers or {}),
+        },
+    )
+    cloud_ref.append(cloud)
+    with cloud:
+        yield cloud
+
+
+def _layer_parameter(cdk_out: Path) -> str:
+    template = json.loads((cdk_out / f"{STACK}.template.json").read_text())
+    [name] = [key for key in template.get("Parameters", {}) if "powertools" in key.lower()]
+    return str(name)
+
+
+def _endpoints_variable(cloud: LocalCloud) -> str:
+    for resource in cloud.template.resources.values():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if "LEDGER_TABLE" in variables:
+            return str(cloud.resolver.resolve(variables["ENDPOINTS"]))
+    raise DemoError("no rollout function in the template")
+
+
+class Demo:
+    def __init__(
+        self, cloud: LocalCloud, clock: AcceleratedClock, story: Story, versions: dict[str, Version]
+    ):
+        self.cloud = cloud
+        self.clock = clock
+        self.story = story
+        self.versions = versions
+        self.settings = json.loads(_endpoints_variable(cloud))["churn"]
+        self.endpoint_name = str(self.settings["endpoint_name"])
+        self.group = str(self.settings["model_package_group"])
+        self.packages: dict[str, str] = {}
+        self.sagemaker = cloud.client("sagemaker")
+        self.states = cloud.client("stepfunctions")
+        self._sampling = threading.Event()
+
+    def run(self) -> None:
+        story = self.story
+        self.publish()
+        traffic = Traffic(
+            lambda_client=lambda: boto3.client("lambda"),
+            router=self._function("lambdas.handlers.router.handler"),
+            feedback=self._function("lambdas.handlers.feedback.handler"),
+            endpoint="churn",
+        ).start()
+        self.traffic = traffic
+        evaluator = AlarmEvaluator(clock=self.clock.now)
+        try:
+            self._acts(evaluator)
+        finally:
+            traffic.stop()
+        for transition in evaluator.transitions:
+            when = story.since_start(self.clock, transition.timestamp.timestamp())
+            text = f"{transition.alarm_name}: {transition.previous_state} -> {transition.state}"
+            story.decide("-", "alarm", text, when)
+        self.summary()
+
+    def _acts(self, evaluator: AlarmEvaluator) -> None:
+        story, traffic = self.story, self.traffic
+        with evaluator.running(interval_seconds=1.0), self._sampler():
+            story.say(f"act 1: v1 serves {traffic.users} simulated users through the router")
+            time.sleep(WARM_UP_SECONDS)
+            served = traffic.since(0)
+            story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
+            story.say("act 2: v2 is approved")
+            self.rollout("v2", expect="promoted")
+            story.say("act 3: v3 (deliberately slow) is approved")
+            self.rollout("v3", expect="rolled_back")
+            story.say("act 4: v4 is approved, and the kill switch is pulled during its first step")
+            self.kill_switch_during("v4")
+
+    # --- setup ----------------------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """v1 where the endpoint's bootstrap config points; v2.. as package versions with gate files."""
+        from pipelines.gate_files import write_gate_files  # noqa: PLC0415 - the evaluation step
+
+        s3 = self.cloud.client("s3")
+        bootstrap = self._bootstrap_url()
+        bucket, key = bootstrap.removeprefix("s3://").split("/", 1)
+        s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(self.versions["v1"].tarball), bucket, key)
+        artifacts = self.cloud.stack.bucket_names
+        [registry] = [name for logical, name in artifacts.items() if "RegistryArtifacts" in logical]
+        for name, version in self.versions.items():
+            if name == "v1":
+                continue
+            folder = f"models/{self.group}/{name}"
+            s3.upload_file(str(version.tarball), registry, f"{folder}/model.tar.gz")
+            gates = write_gate_files(version.model_dir, version.model_dir.parent / f"{name}-gates")
+            for file_name, path in gates.items():
+                s3.upload_file(str(path), registry, f"{folder}/gates/{file_name}")
+            created = self.sagemaker.create_model_package(
+                ModelPackageGroupName=self.group,
+                ModelPackageDescription=f"{name}: {version.recipe} (seed {version.seed})",
+                InferenceSpecification={
+                    "Containers": [
+                        {"Image": IMAGE, "ModelDataUrl": f"s3://{registry}/{folder}/model.tar.gz"}
+                    ],
+                    "SupportedContentTypes": ["application/json", "text/csv"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+                ModelApprovalStatus="PendingManualApproval",
+                CustomerMetadataProperties={"model_version": name, "recipe": version.recipe},
+            )
+            self.packages[name] = str(created["ModelPackageArn"])
+        registered = ", ".join(self.packages) or "nothing yet"
+        self.story.say(
+            f"  v1 serves from {bootstrap}; registered in {self.group}, pending approval: {registered}"
+        )
+
+    def _bootstrap_url(self) -> str:
+        model = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointConfigName"]
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=model)
+        model_name = config["ProductionVariants"][0]["ModelName"]
+        model = self.sagemaker.describe_model(ModelName=model_name)
+        return str(model["PrimaryContainer"]["ModelDataUrl"])
+
+    def _function(self, handler: str) -> str:
+        for logical_id, resource in self.cloud.template.resources.items():
+            if resource.get("Properties", {}).get("Handler") == handler:
+                return str(self.cloud.stack.function_names[logical_id])
+        raise DemoError(f"no function with handler {handler}")
+
+    # --- the acts -------------------------------------------------------------------------------------
+
+    def approve(self, name: str) -> str:
+        """Approve the package; the rule starts its rollout. The new execution's ARN."""
+        before = {e["executionArn"] for e in self._executions()}
+        self.sagemaker.update_model_package(
+            ModelPackageArn=self.packages[name], ModelApprovalStatus="Approved"
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            started = [e for e in self._executions() if e["executionArn"] not in before]
+            if started:
+                return str(started[0]["executionArn"])
+            time.sleep(POLL_SECONDS)
+        raise DemoError(f"no rollout started after approving {name}")
+
+    def rollout(self, name: str, expect: str) -> dict[str, Any]:
+        began = self.story.at()
+        execution = self.approve(name)
+        self.story.say(f"  rollout {execution.rsplit(':', 1)[1]} started by the approval")
+        ended = self.follow(execution, name)
+        return self._record(name, execution, began, ended, expect)
+
+    def follow(self, execution: str, name: str) -> dict[str, Any]:
+        """Print the states as they are entered, with the weights; the execution once it has ended."""
+        seen = 0
+        deadline = time.monotonic() + ROLLOUT_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            entered = self._states_entered(execution)
+            for state in entered[seen:]:
+                if state in (
+                    "Bake",
+                    "Wait for the endpoint",
+                    "Wait for the promotion",
+                    "Wait for the rollback",
+                ):
+                    continue
+                self.story.say(f"  {name}: {state}  (weights {self._weights()})")
+            seen = len(entered)
+            described = self.states.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return dict(described)
+            time.sleep(POLL_SECONDS)
+        raise DemoError(f"rollout of {name} still running after {ROLLOUT_DEADLINE_SECONDS} s")
+
+    def kill_switch_during(self, name: str) -> None:
+        began = self.story.at()
+        execution = self.approve(name)
+        deadline = time.monotonic() + ROLLOUT_DEADLINE_SECONDS
+        # The router caches the weights: wait until users really reach the challenger, so that the switch
+        # has traffic to take away.
+        approved = self._traffic_time(began)
+        while (
+            sum(s.variant == "challenger" for s in self.traffic.since(approved)) < KILL_SWITCH_AFTER_REQUESTS
+        ):
+            if time.monotonic() > deadline:
+                raise DemoError(f"{name} never took traffic")
+            time.sleep(POLL_SECONDS)
+        self.story.say(f"  {name} serves users at {self._weights()}; deploying the kill switch ON")
+        pulled = self.traffic.elapsed()
+        self.deploy_kill_switch(on=True, reason="demo: on-call pulls the switch")
+        self.story.decide(name, "kill switch", "deployed ON")
+        last_challenger = self._wait_for_champion_only(pulled)
+        self.story.kill_switch_seconds = last_challenger - pulled
+        self.story.decide(
+            name,
+            "kill switch",
+            f"every user on the champion {last_challenger - pulled:.1f} s after the deployment started "
+            "(the router's flags cache)",
+        )
+        ended = self.follow_abort(execution, name)
+        self._record(name, execution, began, ended, "rolled_back")
+        self.deploy_kill_switch(on=False, reason=None)
+
+    def follow_abort(self, execution: str, name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + ROLLOUT_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            aborts = [e for e in self._executions() if str(e["name"]).startswith("abort-")]
+            mine = [
+                e
+                for e in aborts
+                if json.loads(self.states.describe_execution(executionArn=e["executionArn"])["input"])[
+                    "abort"
+                ]["rollout_id"]
+                == execution
+            ]
+            if mine:
+                self.story.say(f"  {name}: stopped by the abort rule; rolling back on {mine[0]['name']}")
+                ended = self.follow(str(mine[0]["executionArn"]), name)
+                return ended
+            time.sleep(POLL_SECONDS)
+        raise DemoError(f"the kill switch did not abort the rollout of {name}")
+
+    def deploy_kill_switch(self, *, on: bool, reason: str | None) -> None:
+        appconfig = self.cloud.client("appconfig")
+        stack = self.cloud.stack
+        ids = {
+            kind: stack.only(f"AWS::AppConfig::{resource}").ref
+            for kind, resource in (
+                ("application", "Application"),
+                ("environment", "Environment"),
+                ("profile", "ConfigurationProfile"),
+                ("deployment_strategy", "DeploymentStrategy"),
+            )
+        }
+        variants = EndpointVariants(endpoint="churn", champion="champion", challenger="challenger")
+        flags = FlagSet.initial([variants])
+        switched = flags.for_endpoint("churn").model_copy(
+            update={"kill_switch": KillSwitch(on=on, reason=reason)}
+        )
+        document = FlagSet(endpoints=(switched,)).document()
+        version = appconfig.create_hosted_configuration_version(
+            ApplicationId=ids["application"],
+            ConfigurationProfileId=ids["profile"],
+            Content=json.dumps(document).encode(),
+            ContentType="application/json",
+        )
+        appconfig.start_deployment(
+            ApplicationId=ids["application"],
+            EnvironmentId=ids["environment"],
+            DeploymentStrategyId=ids["deployment_strategy"],
+            ConfigurationProfileId=ids["profile"],
+            ConfigurationVersion=str(version["VersionNumber"]),
+        )
+
+    def _wait_for_champion_only(self, pulled: float) -> float:
+        """When the last request went to the challenger after the switch (real seconds of traffic)."""
+        deadline = time.monotonic() + KILL_SWITCH_DEADLINE_SECONDS
+        quiet_for = 5.0
+        while time.monotonic() < deadline:
+            after = self.traffic.since(pulled)
+            challenger = [s.at for s in after if s.variant == "challenger"]
+            last = max(challenger, default=pulled)
+            if self.traffic.elapsed() - last > quiet_for and after:
+                return last
+            time.sleep(POLL_SECONDS)
+        raise DemoError("users still reach the challenger after the kill switch")
+
+    # --- evidence -------------------------------------------------------------------------------------
+
+    def _record(
+        self, name: str, execution: str, began: float, ended: dict[str, Any], expect: str
+    ) -> dict[str, Any]:
+        entries = self.ledger(execution)
+        outcome = next((e.payload for e in reversed(entries) if e.kind is EntryKind.OUTCOME), {})
+        for entry in entries:
+            self._decision_of(name, entry)
+        challenger = [s for s in self.traffic.since(self._traffic_time(began)) if s.variant == "challenger"]
+        record = {
+            "version": name,
+            "execution": execution,
+            "status": ended["status"],
+            "outcome": outcome.get("status", "-"),
+            "reason": outcome.get("reason", ""),
+            "steps": sum(1 for e in entries if e.kind is EntryKind.JUDGE_VERDICT),
+            "challenger_requests": len(challenger),
+            "challenger_users": len({s.user for s in challenger}),
+            "seconds": round(self.story.at() - began, 1),
+            "started": round(began, 1),
+            "steps_percent": sorted(
+                {
+                    float(e.payload["challenger_percent"])  # type: ignore[arg-type]
+                    for e in entries
+                    if e.kind is EntryKind.JUDGE_VERDICT
+                }
+            ),
+        }
+        self.story.rollouts.append(record)
+        verdict = "as expected" if record["outcome"] == expect else f"EXPECTED {expect}"
+        self.story.say(
+            f"  {name}: {record['outcome']} ({verdict}) after {record['seconds']} s; the challenger served "
+            f"{record['challenger_requests']} requests to {record['challenger_users']} users"
+        )
+        if record["outcome"] != expect:
+            raise DemoError(f"{name} ended {record['outcome']}, expected {expect}: {record['reason']}")
+        return record
+
+    def _decision_of(self, name: str, entry: LedgerEntry) -> None:
+        payload = entry.payload
+        at = self.story.since_start(self.clock, entry.recorded_at)
+        if entry.kind is EntryKind.GATE_RESULT:
+            self.story.decide(name, "gate", f"{payload.get('gate')}: {payload.get('status')}", at)
+        elif entry.kind is EntryKind.JUDGE_VERDICT:
+            text = (
+                f"{payload.get('challenger_percent')} %: {payload.get('verdict')} -> {payload.get('action')}"
+            )
+            self.story.decide(name, "verdict", text, at)
+        elif entry.kind is EntryKind.OUTCOME:
+            self.story.decide(name, str(payload.get("status")), str(payload.get("reason")), at)
+        elif entry.kind is EntryKind.DEPLOYMENT and payload.get("action") == "set_weights":
+            self.story.decide(name, "traffic", f"challenger at {payload.get('challenger_percent')} %", at)
+
+    def ledger(self, rollout_id: str) -> list[LedgerEntry]:
+        [table] = [name for logical, name in self.cloud.stack.table_names.items() if "Ledger" in logical]
+        return Ledger(DynamoDBLedgerStore(client=boto3.client("dynamodb"), table_name=table)).entries(
+            rollout_id
+        )
+
+    def summary(self) -> None:
+        self.story.say("summary")
+        served = self.traffic.since(0)
+        self.story.requests = len(served)
+        self.story.failed_requests = sum(s.status != 200 for s in served)
+        self.story.say(
+            f"  {len(served)} requests from {len({s.user for s in served})} users, "
+            f"{sum(s.status != 200 for s in served)} not OK"
+        )
+        for record in self.story.rollouts:
+            radius = f"{record['challenger_requests']} requests / {record['challenger_users']} users"
+            self.story.say(
+                f"  {record['version']}: {record['outcome']} in {record['seconds']} s, "
+                f"{record['steps']} judged bakes, blast radius {radius}"
+            )
+
+    # --- sampling -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _sampler(self) -> Iterator[None]:
+        stop = threading.Event()
+
+        def sample() -> None:
+            cloudwatch = boto3.client("cloudwatch")
+            sagemaker = boto3.client("sagemaker")
+            while not stop.wait(1.0):
+                try:
+                    self.story.samples.append(self._sample(cloudwatch, sagemaker))
+                except Exception as error:
+                    self.story.say(f"  (sample skipped: {error})")
+
+        thread = threading.Thread(target=sample, name="demo-sampler", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    def _sample(self, cloudwatch: Any, sagemaker: Any) -> dict[str, Any]:
+        described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        weights = _weights_of(described)
+        end = datetime.fromtimestamp(self.clock.now(), UTC)
+        start = datetime.fromtimestamp(self.clock.now() - SAMPLE_WINDOW_SECONDS, UTC)
+        sample: dict[str, Any] = {"at": self.story.at(), "weights": weights}
+        for variant in ("champion", "challenger"):
+            sample[variant] = _variant_window(cloudwatch, self.endpoint_name, variant, start, end)
+        return sample
+
+    def _traffic_time(self, story_seconds: float) -> float:
+        """A time of the story (seconds since its start) on the traffic's clock (since the users started)."""
+        return story_seconds - (self.traffic.started - self.story.started)
+
+    def _weights(self) -> dict[str, float]:
+        return _weights_of(self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+
+    def _executions(self) -> list[dict[str, Any]]:
+        listed = self.states.list_executions(stateMachineArn=self.cloud.stack.state_machine_arn)
+        return list(listed["executions"])
+
+    def _states_entered(self, execution: str) -> list[str]:
+        events = self.states.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        return [str(e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
+
+
+def _weights_of(described: dict[str, Any]) -> dict[str, float]:
+    variants = described.get("ProductionVariants", [])
+    total = sum(float(v.get("CurrentWeight", 0.0)) for v in variants) or 1.0
+    return {
+        str(v["VariantName"]): round(100 * float(v.get("CurrentWeight", 0.0)) / total, 1) for v in variants
+    }
+
+
+def _variant_window(
+    cloudwatch: Any, endpoint: str, variant: str, start: datetime, end: datetime
+) -> dict[str, float | None]:
+    """A variant's requests and 5XX rate over the window from CloudWatch, and its ModelLatency p99.
+
+    moto answers no percentile statistics, so the p99 (nearest rank) is taken from the window's
+    datapoints in moto's store, which this process shares."""
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    period = max(60, int((end - start).total_seconds()) // 60 * 60)
+
+    def statistic(metric: str, name: str) -> float | None:
+        found = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=dimensions,
+            StartTime=start,
+            EndTime=end,
+            Period=period,
+            Statistics=[name],
+        )["Datapoints"]
+        values = [float(point[name]) for point in found if name in point]
+        if not values:
+            return None
+        return max(values) if name == "Maximum" else sum(values)
+
+    requests = statistic("Invocations", "Sum") or 0.0
+    errors = statistic("Invocation5XXErrors", "Sum") or 0.0
+    latency = _percentile(_datapoints(endpoint, variant, "ModelLatency", start, end), 0.99)
+    return {
+        "requests": requests,
+        "error_rate": 100.0 * errors / requests if requests else None,
+        "latency_p99_ms": latency / 1000.0 if latency is not None and requests else None,
+    }
+
+
+def _datapoints(endpoint: str, variant: str, metric: str, start: datetime, end: datetime) -> list[float]:
+    backend = cloudwatch_backends[ACCOUNT][REGION]
+    low, high = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    wanted = {("EndpointName", endpoint), ("VariantName", variant)}
+    return [
+        float(getattr(datum, "value", 0.0))
+        for datum in list(backend.metric_data)
+        if datum.namespace == "AWS/SageMaker"
+        and datum.name == metric
+        and low <= datum.timestamp <= high
+        and {(d.name, d.value) for d in datum.dimensions} == wanted
+    ]
+
+
+def _percentile(values: list[float], quantile: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
+
+
+def write_report(story: Story, path: Path, title: str = "mlrollout on the local cloud") -> Path:
+    from localcloud.demo.report import (  # noqa: PLC0415 - matplotlib only when reporting
+        Decision,
+        RolloutSummary,
+        Sample,
+        Timeline,
+        VariantSeries,
+        render_report,
+    )
+
+    variants = []
+    for variant in ("champion", "challenger"):
+        samples = [
+            Sample(
+                time_s=sample["at"],
+                weight_percent=sample["weights"].get(variant),
+                requests=sample[variant]["requests"],
+                error_rate_percent=sample[variant]["error_rate"],
+                latency_p99_ms=sample[variant]["latency_p99_ms"],
+            )
+            for sample in story.samples
+        ]
+        variants.append(VariantSeries.from_samples(variant, samples))
+    timeline = Timeline(
+        title=title,
+        variants=variants,
+        decisions=[Decision(at, version, kind, text) for at, version, kind, text in story.decisions],
+        rollouts=[
+            RolloutSummary(
+                version=record["version"],
+                outcome=record["outcome"],
+                steps_percent=record["steps_percent"],
+                judged_bakes=record["steps"],
+                challenger_requests=record["challenger_requests"],
+                challenger_users=record["challenger_users"],
+                duration_s=record["seconds"],
+                started_s=record["started"],
+            )
+            for record in story.rollouts
+        ],
+    )
+    written = render_report(timeline, path)
+    print(f"report: {written.resolve()}", flush=True)
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())
