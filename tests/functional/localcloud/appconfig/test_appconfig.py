@@ -20,16 +20,15 @@ from lambdas.flags import EndpointFlags, FlagSet, KillSwitch, SegmentPin
 from lambdas.serving.aws.flags import AppConfigFlagSource
 from lambdas.serving.ports import FlagsUnavailable
 from lambdas.serving.settings import CatalogSettings, load_settings
-from localcloud.appconfig.routing import (
+from localcloud.appconfig.backend import AppConfigEmulator
+from localcloud.appconfig.models import (
     DEPLOYMENT_COMPLETED_EVENT,
     DEPLOYMENT_ROLLED_BACK_EVENT,
     DEPLOYMENT_STARTED_EVENT,
     EVENTS_EXTENSION,
-    AppConfigEmulator,
-    appconfig_gap_filler,
-    emulate_appconfig,
-    feature_flag_values,
 )
+from localcloud.appconfig.routing import appconfig_gap_filler, emulate_appconfig
+from localcloud.appconfig.validators import feature_flag_values
 from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloud import LocalCloud
