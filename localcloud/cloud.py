@@ -48,7 +48,7 @@ from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloudformation.deploy import DefinitionTransform, DeployedStack, deploy_stack
 from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
-from localcloud.cloudwatch.alarm_evaluator import emulate_alarm_apis
+from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.stepfunctions.execution_events import emit_execution_events

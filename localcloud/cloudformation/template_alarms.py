@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from localcloud.cloudformation.template import Resolver, StackTemplate, local_physical_name
-from localcloud.cloudwatch.alarm_evaluator import AlarmConfigurationError, parse_alarm_rule, rule_references
+from localcloud.cloudwatch.alarm_rules import parse_alarm_rule, rule_references
+from localcloud.cloudwatch.models import AlarmConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -34,7 +34,7 @@ from localcloud.cloudformation.deploy import (
     deploy_stack,
 )
 from localcloud.cloudformation.template import StackTemplate, load_stacks, state_machine_definition
-from localcloud.cloudwatch.alarm_evaluator import emulate_alarm_apis
+from localcloud.cloudwatch.responses import emulate_alarm_apis
 from tests.infra.conftest import synthesize
 
 STACK = "MlRollout-dev"

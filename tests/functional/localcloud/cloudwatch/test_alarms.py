@@ -24,14 +24,14 @@ from moto.server import ThreadedMotoServer
 
 from localcloud.cloudformation.template import StackTemplate, load_stacks, local_resolver
 from localcloud.cloudformation.template_alarms import put_template_alarms
-from localcloud.cloudwatch.alarm_evaluator import (
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from localcloud.cloudwatch.models import (
     EVENT_DETAIL_TYPE,
     EVENT_SOURCE,
     AlarmConfigurationError,
     AlarmEvaluationStopped,
-    AlarmEvaluator,
-    emulate_alarm_apis,
 )
+from localcloud.cloudwatch.responses import emulate_alarm_apis
 from tests.infra.conftest import synthesize
 
 if TYPE_CHECKING:

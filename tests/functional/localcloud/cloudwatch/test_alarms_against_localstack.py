@@ -32,7 +32,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator, emulate_alarm_apis
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from localcloud.cloudwatch.responses import emulate_alarm_apis
 
 INSTALL = (
     "LocalStack is not installed: set LOCALSTACK_PYTHON to the Python of a venv with LocalStack "
