@@ -46,7 +46,8 @@ from localcloud.account import AwsEnvironment
 from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers
 from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import LambdaRunner
-from localcloud.cloudformation.deploy import DefinitionTransform, DeployedStack, deploy_stack
+from localcloud.cloudformation.deploy import deploy_stack
+from localcloud.cloudformation.models import DefinitionTransform, DeployedStack
 from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event

@@ -20,19 +20,16 @@ from moto import mock_aws
 
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloud import LocalCloud, LocalCloudError
-from localcloud.cloudformation.deploy import (
-    NOT_CREATED,
-    RESOURCE_KINDS,
+from localcloud.cloudformation.deploy import NOT_CREATED, RESOURCE_KINDS, deploy_stack
+from localcloud.cloudformation.models import (
     AlarmApisUnavailableError,
     AppConfigUnavailableError,
     DependencyCycleError,
     DeployedStack,
     UnsupportedPropertyError,
     UnsupportedResourceTypeError,
-    creation_order,
-    dependencies,
-    deploy_stack,
 )
+from localcloud.cloudformation.ordering import creation_order, dependencies
 from localcloud.cloudformation.template import StackTemplate, load_stacks, state_machine_definition
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from tests.infra.conftest import synthesize
