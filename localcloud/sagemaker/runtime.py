@@ -85,47 +85,43 @@ Not faithful, and said here rather than faked:
 
 from __future__ import annotations
 
-import base64
 import functools
 import http.client
 import inspect
-import io
 import json
 import logging
 import random
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import urlparse
 
 import moto
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_types import TYPE_RESPONSE
-from moto.core.exceptions import ServiceException
-from moto.s3.models import s3_backends
-from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, sagemaker_backends
+from moto.sagemaker.models import FakeEndpointConfig
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from containers.inference.local_server import LOOPBACK, LocalServer
+from localcloud.sagemaker.data_capture import CaptureWriter
+from localcloud.sagemaker.endpoints import EndpointView, Variant, read_endpoint
+from localcloud.sagemaker.exceptions import SageMakerModelError, SageMakerValidationError
+from localcloud.sagemaker.model_servers import Artifact, ModelServers
 
 # The moto version whose methods this module replaces (shapes checked by `check_moto`).
 MOTO_VERSION = "5.2.5"
 NAMESPACE = "AWS/SageMaker"
-PARTITION = "aws"
 # SageMaker waits 60 s for a container's answer to /invocations.
 CONTAINER_TIMEOUT_S = 60.0
-DEFAULT_VARIANT_WEIGHT = 1.0
 CAPTURE_EVENT_VERSION = "0"
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_ACCEPT = "accept"
@@ -141,34 +137,13 @@ UNSUPPORTED_HEADERS = {
     "x-amzn-sagemaker-enable-explanations": "EnableExplanations",
 }
 
-logger = logging.getLogger("localcloud.sagemaker.runtime")
+logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
 
 class MotoChangedError(RuntimeError):
     """moto's methods are no longer the ones this module knows how to replace."""
-
-
-class SageMakerValidationError(ServiceException):
-    """SageMaker Runtime's `ValidationError` (HTTP 400), serialized by moto from the API model."""
-
-    code = "ValidationError"
-
-
-class SageMakerModelError(ServiceException):
-    """SageMaker Runtime's `ModelError` (HTTP 424): the container answered 4xx/5xx, or did not answer."""
-
-    code = "ModelError"
-
-    def __init__(
-        self, message: str, *, original_status_code: int, original_message: str, log_stream_arn: str
-    ):
-        super().__init__(message)
-        # Read by moto's serializer under the ModelError shape's member names.
-        self.original_status_code = original_status_code
-        self.original_message = original_message
-        self.log_stream_arn = log_stream_arn
 
 
 def check_moto() -> None:
@@ -191,257 +166,6 @@ def check_moto() -> None:
         )
 
 
-# --- what the endpoint runs ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """A variant as the endpoint runs it now: its weight, model and instances."""
-
-    name: str
-    weight: float
-    model_name: str
-    instance_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureSettings:
-    """The endpoint config's DataCaptureConfig, as this emulation applies it."""
-
-    destination: str
-    sampling_percentage: float
-    capture_input: bool
-    capture_output: bool
-    json_types: frozenset[str]
-    csv_types: frozenset[str]
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> CaptureSettings | None:
-        if not config or not config.get("EnableCapture", True):
-            return None
-        modes = {str(option.get("CaptureMode")) for option in config.get("CaptureOptions") or ()}
-        headers = config.get("CaptureContentTypeHeader") or {}
-        return cls(
-            destination=str(config["DestinationS3Uri"]),
-            sampling_percentage=float(config.get("InitialSamplingPercentage", 0)),
-            capture_input=bool(modes & {"Input", "InputAndOutput"}),
-            capture_output=bool(modes & {"Output", "InputAndOutput"}),
-            json_types=frozenset(t.lower() for t in headers.get("JsonContentTypes") or ()),
-            csv_types=frozenset(t.lower() for t in headers.get("CsvContentTypes") or ()),
-        )
-
-    def encoded(self, payload: bytes, content_type: str) -> tuple[str, str]:
-        """(data, encoding): text for the listed JSON and CSV types, else base64."""
-        mime = content_type.split(";", 1)[0].strip().lower()
-        for types, encoding in ((self.json_types, "JSON"), (self.csv_types, "CSV")):
-            if mime in types:
-                try:
-                    return payload.decode("utf-8"), encoding
-                except UnicodeDecodeError:
-                    break  # not text after all: base64 keeps it intact
-        return base64.b64encode(payload).decode("ascii"), "BASE64"
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointView:
-    """The endpoint's current state, read from moto's SageMaker backend for one request."""
-
-    name: str
-    account_id: str
-    region: str
-    config_name: str
-    variants: tuple[Variant, ...]
-    shadows: tuple[Variant, ...]
-    capture: CaptureSettings | None
-
-    def variant(self, name: str) -> Variant | None:
-        return next((v for v in self.variants if v.name == name), None)
-
-
-def read_endpoint(account_id: str, region: str, name: str) -> EndpointView:
-    backend = sagemaker_backends[account_id][region]
-    endpoint: FakeEndpoint | None = backend.endpoints.get(name)
-    if endpoint is None:
-        raise SageMakerValidationError(f"Endpoint {name} of account {account_id} not found.")
-    if endpoint.endpoint_status != "InService":
-        raise SageMakerValidationError(
-            f"Endpoint {name} of account {account_id} is {endpoint.endpoint_status}, not InService: "
-            "it cannot be invoked."
-        )
-    config: FakeEndpointConfig | None = backend.endpoint_configs.get(endpoint.endpoint_config_name)
-    if config is None:
-        raise SageMakerValidationError(
-            f"Endpoint {name} runs endpoint config {endpoint.endpoint_config_name}, which moto no longer "
-            "has: the local runtime reads each variant's model from it."
-        )
-    configured = {str(v["VariantName"]): v for v in config.production_variants}
-    variants = []
-    for running in endpoint.production_variants:
-        variant_name = str(running["VariantName"])
-        declared = configured.get(variant_name)
-        if declared is None:
-            raise SageMakerValidationError(
-                f"Endpoint {name} runs variant {variant_name}, which its config "
-                f"{config.endpoint_config_name} does not declare."
-            )
-        variants.append(_variant(running, declared))
-    shadows = tuple(_variant({}, declared) for declared in shadow_variants_of(config))
-    return EndpointView(
-        name=name,
-        account_id=account_id,
-        region=region,
-        config_name=config.endpoint_config_name,
-        variants=tuple(variants),
-        shadows=shadows,
-        capture=CaptureSettings.from_config(config.data_capture_config),
-    )
-
-
-def _variant(running: Mapping[str, Any], declared: Mapping[str, Any]) -> Variant:
-    # moto records no weight for an InitialVariantWeight of 0 and None after an update without one.
-    weight = running.get("CurrentWeight")
-    if weight is None:
-        weight = declared.get("InitialVariantWeight", DEFAULT_VARIANT_WEIGHT)
-    instances = running.get("CurrentInstanceCount") or declared.get("InitialInstanceCount") or 1
-    return Variant(
-        name=str(declared["VariantName"]),
-        weight=float(weight),
-        model_name=str(declared["ModelName"]),
-        instance_count=int(instances),
-    )
-
-
-def shadow_variants_of(config: FakeEndpointConfig) -> list[dict[str, Any]]:
-    """The shadow variants recorded on moto's config while `serve_endpoints` was open."""
-    shadows: list[dict[str, Any]] = getattr(config, "shadow_production_variants", None) or []
-    return shadows
-
-
-# --- the servers ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Artifact:
-    url: str
-    bucket: str
-    key: str
-    etag: str
-
-
-class ModelServers:
-    """One inference server per model artifact, started on first use and kept until `stop_all`."""
-
-    def __init__(self, work_dir: Path, *, workers: int, ready_timeout_s: float) -> None:
-        self.work_dir = work_dir
-        self.workers = workers
-        self.ready_timeout_s = ready_timeout_s
-        self._servers: dict[Artifact, LocalServer] = {}
-        self._lock = threading.Lock()
-
-    def running(self) -> dict[str, LocalServer]:
-        """The servers started so far, by artifact URL."""
-        with self._lock:
-            return {artifact.url: server for artifact, server in self._servers.items()}
-
-    def server_for(self, account_id: str, region: str, model_name: str) -> tuple[LocalServer, Artifact]:
-        """The server of the model's artifact, started if need be (under a lock: one start per artifact)."""
-        container = _primary_container(account_id, region, model_name)
-        artifact = _artifact(account_id, model_name, container)
-        with self._lock:
-            server = self._servers.get(artifact)
-            if server is None:
-                server = self._start(account_id, artifact, container)
-                self._servers[artifact] = server
-        return server, artifact
-
-    def _start(self, account_id: str, artifact: Artifact, container: Mapping[str, Any]) -> LocalServer:
-        index = len(self._servers) + 1
-        model_dir = self.work_dir / f"model-{index}"
-        model_dir.mkdir(parents=True)
-        data = _s3_object(account_id, artifact)
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-                archive.extractall(model_dir, filter="data")
-        except tarfile.TarError as error:
-            raise SageMakerValidationError(
-                f"{artifact.url} is not a readable model.tar.gz: {error}"
-            ) from None
-        environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
-        log_path = self.work_dir / f"model-{index}.log"
-        server = LocalServer(model_dir, workers=self.workers, extra_env=environment, log_path=log_path)
-        logger.info("starting the inference server of %s (log %s)", artifact.url, log_path)
-        return server.start(ready_timeout_s=self.ready_timeout_s)
-
-    def stop_all(self) -> None:
-        with self._lock:
-            servers, self._servers = list(self._servers.values()), {}
-        for server in servers:
-            server.stop()
-
-
-def _primary_container(account_id: str, region: str, model_name: str) -> Mapping[str, Any]:
-    model = sagemaker_backends[account_id][region]._models.get(model_name)
-    if model is None:
-        raise SageMakerValidationError(f"Model {model_name} of account {account_id} not found.")
-    container: Mapping[str, Any] = model.primary_container or {}
-    if not container and model.containers:
-        container = model.containers[0]
-    package = container.get("ModelPackageName")
-    if package and not container.get("ModelDataUrl"):
-        # A model created from a registered package version runs that version's container.
-        return {
-            **_package_container(account_id, region, str(package)),
-            **_without(container, "ModelPackageName"),
-        }
-    return container
-
-
-def _package_container(account_id: str, region: str, package: str) -> Mapping[str, Any]:
-    backend = sagemaker_backends[account_id][region]
-    found = backend.model_packages.get(backend.model_package_name_mapping.get(package, package))
-    if found is None:
-        raise SageMakerValidationError(f"Model package {package} of account {account_id} not found.")
-    containers = (found.inference_specification or {}).get("Containers") or []
-    if not containers:
-        raise SageMakerValidationError(f"Model package {package} has no inference containers.")
-    return dict(containers[0])
-
-
-def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if k != key}
-
-
-def _artifact(account_id: str, model_name: str, container: Mapping[str, Any]) -> Artifact:
-    url = str(container.get("ModelDataUrl") or "")
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-        raise SageMakerValidationError(
-            f"Model {model_name} has no s3:// ModelDataUrl ({url or 'none'}): the local runtime serves "
-            "model.tar.gz artifacts from S3 only."
-        )
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    stored = _s3_key(account_id, bucket, key, url)
-    return Artifact(url=url, bucket=bucket, key=key, etag=str(stored.etag))
-
-
-def _s3_key(account_id: str, bucket: str, key: str, url: str) -> Any:
-    try:
-        stored = s3_backends[account_id][PARTITION].get_object(bucket, key)
-    except Exception as error:  # moto's MissingBucket / MissingKey and kin
-        raise SageMakerValidationError(f"Could not read the model artifact {url}: {error}") from None
-    if stored is None:
-        raise SageMakerValidationError(f"Could not read the model artifact {url}: no such object.")
-    return stored
-
-
-def _s3_object(account_id: str, artifact: Artifact) -> bytes:
-    value: bytes = _s3_key(account_id, artifact.bucket, artifact.key, artifact.url).value
-    return value
-
-
-# --- one request ----------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class Request:
     endpoint_name: str
@@ -460,63 +184,6 @@ class ContainerAnswer:
     custom_attributes: str | None
     model_latency_s: float
     startup_s: float
-
-
-@dataclass
-class CaptureBuffer:
-    bucket: str
-    key_prefix: str
-    first_time: float
-    lines: list[str] = field(default_factory=list)
-
-
-class CaptureWriter:
-    """Captured lines per (destination, endpoint, variant, hour), written to moto's S3 as JSON-lines files."""
-
-    def __init__(self, flush_seconds: float, new_id: Callable[[], uuid.UUID]) -> None:
-        self.flush_seconds = flush_seconds
-        self._new_id = new_id
-        self._buffers: dict[tuple[str, str, str, str, str], CaptureBuffer] = {}
-        self._lock = threading.Lock()
-
-    def add(
-        self,
-        account_id: str,
-        settings: CaptureSettings,
-        *,
-        endpoint: str,
-        variant: str,
-        when: float,
-        line: str,
-    ) -> None:
-        url = urlparse(settings.destination)
-        hour = datetime.fromtimestamp(when, UTC).strftime("%Y/%m/%d/%H")
-        folder = "/".join(part for part in (url.path.strip("/"), endpoint, variant, hour) if part)
-        key = (account_id, url.netloc, endpoint, variant, folder)
-        with self._lock:
-            # A newer hour, or a file open long enough on the clock, closes the variant's older files.
-            for other_key, other in list(self._buffers.items()):
-                same_variant = other_key[:4] == key[:4]
-                if same_variant and (other_key != key or when - other.first_time >= self.flush_seconds):
-                    self._write(other_key[0], self._buffers.pop(other_key))
-            buffer = self._buffers.setdefault(key, CaptureBuffer(url.netloc, folder, when))
-            buffer.lines.append(line)
-
-    def flush(self) -> None:
-        with self._lock:
-            buffers, self._buffers = self._buffers, {}
-            for key, buffer in buffers.items():
-                self._write(key[0], buffer)
-
-    def _write(self, account_id: str, buffer: CaptureBuffer) -> None:
-        started = datetime.fromtimestamp(buffer.first_time, UTC)
-        name = f"{started:%M-%S}-{started.microsecond // 1000:03d}-{self._new_id()}"
-        key = f"{buffer.key_prefix}/{name}.jsonl"
-        body = ("\n".join(buffer.lines) + "\n").encode()
-        try:
-            s3_backends[account_id][PARTITION].put_object(buffer.bucket, key, body)
-        except Exception as error:  # a missing bucket must not fail the invocations already answered
-            logger.error("data capture to s3://%s/%s failed: %s", buffer.bucket, key, error)
 
 
 class LocalSageMakerRuntime:
@@ -808,9 +475,6 @@ def _log_stream_arn(endpoint: EndpointView, variant: Variant) -> str:
         f"arn:aws:logs:{endpoint.region}:{endpoint.account_id}:log-group:{_log_group(endpoint)}"
         f":log-stream:{variant.name}/local-instance"
     )
-
-
-# --- moto's methods, replaced --------------------------------------------------------------------------
 
 
 def _request_of(response: SageMakerRuntimeResponse) -> Request:

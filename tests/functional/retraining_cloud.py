@@ -44,7 +44,8 @@ from localcloud.cloudformation.template import (
     state_machine_definition,
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
-from localcloud.sagemaker.jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"

@@ -19,7 +19,8 @@ import pytest
 from localcloud.cloud import LocalCloud
 from localcloud.cloudformation.template import load_stacks
 from localcloud.events.delivery import deliver_events
-from localcloud.sagemaker.jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.infra.conftest import synthesize
 from tests.unit.test_preprocess import drop_text
 

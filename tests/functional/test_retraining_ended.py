@@ -23,7 +23,8 @@ from lambdas.retraining.state import run_id_for
 from lambdas.rollout.aws.lock_table import DynamoDBLockTable
 from lambdas.rollout.aws.wiring import PublishesNotifications
 from lambdas.rollout.lock import EndpointLock
-from localcloud.sagemaker.jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
     ARTIFACTS_BUCKET,

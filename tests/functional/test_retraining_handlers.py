@@ -24,7 +24,8 @@ from lambdas.retraining.settings import UnknownFamily, load_retraining_settings
 from lambdas.retraining.state import InvalidRetrainingInput, run_id_for
 from lambdas.rollout.aws.wiring import ReadsObjects
 from lambdas.rollout.lock import NotLockHolder
-from localcloud.sagemaker.jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
     ARTIFACTS_BUCKET,

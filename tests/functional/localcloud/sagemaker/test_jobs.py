@@ -24,7 +24,9 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.evaluation import EvaluationReport
-from localcloud.sagemaker.jobs import LocalJobError, LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_models import LocalJobError
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from pipelines.data_version import DataManifest, ManifestObject
 from tests.unit.test_preprocess import drop_text
 
