@@ -37,16 +37,17 @@ from typing import Any
 from moto.sns.models import sns_backends
 
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
-from localcloud.demo import rollout as rollout_demo
-from localcloud.demo.rollout import (
+from localcloud.demo.rollout import Demo
+from localcloud.demo.story import (
     ACCOUNT,
     DEFAULT_RATE,
     POLL_SECONDS,
     REGION,
     WARM_UP_SECONDS,
-    Demo,
     DemoError,
     Story,
+    command_line,
+    tell,
 )
 from pipelines.train import CHURN_SCHEMA, LABEL, synthetic_churn
 
@@ -58,12 +59,12 @@ DROP_DAY = "2026-11-25"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return rollout_demo.main(
+    return command_line(
         argv,
         story=run,
+        description=__doc__,
         report=Path("demo-retrain-report.html"),
         cdk_out=Path("cdk.out.local"),
-        description=__doc__,
     )
 
 
@@ -71,7 +72,7 @@ def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
     """The retraining story on a fresh local cloud; the report written to `report`."""
     from localcloud.sagemaker.jobs import run_jobs_locally  # noqa: PLC0415 - a gap filler, opened in order
 
-    return rollout_demo.tell(
+    return tell(
         RetrainDemo,
         cdk_out,
         report,

@@ -28,243 +28,50 @@ runs out of bakes before it has the data to promote.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import boto3
-from moto.cloudwatch.models import cloudwatch_backends
 
 from lambdas.flags import EndpointVariants, FlagSet, KillSwitch
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
-from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
+from localcloud.awslambda.clock import AcceleratedClock
 from localcloud.cloud import LocalCloud
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from localcloud.demo.sampling import variant_window, weights_of
+from localcloud.demo.story import (
+    DEFAULT_RATE,
+    POLL_SECONDS,
+    WARM_UP_SECONDS,
+    DemoError,
+    Story,
+    Version,
+    command_line,
+    endpoints_variable,
+    tell,
+)
 from localcloud.demo.traffic import Traffic
-from localcloud.events.delivery import deliver_events
-from localcloud.sagemaker.control import emit_registry_events
-from pipelines.train import TrainConfig, package_model, train
 
-STACK = "MlRollout-local"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-POWERTOOLS_LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"
-DEFAULT_RATE = 15.0
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 ROLLOUT_DEADLINE_SECONDS = 240.0
-WARM_UP_SECONDS = 20.0
 KILL_SWITCH_DEADLINE_SECONDS = 120.0
 # Requests the challenger serves in the kill-switch act before the switch is pulled.
 KILL_SWITCH_AFTER_REQUESTS = 20
-POLL_SECONDS = 0.25
 # Each sample looks back over this much of the emulated clock.
 SAMPLE_WINDOW_SECONDS = 120
-
-
-@dataclass(frozen=True)
-class Version:
-    name: str
-    recipe: str
-    seed: int
-    model_dir: Path
-    tarball: Path
-    metrics: dict[str, float]
-
-
-@dataclass
-class Story:
-    """What happened, for the summary and the report."""
-
-    started: float = field(default_factory=time.monotonic)
-    wall_started: float = field(default_factory=time.time)
-    decisions: list[tuple[float, str, str, str]] = field(default_factory=list)
-    rollouts: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    # Real seconds from the kill switch's deployment to the last request the challenger served.
-    kill_switch_seconds: float | None = None
-    # Every simulated request: how many, how many answered other than 200.
-    requests: int = 0
-    failed_requests: int = 0
-    # Retraining runs (`localcloud.demo.retraining`): execution, status, the package's metadata or the reason.
-    retrainings: list[dict[str, Any]] = field(default_factory=list)
-
-    def at(self) -> float:
-        return time.monotonic() - self.started
-
-    def say(self, text: str) -> None:
-        print(f"[{self.at():6.1f}s] {text}", flush=True)
-
-    def decide(self, version: str, kind: str, text: str, at: float | None = None) -> None:
-        """A decision at `at` (seconds since the start; now if None), listed in time order."""
-        when = self.at() if at is None else max(0.0, at)
-        self.decisions.append((when, version, kind, text))
-        self.decisions.sort(key=lambda decision: decision[0])
-        self.say(f"  {version} {kind} (at {when:.1f}s): {text}")
-
-    def since_start(self, clock: AcceleratedClock, emulated_epoch: float) -> float:
-        """Seconds since the start of the story for a time on the accelerated clock."""
-        real = clock.real_origin + (emulated_epoch - clock.real_origin) / clock.rate
-        return real - self.wall_started
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    story: Callable[..., Story] | None = None,
-    report: Path = Path("demo-report.html"),
-    cdk_out: Path = Path("cdk.out"),
-    description: str | None = __doc__,
-) -> int:
-    """The command line of a story (this module's by default): its cdk.out, report and clock rate."""
-    args = _parse_args(argv, report=report, cdk_out=cdk_out, description=description)
-    try:
-        (story or run)(args.cdk_out, args.report, rate=args.rate)
-    except DemoError as error:
-        print(f"demo failed: {error}", file=sys.stderr, flush=True)
-        return 1
-    return 0
-
-
-class DemoError(RuntimeError):
-    """The story did not go as told: what happened instead."""
 
 
 def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
     """The whole story on a fresh local cloud; the report written to `report`."""
     return tell(Demo, cdk_out, report, rate=rate)
-
-
-def tell(
-    demo: type[Demo],
-    cdk_out: Path,
-    report: Path,
-    *,
-    rate: float,
-    plan: dict[str, tuple[str, int]] | None = None,
-    title: str = "mlrollout on the local cloud",
-    gap_fillers: Callable[[Path], Mapping[str, Callable[[LocalCloud], Any]]] | None = None,
-) -> Story:
-    """A story on a fresh local cloud: the plan's versions trained in a scratch folder, the stack deployed
-    (with `gap_fillers(scratch)` besides the demo's own), `demo` told, the report written."""
-    if not (cdk_out / f"{STACK}.template.json").exists():
-        raise DemoError(
-            f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
-        )
-    story = Story()
-    lambda_log = lambda_log_path(report)
-    with (
-        tempfile.TemporaryDirectory(prefix="mlrollout-demo-") as scratch,
-        lambda_log.open("w", encoding="utf-8") as functions_log,
-    ):
-        story.say(f"the Lambda functions' logs go to {lambda_log}")
-        versions = train_versions(Path(scratch), story, plan)
-        clock = AcceleratedClock(rate=rate)
-        extra = gap_fillers(Path(scratch)) if gap_fillers else None
-        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra) as cloud:
-            demo(cloud, clock, story, versions).run()
-    write_report(story, report, title=title)
-    return story
-
-
-def lambda_log_path(report: Path) -> Path:
-    """The functions' logs beside the report (they would be in CloudWatch Logs on AWS)."""
-    return report.with_name(f"{report.stem}-lambda.log")
-
-
-def _parse_args(
-    argv: Sequence[str] | None, *, report: Path, cdk_out: Path, description: str | None
-) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description.splitlines()[0] if description else None)
-    parser.add_argument("--cdk-out", type=Path, default=cdk_out)
-    parser.add_argument("--report", type=Path, default=report)
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="emulated seconds per real second")
-    return parser.parse_args(argv)
-
-
-# The story's model versions: recipe and seed.
-PLAN: dict[str, tuple[str, int]] = {
-    "v1": ("logistic", 1),
-    "v2": ("logistic", 2),
-    "v3": ("heavy", 1),
-    "v4": ("logistic", 3),
-}
-
-
-def train_versions(
-    scratch: Path, story: Story, plan: dict[str, tuple[str, int]] | None = None
-) -> dict[str, Version]:
-    plan = PLAN if plan is None else plan
-    story.say(
-        "training " + ", ".join(f"{name} ({recipe}, seed {seed})" for name, (recipe, seed) in plan.items())
-    )
-    versions = {}
-    for name, (recipe, seed) in plan.items():
-        model_dir = scratch / name
-        metadata = train(TrainConfig(recipe, seed=seed, model_version=name), model_dir)  # type: ignore[arg-type]
-        tarball = package_model(model_dir, scratch / f"{name}.tar.gz")
-        versions[name] = Version(name, recipe, seed, model_dir, tarball, dict(metadata["metrics"]))
-        story.say(f"  {name}: {recipe}, held-out accuracy {metadata['metrics']['accuracy']:.3f}")
-    return versions
-
-
-@contextmanager
-def open_cloud(
-    cdk_out: Path,
-    clock: AcceleratedClock,
-    lambda_log: TextIO,
-    extra_gap_fillers: Mapping[str, Callable[[LocalCloud], Any]] | None = None,
-) -> Iterator[LocalCloud]:
-    from localcloud.appconfig.routing import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
-    from localcloud.sagemaker.runtime import serve_endpoints  # noqa: PLC0415
-
-    def definition(_logical_id: str, text: str) -> str:
-        bake = json.loads(_endpoints_variable(cloud_ref[0]))["churn"]["rollout"]["bake_minutes"] * 60
-        return shortened_waits(text, clock, {"$.bake_seconds": bake})
-
-    cloud_ref: list[LocalCloud] = []
-    cloud = LocalCloud(
-        cdk_out,
-        STACK,
-        clock=clock,
-        definition_transform=definition,
-        parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
-        lambda_log=lambda_log,
-        gap_fillers={
-            "events": lambda _cloud: deliver_events(),
-            "registry events": lambda _cloud: emit_registry_events(),
-            "appconfig": lambda _cloud: emulate_appconfig(clock=clock.now),
-            "runtime": lambda _cloud: serve_endpoints(clock=clock.now),
-            **(extra_gap_fillers or {}),
-        },
-    )
-    cloud_ref.append(cloud)
-    with cloud:
-        yield cloud
-
-
-def _layer_parameter(cdk_out: Path) -> str:
-    template = json.loads((cdk_out / f"{STACK}.template.json").read_text())
-    [name] = [key for key in template.get("Parameters", {}) if "powertools" in key.lower()]
-    return str(name)
-
-
-def _endpoints_variable(cloud: LocalCloud) -> str:
-    for resource in cloud.template.resources.values():
-        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-        if "LEDGER_TABLE" in variables:
-            return str(cloud.resolver.resolve(variables["ENDPOINTS"]))
-    raise DemoError("no rollout function in the template")
 
 
 class Demo:
@@ -275,7 +82,7 @@ class Demo:
         self.clock = clock
         self.story = story
         self.versions = versions
-        self.settings = json.loads(_endpoints_variable(cloud))["churn"]
+        self.settings = json.loads(endpoints_variable(cloud))["churn"]
         self.endpoint_name = str(self.settings["endpoint_name"])
         self.group = str(self.settings["model_package_group"])
         self.packages: dict[str, str] = {}
@@ -610,12 +417,12 @@ class Demo:
 
     def _sample(self, cloudwatch: Any, sagemaker: Any) -> dict[str, Any]:
         described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
-        weights = _weights_of(described)
+        weights = weights_of(described)
         end = datetime.fromtimestamp(self.clock.now(), UTC)
         start = datetime.fromtimestamp(self.clock.now() - SAMPLE_WINDOW_SECONDS, UTC)
         sample: dict[str, Any] = {"at": self.story.at(), "weights": weights}
         for variant in ("champion", "challenger"):
-            sample[variant] = _variant_window(cloudwatch, self.endpoint_name, variant, start, end)
+            sample[variant] = variant_window(cloudwatch, self.endpoint_name, variant, start, end)
         return sample
 
     def _traffic_time(self, story_seconds: float) -> float:
@@ -623,7 +430,7 @@ class Demo:
         return story_seconds - (self.traffic.started - self.story.started)
 
     def _weights(self) -> dict[str, float]:
-        return _weights_of(self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+        return weights_of(self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
 
     def _executions(self) -> list[dict[str, Any]]:
         listed = self.states.list_executions(stateMachineArn=self.cloud.stack.state_machine_arn)
@@ -634,114 +441,8 @@ class Demo:
         return [str(e["stateEnteredEventDetails"]["name"]) for e in events if "stateEnteredEventDetails" in e]
 
 
-def _weights_of(described: dict[str, Any]) -> dict[str, float]:
-    variants = described.get("ProductionVariants", [])
-    total = sum(float(v.get("CurrentWeight", 0.0)) for v in variants) or 1.0
-    return {
-        str(v["VariantName"]): round(100 * float(v.get("CurrentWeight", 0.0)) / total, 1) for v in variants
-    }
-
-
-def _variant_window(
-    cloudwatch: Any, endpoint: str, variant: str, start: datetime, end: datetime
-) -> dict[str, float | None]:
-    """A variant's requests and 5XX rate over the window from CloudWatch, and its ModelLatency p99.
-
-    moto answers no percentile statistics, so the p99 (nearest rank) is taken from the window's
-    datapoints in moto's store, which this process shares."""
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-    period = max(60, int((end - start).total_seconds()) // 60 * 60)
-
-    def statistic(metric: str, name: str) -> float | None:
-        found = cloudwatch.get_metric_statistics(
-            Namespace="AWS/SageMaker",
-            MetricName=metric,
-            Dimensions=dimensions,
-            StartTime=start,
-            EndTime=end,
-            Period=period,
-            Statistics=[name],
-        )["Datapoints"]
-        values = [float(point[name]) for point in found if name in point]
-        if not values:
-            return None
-        return max(values) if name == "Maximum" else sum(values)
-
-    requests = statistic("Invocations", "Sum") or 0.0
-    errors = statistic("Invocation5XXErrors", "Sum") or 0.0
-    latency = _percentile(_datapoints(endpoint, variant, "ModelLatency", start, end), 0.99)
-    return {
-        "requests": requests,
-        "error_rate": 100.0 * errors / requests if requests else None,
-        "latency_p99_ms": latency / 1000.0 if latency is not None and requests else None,
-    }
-
-
-def _datapoints(endpoint: str, variant: str, metric: str, start: datetime, end: datetime) -> list[float]:
-    backend = cloudwatch_backends[ACCOUNT][REGION]
-    low, high = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    wanted = {("EndpointName", endpoint), ("VariantName", variant)}
-    return [
-        float(getattr(datum, "value", 0.0))
-        for datum in list(backend.metric_data)
-        if datum.namespace == "AWS/SageMaker"
-        and datum.name == metric
-        and low <= datum.timestamp <= high
-        and {(d.name, d.value) for d in datum.dimensions} == wanted
-    ]
-
-
-def _percentile(values: list[float], quantile: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
-
-
-def write_report(story: Story, path: Path, title: str = "mlrollout on the local cloud") -> Path:
-    from localcloud.demo.report import (  # noqa: PLC0415 - matplotlib only when reporting
-        Decision,
-        RolloutSummary,
-        Sample,
-        Timeline,
-        VariantSeries,
-        render_report,
-    )
-
-    variants = []
-    for variant in ("champion", "challenger"):
-        samples = [
-            Sample(
-                time_s=sample["at"],
-                weight_percent=sample["weights"].get(variant),
-                requests=sample[variant]["requests"],
-                error_rate_percent=sample[variant]["error_rate"],
-                latency_p99_ms=sample[variant]["latency_p99_ms"],
-            )
-            for sample in story.samples
-        ]
-        variants.append(VariantSeries.from_samples(variant, samples))
-    timeline = Timeline(
-        title=title,
-        variants=variants,
-        decisions=[Decision(at, version, kind, text) for at, version, kind, text in story.decisions],
-        rollouts=[
-            RolloutSummary(
-                version=record["version"],
-                outcome=record["outcome"],
-                steps_percent=record["steps_percent"],
-                judged_bakes=record["steps"],
-                challenger_requests=record["challenger_requests"],
-                challenger_users=record["challenger_users"],
-                duration_s=record["seconds"],
-                started_s=record["started"],
-            )
-            for record in story.rollouts
-        ],
-    )
-    written = render_report(timeline, path)
-    print(f"report: {written.resolve()}", flush=True)
-    return written
+def main(argv: Sequence[str] | None = None) -> int:
+    return command_line(argv, story=run, description=__doc__)
 
 
 if __name__ == "__main__":

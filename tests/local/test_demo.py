@@ -15,23 +15,24 @@ import pytest
 from infra.config import load_config
 from infra.serving import FLAGS_TTL_SECONDS
 from localcloud.demo import rollout as rollout_demo
+from localcloud.demo.story import Story, lambda_log_path
 from tests.infra.conftest import synthesize
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[rollout_demo.Story, Path]:
+def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[Story, Path]:
     outdir = synthesize(tmp_path_factory.mktemp("synth"), "local").outdir
     report = tmp_path_factory.mktemp("report") / "demo-report.html"
     return rollout_demo.run(outdir, report), report
 
 
-def rollout(story: rollout_demo.Story, version: str) -> dict[str, object]:
+def rollout(story: Story, version: str) -> dict[str, object]:
     [record] = [record for record in story.rollouts if record["version"] == version]
     return record
 
 
 def test_users_are_served_throughout_and_the_champion_never_alarms(
-    story: tuple[rollout_demo.Story, Path],
+    story: tuple[Story, Path],
 ) -> None:
     told, _ = story
     assert told.samples, "the sampler recorded nothing"
@@ -41,7 +42,7 @@ def test_users_are_served_throughout_and_the_champion_never_alarms(
     assert not [text for text in alarms if "-champion-" in text and text.endswith("-> ALARM")]
 
 
-def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[rollout_demo.Story, Path]) -> None:
+def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[Story, Path]) -> None:
     told, _ = story
     v2 = rollout(told, "v2")
     steps = load_config("local").rollout.traffic_steps
@@ -53,7 +54,7 @@ def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[rollout_demo.Stor
 
 
 def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(
-    story: tuple[rollout_demo.Story, Path],
+    story: tuple[Story, Path],
 ) -> None:
     told, _ = story
     v2, v3 = rollout(told, "v2"), rollout(told, "v3")
@@ -66,7 +67,7 @@ def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(
 
 
 def test_kill_switch_sends_every_user_to_the_champion_within_the_flags_cache(
-    story: tuple[rollout_demo.Story, Path],
+    story: tuple[Story, Path],
 ) -> None:
     told, _ = story
     v4 = rollout(told, "v4")
@@ -80,11 +81,11 @@ def test_kill_switch_sends_every_user_to_the_champion_within_the_flags_cache(
     assert told.kill_switch_seconds <= FLAGS_TTL_SECONDS + 15
 
 
-def test_report_has_the_plots_and_every_decision(story: tuple[rollout_demo.Story, Path]) -> None:
+def test_report_has_the_plots_and_every_decision(story: tuple[Story, Path]) -> None:
     _, report = story
     page = report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 3
     for version in ("v2", "v3", "v4"):
         assert version in page
     assert "judge: latency" in page
-    assert rollout_demo.lambda_log_path(report).stat().st_size > 0
+    assert lambda_log_path(report).stat().st_size > 0

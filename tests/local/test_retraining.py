@@ -13,7 +13,7 @@ import pytest
 
 from lambdas.rollout.gates import CLASSIFICATION_METRICS
 from localcloud.demo import retraining as retraining_demo
-from localcloud.demo.rollout import Story
+from localcloud.demo.story import Story
 from pipelines.data_version import manifest_of_dir
 from tests.infra.conftest import synthesize
 
