@@ -1,31 +1,6 @@
 """The local cloud: moto on loopback with the gaps filled and a synthesized stack deployed into it.
 
-`LocalCloud` is a context manager. While open:
-
-* moto answers every AWS call of this process: its in-process mock (`mock_aws`, with Step Functions
-  executions run by moto's interpreter) and a `ThreadedMotoServer` on a free 127.0.0.1 port, which
-  shares the mock's state, so that worker processes and this process see one account;
-* the process environment points the AWS SDK at that server: `AWS_ENDPOINT_URL`, emulator credentials,
-  `AWS_DEFAULT_REGION`, and `MOTO_PORT` (moto's Step Functions executor, when it runs inside the server,
-  calls Lambda on `localhost:$MOTO_PORT`). `AWS_PROFILE` and the per-service `AWS_ENDPOINT_URL_*` are
-  unset so that nothing reaches a real account. Everything is restored on exit;
-* Lambda functions run their real handlers (`localcloud.awslambda.invocations` routes moto's invocations to a
-  `LambdaRunner` whose workers call the server), optionally on an accelerated clock
-  (`localcloud.awslambda.clock`);
-* moto answers SageMaker's UpdateEndpoint (`localcloud.sagemaker.control`) and CloudWatch's
-  PutCompositeAlarm and DescribeAlarmHistory (`localcloud.cloudwatch`'s `emulate_alarm_apis`), which it
-  lacks and the stack needs; a scheduled rule matches no event, as on EventBridge
-  (`localcloud.events.delivery.schedules_match_no_event`; schedules themselves are not run); executions
-  put their "Step Functions Execution Status Change" events (`localcloud.stepfunctions.execution_events`);
-* further gap fillers are opened, in the order given, before the stack is deployed: each is a callable
-  taking the `LocalCloud` and returning a context manager (AppConfig, EventBridge delivery to Lambda
-  and Step Functions targets, alarm evaluation, SageMaker runtime, ...); what each yields is
-  `gap_filler(name)`;
-* the chosen stack of the cloud assembly is deployed by `localcloud.cloudformation.deploy.deploy_stack`,
-  through the server, and is `stack`.
-
-What is and is not faithful is the deploying module's and each gap filler's to say; the environment
-here is a process-wide setting: one `LocalCloud` at a time per process.
+How it opens and what it sets: README.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,4 @@
-"""A faster clock for the Lambda workers: the minutes a workflow waits pass in seconds.
-
-Handlers that judge time windows (a rollout bakes for minutes, then reads CloudWatch since the step
-started) cannot be tested on the real clock in seconds. With `accelerated_workers` open, the runner
-starts its workers through `clock_worker.py`, which makes `time.time` of the worker run `rate` times
-faster from `real_origin` before the handler is imported; the handler's code is unchanged. Every worker
-of one `AcceleratedClock` tells the same time, and the test reads it with `now()`. The state machine's
-Wait states still wait in real seconds: divide them by `rate` (`real_seconds`) so that both agree.
-
-Only `time.time` (and `time.time_ns`) run faster: `datetime.now()`, `time.monotonic()` and the SDK's
-request signing keep the real clock, and so does the emulator. The context's
-`get_remaining_time_in_millis()` compares the faster clock with a deadline set on the real one, so it
-answers 0: a handler that plans its work by it cannot run on this clock.
-"""
+"""A faster clock for the Lambda workers: the minutes a workflow waits pass in seconds."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""A Lambda worker whose `time.time` runs faster (see `localcloud.awslambda.clock`), then `lambda_worker.py`.
+"""A Lambda worker whose `time.time` runs faster (see `localcloud.awslambda.clock`), then `worker.py`.
 
 The clock is installed before the worker imports the handler, so a default argument such as
 `clock=time.time` binds the faster one too. `LOCALCLOUD_CLOCK` is "<real origin>:<rate>"; without it
-the worker runs on the real clock. Like `lambda_worker.py`, this file imports nothing from the project.
+the worker runs on the real clock. Like `worker.py`, this file imports nothing from the project.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""Lambda on moto with the real handler code: functions created from the template, invocations run locally.
-
-moto runs a function's code only in Docker. Every invocation it serves - the Invoke API (in-process or
-through its server), the Step Functions executor's Lambda tasks (which call that same API), EventBridge
-targets, S3 notifications - ends in one method, `moto.awslambda.models.LambdaFunction.invoke`, the
-method that would start the container. `route_lambda_invocations` replaces exactly that method, for as
-long as it is active, with a call into a `LambdaRunner`: moto still does everything around it (the API,
-the function's configuration, the executor's retries and catches). moto offers no hook for this: its
-`lambda.use_docker=False` setting answers from a queue of canned results instead.
+"""Lambda on moto with the real handler code: functions created from the template, and moto's
+invocations routed to the runner.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""Runs the Lambda functions of a synthesized template: the real handler from its asset, with its environment.
-
-Each function gets warm worker processes (`localcloud/awslambda/worker.py`), like Lambda's execution
-environments: the handler module is imported once per worker, module state survives between
-invocations, and concurrent invocations of one function get a worker each. A worker sees only the
-function's environment (the template's variables plus the variables the Lambda runtime sets), the asset
-directory first on `sys.path`, and this interpreter's site-packages for the third-party imports (the
-Lambda layers are not emulated). A handler that runs past the function's timeout is stopped, as Lambda
-stops it.
+"""Runs the Lambda functions of a synthesized template: the real handler from its asset, with its
+environment, in warm worker processes.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """One Lambda execution environment, run as its own process by `localcloud.awslambda.runner`.
 
-Like the Python runtime it imports the handler named by `_HANDLER` from `LAMBDA_TASK_ROOT` once (the
-init phase), then answers invocations: one JSON request per line on stdin, one JSON response per line on
-the response channel (the process's original stdout). The handler's own output (print, logging) is
-captured per invocation and returned as its log. Error types and messages follow the Lambda Python
-runtime (`Runtime.ImportModuleError`, `Runtime.HandlerNotFound`, the exception's class name, ...).
-
-This file imports nothing from the project: it must not put the repository's packages on the path.
+The line protocol and the runtime it imitates: README.md. Imports nothing from the project.
 """
 
 from __future__ import annotations

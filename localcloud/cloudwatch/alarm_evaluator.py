@@ -1,63 +1,6 @@
 """CloudWatch alarm evaluation on moto, which stores alarms and metric data but never evaluates them.
 
-`AlarmEvaluator` reads moto's CloudWatch backend in-process (alarms and datapoints, whether they arrived
-under `mock_aws` or through a `ThreadedMotoServer` in the same process), decides each alarm's state as
-CloudWatch does, and on a change writes the state into moto (DescribeAlarms shows it), puts a
-"CloudWatch Alarm State Change" event on the account's default EventBridge bus and publishes to the
-alarm's SNS actions. `emulate_alarm_apis` adds PutCompositeAlarm and DescribeAlarmHistory, which moto
-5.2.5 lacks; `put_template_alarms` creates a synthesized template's alarms through the API.
-
-What CloudWatch does ("Using Amazon CloudWatch alarms", "Configuring how CloudWatch alarms treat
-missing data", "Creating a composite alarm", "Alarm events and EventBridge"), and the emulation follows:
-
-* **Periods.** One datapoint per `Period` (10, 30 or a multiple of 60 seconds). The newest period ends
-  at the evaluation time cut to the minute (to the period below a minute): CloudWatch's own events show
-  a 300 s alarm evaluated at 17:04:40 judging 16:59:00-17:04:00. The current, partial minute is not
-  evaluated. The clock is injectable (`clock`, epoch seconds), so a test decides "now".
-* **Statistics.** `Statistic` (SampleCount, Average, Sum, Minimum, Maximum) over the datapoints of the
-  period with the alarm's exact dimensions (and `Unit`, if set). `ExtendedStatistic` pNN: nearest rank
-  over the raw values. CloudWatch's percentiles are approximations from its own histograms and may
-  differ slightly on large samples; statistic sets count only when their values are all equal (SampleCount
-  1 or Minimum = Maximum), as CloudWatch computes percentiles from sets; otherwise the period has no
-  percentile. `EvaluateLowSampleCountPercentile: ignore` keeps the state while an evaluated period has
-  fewer than 10/(1-p) samples (10/p below p50). Trimmed and other extended statistics are refused.
-* **Metric math.** `Metrics` queries: every `MetricStat` series over the evaluation range, then the
-  expressions in dependency order (`metric_math`: arithmetic, comparisons, IF, FILL); the
-  one query with `ReturnData` true is the alarm's series. All metrics must share one period, as CloudWatch
-  requires. Cross-account queries are refused.
-* **Evaluation range and missing data.** CloudWatch retrieves more periods than `EvaluationPeriods` (N):
-  the documentation's tables show 5 for N = 3 and do not give the general number; this uses
-  N + max(2, N // 3). Then, as documented: with at least N datapoints in the range, the newest N decide
-  (the treatment of missing data is not used); with fewer, every real datapoint in the range counts and
-  the rest of N are filled as `breaching` or `notBreaching`; under `missing` and `ignore` a non-breaching
-  datapoint makes the alarm OK; a range without data is INSUFFICIENT_DATA (`missing`), ALARM
-  (`breaching`), OK (`notBreaching`), or unchanged (`ignore`). Breaching datapoints fewer than
-  `DatapointsToAlarm` (M) with nothing else in the range: ALARM under `missing` when the oldest is at least
-  M periods old ("avoiding premature transitions"), else INSUFFICIENT_DATA (unchanged under `ignore`).
-  Every row of both documented tables is a test. ALARM when at least M of the evaluated datapoints breach,
-  else OK.
-* **Comparisons.** The four threshold comparisons. The anomaly-band ones (`LessThanLowerThreshold`,
-  `GreaterThanUpperThreshold`, `LessThanLowerOrGreaterThanUpperThreshold`, with `ThresholdMetricId`)
-  are refused: anomaly detection models are not emulated.
-* **Composite alarms.** `AlarmRule` with `ALARM(...)`, `OK(...)`, `INSUFFICIENT_DATA(...)` (name or ARN,
-  quoted or not), `TRUE`, `FALSE`, `AND`, `OR`, `NOT` and parentheses; ALARM when the rule holds, else
-  OK. Composites are evaluated after the metric alarms, children before parents; the members of a cycle
-  are not evaluated, as CloudWatch stops evaluating them. Action suppressors are not emulated.
-* **State changes.** A change only: the same state again changes nothing and sends nothing. Reasons and
-  `StateReasonData` follow CloudWatch's formats ("Threshold Crossed: 3 out of the last 5 datapoints
-  [...] were greater than the threshold (1.0) (minimum 3 datapoints for OK -> ALARM transition).",
-  `{"version": "1.0", "queryDate", "startDate", "statistic", "period", "recentDatapoints", "threshold",
-  "evaluatedDatapoints"}`; composites `{"triggeringAlarms": [...]}`); the wording of the rarer cases is
-  this module's own. moto creates alarms in OK; CloudWatch in INSUFFICIENT_DATA: an alarm moto has never
-  changed is taken as INSUFFICIENT_DATA, so its first evaluation is the transition CloudWatch makes.
-* **Events.** source `aws.cloudwatch`, detail-type `CloudWatch Alarm State Change`, resources [alarm
-  ARN], detail {alarmName, state, previousState, configuration} as documented; moto's EventBridge routes
-  it to the rules' targets. **Actions:** SNS topics in `AlarmActions`/`OKActions`/
-  `InsufficientDataActions` get CloudWatch's JSON notification through moto's SNS when actions are
-  enabled (a missing topic is ignored, as CloudWatch does not check); other action types are not run.
-* **Timing.** CloudWatch evaluates every minute by itself; here `evaluate()` evaluates once, now, and
-  `running(interval_seconds)` keeps evaluating on a background thread (with an accelerated clock, a
-  minute can pass in a fraction of a second).
+What is evaluated, and how faithfully: README.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,4 @@
-"""CloudWatch embedded metric format (EMF): the metrics a Lambda function logs, into moto's CloudWatch.
-
-On AWS, CloudWatch Logs extracts metrics from every log line of a Lambda function that is an EMF
-document; moto stores the log lines and extracts nothing. `publish_log_metrics` does the extraction
-for the local cloud, per the EMF specification: a JSON object whose ``_aws`` member holds
-``Timestamp`` (epoch milliseconds) and ``CloudWatchMetrics`` directives, each with a ``Namespace``,
-``Dimensions`` (dimension sets: lists of member names) and ``Metrics`` (``Name``, optional ``Unit``);
-the values are the document's members of those names, a number or an array of numbers (each value
-one sample). One datum is stored per metric, value and dimension set, at the document's timestamp.
-
-Not emulated: the 100-values-per-metric and 30-dimension limits (documents beyond them are stored as
-given), ``StorageResolution``, and extraction from log groups other than a function's own.
-"""
+"""CloudWatch embedded metric format (EMF): the metrics a Lambda function logs, into moto's CloudWatch."""
 
 from __future__ import annotations
 

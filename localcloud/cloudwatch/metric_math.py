@@ -1,26 +1,4 @@
-"""CloudWatch metric math for alarms: the subset this project's alarms use, evaluated as CloudWatch does.
-
-An alarm on a math expression (`Metrics` with `Expression` and `MetricStat` queries) watches one time
-series computed per period timestamp from the queries' series. This module parses such an expression
-and evaluates it over series keyed by period start (epoch seconds), following "Using metric math" in the
-CloudWatch User Guide:
-
-* numbers, query ids (a lowercase letter, then letters, digits, underscores), parentheses;
-* arithmetic `+ - * / ^` and unary minus. Between two time series, a value missing at a timestamp
-  where the other series has one counts as 0; a datapoint that would divide by zero is dropped;
-* comparisons `== != <= >= < >` and `AND`/`&&`, `OR`/`||`, giving 1 or 0 per datapoint (a value
-  missing from one of two series counts as 0, as documented);
-* `IF(condition, trueValue[, falseValue])`: per datapoint of the condition (0 is FALSE, anything else
-  TRUE). A TRUE datapoint takes the true branch's value (0 where that series has none), a FALSE one the
-  false branch's (dropped where that series has none, or when the branch is omitted); a timestamp with
-  no condition datapoint is dropped. With a scalar condition the result is one branch, whole;
-* `FILL(series, value)`: every period of the evaluated range gets the series' value, else `value` (a
-  number, or another series' value at that timestamp).
-
-Every other function (`ABS`, `METRICS`, `SEARCH`, `ANOMALY_DETECTION_BAND`, `FILL(..., REPEAT)`, ...)
-is refused with an error naming it, never approximated. The result of an alarm's expression must be a
-time series, as CloudWatch requires; a bare number is refused.
-"""
+"""CloudWatch metric math for alarms: the subset this project's alarms use, evaluated as CloudWatch does."""
 
 from __future__ import annotations
 

@@ -1,29 +1,6 @@
 """The local demo's closing report: one self-contained HTML file with plots and tables of a run.
 
-Input is a ``Timeline`` (plain dataclasses, no AWS):
-
-* ``VariantSeries``   -- per endpoint variant, samples over the run: time in seconds since the start,
-                         its traffic weight (%), requests served since the previous sample, error rate
-                         (%), latency p99 (ms) and conversion (%). Build it from parallel sequences or,
-                         one ``Sample`` a tick, with ``VariantSeries.from_samples``. A value may be None
-                         (nothing to measure in that sample: a gap in the plot); a whole metric may be
-                         left empty when the run did not record it. Otherwise every metric has one value
-                         per sample time, and anything else is a ValueError naming the variant and field.
-* ``Decision``        -- what happened when: a gate result, a judge verdict, a traffic step, a
-                         promotion, a rollback, the kill switch, an alarm, a failure (``DecisionKind``;
-                         a rollout outcome's status is accepted for its kind), with text.
-* ``RolloutSummary``  -- per rollout: model version, outcome, the traffic steps it went through and
-                         its judged bakes, the requests and users the challenger served (for a
-                         rollout rolled back: its blast radius) and how long it took.
-
-``render_report(timeline, path)`` writes the HTML: the variants' weights over time with a numbered
-marker per decision (the numbers are the decisions table's), per-variant error rate, latency p99,
-requests and conversion over time, then the decisions and rollouts tables. Plots are drawn by
-matplotlib on its Agg canvas (no display, no pyplot state: safe beside other code using matplotlib)
-and embedded as base64 PNG data URIs; the page has inline CSS only, no JavaScript and no network
-reference, so it opens anywhere, offline. Every piece of text is HTML-escaped (and ``$`` escaped in
-plot labels, where matplotlib would read it as math). A plot with nothing to show is replaced by a
-note saying so. The same timeline gives the same bytes.
+Its input and what it draws: README.md.
 """
 
 from __future__ import annotations

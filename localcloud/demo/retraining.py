@@ -2,24 +2,7 @@
 
     python -m localcloud.demo.retraining --cdk-out cdk.out.local [--report demo-retrain-report.html]
 
-The `local` environment's stack on the local cloud (as `localcloud.demo.rollout` deploys it), with SageMaker's
-training and processing jobs run as local processes of the training image's programs
-(`localcloud.sagemaker.jobs`). v1 serves simulated users through the router; then:
-
-1. a drop of new training data lands under the family's prefix of the training-data bucket: S3's
-   "Object Created" event matches the stack's new-data rule, which starts the retraining workflow. It
-   takes the family's lock, preprocesses (every drop checked, the data manifest and data version),
-   trains, evaluates (the gate files, the metrics), gates, and registers a model package that carries
-   the data version, the code version, the metrics and the hyperparameters. Auto-approval is on in the
-   `local` environment, so the approval starts the rollout, which gates the package again, gives it
-   traffic step by step and promotes it on the judge's word;
-2. a second drop arrives with a column renamed (a schema change upstream): the retraining fails in its
-   preprocessing with the reason, publishes it to the notifications topic, registers nothing, and the
-   champion keeps serving, untouched.
-
-The story goes to the terminal, the report (the same plots as `make demo`) to `--report`. The scheduled
-trigger is not fired locally (moto runs no schedules); the drift trigger is the drift monitor's alarm
-(`infra/drift_monitor.py`), tested on its own.
+The acts: README.md.
 """
 
 from __future__ import annotations

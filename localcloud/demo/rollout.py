@@ -2,28 +2,7 @@
 
     python -m localcloud.demo.rollout --cdk-out cdk.out [--report demo-report.html]
 
-The stack synthesized for the `local` environment (`infra/environments/local.yaml`) is deployed into
-the local cloud (`localcloud.cloud.LocalCloud`: moto on loopback with its gaps filled), and then:
-
-1. four model versions are trained on the seeded synthetic churn data shipped with
-   `pipelines.train` (no download): v1 (logistic) goes to the endpoint as it is bootstrapped; v2 (v1's
-   recipe retrained on a new draw of data: as good and as fast, so the judge can show it
-   non-inferior on every metric), v3 (a 300-tree forest: as accurate, far slower) and v4 (v1's
-   recipe on a third draw) are registered as package versions with their gate files
-   (`pipelines.gate_files`);
-2. simulated users call the router (`localcloud.demo.traffic`) for the rest of the story;
-3. v2 is approved: the rule starts the rollout, the gates pass, the judge promotes it step by step;
-4. v3 is approved: the judge sees its latency and rolls it back at its first step; the blast radius
-   is what its users saw of it;
-5. v4 is approved, and once users reach it at its first share of traffic the
-   kill switch is deployed ON in the flags: within the router's flags cache every user is back on
-   the champion, and the abort rule rolls the rollout back;
-6. a summary, and an HTML report with plots (`localcloud.demo.report`).
-
-Time runs faster for the Lambda workers and the emulated services (`--rate`, 15 by default): the
-configured 3-minute bakes pass in 12 s, and the Step Functions Wait states are shortened to match. A
-faster rate shortens the story but puts fewer requests in each bake: on a busy machine the judge then
-runs out of bakes before it has the data to promote.
+The acts: README.md.
 """
 
 from __future__ import annotations

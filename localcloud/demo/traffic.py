@@ -1,15 +1,4 @@
-"""Simulated users of the serving API, for the local cloud's demo.
-
-Each user has a stable id and sends churn records drawn from the same seeded generator the models
-were trained on (`pipelines.train.synthetic_churn`). A request goes where the HTTP API would send it:
-the router function, invoked with the API Gateway (HTTP API, payload 2.0) event its route would
-deliver, through Lambda Invoke on the local cloud, so the real router runs: flags, sticky split,
-SageMaker InvokeEndpoint on the local runtime, inference record. A share of the answers gets
-feedback through the feedback function, as a client reporting whether the customer stayed.
-
-The API Gateway in front of the functions is not emulated (IAM authorization, throttling, the
-request's own latency); everything behind it is the stack's.
-"""
+"""Simulated users of the serving API, for the local cloud's demo."""
 
 from __future__ import annotations
 

@@ -1,31 +1,5 @@
-"""EventBridge delivering to Lambda functions and Step Functions state machines, on moto.
-
-moto 5.2.5 matches an event against every rule of its bus and delivers to log groups, archives, SQS
-queues, other buses and API destinations, but not to the two targets this project's rules use: a
-Lambda function (the abort function) and a state machine (the approval rule). `deliver_events` adds
-them while it is open, around moto's own delivery (`Rule.send_to_targets`, patched on the class so
-that events put in-process and through moto's server alike are delivered):
-
-* the target receives the event itself, or the target's constant ``Input``, or the part ``InputPath``
-  selects (``$``, ``$.detail``, ``$.detail.x``), or its ``InputTransformer``'s output, as EventBridge
-  documents ("Amazon EventBridge input transformation"): each ``InputPathsMap`` path (dot notation,
-  array indices) is read from the event, and each ``<name>`` of the ``InputTemplate`` becomes its value:
-  inside a JSON string the value's text, elsewhere its JSON (a string quoted, a missing path ``null``);
-  ``<aws.events.event>`` (the event without ``detail``), ``<aws.events.event.json>`` and
-  ``<aws.events.event.ingestion-time>`` are predefined. A template that is a JSON object or array gives
-  JSON, any other template its text. moto's own transformer is not used for these targets: it leaves a
-  string placed outside quotes unquoted;
-* a Lambda target is invoked asynchronously (EventBridge uses the ``Event`` invocation type): on a
-  thread of its own, through moto's Lambda (which `localcloud.awslambda.invocations` routes to the real
-  handler); the invocation's result is kept in `EventDeliveries` so that a test can wait for it and read it;
-* a state machine target gets StartExecution with the event as input and a generated name, as
-  EventBridge starts executions.
-
-Scheduled rules match no event (moto's empty pattern would match every one) and their schedules are not
-run. Not emulated: the target's RetryPolicy and dead-letter queue (a delivery here cannot fail to reach
-moto), Lambda's own asynchronous retries of a failed function (the failure is recorded instead), the
-target role (moto does not enforce IAM), rules on other buses than the default one are delivered the
-same way.
+"""EventBridge delivering to Lambda functions and Step Functions state machines, on moto; scheduled
+rules match no event. What is delivered, and how: README.md.
 """
 
 from __future__ import annotations

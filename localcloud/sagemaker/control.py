@@ -1,17 +1,4 @@
-"""SageMaker's UpdateEndpoint on moto, which moto 5.2.5 does not implement.
-
-`emulate_update_endpoint` adds the action to moto's SageMaker responses while it is open, so it answers
-in-process calls and calls through moto's server alike (both dispatch to `SageMakerResponse`). What
-SageMaker does, and the emulation reproduces:
-
-* the endpoint moves to the new endpoint config: its variants, weights and instance counts are the
-  config's (moto's own `_process_production_variants`, as CreateEndpoint builds them). AWS spends
-  minutes in `Updating`; here the update has ended by the next DescribeEndpoint, `InService`;
-* an unknown endpoint or config is a `ValidationException`, as on AWS;
-* a *silent rollback*: SageMaker's deployment guardrails (or a failed fleet) can put the old config
-  back while the endpoint stays `InService`. For the endpoints named in `silently_roll_back` the update
-  is accepted and the endpoint stays on its old config, as DescribeEndpoint shows after such a rollback.
-"""
+"""SageMaker's UpdateEndpoint on moto (which moto 5.2.5 lacks), and the model registry's events."""
 
 from __future__ import annotations
 

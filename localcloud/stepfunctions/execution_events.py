@@ -1,22 +1,4 @@
-"""Step Functions' "Execution Status Change" events on moto, which runs executions but emits no event.
-
-On AWS every standard execution puts an event on the account's default EventBridge bus when it starts
-and when it ends ("Step Functions Execution Status Change", source ``aws.states``; Step Functions
-Developer Guide, "Automating Step Functions event delivery with EventBridge"). The stack's rules that
-clean up after an execution stopped by hand or timed out (the rollout's abort rule, the retraining's
-ended rule) match those events. While `emit_execution_events` is open, moto's executor puts them:
-
-* ``RUNNING`` when an execution starts, and ``SUCCEEDED``, ``FAILED``, ``ABORTED`` (StopExecution) or
-  ``TIMED_OUT`` (the definition's ``TimeoutSeconds``) when it ends, as moto records the end;
-* the detail carries what AWS documents: ``executionArn``, ``stateMachineArn``, ``name``, ``status``,
-  ``startDate`` and ``stopDate`` (epoch milliseconds; ``stopDate`` null while running), ``input``,
-  ``output`` (null unless succeeded), ``inputDetails``/``outputDetails``, ``error``, ``cause``;
-  ``resources`` is the execution's ARN.
-
-The events go through moto's `put_events`, so the rules' patterns match them and `localcloud.events.delivery`
-delivers them to Lambda and Step Functions targets. Express executions and the redrive statuses are not
-emulated.
-"""
+"""Step Functions' "Execution Status Change" events on moto, which runs executions but emits no event."""
 
 from __future__ import annotations
 
