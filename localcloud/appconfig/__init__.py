@@ -1,1 +1,1 @@
-"""appconfig"""
+"""AppConfig environments, strategies, deployments, extension associations, AppConfigData (not in moto)."""

@@ -1,1 +1,1 @@
-"""events"""
+"""EventBridge delivery to Lambda and Step Functions targets, which moto does not make."""

@@ -1,1 +1,1 @@
-"""sagemaker"""
+"""SageMaker's UpdateEndpoint, registry events, InvokeEndpoint and jobs, as moto lacks them."""

@@ -1,1 +1,1 @@
-"""stepfunctions"""
+"""Step Functions' execution status change events, which moto does not put."""
