@@ -49,18 +49,18 @@ synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
-# make demo: the whole rollout on the local cloud (localcloud/demo.py), from the `local` environment's
+# make demo: the whole rollout on the local cloud (localcloud/demo/rollout.py), from the `local` environment's
 # stack; the story on the terminal, the report in demo-report.html, the functions' logs in
 # demo-report-lambda.log.
 demo: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
-	$(PY) -m localcloud.demo --cdk-out cdk.out.local --report demo-report.html
+	$(PY) -m localcloud.demo.rollout --cdk-out cdk.out.local --report demo-report.html
 
-# make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/retrain_demo.py)
+# make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/demo/retraining.py)
 # and the package rolls out; then a schema change fails the retraining and changes nothing.
 demo-retrain: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
-	$(PY) -m localcloud.retrain_demo --cdk-out cdk.out.local --report demo-retrain-report.html
+	$(PY) -m localcloud.demo.retraining --cdk-out cdk.out.local --report demo-retrain-report.html
 
 # Every benchmark; each prints its table and writes bench/results/. Not timed tests: numbers, not verdicts.
 BENCHES := bench.judge_bench bench.router_bench bench.container_bench

@@ -1,31 +1,6 @@
 """The local cloud: moto on loopback with the gaps filled and a synthesized stack deployed into it.
 
-`LocalCloud` is a context manager. While open:
-
-* moto answers every AWS call of this process: its in-process mock (`mock_aws`, with Step Functions
-  executions run by moto's interpreter) and a `ThreadedMotoServer` on a free 127.0.0.1 port, which
-  shares the mock's state, so that worker processes and this process see one account;
-* the process environment points the AWS SDK at that server: `AWS_ENDPOINT_URL`, emulator credentials,
-  `AWS_DEFAULT_REGION`, and `MOTO_PORT` (moto's Step Functions executor, when it runs inside the server,
-  calls Lambda on `localhost:$MOTO_PORT`). `AWS_PROFILE` and the per-service `AWS_ENDPOINT_URL_*` are
-  unset so that nothing reaches a real account. Everything is restored on exit;
-* Lambda functions run their real handlers (`localcloud.moto_lambda` routes moto's invocations to a
-  `LambdaRunner` whose workers call the server), optionally on an accelerated clock
-  (`localcloud.lambda_clock`);
-* moto answers SageMaker's UpdateEndpoint (`localcloud.sagemaker_control`) and CloudWatch's
-  PutCompositeAlarm and DescribeAlarmHistory (`localcloud.alarm_evaluation.emulate_alarm_apis`), which it
-  lacks and the stack needs; a scheduled rule matches no event, as on EventBridge
-  (`localcloud.event_delivery.schedules_match_no_event`; schedules themselves are not run); executions
-  put their "Step Functions Execution Status Change" events (`localcloud.execution_events`);
-* further gap fillers are opened, in the order given, before the stack is deployed: each is a callable
-  taking the `LocalCloud` and returning a context manager (AppConfig, EventBridge delivery to Lambda
-  and Step Functions targets, alarm evaluation, SageMaker runtime, ...); what each yields is
-  `gap_filler(name)`;
-* the chosen stack of the cloud assembly is deployed by `localcloud.deploy.deploy_stack`, through the
-  server, and is `stack`.
-
-What is and is not faithful is the deploying module's and each gap filler's to say; the environment
-here is a process-wide setting: one `LocalCloud` at a time per process.
+How it opens and what it sets: README.md.
 """
 
 from __future__ import annotations
@@ -42,15 +17,17 @@ import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from localcloud.alarm_evaluation import emulate_alarm_apis
-from localcloud.deploy import DefinitionTransform, DeployedStack, deploy_stack
-from localcloud.event_delivery import schedules_match_no_event
-from localcloud.execution_events import emit_execution_events
-from localcloud.lambda_clock import AcceleratedClock, accelerated_workers
-from localcloud.lambda_runner import LambdaRunner
-from localcloud.moto_lambda import route_lambda_invocations
-from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
-from localcloud.template import AwsEnvironment, Resolver, StackTemplate, load_stacks, local_resolver
+from localcloud.account import AwsEnvironment
+from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers
+from localcloud.awslambda.invocations import route_lambda_invocations
+from localcloud.awslambda.runner import LambdaRunner
+from localcloud.cloudformation.deploy import deploy_stack
+from localcloud.cloudformation.models import DefinitionTransform, DeployedStack
+from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
+from localcloud.cloudwatch.responses import emulate_alarm_apis
+from localcloud.events.delivery import schedules_match_no_event
+from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
+from localcloud.stepfunctions.execution_events import emit_execution_events
 
 DEFAULT_STACK = "MlRollout-dev"
 LOOPBACK = "127.0.0.1"
@@ -110,7 +87,7 @@ class LocalCloud:
     the clock worker). `definition_transform`: rewrites state machine definitions before they are
     created (e.g. Wait states shortened by the clock's rate). `gap_fillers`: named factories opened in
     order before deploying. `require_appconfig=False` skips the AppConfig resources moto cannot create
-    when `localcloud.appconfig` is not among the gap fillers. `parameters`: values of template
+    when `localcloud.appconfig.routing` is not among the gap fillers. `parameters`: values of template
     parameters (e.g. SSM-typed ones a created resource needs). `lambda_log`: where the functions' logs
     are echoed (standard error when None).
     """

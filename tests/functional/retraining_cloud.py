@@ -1,18 +1,18 @@
 """The retraining workflow on an emulated AWS: the synthesized state machine on moto's executor, its
 Lambda tasks the real handlers from the synthesized asset (`localcloud`), SageMaker's jobs real local
-processes of the training image's programs (`localcloud.sagemaker_jobs`), everything else on moto.
+processes of the training image's programs (`localcloud.sagemaker.jobs`), everything else on moto.
 
 What is emulated, and how:
 
-* Lambda: `localcloud.moto_lambda` routes moto's invocations to a `LambdaRunner`; the workers reach moto
-  through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
-* SageMaker jobs: `localcloud.sagemaker_jobs.run_jobs_locally` (preprocess, train and evaluate run as
+* Lambda: `localcloud.awslambda.invocations` routes moto's invocations to a `LambdaRunner`; the workers reach
+  moto through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
+* SageMaker jobs: `localcloud.sagemaker.jobs.run_jobs_locally` (preprocess, train and evaluate run as
   processes with SageMaker's file layout; Describe* shows them in progress until they end).
 * Time: the functions run on the real clock; the definition's Wait states (the poll between two checks
   of a job) are shortened `POLL_RATE` times, so a minute's poll takes a second.
 * Data drops and drift alarms: S3's EventBridge notifications from moto and alarm state changes put on
   the bus, delivered by the stack's "new data" and "drift" rules (their patterns and input transformers
-  as synthesized) through `localcloud.event_delivery`.
+  as synthesized) through `localcloud.events.delivery`.
 * Resources the stack would deploy (lock table, buckets, topic, package group): created here with the
   names the template gives them; the buckets with lower-case names, as S3 requires of real ones.
 """
@@ -33,12 +33,19 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
-from localcloud.event_delivery import EventDeliveries, deliver_events
-from localcloud.lambda_clock import AcceleratedClock, shortened_waits
-from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
-from localcloud.moto_lambda import create_functions, route_lambda_invocations
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
-from localcloud.template import Resolver, StackTemplate, local_resolver, state_machine_definition
+from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
+from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
+from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
+from localcloud.cloudformation.functions import functions_from_template
+from localcloud.cloudformation.template import (
+    Resolver,
+    StackTemplate,
+    local_resolver,
+    state_machine_definition,
+)
+from localcloud.events.delivery import EventDeliveries, deliver_events
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"

@@ -3,13 +3,13 @@ tasks running the real handlers from the synthesized assets (`localcloud`), thei
 
 What is emulated, and how:
 
-* Lambda: `localcloud.moto_lambda` routes moto's invocations to the `LambdaRunner`; the workers reach
-  moto through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
+* Lambda: `localcloud.awslambda.invocations` routes moto's invocations to the `LambdaRunner`; the workers
+  reach moto through a `ThreadedMotoServer` on loopback, which shares its state with the in-process mock.
 * Time: a rollout bakes for minutes and judges CloudWatch windows since its step started. The workers'
-  clock runs `CLOCK_RATE` times faster (`localcloud.lambda_clock`), and the definition's Wait states are
+  clock runs `CLOCK_RATE` times faster (`localcloud.awslambda.clock`), and the definition's Wait states are
   shortened by the same rate, so a 10-minute bake passes in 2 s and both sides agree on what a minute is.
   The test writes the variants' metrics on that clock (`AcceleratedClock.now`).
-* SageMaker's UpdateEndpoint, which moto lacks: `localcloud.sagemaker_control`.
+* SageMaker's UpdateEndpoint, which moto lacks: `localcloud.sagemaker.control`.
 * Resources the stack would deploy (tables, topic, bucket, endpoint, package group): created here with
   the names the template gives them; the ones outside the stack (the endpoint's bootstrap model, gate
   files, captured requests, approved packages) as the platform and the training pipeline create them.
@@ -32,12 +32,18 @@ from moto.server import ThreadedMotoServer
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_rollout_settings
-from localcloud.event_delivery import EventDeliveries, deliver_events
-from localcloud.lambda_clock import AcceleratedClock, accelerated_workers, shortened_waits
-from localcloud.lambda_runner import FunctionSpec, LambdaRunner, functions_from_template
-from localcloud.moto_lambda import create_functions, route_lambda_invocations
-from localcloud.sagemaker_control import EndpointUpdates, emulate_update_endpoint
-from localcloud.template import Resolver, StackTemplate, local_resolver, state_machine_definition
+from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers, shortened_waits
+from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
+from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
+from localcloud.cloudformation.functions import functions_from_template
+from localcloud.cloudformation.template import (
+    Resolver,
+    StackTemplate,
+    local_resolver,
+    state_machine_definition,
+)
+from localcloud.events.delivery import EventDeliveries, deliver_events
+from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from tests.functional.rollout_support import (
     BUCKET,
     BUSINESS_NAME,

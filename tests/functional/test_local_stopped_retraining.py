@@ -3,8 +3,8 @@ status runs the clean-up function, which stops the run's job in progress and fre
 
 The whole `dev` stack deployed by `LocalCloud`; the data drop's S3 event starts the retraining through the
 stack's new-data rule; its preprocessing job is held in progress (`LocalJobs.hold`); StopExecution puts
-the "Execution Status Change" event (`localcloud.execution_events`), delivered to the function
-(`localcloud.event_delivery`)."""
+the "Execution Status Change" event (`localcloud.stepfunctions.execution_events`), delivered to the function
+(`localcloud.events.delivery`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import boto3
 import pytest
 
 from localcloud.cloud import LocalCloud
-from localcloud.event_delivery import deliver_events
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
-from localcloud.template import load_stacks
+from localcloud.cloudformation.template import load_stacks
+from localcloud.events.delivery import deliver_events
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.infra.conftest import shared_outdir
 from tests.unit.test_preprocess import drop_text
 

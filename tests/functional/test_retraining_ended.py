@@ -1,5 +1,5 @@
 """The clean-up after a retraining stopped by hand or timed out, against moto: the run's job in progress
-stopped (jobs as real local processes through `localcloud.sagemaker_jobs`, held so they are InProgress for
+stopped (jobs as real local processes through `localcloud.sagemaker.jobs`, held so they are InProgress for
 certain), the family's lock released only if the execution still holds it, the topic told; the same event
 twice, and events that are not this workflow's, change nothing."""
 
@@ -24,7 +24,8 @@ from lambdas.retraining.jobs import job_name, preprocess_request, training_reque
 from lambdas.retraining.settings import UnknownFamily
 from lambdas.retraining.state import run_id_for
 from lambdas.shared.aws_clients import PublishesNotifications
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
     ARTIFACTS_BUCKET,

@@ -1,5 +1,5 @@
 """The retraining workflow's Lambda handlers against moto: the family's lock, SageMaker's job and registry
-calls, S3 reads; jobs that fail or run long through `localcloud.sagemaker_jobs` (real local processes)."""
+calls, S3 reads; jobs that fail or run long through `localcloud.sagemaker.jobs` (real local processes)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from lambdas.retraining.registration import InvalidMetadata
 from lambdas.retraining.settings import UnknownFamily, load_retraining_settings
 from lambdas.retraining.state import InvalidRetrainingInput, run_id_for
 from lambdas.shared.aws_clients import ReadsObjects
-from localcloud.sagemaker_jobs import LocalJobs, run_jobs_locally
+from localcloud.sagemaker.job_processes import LocalJobs
+from localcloud.sagemaker.jobs import run_jobs_locally
 from tests.functional.rollout_support import LambdaContextStub
 from tests.retraining_support import (
     ARTIFACTS_BUCKET,

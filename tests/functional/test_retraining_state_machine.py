@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from infra.config import load_config
-from localcloud.template import load_stacks
+from localcloud.cloudformation.template import load_stacks
 from tests.functional.retraining_cloud import Deployment, EmulatedAws, deploy, retraining_template
 from tests.infra.conftest import shared_outdir
 from tests.unit.test_preprocess import drop_text

@@ -2,7 +2,7 @@
 handler from its synthesized asset, SageMaker, DynamoDB, CloudWatch, S3 and SNS on moto.
 
 How it is emulated: `tests/functional/rollout_cloud.py` (the handlers' clock runs 300 times faster, so a
-10-minute bake passes in 2 s; moto's missing UpdateEndpoint comes from `localcloud.sagemaker_control`).
+10-minute bake passes in 2 s; moto's missing UpdateEndpoint comes from `localcloud.sagemaker.control`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from moto.cloudwatch.models import CloudWatchBackend
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from localcloud.template import load_stacks
+from localcloud.cloudformation.template import load_stacks
 from tests.functional.rollout_cloud import (
     STACK,
     Deployment,

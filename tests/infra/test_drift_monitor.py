@@ -19,8 +19,8 @@ from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 from lambdas.gates import GateSettings
 from lambdas.retraining.drift import load_drift_settings
-from localcloud.deploy import check_template
-from localcloud.template import StackTemplate
+from localcloud.cloudformation.deploy import check_template
+from localcloud.cloudformation.template import StackTemplate
 from tests.infra.conftest import cdk_json_context
 from tests.infra.test_compliance import ACCEPTED_CFN_LINT_WARNINGS, _acknowledgments, _lint, _nag_report
 

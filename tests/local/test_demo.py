@@ -3,7 +3,7 @@
 One run (about 3 minutes on 2 cores): v1 serves simulated users through the router; v2 is gated and
 promoted step by step by the judge; the slow v3 is rolled back by the judge at its first step; the kill
 switch sends every user back to the champion within the router's flags cache and the abort rule rolls v4
-back. `localcloud.demo` itself raises when an act ends otherwise; this test checks the evidence.
+back. `localcloud.demo.rollout` itself raises when an act ends otherwise; this test checks the evidence.
 """
 
 from __future__ import annotations
@@ -14,23 +14,26 @@ import pytest
 
 from infra.config import load_config
 from infra.serving import FLAGS_TTL_SECONDS
-from localcloud import demo
+from localcloud.demo import rollout as rollout_demo
+from localcloud.demo.story import Story, lambda_log_path
 from tests.infra.conftest import shared_outdir
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[demo.Story, Path]:
+def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[Story, Path]:
     outdir = shared_outdir(tmp_path_factory, "local")
     report = tmp_path_factory.mktemp("report") / "demo-report.html"
-    return demo.run(outdir, report), report
+    return rollout_demo.run(outdir, report), report
 
 
-def rollout(story: demo.Story, version: str) -> dict[str, object]:
+def rollout(story: Story, version: str) -> dict[str, object]:
     [record] = [record for record in story.rollouts if record["version"] == version]
     return record
 
 
-def test_users_are_served_throughout_and_the_champion_never_alarms(story: tuple[demo.Story, Path]) -> None:
+def test_users_are_served_throughout_and_the_champion_never_alarms(
+    story: tuple[Story, Path],
+) -> None:
     told, _ = story
     assert told.samples, "the sampler recorded nothing"
     assert told.requests > 1000
@@ -39,7 +42,7 @@ def test_users_are_served_throughout_and_the_champion_never_alarms(story: tuple[
     assert not [text for text in alarms if "-champion-" in text and text.endswith("-> ALARM")]
 
 
-def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[demo.Story, Path]) -> None:
+def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[Story, Path]) -> None:
     told, _ = story
     v2 = rollout(told, "v2")
     steps = load_config("local").rollout.traffic_steps
@@ -50,7 +53,9 @@ def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[demo.Story, Path]
     assert sorted(gates) == ["golden_inputs: passed", "input_drift: passed", "metric_thresholds: passed"]
 
 
-def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(story: tuple[demo.Story, Path]) -> None:
+def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(
+    story: tuple[Story, Path],
+) -> None:
     told, _ = story
     v2, v3 = rollout(told, "v2"), rollout(told, "v3")
     first_step = float(load_config("local").rollout.traffic_steps[0])
@@ -62,7 +67,7 @@ def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(story: tuple[demo
 
 
 def test_kill_switch_sends_every_user_to_the_champion_within_the_flags_cache(
-    story: tuple[demo.Story, Path],
+    story: tuple[Story, Path],
 ) -> None:
     told, _ = story
     v4 = rollout(told, "v4")
@@ -70,17 +75,17 @@ def test_kill_switch_sends_every_user_to_the_champion_within_the_flags_cache(
     assert "kill switch on" in str(v4["reason"])
     assert v4["steps_percent"] in ([], [float(load_config("local").rollout.traffic_steps[0])])
     # The switch took real traffic away: users had reached v4 before it was pulled.
-    assert int(str(v4["challenger_requests"])) >= demo.KILL_SWITCH_AFTER_REQUESTS
+    assert int(str(v4["challenger_requests"])) >= rollout_demo.KILL_SWITCH_AFTER_REQUESTS
     assert told.kill_switch_seconds is not None
     # The router's flags cache, plus the flags deployment and requests in flight on a busy 2-core machine.
     assert told.kill_switch_seconds <= FLAGS_TTL_SECONDS + 15
 
 
-def test_report_has_the_plots_and_every_decision(story: tuple[demo.Story, Path]) -> None:
+def test_report_has_the_plots_and_every_decision(story: tuple[Story, Path]) -> None:
     _, report = story
     page = report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 3
     for version in ("v2", "v3", "v4"):
         assert version in page
     assert "judge: latency" in page
-    assert demo.lambda_log_path(report).stat().st_size > 0
+    assert lambda_log_path(report).stat().st_size > 0

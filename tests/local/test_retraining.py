@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lambdas.gates import CLASSIFICATION_METRICS
-from localcloud import retrain_demo
-from localcloud.demo import Story
+from localcloud.demo import retraining as retraining_demo
+from localcloud.demo.story import Story
 from pipelines.data_version import manifest_of_dir
 from tests.infra.conftest import shared_outdir
 
@@ -21,7 +21,7 @@ from tests.infra.conftest import shared_outdir
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     outdir = shared_outdir(tmp_path_factory, "local")
-    return retrain_demo.run(outdir, tmp_path_factory.mktemp("report") / "retrain-report.html")
+    return retraining_demo.run(outdir, tmp_path_factory.mktemp("report") / "retrain-report.html")
 
 
 def test_a_data_drop_retrains_and_registers_a_package_with_its_provenance(
@@ -33,10 +33,10 @@ def test_a_data_drop_retrains_and_registers_a_package_with_its_provenance(
     # The data version is the drop's content hash, as anyone can recompute it from the same files.
     drop = tmp_path / retrained["key"].split("/", 1)[1]
     drop.parent.mkdir(parents=True)
-    drop.write_bytes(retrain_demo.drop_csv(retrain_demo.DROP_ROWS, retrain_demo.DROP_SEED))
+    drop.write_bytes(retraining_demo.drop_csv(retraining_demo.DROP_ROWS, retraining_demo.DROP_SEED))
     assert metadata["data_version"] == manifest_of_dir(tmp_path).data_version
     assert metadata["data_objects"] == "1"
-    assert metadata["training_rows"] == str(retrain_demo.DROP_ROWS)
+    assert metadata["training_rows"] == str(retraining_demo.DROP_ROWS)
     assert metadata["code_version"].startswith("0.1.0+")
     assert metadata["data_manifest"].endswith("/output/data-manifest.json")
     assert {f"metric.{name}" for name in CLASSIFICATION_METRICS} <= set(metadata)

@@ -1,0 +1,1 @@
+"""AppConfig environments, strategies, deployments, extension associations, AppConfigData (not in moto)."""

@@ -1,0 +1,1 @@
+"""Lambda functions run from their synthesized asset in local worker processes (moto needs Docker)."""

@@ -1,0 +1,1 @@
+"""A synthesized stack read from cdk.out and deployed into moto through the services' own APIs."""

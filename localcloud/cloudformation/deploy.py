@@ -1,0 +1,182 @@
+"""Deploy a synthesized stack (`cdk.out`) into moto: every resource CloudFormation would create, through
+the services' own APIs, in CloudFormation's order. What differs from AWS: README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import boto3
+from botocore.exceptions import ClientError
+
+from localcloud.awslambda.runner import LambdaRunner
+from localcloud.cloudformation.models import (
+    DefinitionTransform,
+    DeployContext,
+    DeployedResource,
+    DeployedStack,
+    DeployError,
+    FunctionTransform,
+    ResourceKind,
+    SkippedResource,
+    UnsupportedPropertyError,
+    UnsupportedResourceTypeError,
+)
+from localcloud.cloudformation.ordering import creation_order
+from localcloud.cloudformation.resources.appconfig import APPCONFIG_KINDS
+from localcloud.cloudformation.resources.awslambda import LAMBDA_KINDS
+from localcloud.cloudformation.resources.cloudwatch import CLOUDWATCH_KINDS
+from localcloud.cloudformation.resources.dynamodb import DYNAMODB_KINDS
+from localcloud.cloudformation.resources.events import EVENTS_KINDS
+from localcloud.cloudformation.resources.iam import IAM_KINDS
+from localcloud.cloudformation.resources.kms import KMS_KINDS
+from localcloud.cloudformation.resources.logs import LOGS_KINDS
+from localcloud.cloudformation.resources.s3 import S3_KINDS
+from localcloud.cloudformation.resources.sagemaker import SAGEMAKER_KINDS
+from localcloud.cloudformation.resources.sns import SNS_KINDS
+from localcloud.cloudformation.resources.sqs import SQS_KINDS
+from localcloud.cloudformation.resources.stepfunctions import STEPFUNCTIONS_KINDS
+from localcloud.cloudformation.template import (
+    Resolver,
+    StackTemplate,
+    TemplateError,
+    local_resolver,
+)
+
+# Types not created locally, each with the reason. Anything else outside `RESOURCE_KINDS` is an error.
+NOT_CREATED: Mapping[str, str] = {
+    "AWS::ApiGatewayV2::Api": "the HTTP API is not emulated: tests invoke the serving handlers directly "
+    "with API Gateway's events",
+    "AWS::ApiGatewayV2::Stage": "part of the HTTP API, which is not emulated",
+    "AWS::ApiGatewayV2::Route": "part of the HTTP API, which is not emulated",
+    "AWS::ApiGatewayV2::Integration": "part of the HTTP API, which is not emulated",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "instance counts are not emulated: moto's endpoints "
+    "keep their configured instance count",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "instance counts are not emulated",
+    "AWS::CDK::Metadata": "CDK's usage report to AWS, no resource",
+}
+
+
+def deploy_stack(
+    template: StackTemplate,
+    resolver: Resolver | None = None,
+    *,
+    runner: LambdaRunner,
+    session: boto3.Session | None = None,
+    endpoint_url: str | None = None,
+    functions_role_arn: str | None = None,
+    function_transform: FunctionTransform | None = None,
+    definition_transform: DefinitionTransform | None = None,
+    require_appconfig: bool = True,
+) -> DeployedStack:
+    """Creates every resource of `template` that `RESOURCE_KINDS` knows, in dependency order.
+
+    Calls go through boto3 (`session`, default a new one; `endpoint_url`, default boto3's, which honours
+    `AWS_ENDPOINT_URL`): under moto's in-process mock, or to moto's server. `resolver` supplies the
+    environment and parameter values (default `local_resolver(template)`). Functions are registered with
+    `runner` (after `function_transform`, e.g. an accelerated clock's `on`) and created with their
+    template role, or `functions_role_arn` when given. The template is checked completely (types,
+    properties, conditions, dependencies) before anything is created.
+    """
+    resolver = resolver or local_resolver(template)
+    check_template(template)
+    order = creation_order(template)
+    deployment = DeployContext(
+        template=template,
+        resolver=resolver,
+        runner=runner,
+        session=session or boto3.Session(),
+        endpoint_url=endpoint_url,
+        functions_role_arn=functions_role_arn,
+        function_transform=function_transform,
+        definition_transform=definition_transform,
+        require_appconfig=require_appconfig,
+    )
+    created: dict[str, DeployedResource] = {}
+    not_created: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for logical_id in order:
+        resource = template.resources[logical_id]
+        resource_type = str(resource["Type"])
+        if resource_type in NOT_CREATED:
+            not_created[logical_id] = NOT_CREATED[resource_type]
+            continue
+        kind = RESOURCE_KINDS[resource_type]
+        applied = {
+            key: value for key, value in resource.get("Properties", {}).items() if key not in kind.not_applied
+        }
+        where = f"{template.name}/{logical_id} ({resource_type})"
+        try:
+            properties = deployment.resolver.resolve(applied)
+            deployed = kind.create(deployment, logical_id, properties)
+        except SkippedResource as reason:
+            skipped[logical_id] = str(reason)
+            continue
+        except TemplateError as error:
+            raise DeployError(f"{where}: {error}") from error
+        except ClientError as error:
+            raise DeployError(f"{where}: {error}") from error
+        deployment.record(deployed)
+        created[logical_id] = deployed
+    for step in deployment.deferred:
+        step()
+    return DeployedStack(
+        template=template,
+        resolver=deployment.resolver,
+        resources=created,
+        not_created=not_created,
+        skipped=skipped,
+        order=tuple(order),
+    )
+
+
+def check_template(template: StackTemplate) -> None:
+    """Refuses, before anything is created, what this module cannot deploy: every problem named."""
+    problems: list[str] = []
+    if template.body.get("Conditions"):
+        problems.append(f"Conditions {sorted(template.body['Conditions'])} are not evaluated locally")
+    unknown_types: dict[str, list[str]] = {}
+    unknown_properties: list[str] = []
+    for logical_id, resource in template.resources.items():
+        resource_type = str(resource.get("Type"))
+        if "Condition" in resource:
+            problems.append(f"{logical_id} has a Condition, which is not evaluated locally")
+        if resource_type in NOT_CREATED:
+            continue
+        kind = RESOURCE_KINDS.get(resource_type)
+        if kind is None:
+            unknown_types.setdefault(resource_type, []).append(logical_id)
+            continue
+        unknown = sorted(set(resource.get("Properties", {})) - kind.properties - set(kind.not_applied))
+        if unknown:
+            unknown_properties.append(f"{logical_id} ({resource_type}): {', '.join(unknown)}")
+    if unknown_types:
+        listed = "; ".join(f"{t} ({', '.join(ids)})" for t, ids in sorted(unknown_types.items()))
+        raise UnsupportedResourceTypeError(
+            f"{template.name}: resource types not known to localcloud.cloudformation: {listed}. "
+            "Create them in RESOURCE_KINDS or list them, with the reason, in NOT_CREATED"
+        )
+    if unknown_properties:
+        raise UnsupportedPropertyError(
+            f"{template.name}: properties not deployed locally: {'; '.join(unknown_properties)}. "
+            "Translate them in localcloud/cloudformation/ or list them, with the reason, as not applied"
+        )
+    if problems:
+        raise DeployError(f"{template.name}: " + "; ".join(problems))
+
+
+RESOURCE_KINDS: Mapping[str, ResourceKind] = {
+    **DYNAMODB_KINDS,
+    **S3_KINDS,
+    **KMS_KINDS,
+    **SNS_KINDS,
+    **SQS_KINDS,
+    **IAM_KINDS,
+    **LOGS_KINDS,
+    **LAMBDA_KINDS,
+    **STEPFUNCTIONS_KINDS,
+    **EVENTS_KINDS,
+    **CLOUDWATCH_KINDS,
+    **SAGEMAKER_KINDS,
+    **APPCONFIG_KINDS,
+}

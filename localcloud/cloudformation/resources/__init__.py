@@ -1,0 +1,1 @@
+"""The resource creators of a local deployment, one module per AWS service, each with its types."""

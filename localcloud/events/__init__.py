@@ -1,0 +1,1 @@
+"""EventBridge delivery to Lambda and Step Functions targets, which moto does not make."""

@@ -1,0 +1,1 @@
+"""SageMaker's UpdateEndpoint, registry events, InvokeEndpoint and jobs, as moto lacks them."""

@@ -1,0 +1,1 @@
+"""Step Functions' execution status change events, which moto does not put."""
