@@ -26,7 +26,6 @@ from localcloud.demo.story import (
     DEFAULT_RATE,
     POLL_SECONDS,
     REGION,
-    WARM_UP_SECONDS,
     DemoError,
     Story,
     command_line,
@@ -95,12 +94,9 @@ def _cell(value: float) -> str:
 
 class RetrainDemo(Demo):
     def _acts(self, evaluator: AlarmEvaluator) -> None:
-        story, traffic = self.story, self.traffic
+        story = self.story
         with evaluator.running(interval_seconds=1.0), self._sampler():
-            story.say(f"act 1: v1 serves {traffic.users} simulated users through the router")
-            time.sleep(WARM_UP_SECONDS)
-            served = traffic.since(0)
-            story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
+            self.v1_serves_users()
             story.say("act 2: a drop of new training data arrives")
             self.retrain_and_roll_out()
             story.say("act 3: a drop with a renamed column arrives (a schema change upstream)")

@@ -90,13 +90,18 @@ class Demo:
             story.decide("-", "alarm", text, when)
         self.summary()
 
-    def _acts(self, evaluator: AlarmEvaluator) -> None:
+    def v1_serves_users(self) -> None:
+        """Act 1 of every story: the simulated users on v1 alone for a while."""
         story, traffic = self.story, self.traffic
+        story.say(f"act 1: v1 serves {traffic.users} simulated users through the router")
+        time.sleep(WARM_UP_SECONDS)
+        served = traffic.since(0)
+        story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
+
+    def _acts(self, evaluator: AlarmEvaluator) -> None:
+        story = self.story
         with evaluator.running(interval_seconds=1.0), self._sampler():
-            story.say(f"act 1: v1 serves {traffic.users} simulated users through the router")
-            time.sleep(WARM_UP_SECONDS)
-            served = traffic.since(0)
-            story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
+            self.v1_serves_users()
             story.say("act 2: v2 is approved")
             self.rollout("v2", expect="promoted")
             story.say("act 3: v3 (deliberately slow) is approved")
