@@ -29,6 +29,8 @@ from localcloud.demo.sampling import variant_window, weights_of
 from localcloud.demo.story import (
     DEFAULT_RATE,
     POLL_SECONDS,
+    WARM_UP_DEADLINE_SECONDS,
+    WARM_UP_REQUESTS,
     WARM_UP_SECONDS,
     DemoError,
     Story,
@@ -95,6 +97,9 @@ class Demo:
         story, traffic = self.story, self.traffic
         story.say(f"act 1: v1 serves {traffic.users} simulated users through the router")
         time.sleep(WARM_UP_SECONDS)
+        deadline = time.monotonic() + WARM_UP_DEADLINE_SECONDS
+        while len(traffic.since(0)) < WARM_UP_REQUESTS and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
         served = traffic.since(0)
         story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
 
