@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from statistics import fmean, variance
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -56,10 +57,10 @@ class LatencyStats(_Frozen):
     """One variant's latency over one window, as CloudWatch reports it (any unit, the same for both)."""
 
     sample_count: int = Field(ge=0, description="SampleCount of the latency metric.")
-    average: float = Field(ge=0.0)
-    p50: float = Field(ge=0.0)
-    p90: float = Field(ge=0.0)
-    p99: float = Field(ge=0.0)
+    average: float = Field(ge=0.0, allow_inf_nan=False)
+    p50: float = Field(ge=0.0, allow_inf_nan=False)
+    p90: float = Field(ge=0.0, allow_inf_nan=False)
+    p99: float = Field(ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _percentiles_are_ordered(self) -> LatencyStats:
@@ -92,6 +93,11 @@ class VariantWindow(_Frozen):
             raise ValueError(f"errors_5xx ({self.errors_5xx}) exceeds requests ({self.requests})")
         if self.model_errors > self.requests:
             raise ValueError(f"model_errors ({self.model_errors}) exceeds requests ({self.requests})")
+        if self.latency is not None and self.latency.sample_count > self.requests:
+            raise ValueError(
+                f"latency.sample_count ({self.latency.sample_count}) exceeds requests ({self.requests}): "
+                "a window's latency samples come from its requests"
+            )
         if self.outcome_successes > self.outcome_trials:
             raise ValueError(
                 f"outcome_successes ({self.outcome_successes}) exceeds outcome_trials ({self.outcome_trials})"
@@ -109,6 +115,10 @@ class RolloutWindows(_Frozen):
 
     champion: tuple[VariantWindow, ...] = ()
     challenger: tuple[VariantWindow, ...] = ()
+    period_starts: tuple[int, ...] = Field(
+        default=(),
+        description="Epoch seconds each window starts at, increasing; empty when the caller does not know.",
+    )
 
     @model_validator(mode="after")
     def _windows_pair_up(self) -> RolloutWindows:
@@ -117,6 +127,13 @@ class RolloutWindows(_Frozen):
                 f"champion has {len(self.champion)} windows but challenger has {len(self.challenger)}; "
                 "they must cover the same windows"
             )
+        if self.period_starts and len(self.period_starts) != len(self.champion):
+            raise ValueError(
+                f"{len(self.period_starts)} period starts for {len(self.champion)} windows; "
+                "give one per window or none"
+            )
+        if any(later <= earlier for earlier, later in pairwise(self.period_starts)):
+            raise ValueError("period starts must increase window by window")
         return self
 
 

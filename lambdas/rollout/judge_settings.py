@@ -98,6 +98,13 @@ class JudgeSettings(BaseModel):
         lt=1.0,
         description="Absolute non-inferiority margin for the success rate.",
     )
+    look_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=3600,
+        description="How often the rollout asks the judge (lambdas/rollout/decision.py): harm is looked for "
+        "this often, whatever the bake; a step still lasts at least its bake before it advances.",
+    )
     min_requests: int = Field(
         default=500,
         ge=1,

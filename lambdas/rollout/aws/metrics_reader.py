@@ -136,6 +136,7 @@ def windows_from_series(
     return RolloutWindows(
         champion=tuple(_window(series, champion, period, latency_statistic) for period in periods),
         challenger=tuple(_window(series, challenger, period, latency_statistic) for period in periods),
+        period_starts=tuple(int(period.timestamp()) for period in periods),
     )
 
 
@@ -154,14 +155,16 @@ def _window(
         requests=requests,
         errors_5xx=min(requests, round(value("errors_5xx"))),
         model_errors=min(requests, round(value("model_errors"))),
-        latency=_latency(value, latency_statistic),
+        latency=_latency(value, latency_statistic, requests),
         outcome_trials=trials,
         outcome_successes=min(trials, max(0, round(value("outcome_successes")))),
     )
 
 
-def _latency(value: Any, latency_statistic: LatencyStatistic) -> LatencyStats | None:
-    count = round(value("latency_count"))
+def _latency(value: Any, latency_statistic: LatencyStatistic, requests: int) -> LatencyStats | None:
+    # Like the errors, the latency samples of a window are capped at its requests (the series arrive
+    # separately); a window without requests has no latency to compare.
+    count = min(requests, round(value("latency_count")))
     if count == 0:
         return None
     average = value("latency_average")
