@@ -206,5 +206,7 @@ def normal_mixture_radius(variance: float, alpha: float, mixing_sd: float) -> fl
     radius^2 = V (1 + V / s^2) (log(1 + s^2 / V) + 2 log(1 / alpha)). Used for one-sided bounds it
     is conservative (each side has level at most alpha).
     """
+    if not (math.isfinite(variance) and variance > 0.0):
+        raise ValueError(f"variance must be a finite positive number, got {variance}")
     ratio = mixing_sd**2 / variance
     return math.sqrt(variance * (1.0 + 1.0 / ratio) * (math.log1p(ratio) + 2.0 * math.log(1.0 / alpha)))

@@ -228,9 +228,19 @@ def test_settings_load_from_plain_config_values() -> None:
 
 def test_judge_modules_import_nothing_heavier_than_pydantic() -> None:
     """The judge runs in a Lambda without layers: no numpy, scipy or boto3 at runtime."""
-    allowed = {"__future__", "math", "statistics", "collections", "dataclasses", "enum", "typing", "pydantic"}
+    allowed = {
+        "__future__",
+        "math",
+        "statistics",
+        "collections",
+        "dataclasses",
+        "enum",
+        "itertools",
+        "typing",
+        "pydantic",
+    }
     package = Path(__file__).resolve().parents[2] / "lambdas" / "rollout"
-    for name in ("judge.py", "judge_settings.py", "sequential.py"):
+    for name in ("judge.py", "judge_settings.py", "sequential.py", "decision.py"):
         tree = ast.parse((package / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -272,3 +282,20 @@ def test_a_burst_of_challenger_errors_in_one_window_never_weakens_a_rollback() -
         )
         verdict = judge(RolloutWindows(champion=champion, challenger=challenger), settings).verdict
         assert verdict is Verdict.ROLLBACK, f"burst of {burst} errors gave {verdict}"
+
+
+# --- inputs the judge refuses ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_latency_that_is_not_a_finite_number_is_refused_naming_it(bad: float) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        LatencyStats(sample_count=10, average=bad, p50=80.0, p90=90.0, p99=100.0)
+    with pytest.raises(ValidationError, match="finite number"):
+        LatencyStats(sample_count=10, average=80.0, p50=80.0, p90=90.0, p99=bad)
+
+
+def test_latency_samples_beyond_the_requests_are_refused() -> None:
+    latency = LatencyStats(sample_count=501, average=90.0, p50=80.0, p90=150.0, p99=250.0)
+    with pytest.raises(ValidationError, match=r"latency\.sample_count \(501\) exceeds requests \(500\)"):
+        VariantWindow(requests=500, latency=latency)

@@ -169,3 +169,9 @@ def test_normal_mixture_keeps_its_level_over_many_looks() -> None:
     radii = np.array([normal_mixture_radius(1 / t, alpha, 0.3) for t in range(1, looks + 1)])
     ever_outside = (np.abs(means) > radii).any(axis=1).mean()
     assert ever_outside <= alpha
+
+
+@pytest.mark.parametrize("variance", [math.inf, math.nan, 0.0, -1.0])
+def test_normal_mixture_radius_refuses_a_variance_that_is_not_finite_and_positive(variance: float) -> None:
+    with pytest.raises(ValueError, match="variance must be a finite positive number"):
+        normal_mixture_radius(variance, 0.01, 0.1)
