@@ -10,7 +10,9 @@
 * Guardrail methods only ever roll back; a rollout they never stop is promoted at the end of their
   schedule (5-25-50-100 %, 30 minutes each), as SageMaker deployment guardrails and Flagger do.
 * The oracle is Wald's SPRT per metric, knowing the champion's true rates and the scenario's true
-  regression (or a default alternative when there is none), looking every minute along the same plan.
+  regression (or a default alternative when there is none), looking every minute along the same plan
+  (a step after each bake, promotion once every metric accepts "equal"); harm is watched every minute
+  by Page's CUSUM of the same log-likelihood ratios, which never stops watching.
 """
 
 from __future__ import annotations
@@ -196,8 +198,8 @@ STATIC_ERROR_RATE = 0.025
 """Alarm when the challenger's error rate is above 2.5 % (2.5x the usual 1 %)..."""
 STATIC_P99_FACTOR = 1.5
 """...or its p99 above 1.5x the usual p99..."""
-STATIC_DATAPOINTS, STATIC_PERIODS = 3, 5
-"""...in 3 of the last 5 one-minute periods (the dev alarms' evaluation)."""
+STATIC_DATAPOINTS, STATIC_PERIODS, STATIC_PERIOD_MINUTES = 2, 3, 5
+"""...in 2 of the last 3 five-minute periods (as the benchmark has always defined it)."""
 NORMAL_P99_MS = LATENCY_MEDIAN_MS * math.exp(0.5 * float(norm.ppf(0.99)))
 
 
@@ -210,40 +212,25 @@ def _take(values: np.ndarray, replicate: int, columns: np.ndarray) -> np.ndarray
     return np.asarray(values[replicate, np.arange(len(columns)), columns])
 
 
-def _error_rate(data: VariantMinutes, replicate: int, columns: np.ndarray) -> np.ndarray:
-    requests = _take(data.requests, replicate, columns)
-    return np.where(requests > 0, _take(data.errors, replicate, columns) / np.maximum(requests, 1), 0.0)
-
-
-def _guardrail(
-    data: MinuteData,
-    replicate: int,
-    failed: Callable[[np.ndarray], np.ndarray],
-    rule: Callable[[np.ndarray, int], bool],
-) -> Outcome:
-    columns = guardrail_columns(data)
-    breaching = failed(columns)
-    for w in range(len(columns)):
-        if rule(breaching, w):
-            return Outcome("rollback", w + 1, tuple(int(c) for c in columns[: w + 1]))
-    return Outcome("promote", len(columns), tuple(int(c) for c in columns))
+def _periods(values: np.ndarray) -> np.ndarray:
+    """Per-minute values summed into five-minute periods."""
+    return np.asarray(values.reshape(-1, STATIC_PERIOD_MINUTES).sum(axis=1))
 
 
 def run_static_threshold(data: MinuteData, replicate: int) -> Outcome:
-    def failed(columns: np.ndarray) -> np.ndarray:
-        p99 = _take(data.challenger.latency_p99, replicate, columns)
-        return (_error_rate(data.challenger, replicate, columns) > STATIC_ERROR_RATE) | (
-            p99 > STATIC_P99_FACTOR * NORMAL_P99_MS
-        )
-
-    return _guardrail(
-        data,
-        replicate,
-        failed,
-        lambda breaching, w: bool(
-            breaching[max(0, w - STATIC_PERIODS + 1) : w + 1].sum() >= STATIC_DATAPOINTS
-        ),
+    columns = guardrail_columns(data)
+    requests = _periods(_take(data.challenger.requests, replicate, columns))
+    errors = _periods(_take(data.challenger.errors, replicate, columns))
+    # A five-minute p99 read as the mean of the minutes' p99 (CloudWatch cannot merge percentiles).
+    p99 = _periods(_take(data.challenger.latency_p99, replicate, columns)) / STATIC_PERIOD_MINUTES
+    breaching = (np.where(requests > 0, errors / np.maximum(requests, 1), 0.0) > STATIC_ERROR_RATE) | (
+        p99 > STATIC_P99_FACTOR * NORMAL_P99_MS
     )
+    for w in range(len(breaching)):
+        if breaching[max(0, w - STATIC_PERIODS + 1) : w + 1].sum() >= STATIC_DATAPOINTS:
+            end = (w + 1) * STATIC_PERIOD_MINUTES
+            return Outcome("rollback", end, tuple(int(c) for c in columns[:end]))
+    return Outcome("promote", len(columns), tuple(int(c) for c in columns))
 
 
 FLAGGER_MIN_SUCCESS_RATE = 0.98
@@ -371,16 +358,19 @@ def make_oracle(request: RolloutRequest, scenario: Scenario) -> Callable[[Minute
 
     def run(data: MinuteData, replicate: int) -> Outcome:
         index = {round(share * 100): k for k, share in enumerate(data.shares)}
-        llr = np.zeros(3)
+        llr = np.zeros(3)  # the SPRT towards promotion: stops per metric once it accepts "equal"
+        watch = np.zeros(3)  # the harm watch never stops: Page's CUSUM of the same increments
         accepted = np.zeros(3, dtype=bool)
         step, at_step = 0, 0
         columns: list[int] = []
         for minute in range(MINUTES):
             column = index[shares[step]]
             columns.append(column)
-            llr = np.where(accepted, llr, llr + increments(data, replicate, minute, column))
+            step_llr = increments(data, replicate, minute, column)
+            llr = np.where(accepted, llr, llr + step_llr)
+            watch = np.maximum(0.0, watch + step_llr)
             at_step += 1
-            if (llr >= upper).any():
+            if (llr >= upper).any() or (watch >= upper).any():
                 return Outcome("rollback", len(columns), tuple(columns))
             accepted |= llr <= lower
             last = step == len(shares) - 2

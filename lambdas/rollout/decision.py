@@ -156,8 +156,12 @@ def decide_look(
         raise ValueError("blue_green is judged by SageMaker's guardrails, not step by step")
     step = step_windows(windows, look.step_started_at)
     champion, challenger = _Served.over(step.champion), _Served.over(step.challenger)
-    result = judge(windows, settings)
+    # The verdict comes from the tests; the error ratio's bounds (costly) only for a look that acts.
+    result = judge(windows, settings, bounds=False)
     action, next_index, reason = next_action(request, settings, look, result, step)
+    if action is not StepAction.BAKE:
+        result = judge(windows, settings)  # the same verdict, now with the bounds for the reasons
+        action, next_index, reason = next_action(request, settings, look, result, step)
     return LookDecision(
         action=action,
         next_step_index=next_index,

@@ -71,6 +71,9 @@ class RateRatioData:
 
     challenger_events: int
     totals_and_exposure_ratios: tuple[tuple[int, float], ...]
+    challenger_events_per_window: tuple[int, ...] = ()
+    dispersion: float = 1.0
+    """Extra-binomial variation (>= 1): the log-likelihood ratios are divided by it (quasi-likelihood)."""
 
     @classmethod
     def from_windows(cls, windows: Iterable[CountWindow]) -> RateRatioData:
@@ -87,11 +90,50 @@ class RateRatioData:
                 (w.champion_events + w.challenger_events, w.challenger_exposure / w.champion_exposure)
                 for w in informative
             ),
+            challenger_events_per_window=tuple(w.challenger_events for w in informative),
         )
 
     @property
     def total_events(self) -> int:
         return sum(m for m, _ in self.totals_and_exposure_ratios)
+
+    def with_dispersion(self, dispersion: float) -> RateRatioData:
+        if not (math.isfinite(dispersion) and dispersion >= 1.0):
+            raise ValueError(f"a dispersion is a finite number >= 1, got {dispersion}")
+        return RateRatioData(
+            self.challenger_events,
+            self.totals_and_exposure_ratios,
+            self.challenger_events_per_window,
+            dispersion,
+        )
+
+
+MIN_DISPERSION_WINDOWS = 10
+"""Fewer informative windows than this estimate no extra-binomial variation (the dispersion stays 1)."""
+
+
+def rate_ratio_dispersion(data: RateRatioData, ratio: float) -> float:
+    """Pearson's chi-square over its degrees of freedom, at least 1: the windows' extra-binomial variation.
+
+    Under the conditional binomial model each window's challenger share of the events is
+    Binomial(m, pi) with pi = ratio r / (1 + ratio r); when the variants' rates wander independently
+    from window to window (a deploy, a cache, a noisy neighbour), the shares vary more than that and
+    a test that ignores it is far too sure. The quasi-likelihood correction divides the log-likelihood
+    ratios by this factor (McCullagh and Nelder, ch. 4).
+    """
+    windows = data.totals_and_exposure_ratios
+    if len(windows) < MIN_DISPERSION_WINDOWS or len(data.challenger_events_per_window) != len(windows):
+        return 1.0
+    chi_square = 0.0
+    for (m, r), x in zip(windows, data.challenger_events_per_window, strict=True):
+        pi = ratio * r / (1.0 + ratio * r)
+        expected_variance = m * pi * (1.0 - pi)
+        if expected_variance > 0.0:
+            chi_square += (x - m * pi) ** 2 / expected_variance
+    degrees = len(windows) - 1
+    # Under the binomial model chi_square / degrees is 1 give or take sqrt(2 / degrees): one standard
+    # deviation is taken off, so that chance alone seldom weakens the test.
+    return max(1.0, chi_square / degrees - math.sqrt(2.0 / degrees))
 
 
 def rate_ratio_log_likelihood_ratio(data: RateRatioData, alternative: float, null: float) -> float:
@@ -101,10 +143,11 @@ def rate_ratio_log_likelihood_ratio(data: RateRatioData, alternative: float, nul
     terms free of rho, which cancel in the ratio.
     """
     events_term = data.challenger_events * math.log(alternative / null)
+    log1p = math.log1p
     total_term = sum(
-        m * (math.log1p(alternative * r) - math.log1p(null * r)) for m, r in data.totals_and_exposure_ratios
+        [m * (log1p(alternative * r) - log1p(null * r)) for m, r in data.totals_and_exposure_ratios]
     )
-    return events_term - total_term
+    return (events_term - total_term) / data.dispersion
 
 
 def _log_mean_exp(values: Sequence[float]) -> float:
