@@ -37,12 +37,14 @@ from bench.judge_sim import (
 from infra.config import load_config
 from lambdas.rollout.aws.metrics_reader import windows_from_series
 from lambdas.rollout.decision import Look, decide_look
-from lambdas.rollout.judge import JudgeSettings, RolloutWindows, VariantWindow
+from lambdas.rollout.judge import JudgeSettings, RolloutWindows, VariantWindow, Verdict
 from lambdas.rollout.models import RolloutRequest, StepAction, parse_rollout_request
 
 Decision = Literal["rollback", "promote", "inconclusive"]
 
 ENVIRONMENT = "dev"
+DEPLOY_MINUTES = 10
+"""From the rollout's start (its lock) to its first traffic step: the gates and the endpoint update."""
 
 
 def shipped_plan(environment: str = ENVIRONMENT) -> tuple[RolloutRequest, JudgeSettings]:
@@ -76,7 +78,10 @@ class Outcome:
     columns: tuple[int, ...]
     """The share column (index into MinuteData.shares) of each served minute."""
     trace: tuple[tuple[int, str, str], ...] = field(default=())
-    """(look time in s since the rollout started, action, reason) of every look (the judge only)."""
+    """(look time in s since the first step started, action, reason) of every look (the judge only)."""
+    for_harm: bool = True
+    """A rollback because harm was shown (the judge's 'judge: ...'; every guardrail or oracle rollback),
+    not because non-inferiority was not shown in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,9 @@ def run_shipped_rollout(
     settings: JudgeSettings,
     minute: Callable[[int, int], tuple[VariantWindow, VariantWindow]],
     share_columns: dict[int, int],
+    *,
     horizon_minutes: int = MINUTES,
+    deploy_seconds: int = DEPLOY_MINUTES * WINDOW_S,
 ) -> Outcome:
     """Walk one rollout along the shipped decision path; `minute(m, column)` serves minute m.
 
@@ -145,6 +152,7 @@ def run_shipped_rollout(
     columns: list[int] = []
     trace: list[tuple[int, str, str]] = []
     step, step_started, looks, now = 0, 0, 0, 0
+    rollout_started = -deploy_seconds  # the lock is taken before the gates and the deployment
     wait = request.bake_minutes * 60
     while True:
         look_at = now + wait
@@ -161,7 +169,9 @@ def run_shipped_rollout(
             challenger=tuple(challenger),
             period_starts=tuple(m * WINDOW_S for m in range(len(columns))),
         )
-        decision = decide_look(request, settings, Look(0, step, step_started, looks, look_at), windows)
+        decision = decide_look(
+            request, settings, Look(rollout_started, step, step_started, looks, look_at), windows
+        )
         trace.append((look_at, decision.action.value, decision.reason))
         if decision.action is StepAction.BAKE:
             looks += 1
@@ -171,7 +181,8 @@ def run_shipped_rollout(
             verdict: Decision = "promote" if decision.action is StepAction.PROMOTE else "rollback"
             if decision.too_little_data:
                 verdict = "inconclusive"
-            return Outcome(verdict, len(columns), tuple(columns), tuple(trace))
+            harm = verdict == "rollback" and decision.result.verdict is Verdict.ROLLBACK
+            return Outcome(verdict, len(columns), tuple(columns), tuple(trace), for_harm=harm)
         now, wait = look_at, decision.next_look_seconds
 
 

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import RolloutServices, run_task
 from lambdas.rollout.decision import Look, LookDecision, decide_look, evidence_range
-from lambdas.rollout.judge import Verdict
+from lambdas.rollout.judge import Metric, Verdict
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
 from lambdas.rollout.models import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
@@ -120,7 +120,10 @@ def _query(state: RolloutState, look: Look) -> WindowQuery:
         business_metric=state.business_metric,
         start=start,
         end=end,
-        latency_statistic=state.judge.latency_statistic,
+        # Percentiles are read only when latency is judged (they cost more, and not every source has them).
+        latency_statistic=state.judge.latency_statistic
+        if Metric.LATENCY in state.judge.metrics
+        else "average",
     )
 
 

@@ -18,7 +18,9 @@ numbers are the product's.
   - below the last judged step, the step ends on its samples: once it has served every metric's
     minimum sample at its own share with no harm shown (after the minimum bake) it advances;
   - at the last judged step only a promote verdict promotes; with its bakes spent the challenger
-    is rolled back, "not shown non-inferior";
+    is rolled back, "not shown non-inferior". The last judged step may use the time the earlier
+    steps did not need: the judged plan ends within (judged steps x max_bakes_per_step x bake) of
+    the rollout's start, as it always could;
   - too little data is its own outcome: at the first look the endpoint's measured traffic is
     projected onto the plan, and if some step cannot serve its minimum samples within its longest
     bake, the rollout stops at once saying what would (longer bakes, a bigger first step, fewer
@@ -196,6 +198,17 @@ def next_action(
             bake=bake,
             longest=longest,
         )
+    return _stepped(request, settings, look, result, step)
+
+
+def _stepped(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, result: JudgeResult, step: RolloutWindows
+) -> tuple[StepAction, int, str]:
+    served = _Served.over(step.challenger)
+    index = look.step_index
+    elapsed = look.now - look.step_started_at
+    bake = request.bake_minutes * 60
+    longest = bake * request.max_bakes_per_step
     shares = request.challenger_shares
     if not 0 <= index < len(shares) - 1:
         raise ValueError(f"step {index} is not a judged step of a {len(shares)}-step plan")
@@ -221,6 +234,11 @@ def next_action(
             index + 1,
             f"no harm shown {here} on this step's minimum samples ({served.requests} challenger requests)",
         )
+    if last_judged:
+        # The time earlier steps did not need is the last judged step's: the judged plan still ends
+        # within (judged steps x longest bake) of the rollout's start.
+        plan_end = look.rollout_started_at + (len(shares) - 1) * longest
+        longest = max(longest, plan_end - look.step_started_at)
     if elapsed + settings.look_seconds <= longest:
         return StepAction.BAKE, index, f"judge: {result.verdict.value} {here}"
     if missing or result.verdict is Verdict.INCONCLUSIVE:

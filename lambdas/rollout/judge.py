@@ -30,6 +30,7 @@ from lambdas.rollout.sequential import (
     bernoulli_rate_log_e_value,
     normal_mixture_radius,
     rate_ratio_dispersion,
+    rate_ratio_estimate,
     rate_ratio_log_e_value,
     rate_ratio_lower_bound,
     rate_ratio_upper_bound,
@@ -283,6 +284,7 @@ def _error_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _L
             f"(champion {champion_requests}, challenger {challenger_requests})",
         )
     data = RateRatioData.from_windows(counts)
+    estimate = rate_ratio_estimate(data)
     dispersion = rate_ratio_dispersion(data, estimate if estimate else 1.0)
     data = data.with_dispersion(dispersion)
     # With the absolute rule on, the promote budget is shared by two tests (union bound).

@@ -46,6 +46,17 @@ Equal weights on a log grid spread the power over effects from barely-above-tole
 failures; a discrete mixture of likelihood ratios is still exactly a martingale.
 """
 
+_PROMOTION_EFFECTS_UP_TO = 2.0
+PROMOTION_EFFECTS: tuple[float, ...] = tuple(
+    math.exp(math.log(1.02) + i * (math.log(_PROMOTION_EFFECTS_UP_TO) - math.log(1.02)) / (_MIXTURE_SIZE - 1))
+    for i in range(_MIXTURE_SIZE)
+)
+"""Alternatives of the 'less' (non-inferiority) side: 1.02x to 2x below the null, log-spaced.
+
+Showing non-inferiority is about small effects -- an equal challenger sits a margin (tens of percent)
+below the null -- so the weight goes there rather than to 8x, which only the harm side needs.
+"""
+
 _BISECTION_STEPS = 18
 _RATIO_SEARCH_LOW = 1e-4
 _RATIO_SEARCH_HIGH = 1e4
@@ -108,6 +119,22 @@ class RateRatioData:
         )
 
 
+def rate_ratio_estimate(data: RateRatioData) -> float | None:
+    """The Mantel-Haenszel rate ratio: stratified by window, so a shock that hits the variants in
+    different minutes, or a split that changes from step to step, does not bias it (a pooled ratio of
+    rates would: Simpson's paradox). None without champion events."""
+    windows = data.totals_and_exposure_ratios
+    if len(data.challenger_events_per_window) != len(windows):
+        return None
+    numerator = sum(
+        x / (1.0 + r) for (_, r), x in zip(windows, data.challenger_events_per_window, strict=True)
+    )
+    denominator = sum(
+        (m - x) * r / (1.0 + r) for (m, r), x in zip(windows, data.challenger_events_per_window, strict=True)
+    )
+    return numerator / denominator if denominator > 0.0 else None
+
+
 MIN_DISPERSION_WINDOWS = 10
 """Fewer informative windows than this estimate no extra-binomial variation (the dispersion stays 1)."""
 
@@ -165,7 +192,7 @@ def rate_ratio_log_e_value(data: RateRatioData, null: float, side: Side) -> floa
     if not data.totals_and_exposure_ratios:
         return 0.0
     alternatives = (
-        [null * k for k in MIXTURE_EFFECTS] if side == "greater" else [null / k for k in MIXTURE_EFFECTS]
+        [null * k for k in MIXTURE_EFFECTS] if side == "greater" else [null / k for k in PROMOTION_EFFECTS]
     )
     return _log_mean_exp([rate_ratio_log_likelihood_ratio(data, a, null) for a in alternatives])
 

@@ -483,7 +483,12 @@ def test_the_handlers_on_moto_decide_as_the_benchmarks_simulated_rollout(
     request = RolloutRequest.model_validate(state["request"])
     settings = JudgeSettings.model_validate(state["judge"])
     simulated = run_shipped_rollout(
-        request, settings, lambda m, share: as_windows(minutes[(m, share)], m), {5: 5, 25: 25, 50: 50}, 200
+        request,
+        settings,
+        lambda m, share: as_windows(minutes[(m, share)], m),
+        {5: 5, 25: 25, 50: 50},
+        horizon_minutes=200,
+        deploy_seconds=0,  # moto deploys at once: the lock and the first step share a clock reading
     )
     assert len(simulated.trace) >= 2  # several looks, not a one-look story
     assert state["step_started_at"] == START_TIME

@@ -133,11 +133,19 @@ def test_below_the_last_judged_step_a_step_ends_once_it_served_its_minimum_sampl
 
 def test_the_last_judged_step_needs_a_promote_verdict() -> None:
     assert next_action(CANARY, SETTINGS, at(2), result(Verdict.CONTINUE), ENOUGH)[0] is StepAction.BAKE
-    action, _, reason = next_action(
-        CANARY, SETTINGS, at(2, elapsed=3 * BAKE), result(Verdict.CONTINUE), ENOUGH
-    )
+    # The earlier steps took their longest bakes: the last one has its own, 30 min.
+    spent = Look(rollout_started_at=0, step_index=2, step_started_at=3600, looks_done=29, now=3600 + 3 * BAKE)
+    action, _, reason = next_action(CANARY, SETTINGS, spent, result(Verdict.CONTINUE), ENOUGH)
     assert action is StepAction.ROLLBACK
     assert reason.startswith("not shown non-inferior at 50 % after 30 min")
+
+
+def test_the_last_judged_step_may_use_the_time_earlier_steps_did_not_need() -> None:
+    # The first two steps took 10 min each: the judged plan (3 x 30 min) leaves the last one 70 min.
+    early = Look(rollout_started_at=0, step_index=2, step_started_at=1200, looks_done=29, now=1200 + 3 * BAKE)
+    assert next_action(CANARY, SETTINGS, early, result(Verdict.CONTINUE), ENOUGH)[0] is StepAction.BAKE
+    late = Look(rollout_started_at=0, step_index=2, step_started_at=1200, looks_done=69, now=1200 + 7 * BAKE)
+    assert next_action(CANARY, SETTINGS, late, result(Verdict.CONTINUE), ENOUGH)[0] is StepAction.ROLLBACK
 
 
 def test_a_step_without_its_samples_at_its_longest_bake_stops_for_too_little_data() -> None:
