@@ -421,8 +421,14 @@ def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: 
 
     Each statistic runs at half the latency metric's alphas.
     """
-    if settings.latency_statistic == "average":
+    name = settings.latency_statistic
+    if name == "average":
         return _latency_statistic_evidence(windows, settings, levels, "average")
+    if not _has_percentile(windows, name):
+        alone = _latency_statistic_evidence(windows, settings, levels, "average")
+        return alone.model_copy(
+            update={"rule": f"{alone.rule} ({name} not in the windows: the average alone)"}
+        )
     halves = _Levels(levels.rollback_alpha / 2, levels.promote_alpha / 2, levels.bounds)
     average = _latency_statistic_evidence(windows, settings, halves, "average")
     tail = _latency_statistic_evidence(windows, settings, halves, settings.latency_statistic)
@@ -436,6 +442,14 @@ def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: 
     if worst.outcome is MetricOutcome.NON_INFERIOR:
         return worst.model_copy(update={"rule": f"{average.rule}; {tail.rule}"})
     return worst
+
+
+def _has_percentile(windows: RolloutWindows, name: LatencyStatistic) -> bool:
+    """Whether any window carries the percentile (the reader sets it to the average when it has none)."""
+    return any(
+        w.latency is not None and _statistic(w.latency, name) != w.latency.average
+        for w in (*windows.champion, *windows.challenger)
+    )
 
 
 def _latency_statistic_evidence(
