@@ -36,7 +36,8 @@ format: setup
 
 # make test: set up from a fresh clone, lint, then every test tier on both cores. A test module stays on one
 # worker (--dist loadscope), so a module's fixtures (a deployed stack, a demo story) are built once.
-PYTEST_PARALLEL := -n 2 --dist loadscope
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 
 test: lint
 	$(PY) -m pytest $(PYTEST_PARALLEL)

@@ -1,6 +1,15 @@
-"""Judge the current step: the variants' windows since the step started, the judge's verdict, the next action.
+"""Look at the rollout: every window since it started, the judge's verdict, the next action.
 
 The task is ``lambdas.rollout.tasks.judge.judge_step``.
+
+What the judge sees and what the rollout does after it is `lambdas.rollout.decision` (the same
+function the benchmark drives). The look reads up to the last whole minute before now, so a retried
+judge in the same minute asks CloudWatch about the same minutes. CloudWatch may still have received
+late datapoints for them since: a retry whose verdict is already in the ledger keeps that verdict (the
+first judgment stands, and the ledger never holds two) instead of judging again.
+
+The state machine waits ``bake_seconds`` before each look: this handler sets it to the decision's
+next look (a minute by default), so harm is looked for after every window.
 """
 
 from __future__ import annotations

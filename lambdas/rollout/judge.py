@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from statistics import fmean, variance
+from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +29,8 @@ from lambdas.rollout.sequential import (
     RateRatioData,
     bernoulli_rate_log_e_value,
     normal_mixture_radius,
+    rate_ratio_dispersion,
+    rate_ratio_estimate,
     rate_ratio_log_e_value,
     rate_ratio_lower_bound,
     rate_ratio_upper_bound,
@@ -56,10 +58,10 @@ class LatencyStats(_Frozen):
     """One variant's latency over one window, as CloudWatch reports it (any unit, the same for both)."""
 
     sample_count: int = Field(ge=0, description="SampleCount of the latency metric.")
-    average: float = Field(ge=0.0)
-    p50: float = Field(ge=0.0)
-    p90: float = Field(ge=0.0)
-    p99: float = Field(ge=0.0)
+    average: float = Field(ge=0.0, allow_inf_nan=False)
+    p50: float = Field(ge=0.0, allow_inf_nan=False)
+    p90: float = Field(ge=0.0, allow_inf_nan=False)
+    p99: float = Field(ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _percentiles_are_ordered(self) -> LatencyStats:
@@ -92,6 +94,11 @@ class VariantWindow(_Frozen):
             raise ValueError(f"errors_5xx ({self.errors_5xx}) exceeds requests ({self.requests})")
         if self.model_errors > self.requests:
             raise ValueError(f"model_errors ({self.model_errors}) exceeds requests ({self.requests})")
+        if self.latency is not None and self.latency.sample_count > self.requests:
+            raise ValueError(
+                f"latency.sample_count ({self.latency.sample_count}) exceeds requests ({self.requests}): "
+                "a window's latency samples come from its requests"
+            )
         if self.outcome_successes > self.outcome_trials:
             raise ValueError(
                 f"outcome_successes ({self.outcome_successes}) exceeds outcome_trials ({self.outcome_trials})"
@@ -109,6 +116,10 @@ class RolloutWindows(_Frozen):
 
     champion: tuple[VariantWindow, ...] = ()
     challenger: tuple[VariantWindow, ...] = ()
+    period_starts: tuple[int, ...] = Field(
+        default=(),
+        description="Epoch seconds each window starts at, increasing; empty when the caller does not know.",
+    )
 
     @model_validator(mode="after")
     def _windows_pair_up(self) -> RolloutWindows:
@@ -117,6 +128,13 @@ class RolloutWindows(_Frozen):
                 f"champion has {len(self.champion)} windows but challenger has {len(self.challenger)}; "
                 "they must cover the same windows"
             )
+        if self.period_starts and len(self.period_starts) != len(self.champion):
+            raise ValueError(
+                f"{len(self.period_starts)} period starts for {len(self.champion)} windows; "
+                "give one per window or none"
+            )
+        if any(later <= earlier for earlier, later in pairwise(self.period_starts)):
+            raise ValueError("period starts must increase window by window")
         return self
 
 
@@ -148,6 +166,11 @@ class MetricEvidence(_Frozen):
         description="Anytime-valid upper confidence bound; None if unbounded. At the promote level for the "
         "ratios, at the rollback level for conversion."
     )
+    bounds_computed: bool = Field(
+        default=True,
+        description="False when the judge was asked for the verdict only (a look that keeps baking): the "
+        "bounds are then None without meaning unbounded.",
+    )
     harm_threshold: float = Field(description="Worse than this, confidently, means harm.")
     promote_threshold: float = Field(description="Better than this, confidently, means non-inferior.")
     champion_samples: int
@@ -163,17 +186,31 @@ class JudgeResult(_Frozen):
 
 @dataclass(frozen=True, slots=True)
 class _Levels:
-    """Per-metric error budgets after splitting alpha evenly across the metrics in play."""
+    """Per-metric error budgets.
+
+    Harm in any metric rolls back, so the rollback alpha is split evenly across the metrics in play
+    (a union bound). Promotion needs every metric non-inferior, so a challenger inferior on some
+    metric is promoted only if that metric's own test errs: each metric's promote test runs at the
+    whole promote alpha (an intersection-union test, Berger 1982).
+    """
 
     rollback_alpha: float
     promote_alpha: float
+    bounds: bool = True
+    """Compute the error ratio's confidence bounds (bisection, the judge's costliest part)."""
 
 
-def judge(windows: RolloutWindows, settings: JudgeSettings | None = None) -> JudgeResult:
-    """Decide on the challenger from all windows so far; safe to call after every window."""
+def judge(
+    windows: RolloutWindows, settings: JudgeSettings | None = None, *, bounds: bool = True
+) -> JudgeResult:
+    """Decide on the challenger from all windows so far; safe to call after every window.
+
+    ``bounds=False`` leaves out the error ratio's confidence bounds (the verdict is the same: it comes
+    from the tests, not the bounds); a rollout that only keeps watching records its looks so.
+    """
     settings = settings or JudgeSettings()
     in_play = len(settings.metrics)
-    levels = _Levels(settings.rollback_alpha / in_play, settings.promote_alpha / in_play)
+    levels = _Levels(settings.rollback_alpha / in_play, settings.promote_alpha, bounds)
     evidence = tuple(_EVALUATORS[metric](windows, settings, levels) for metric in settings.metrics)
     verdict, reason = _combine(evidence)
     return JudgeResult(verdict=verdict, reason=reason, evidence=evidence)
@@ -247,16 +284,24 @@ def _error_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _L
             f"(champion {champion_requests}, challenger {challenger_requests})",
         )
     data = RateRatioData.from_windows(counts)
+    estimate = rate_ratio_estimate(data)
+    dispersion = rate_ratio_dispersion(data, estimate if estimate else 1.0)
+    data = data.with_dispersion(dispersion)
     # With the absolute rule on, the promote budget is shared by two tests (union bound).
     promote_alpha = levels.promote_alpha / 2 if settings.negligible_error_rate > 0 else levels.promote_alpha
-    lower = rate_ratio_lower_bound(data, levels.rollback_alpha)
-    upper = rate_ratio_upper_bound(data, promote_alpha)
     harm = rate_ratio_log_e_value(data, harm_ratio, "greater") >= math.log(1 / levels.rollback_alpha)
     ratio_ok = rate_ratio_log_e_value(data, promote_ratio, "less") >= math.log(1 / promote_alpha)
+    # The absolute rule counts the challenger's errors as independent trials: extra-binomial
+    # variation weakens it by the same factor.
     negligible = settings.negligible_error_rate > 0 and bernoulli_rate_log_e_value(
         challenger_errors, challenger_requests, settings.negligible_error_rate
-    ) >= math.log(1 / promote_alpha)
+    ) / dispersion >= math.log(1 / promote_alpha)
     outcome = _outcome(harm, ratio_ok or negligible)
+    lower = upper = None
+    if levels.bounds:
+        lower = rate_ratio_lower_bound(data, levels.rollback_alpha)
+        upper = rate_ratio_upper_bound(data, promote_alpha)
+    spread = f"; dispersion {dispersion:.3g}" if dispersion > 1.0 else ""
     rule = {
         MetricOutcome.HARM: f"errors: rate ratio lower bound {_fmt(lower)} above tolerance {harm_ratio:.4g}",
         MetricOutcome.NON_INFERIOR: (
@@ -266,8 +311,23 @@ def _error_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _L
         ),
         MetricOutcome.UNDECIDED: f"errors: rate ratio in [{_fmt(lower)}, {_fmt(upper)}]",
     }[outcome]
+    if not levels.bounds:
+        rule = {
+            MetricOutcome.HARM: f"errors: rate ratio confidently above tolerance {harm_ratio:.4g}",
+            MetricOutcome.NON_INFERIOR: rule,
+            MetricOutcome.UNDECIDED: f"errors: rate ratio estimate {_fmt(estimate)}, neither above tolerance "
+            f"{harm_ratio:.4g} nor below margin {promote_ratio:.4g} yet",
+        }[outcome]
+        if outcome is MetricOutcome.NON_INFERIOR and ratio_ok:
+            rule = f"errors: rate ratio confidently below margin {promote_ratio:.4g}"
     return MetricEvidence(
-        **base, outcome=outcome, estimate=estimate, lower_bound=lower, upper_bound=upper, rule=rule
+        **base,
+        outcome=outcome,
+        estimate=estimate,
+        lower_bound=lower,
+        upper_bound=upper,
+        bounds_computed=levels.bounds,
+        rule=rule + spread,
     )
 
 
@@ -284,7 +344,8 @@ def _statistic(stats: LatencyStats, name: LatencyStatistic) -> float:
 def _sampling_variance_of_log(stats: LatencyStats, name: LatencyStatistic) -> float:
     """Within-window sampling variance of log(statistic), assuming log-normal latency.
 
-    The shape comes from the window's own p50 and p90. This is a floor for the across-window
+    The shape comes from the window's own p50 and p90 (0 when they are unknown: the reader sets
+    them to the average when only the average is read). This is a floor for the across-window
     variance: it guards the plug-in variance when there are only a few windows.
     """
     if stats.p50 <= 0.0 or stats.p90 <= stats.p50:
@@ -300,7 +361,15 @@ def _sampling_variance_of_log(stats: LatencyStats, name: LatencyStatistic) -> fl
 
 @dataclass(frozen=True, slots=True)
 class _PairedLogRatios:
+    """Per-window log(challenger / champion) of one statistic, weighted by the windows' samples.
+
+    A window's log-ratio has a sampling variance proportional to 1/n_champion + 1/n_challenger, so
+    windows are weighted by the inverse of that: the many small windows of a 5 % step count for
+    little beside the windows of a 50 % step, and evidence kept across steps stays efficient.
+    """
+
     differences: tuple[float, ...]
+    weights: tuple[float, ...]
     sampling_variances: tuple[float, ...]
     champion_samples: int
     challenger_samples: int
@@ -319,6 +388,9 @@ class _PairedLogRatios:
         ]
         return cls(
             differences=tuple(math.log(_statistic(x, name) / _statistic(c, name)) for c, x in pairs),
+            weights=tuple(
+                c.sample_count * x.sample_count / (c.sample_count + x.sample_count) for c, x in pairs
+            ),
             sampling_variances=tuple(
                 _sampling_variance_of_log(c, name) + _sampling_variance_of_log(x, name) for c, x in pairs
             ),
@@ -326,14 +398,64 @@ class _PairedLogRatios:
             challenger_samples=sum(x.sample_count for _, x in pairs),
         )
 
+    def mean(self) -> float:
+        return sum(w * d for w, d in zip(self.weights, self.differences, strict=True)) / sum(self.weights)
+
     def variance_of_mean(self) -> float:
+        """The larger of the robust (sandwich) variance of the weighted mean and the model's floor."""
         count = len(self.differences)
-        plug_in = variance(self.differences)
-        return max(plug_in, fmean(self.sampling_variances), 1e-12) / count
+        total = sum(self.weights)
+        mean = self.mean()
+        sandwich = (
+            count
+            / (count - 1)
+            * sum(w * w * (d - mean) ** 2 for w, d in zip(self.weights, self.differences, strict=True))
+            / total**2
+        )
+        floor = sum(w * w * v for w, v in zip(self.weights, self.sampling_variances, strict=True)) / total**2
+        return max(sandwich, floor, 1e-12)
 
 
 def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _Levels) -> MetricEvidence:
-    paired = _PairedLogRatios.from_windows(windows, settings.latency_statistic)
+    """The average, and the configured percentile too: harm if either shows it, non-inferior if both.
+
+    Each statistic runs at half the latency metric's alphas.
+    """
+    name = settings.latency_statistic
+    if name == "average":
+        return _latency_statistic_evidence(windows, settings, levels, "average")
+    if not _has_percentile(windows, name):
+        alone = _latency_statistic_evidence(windows, settings, levels, "average")
+        return alone.model_copy(
+            update={"rule": f"{alone.rule} ({name} not in the windows: the average alone)"}
+        )
+    halves = _Levels(levels.rollback_alpha / 2, levels.promote_alpha / 2, levels.bounds)
+    average = _latency_statistic_evidence(windows, settings, halves, "average")
+    tail = _latency_statistic_evidence(windows, settings, halves, settings.latency_statistic)
+    order = [
+        MetricOutcome.HARM,
+        MetricOutcome.INSUFFICIENT_DATA,
+        MetricOutcome.UNDECIDED,
+        MetricOutcome.NON_INFERIOR,
+    ]
+    worst = min((average, tail), key=lambda e: order.index(e.outcome))
+    if worst.outcome is MetricOutcome.NON_INFERIOR:
+        return worst.model_copy(update={"rule": f"{average.rule}; {tail.rule}"})
+    return worst
+
+
+def _has_percentile(windows: RolloutWindows, name: LatencyStatistic) -> bool:
+    """Whether any window carries the percentile (the reader sets it to the average when it has none)."""
+    return any(
+        w.latency is not None and _statistic(w.latency, name) != w.latency.average
+        for w in (*windows.champion, *windows.challenger)
+    )
+
+
+def _latency_statistic_evidence(
+    windows: RolloutWindows, settings: JudgeSettings, levels: _Levels, name: LatencyStatistic
+) -> MetricEvidence:
+    paired = _PairedLogRatios.from_windows(windows, name)
     harm_log, promote_log = math.log1p(settings.latency_tolerance), math.log1p(settings.latency_margin)
     base = {
         "metric": Metric.LATENCY,
@@ -350,25 +472,25 @@ def _latency_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: 
         return MetricEvidence(
             **base,
             outcome=MetricOutcome.INSUFFICIENT_DATA,
-            estimate=_exp_or_none(fmean(paired.differences)) if count else None,
+            estimate=_exp_or_none(paired.mean()) if count else None,
             lower_bound=None,
             upper_bound=None,
-            rule=f"latency: {count} paired windows (need {settings.min_latency_windows}) and "
+            rule=f"latency {name}: {count} paired windows (need {settings.min_latency_windows}) and "
             f"{min(paired.champion_samples, paired.challenger_samples)} samples on the smaller variant "
             f"(need {settings.min_latency_samples})",
         )
-    mean = fmean(paired.differences)
+    mean = paired.mean()
     var = paired.variance_of_mean()
     lower = mean - normal_mixture_radius(var, levels.rollback_alpha, promote_log)
     upper = mean + normal_mixture_radius(var, levels.promote_alpha, promote_log)
     outcome = _outcome(lower > harm_log, upper < promote_log)
     lower_ratio, upper_ratio = _exp_or_none(lower), _exp_or_none(upper)
     rule = {
-        MetricOutcome.HARM: f"latency: ratio lower bound {_fmt(lower_ratio)} above tolerance "
+        MetricOutcome.HARM: f"latency {name}: ratio lower bound {_fmt(lower_ratio)} above tolerance "
         f"{1 + settings.latency_tolerance:.4g}",
-        MetricOutcome.NON_INFERIOR: f"latency: ratio upper bound {_fmt(upper_ratio)} below margin "
+        MetricOutcome.NON_INFERIOR: f"latency {name}: ratio upper bound {_fmt(upper_ratio)} below margin "
         f"{1 + settings.latency_margin:.4g}",
-        MetricOutcome.UNDECIDED: f"latency: ratio in [{_fmt(lower_ratio)}, {_fmt(upper_ratio)}]",
+        MetricOutcome.UNDECIDED: f"latency {name}: ratio in [{_fmt(lower_ratio)}, {_fmt(upper_ratio)}]",
     }[outcome]
     return MetricEvidence(
         **base,

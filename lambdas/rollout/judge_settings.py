@@ -57,22 +57,24 @@ class JudgeSettings(BaseModel):
         "(1 + tolerance) x the champion's.",
     )
     error_margin: float = Field(
-        default=0.50,
+        default=0.25,
         gt=0.0,
         description="Relative non-inferiority margin: promotion needs the challenger's error rate "
-        "confidently below (1 + margin) x the champion's.",
+        "confidently below (1 + margin) x the champion's. A challenger worse than that is promoted with "
+        "a chance of at most promote_alpha.",
     )
     negligible_error_rate: float = Field(
-        default=0.001,
+        default=0.002,
         ge=0.0,
         lt=1.0,
         description="Absolute error rate below which errors count as non-inferior without a ratio "
         "(needed when both variants have almost no errors). 0 turns this rule off.",
     )
     latency_statistic: LatencyStatistic = Field(
-        default="average",
-        description="Which CloudWatch latency statistic to compare per window. The average is the "
-        "least noisy; a percentile watches the tail.",
+        default="p99",
+        description="Which CloudWatch latency statistic to compare per window. A percentile is judged "
+        "beside the average (harm if either shows it, non-inferior only if both are); 'average' alone is "
+        "the least noisy but blind to a slower tail.",
     )
     latency_tolerance: float = Field(
         default=0.05,
@@ -97,6 +99,13 @@ class JudgeSettings(BaseModel):
         gt=0.0,
         lt=1.0,
         description="Absolute non-inferiority margin for the success rate.",
+    )
+    look_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=3600,
+        description="How often the rollout asks the judge (lambdas/rollout/decision.py): harm is looked for "
+        "this often, whatever the bake; a step still lasts at least its bake before it advances.",
     )
     min_requests: int = Field(
         default=500,

@@ -46,6 +46,17 @@ Equal weights on a log grid spread the power over effects from barely-above-tole
 failures; a discrete mixture of likelihood ratios is still exactly a martingale.
 """
 
+_PROMOTION_EFFECTS_UP_TO = 2.0
+PROMOTION_EFFECTS: tuple[float, ...] = tuple(
+    math.exp(math.log(1.02) + i * (math.log(_PROMOTION_EFFECTS_UP_TO) - math.log(1.02)) / (_MIXTURE_SIZE - 1))
+    for i in range(_MIXTURE_SIZE)
+)
+"""Alternatives of the 'less' (non-inferiority) side: 1.02x to 2x below the null, log-spaced.
+
+Showing non-inferiority is about small effects -- an equal challenger sits a margin (tens of percent)
+below the null -- so the weight goes there rather than to 8x, which only the harm side needs.
+"""
+
 _BISECTION_STEPS = 18
 _RATIO_SEARCH_LOW = 1e-4
 _RATIO_SEARCH_HIGH = 1e4
@@ -71,6 +82,9 @@ class RateRatioData:
 
     challenger_events: int
     totals_and_exposure_ratios: tuple[tuple[int, float], ...]
+    challenger_events_per_window: tuple[int, ...] = ()
+    dispersion: float = 1.0
+    """Extra-binomial variation (>= 1): the log-likelihood ratios are divided by it (quasi-likelihood)."""
 
     @classmethod
     def from_windows(cls, windows: Iterable[CountWindow]) -> RateRatioData:
@@ -87,11 +101,66 @@ class RateRatioData:
                 (w.champion_events + w.challenger_events, w.challenger_exposure / w.champion_exposure)
                 for w in informative
             ),
+            challenger_events_per_window=tuple(w.challenger_events for w in informative),
         )
 
     @property
     def total_events(self) -> int:
         return sum(m for m, _ in self.totals_and_exposure_ratios)
+
+    def with_dispersion(self, dispersion: float) -> RateRatioData:
+        if not (math.isfinite(dispersion) and dispersion >= 1.0):
+            raise ValueError(f"a dispersion is a finite number >= 1, got {dispersion}")
+        return RateRatioData(
+            self.challenger_events,
+            self.totals_and_exposure_ratios,
+            self.challenger_events_per_window,
+            dispersion,
+        )
+
+
+def rate_ratio_estimate(data: RateRatioData) -> float | None:
+    """The Mantel-Haenszel rate ratio: stratified by window, so a shock that hits the variants in
+    different minutes, or a split that changes from step to step, does not bias it (a pooled ratio of
+    rates would: Simpson's paradox). None without champion events."""
+    windows = data.totals_and_exposure_ratios
+    if len(data.challenger_events_per_window) != len(windows):
+        return None
+    numerator = sum(
+        x / (1.0 + r) for (_, r), x in zip(windows, data.challenger_events_per_window, strict=True)
+    )
+    denominator = sum(
+        (m - x) * r / (1.0 + r) for (m, r), x in zip(windows, data.challenger_events_per_window, strict=True)
+    )
+    return numerator / denominator if denominator > 0.0 else None
+
+
+MIN_DISPERSION_WINDOWS = 10
+"""Fewer informative windows than this estimate no extra-binomial variation (the dispersion stays 1)."""
+
+
+def rate_ratio_dispersion(data: RateRatioData, ratio: float) -> float:
+    """Pearson's chi-square over its degrees of freedom, at least 1: the windows' extra-binomial variation.
+
+    Under the conditional binomial model each window's challenger share of the events is
+    Binomial(m, pi) with pi = ratio r / (1 + ratio r); when the variants' rates wander independently
+    from window to window (a deploy, a cache, a noisy neighbour), the shares vary more than that and
+    a test that ignores it is far too sure. The quasi-likelihood correction divides the log-likelihood
+    ratios by this factor (McCullagh and Nelder, ch. 4).
+    """
+    windows = data.totals_and_exposure_ratios
+    if len(windows) < MIN_DISPERSION_WINDOWS or len(data.challenger_events_per_window) != len(windows):
+        return 1.0
+    chi_square = 0.0
+    for (m, r), x in zip(windows, data.challenger_events_per_window, strict=True):
+        pi = ratio * r / (1.0 + ratio * r)
+        expected_variance = m * pi * (1.0 - pi)
+        if expected_variance > 0.0:
+            chi_square += (x - m * pi) ** 2 / expected_variance
+    degrees = len(windows) - 1
+    # Under the binomial model chi_square / degrees is 1 give or take sqrt(2 / degrees): one standard
+    # deviation is taken off, so that chance alone seldom weakens the test.
+    return max(1.0, chi_square / degrees - math.sqrt(2.0 / degrees))
 
 
 def rate_ratio_log_likelihood_ratio(data: RateRatioData, alternative: float, null: float) -> float:
@@ -101,10 +170,11 @@ def rate_ratio_log_likelihood_ratio(data: RateRatioData, alternative: float, nul
     terms free of rho, which cancel in the ratio.
     """
     events_term = data.challenger_events * math.log(alternative / null)
+    log1p = math.log1p
     total_term = sum(
-        m * (math.log1p(alternative * r) - math.log1p(null * r)) for m, r in data.totals_and_exposure_ratios
+        [m * (log1p(alternative * r) - log1p(null * r)) for m, r in data.totals_and_exposure_ratios]
     )
-    return events_term - total_term
+    return (events_term - total_term) / data.dispersion
 
 
 def _log_mean_exp(values: Sequence[float]) -> float:
@@ -122,7 +192,7 @@ def rate_ratio_log_e_value(data: RateRatioData, null: float, side: Side) -> floa
     if not data.totals_and_exposure_ratios:
         return 0.0
     alternatives = (
-        [null * k for k in MIXTURE_EFFECTS] if side == "greater" else [null / k for k in MIXTURE_EFFECTS]
+        [null * k for k in MIXTURE_EFFECTS] if side == "greater" else [null / k for k in PROMOTION_EFFECTS]
     )
     return _log_mean_exp([rate_ratio_log_likelihood_ratio(data, a, null) for a in alternatives])
 
@@ -206,5 +276,7 @@ def normal_mixture_radius(variance: float, alpha: float, mixing_sd: float) -> fl
     radius^2 = V (1 + V / s^2) (log(1 + s^2 / V) + 2 log(1 / alpha)). Used for one-sided bounds it
     is conservative (each side has level at most alpha).
     """
+    if not (math.isfinite(variance) and variance > 0.0):
+        raise ValueError(f"variance must be a finite positive number, got {variance}")
     ratio = mixing_sd**2 / variance
     return math.sqrt(variance * (1.0 + 1.0 / ratio) * (math.log1p(ratio) + 2.0 * math.log(1.0 / alpha)))

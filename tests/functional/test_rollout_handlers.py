@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,12 +18,14 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
+from bench.judge_methods import run_shipped_rollout
 from lambdas.locking.lock import EndpointLocked
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, model_name_for
-from lambdas.rollout.aws.metrics_reader import WindowQuery
+from lambdas.rollout.aws.metrics_reader import WindowQuery, windows_from_series
 from lambdas.rollout.aws.wiring import RolloutServices, build_services, use
+from lambdas.rollout.judge import JudgeSettings, VariantWindow
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from lambdas.rollout.payloads import InvalidRolloutRequest
+from lambdas.rollout.payloads import InvalidRolloutRequest, RolloutRequest
 from lambdas.rollout.settings import load_rollout_settings
 from lambdas.rollout.state import EndpointBusy
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects, ThrottlingException
@@ -409,10 +413,98 @@ def test_no_data_is_inconclusive_and_bakes_again_never_a_pass(rollout: Rollout) 
     state = rollout.deployed()
     rollout.clock.advance(BAKE_SECONDS)
     judged = rollout.run("judge", state)
-    assert judged["decision"] == {"action": "bake", "reason": "judge: inconclusive at 5 % after 1 bake(s)"}
-    assert (judged["step_index"], judged["bakes_done"]) == (0, 1)
+    assert judged["decision"] == {"action": "bake", "reason": "judge: inconclusive at 5 % after 10 min"}
+    assert (judged["step_index"], judged["bakes_done"], judged["bake_seconds"]) == (0, 1, 60)
     rollout.clock.advance(BAKE_SECONDS)
-    assert rollout.run("judge", judged)["decision"]["action"] == "rollback"
+    decision = rollout.run("judge", judged)["decision"]
+    assert decision["action"] == "rollback"
+    assert decision["reason"].startswith("too little data at 5 % after 20 min")
+
+
+# --- one decision path: the benchmark's simulated rollout and the handlers on moto agree ------------
+
+
+def served_minutes(seed: int, challenger_error_rate: float) -> dict[tuple[int, int], tuple[Minute, Minute]]:
+    """Seeded minutes at every share: 2000 requests a minute split by the share, 1 % champion errors."""
+    rng = random.Random(seed)
+    minutes: dict[tuple[int, int], tuple[Minute, Minute]] = {}
+    for minute in range(200):
+        for share in (5, 25, 50):
+            challenger = sum(rng.random() < share / 100 for _ in range(2000))
+            champion = 2000 - challenger
+
+            def served(requests: int, error_rate: float) -> Minute:
+                errors = sum(rng.random() < error_rate for _ in range(requests))
+                trials = requests * 3 // 10
+                return Minute(
+                    requests=requests,
+                    errors_5xx=errors,
+                    latency_us=20_000 + rng.random() * 1000,
+                    trials=trials,
+                    successes=trials // 5,
+                )
+
+            minutes[(minute, share)] = (served(champion, 0.01), served(challenger, challenger_error_rate))
+    return minutes
+
+
+def as_windows(pair: tuple[Minute, Minute], minute: int) -> tuple[VariantWindow, VariantWindow]:
+    """The minute as the CloudWatch reader reads what MetricWriter published."""
+    timestamp = datetime.fromtimestamp(START_TIME + 60 * minute, UTC)
+    series: dict[tuple[str, str], dict[datetime, float]] = {}
+    for variant, served in zip(("champion", "challenger"), pair, strict=True):
+        values: dict[str, float] = {
+            "requests": served.requests,
+            "errors_5xx": served.errors_5xx,
+            "model_errors": served.model_errors,
+            "outcome_trials": served.trials,
+            "outcome_successes": served.successes,
+        }
+        if served.requests and served.latency_us is not None:
+            values |= {"latency_count": served.requests, "latency_average": served.latency_us}
+        for key, value in values.items():
+            series[(variant, key)] = {timestamp: float(value)}
+    windows = windows_from_series(series, "champion", "challenger")
+    return windows.champion[0], windows.challenger[0]
+
+
+@pytest.mark.parametrize(("seed", "challenger_error_rate"), [(1, 0.01), (2, 0.02)])
+def test_the_handlers_on_moto_decide_as_the_benchmarks_simulated_rollout(
+    rollout: Rollout, seed: int, challenger_error_rate: float
+) -> None:
+    state = rollout.deployed()
+    minutes = served_minutes(seed, challenger_error_rate)
+    request = RolloutRequest.model_validate(state["request"])
+    settings = JudgeSettings.model_validate(state["judge"])
+    simulated = run_shipped_rollout(
+        request,
+        settings,
+        lambda m, share: as_windows(minutes[(m, share)], m),
+        {5: 5, 25: 25, 50: 50},
+        horizon_minutes=200,
+        deploy_seconds=0,  # moto deploys at once: the lock and the first step share a clock reading
+    )
+    assert len(simulated.trace) >= 2  # several looks, not a one-look story
+    assert state["step_started_at"] == START_TIME
+    published, wait, on_moto = 0, state["bake_seconds"], []
+    while True:
+        look_at = int(rollout.clock.now) + wait
+        share = request.challenger_shares[state["step_index"]]
+        for minute in range(published, (look_at - START_TIME) // 60):
+            champion, challenger = minutes[(minute, share)]
+            rollout.metrics.minutes("champion", START_TIME + 60 * minute, [champion])
+            rollout.metrics.minutes("challenger", START_TIME + 60 * minute, [challenger])
+        published = (look_at - START_TIME) // 60
+        rollout.clock.advance(look_at - rollout.clock.now)
+        state = rollout.run("judge", state)
+        decision = state["decision"]
+        on_moto.append((look_at - START_TIME, decision["action"], decision["reason"]))
+        if decision["action"] in ("promote", "rollback"):
+            break
+        if decision["action"] == "advance":
+            state = rollout.run("set_traffic", state)
+        wait = state["bake_seconds"]
+    assert on_moto == list(simulated.trace)
 
 
 # --- promote, roll back, release ----------------------------------------------------------------------

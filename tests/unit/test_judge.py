@@ -228,9 +228,19 @@ def test_settings_load_from_plain_config_values() -> None:
 
 def test_judge_modules_import_nothing_heavier_than_pydantic() -> None:
     """The judge runs in a Lambda without layers: no numpy, scipy or boto3 at runtime."""
-    allowed = {"__future__", "math", "statistics", "collections", "dataclasses", "enum", "typing", "pydantic"}
+    allowed = {
+        "__future__",
+        "math",
+        "statistics",
+        "collections",
+        "dataclasses",
+        "enum",
+        "itertools",
+        "typing",
+        "pydantic",
+    }
     package = Path(__file__).resolve().parents[2] / "lambdas" / "rollout"
-    for name in ("judge.py", "judge_settings.py", "sequential.py"):
+    for name in ("judge.py", "judge_settings.py", "sequential.py", "decision.py"):
         tree = ast.parse((package / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -272,3 +282,93 @@ def test_a_burst_of_challenger_errors_in_one_window_never_weakens_a_rollback() -
         )
         verdict = judge(RolloutWindows(champion=champion, challenger=challenger), settings).verdict
         assert verdict is Verdict.ROLLBACK, f"burst of {burst} errors gave {verdict}"
+
+
+# --- inputs the judge refuses ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_latency_that_is_not_a_finite_number_is_refused_naming_it(bad: float) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        LatencyStats(sample_count=10, average=bad, p50=80.0, p90=90.0, p99=100.0)
+    with pytest.raises(ValidationError, match="finite number"):
+        LatencyStats(sample_count=10, average=80.0, p50=80.0, p90=90.0, p99=bad)
+
+
+def test_latency_samples_beyond_the_requests_are_refused() -> None:
+    latency = LatencyStats(sample_count=501, average=90.0, p50=80.0, p90=150.0, p99=250.0)
+    with pytest.raises(ValidationError, match=r"latency\.sample_count \(501\) exceeds requests \(500\)"):
+        VariantWindow(requests=500, latency=latency)
+
+
+# --- the tail, extra-binomial variation -------------------------------------------------------------
+
+
+def tail_windows(p99_factor: float, average_factor: float, count: int = 30) -> RolloutWindows:
+    def variant(requests: int, p99: float, average: float, wobble: float) -> VariantWindow:
+        return VariantWindow(
+            requests=requests,
+            errors_5xx=requests // 100,
+            latency=LatencyStats(
+                sample_count=requests, average=average * wobble, p50=80.0, p90=152.0, p99=p99 * wobble
+            ),
+        )
+
+    wobbles = [1.0 + 0.01 * ((i * 7) % 5 - 2) for i in range(count)]
+    return RolloutWindows(
+        champion=tuple(variant(1500, 256.0, 90.0, w) for w in wobbles),
+        challenger=tuple(
+            variant(1500, 256.0 * p99_factor, 90.0 * average_factor, w) for w in reversed(wobbles)
+        ),
+    )
+
+
+def test_a_slower_tail_is_harm_by_default_though_the_average_barely_moves() -> None:
+    settings = JudgeSettings(metrics=("latency",))
+    result = judge(tail_windows(1.3, 1.025), settings)
+    assert result.verdict is Verdict.ROLLBACK
+    assert "latency p99" in result.reason
+    assert judge(
+        tail_windows(1.3, 1.025), settings.model_copy(update={"latency_statistic": "average"})
+    ).verdict is not (Verdict.ROLLBACK)
+
+
+def test_windows_without_percentiles_are_judged_on_the_average_and_say_so() -> None:
+    windows = rollout(8)  # the helper's windows have percentiles; strip them as the reader does
+    flat = RolloutWindows(
+        champion=tuple(
+            w.model_copy(
+                update={
+                    "latency": LatencyStats(
+                        sample_count=w.requests, average=90.0, p50=90.0, p90=90.0, p99=90.0
+                    )
+                }
+            )
+            for w in windows.champion
+        ),
+        challenger=tuple(
+            w.model_copy(
+                update={
+                    "latency": LatencyStats(
+                        sample_count=w.requests, average=90.0, p50=90.0, p90=90.0, p99=90.0
+                    )
+                }
+            )
+            for w in windows.challenger
+        ),
+    )
+    evidence = next(e for e in judge(flat, JudgeSettings()).evidence if e.metric is Metric.LATENCY)
+    assert evidence.rule.endswith("(p99 not in the windows: the average alone)")
+
+
+def test_errors_that_wander_between_windows_are_no_confident_evidence_either_way() -> None:
+    # Equal variants whose error rates wander independently, window by window (factors 0.3x to 2.5x):
+    # a test that took each window for binomial would be sure (here it would promote).
+    factors = [0.3, 2.5, 1.0, 0.5, 1.8, 0.4, 2.2, 0.7, 1.5, 0.6] * 4
+    champion = tuple(VariantWindow(requests=1500, errors_5xx=round(15 * f)) for f in factors)
+    challenger = tuple(VariantWindow(requests=1500, errors_5xx=round(15 * f)) for f in reversed(factors))
+    result = judge(
+        RolloutWindows(champion=champion, challenger=challenger), JudgeSettings(metrics=("errors",))
+    )
+    assert result.verdict is Verdict.CONTINUE
+    assert "dispersion" in result.evidence[0].rule

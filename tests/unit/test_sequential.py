@@ -10,11 +10,14 @@ from scipy import integrate, stats
 
 from lambdas.rollout.sequential import (
     MIXTURE_EFFECTS,
+    PROMOTION_EFFECTS,
     CountWindow,
     RateRatioData,
     bernoulli_rate_log_e_value,
     normal_mixture_log_e_value,
     normal_mixture_radius,
+    rate_ratio_dispersion,
+    rate_ratio_estimate,
     rate_ratio_log_e_value,
     rate_ratio_log_likelihood_ratio,
     rate_ratio_lower_bound,
@@ -52,6 +55,8 @@ def test_rate_ratio_e_value_is_the_mean_of_the_mixture_likelihood_ratios() -> No
     data = RateRatioData.from_windows(WINDOWS)
     ratios = [math.exp(rate_ratio_log_likelihood_ratio(data, 1.1 * k, 1.1)) for k in MIXTURE_EFFECTS]
     assert math.exp(rate_ratio_log_e_value(data, 1.1, "greater")) == pytest.approx(np.mean(ratios), rel=1e-9)
+    less = [math.exp(rate_ratio_log_likelihood_ratio(data, 1.1 / k, 1.1)) for k in PROMOTION_EFFECTS]
+    assert math.exp(rate_ratio_log_e_value(data, 1.1, "less")) == pytest.approx(np.mean(less), rel=1e-9)
 
 
 def test_uninformative_windows_are_dropped() -> None:
@@ -169,3 +174,35 @@ def test_normal_mixture_keeps_its_level_over_many_looks() -> None:
     radii = np.array([normal_mixture_radius(1 / t, alpha, 0.3) for t in range(1, looks + 1)])
     ever_outside = (np.abs(means) > radii).any(axis=1).mean()
     assert ever_outside <= alpha
+
+
+@pytest.mark.parametrize("variance", [math.inf, math.nan, 0.0, -1.0])
+def test_normal_mixture_radius_refuses_a_variance_that_is_not_finite_and_positive(variance: float) -> None:
+    with pytest.raises(ValueError, match="variance must be a finite positive number"):
+        normal_mixture_radius(variance, 0.01, 0.1)
+
+
+def test_dispersion_is_one_for_binomial_windows_and_grows_with_extra_variation() -> None:
+    rng = np.random.default_rng(7)
+    steady = [
+        CountWindow(1000, int(rng.binomial(1000, 0.02)), 1000, int(rng.binomial(1000, 0.02)))
+        for _ in range(60)
+    ]
+    assert rate_ratio_dispersion(RateRatioData.from_windows(steady), 1.0) == pytest.approx(1.0, abs=0.3)
+    wandering = [
+        CountWindow(
+            1000,
+            int(rng.binomial(1000, 0.02 * rng.gamma(2, 0.5))),
+            1000,
+            int(rng.binomial(1000, 0.02 * rng.gamma(2, 0.5))),
+        )
+        for _ in range(60)
+    ]
+    assert rate_ratio_dispersion(RateRatioData.from_windows(wandering), 1.0) > 3.0
+
+
+def test_the_rate_ratio_estimate_is_stratified_by_window() -> None:
+    # An outage in the champion's big minute and a calm challenger-heavy minute: pooled rates say 0.1,
+    # each window says the variants are equal.
+    windows = [CountWindow(1900, 950, 100, 50), CountWindow(1000, 10, 1000, 10)]
+    assert rate_ratio_estimate(RateRatioData.from_windows(windows)) == pytest.approx(1.0)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from lambdas.rollout.judge import LatencyStats, RolloutWindows, VariantWindow
 from lambdas.rollout.judge_settings import LatencyStatistic
@@ -76,9 +78,20 @@ class CloudWatchWindowReader:
         start = -(-query.start // self._period) * self._period
         if query.end <= start:
             return RolloutWindows()
-        queries = list(_queries(query, self._period))
-        series = self._fetch(queries, start, query.end)
-        return windows_from_series(series, query.champion, query.challenger, query.latency_statistic)
+        average = replace(query, latency_statistic="average")
+        series = self._fetch(list(_queries(average, self._period)), start, query.end)
+        statistic = query.latency_statistic
+        if statistic != "average":
+            # A source may have no percentiles (a metric published as statistic sets, an emulator
+            # whose GetMetricData fails on them): the windows then carry the average alone, and the
+            # judge, seeing no percentile in them, judges the average and says so.
+            try:
+                series |= self._fetch(list(_percentile_queries(query, self._period)), start, query.end)
+            except ClientError as error:
+                if int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) < 500:
+                    raise
+                statistic = "average"
+        return windows_from_series(series, query.champion, query.challenger, statistic)
 
     def _fetch(self, queries: list[MetricDataQueryTypeDef], start: int, end: int) -> Series:
         ids = {str(q["Id"]): str(q["Label"]) for q in queries}
@@ -102,10 +115,27 @@ class CloudWatchWindowReader:
                 return series
 
 
+def _percentile_queries(query: WindowQuery, period: int) -> Iterator[MetricDataQueryTypeDef]:
+    for index, variant in enumerate((query.champion, query.challenger)):
+        dimensions: list[DimensionTypeDef] = [
+            {"Name": "EndpointName", "Value": query.endpoint_name},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        for name in PERCENTILES:
+            metric_stat: MetricStatTypeDef = {
+                "Metric": {
+                    "Namespace": SAGEMAKER_NAMESPACE,
+                    "MetricName": "ModelLatency",
+                    "Dimensions": dimensions,
+                },
+                "Period": period,
+                "Stat": name,
+            }
+            yield {"Id": f"v{index}_{name}", "Label": f"{variant}/{name}", "MetricStat": metric_stat}
+
+
 def _queries(query: WindowQuery, period: int) -> Iterator[MetricDataQueryTypeDef]:
     series = dict(SAGEMAKER_SERIES)
-    if query.latency_statistic != "average":
-        series |= {name: ("ModelLatency", name) for name in PERCENTILES}
     for index, variant in enumerate((query.champion, query.challenger)):
         dimensions: list[DimensionTypeDef] = [
             {"Name": "EndpointName", "Value": query.endpoint_name},
@@ -136,6 +166,7 @@ def windows_from_series(
     return RolloutWindows(
         champion=tuple(_window(series, champion, period, latency_statistic) for period in periods),
         challenger=tuple(_window(series, challenger, period, latency_statistic) for period in periods),
+        period_starts=tuple(int(period.timestamp()) for period in periods),
     )
 
 
@@ -154,14 +185,16 @@ def _window(
         requests=requests,
         errors_5xx=min(requests, round(value("errors_5xx"))),
         model_errors=min(requests, round(value("model_errors"))),
-        latency=_latency(value, latency_statistic),
+        latency=_latency(value, latency_statistic, requests),
         outcome_trials=trials,
         outcome_successes=min(trials, max(0, round(value("outcome_successes")))),
     )
 
 
-def _latency(value: Any, latency_statistic: LatencyStatistic) -> LatencyStats | None:
-    count = round(value("latency_count"))
+def _latency(value: Any, latency_statistic: LatencyStatistic, requests: int) -> LatencyStats | None:
+    # Like the errors, the latency samples of a window are capped at its requests (the series arrive
+    # separately); a window without requests has no latency to compare.
+    count = min(requests, round(value("latency_count")))
     if count == 0:
         return None
     average = value("latency_average")

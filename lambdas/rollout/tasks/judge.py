@@ -1,10 +1,5 @@
-"""Judge the current step: the variants' windows since the step started, the judge's verdict, the next action.
-
-The window ends at the end of this bake (step start + bakes x bake time) or now, whichever is earlier,
-so a retried judge asks CloudWatch about the same minutes. CloudWatch may still have received late
-datapoints for them since: a retry whose verdict is already in the ledger keeps that verdict (the first
-judgment stands, and the ledger never holds two) instead of judging again.
-"""
+"""Judge the rollout after a look: the windows `lambdas.rollout.decision` says it sees, the judge's verdict
+and the next action, recorded in the ledger."""
 
 from __future__ import annotations
 
@@ -12,11 +7,11 @@ from aws_lambda_powertools import Logger
 
 from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import RolloutServices
-from lambdas.rollout.judge import RolloutWindows, Verdict, judge
+from lambdas.rollout.decision import Look, LookDecision, decide_look, evidence_range
+from lambdas.rollout.judge import Metric, Verdict
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
 from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
-from lambdas.rollout.traffic import StepPosition, decide
 
 logger = Logger()
 
@@ -31,13 +26,16 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         logger.info("verdict recorded by an earlier try kept", extra={"action": step.action})
         state = state.model_copy(update={"sequence": state.sequence + 1})
     else:
-        windows = services.windows.windows(_query(state, services))
-        result = judge(windows, state.judge)
-        step = _outcome(state, windows, result.verdict, result.reason)
-        logger.info(
-            "judged", extra={"verdict": result.verdict.value, "action": step.action, "reason": step.reason}
+        look = _look(state, services)
+        decision = decide_look(
+            state.request, state.judge, look, services.windows.windows(_query(state, look))
         )
-        state = services.record(state, EntryKind.JUDGE_VERDICT, verdict_payload(step, result))
+        step = _outcome(state, decision)
+        logger.info(
+            "judged",
+            extra={"verdict": decision.result.verdict.value, "action": step.action, "reason": step.reason},
+        )
+        state = services.record(state, EntryKind.JUDGE_VERDICT, verdict_payload(step, decision.result))
     if step.action is not StepAction.BAKE:
         served = traffic_payload(
             step.step_index, step.challenger_percent, step.champion_requests, step.challenger_requests
@@ -50,6 +48,8 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
             "decision": StepDecision(action=step.action, reason=step.reason),
             "step_index": state.step_index + 1 if advanced else state.step_index,
             "bakes_done": 0 if advanced else step.bake,
+            # The Wait before the next look (the decision's next_look_seconds, also on a kept verdict).
+            "bake_seconds": state.judge.look_seconds,
         }
     )
 
@@ -74,8 +74,19 @@ def _recorded_step(state: RolloutState, services: RolloutServices) -> StepOutcom
     )
 
 
-def _query(state: RolloutState, services: RolloutServices) -> WindowQuery:
-    start = state.step_started_at or 0
+def _look(state: RolloutState, services: RolloutServices) -> Look:
+    step_started_at = state.step_started_at or 0
+    return Look(
+        rollout_started_at=min(state.started_at, step_started_at),
+        step_index=state.step_index,
+        step_started_at=step_started_at,
+        looks_done=state.bakes_done,
+        now=max(int(services.now()), step_started_at),
+    )
+
+
+def _query(state: RolloutState, look: Look) -> WindowQuery:
+    start, end = evidence_range(look)
     request = state.request
     return WindowQuery(
         endpoint_name=request.endpoint_name,
@@ -83,24 +94,23 @@ def _query(state: RolloutState, services: RolloutServices) -> WindowQuery:
         challenger=request.challenger_slot,
         business_metric=state.business_metric,
         start=start,
-        end=min(services.now(), start + (state.bakes_done + 1) * state.bake_seconds),
-        latency_statistic=state.judge.latency_statistic,
+        end=end,
+        # Percentiles are read only when latency is judged (they cost more, and not every source has them).
+        latency_statistic=state.judge.latency_statistic
+        if Metric.LATENCY in state.judge.metrics
+        else "average",
     )
 
 
-def _outcome(state: RolloutState, windows: RolloutWindows, verdict: Verdict, reason: str) -> StepOutcome:
-    champion_requests = sum(window.requests for window in windows.champion)
-    challenger_requests = sum(window.requests for window in windows.challenger)
-    position = StepPosition(state.step_index, state.bakes_done + 1, champion_requests, challenger_requests)
-    decision = decide(state.request, position, verdict, reason)
+def _outcome(state: RolloutState, decision: LookDecision) -> StepOutcome:
     shares = state.request.challenger_shares
     return StepOutcome(
         step_index=state.step_index,
         challenger_percent=shares[state.step_index] if state.step_index < len(shares) else 0,
-        bake=position.bakes_done,
-        verdict=verdict,
+        bake=state.bakes_done + 1,
+        verdict=decision.result.verdict,
         action=decision.action,
         reason=decision.reason,
-        champion_requests=champion_requests,
-        challenger_requests=challenger_requests,
+        champion_requests=decision.champion_requests,
+        challenger_requests=decision.challenger_requests,
     )

@@ -1,0 +1,342 @@
+"""The rollout's one decision path: what the judge sees at a look, and what the rollout does after it.
+
+The judge handler (lambdas/handlers/rollout_judge.py) and the benchmark (bench/) both call
+``evidence_range`` to know which minutes to read and ``decide_look`` to decide, so the benchmark's
+numbers are the product's.
+
+* Evidence: every window since the rollout started, not only the current step's. Each of the judge's
+  tests conditions on (or pairs within) each window's own split, so a window of an earlier step is
+  as valid as one of this step; the windows before the challenger had traffic carry no information.
+* Looks: the judge is asked every ``JudgeSettings.look_seconds`` (a minute by default), so harm is
+  looked for after every window. The state machine's Wait reads ``bake_seconds``: the handler sets it
+  to the next look's delay.
+* A step lasts at least one bake (``bake_minutes``) and at most ``max_bakes_per_step`` bakes:
+
+  - rollback  -- the judge shows harm, at any look;
+  - promote verdict after the minimum bake -- the next step (or the promotion after the last judged
+    step);
+  - below the last judged step, the step ends on its samples: once it has served every metric's
+    minimum sample at its own share with no harm shown (after the minimum bake) it advances;
+  - at the last judged step only a promote verdict promotes; with its bakes spent the challenger
+    is rolled back, "not shown non-inferior". The last judged step may use the time the earlier
+    steps did not need: the judged plan ends within (judged steps x max_bakes_per_step x bake) of
+    the rollout's start, as it always could;
+  - too little data is its own outcome: at the first look the endpoint's measured traffic is
+    projected onto the plan, and if some step cannot serve its minimum samples within its longest
+    bake, the rollout stops at once saying what would (longer bakes, a bigger first step, fewer
+    metrics); a step that runs out of bakes without its samples stops the same way. Both restore
+    the champion (the state machine's ``rollback``) with a reason that starts "too little data".
+
+* ab_test keeps its split until promote, rollback or the sample budget; shadow bakes on mirrored
+  traffic up to its limit; blue_green is SageMaker's.
+
+Pure domain code: no boto3, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lambdas.rollout.judge import JudgeResult, RolloutWindows, VariantWindow, Verdict, judge
+from lambdas.rollout.judge_settings import JudgeSettings, Metric
+from lambdas.rollout.payloads import RolloutRequest, StepAction, Strategy
+
+__all__ = [
+    "TOO_LITTLE_DATA",
+    "Look",
+    "LookDecision",
+    "decide_look",
+    "evidence_range",
+    "next_action",
+    "step_windows",
+]
+
+TOO_LITTLE_DATA = "too little data"
+"""How every reason of the too-little-data outcome starts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """Where a rollout stands when the judge is asked (epoch seconds)."""
+
+    rollout_started_at: int
+    """The evidence starts here: the rollout's start (windows without challenger traffic are inert)."""
+    step_index: int
+    step_started_at: int
+    looks_done: int
+    """Looks already taken at this step (0 at the step's first look)."""
+    now: int
+
+    def __post_init__(self) -> None:
+        if self.looks_done < 0 or self.step_index < 0:
+            raise ValueError(f"a look needs a step and a count of looks, got {self}")
+        if not self.rollout_started_at <= self.step_started_at <= self.now:
+            raise ValueError(
+                "a look needs rollout start <= step start <= now, got "
+                f"{self.rollout_started_at}, {self.step_started_at}, {self.now}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LookDecision:
+    action: StepAction
+    next_step_index: int
+    reason: str
+    result: JudgeResult
+    """The judge's answer on every window since the rollout started."""
+    next_look_seconds: int
+    """How long the state machine waits before the next look (its Wait reads this as bake_seconds)."""
+    champion_requests: int
+    challenger_requests: int
+    """Served at this step (the ab_test budget counts the whole rollout, which is its one step)."""
+
+    @property
+    def too_little_data(self) -> bool:
+        return self.reason.startswith(TOO_LITTLE_DATA)
+
+
+def evidence_range(look: Look, period_seconds: int = 60) -> tuple[int, int]:
+    """The minutes to read: from the rollout's start up to the last whole period before now.
+
+    A retried look within the same period reads the same minutes.
+    """
+    end = look.now // period_seconds * period_seconds
+    return look.rollout_started_at, max(end, look.rollout_started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """One variant's samples over some windows, per metric."""
+
+    requests: int = 0
+    latency_samples: int = 0
+    trials: int = 0
+
+    @classmethod
+    def over(cls, windows: tuple[VariantWindow, ...]) -> _Served:
+        return cls(
+            requests=sum(w.requests for w in windows),
+            latency_samples=sum(w.latency.sample_count for w in windows if w.latency is not None),
+            trials=sum(w.outcome_trials for w in windows),
+        )
+
+
+def step_windows(windows: RolloutWindows, step_started_at: int) -> RolloutWindows:
+    if not windows.period_starts:
+        return windows
+    first = next(
+        (i for i, s in enumerate(windows.period_starts) if s >= step_started_at), len(windows.champion)
+    )
+    return RolloutWindows(
+        champion=windows.champion[first:],
+        challenger=windows.challenger[first:],
+        period_starts=windows.period_starts[first:],
+    )
+
+
+def _missing_samples(served: _Served, settings: JudgeSettings) -> list[str]:
+    """The minimum samples a step has not served yet, per metric in play."""
+    needs = {
+        Metric.ERRORS: ("requests", served.requests, settings.min_requests),
+        Metric.LATENCY: ("latency samples", served.latency_samples, settings.min_latency_samples),
+        Metric.CONVERSION: ("feedback trials", served.trials, settings.min_trials),
+    }
+    return [
+        f"{have}/{need} {what}"
+        for metric in settings.metrics
+        for what, have, need in (needs[metric],)
+        if have < need
+    ]
+
+
+def decide_look(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, windows: RolloutWindows
+) -> LookDecision:
+    """Judge every window since the rollout started, then decide what the rollout does next."""
+    if request.strategy is Strategy.BLUE_GREEN:
+        raise ValueError("blue_green is judged by SageMaker's guardrails, not step by step")
+    step = step_windows(windows, look.step_started_at)
+    champion, challenger = _Served.over(step.champion), _Served.over(step.challenger)
+    # The verdict comes from the tests; the error ratio's bounds (costly) only for a look that acts.
+    result = judge(windows, settings, bounds=False)
+    action, next_index, reason = next_action(request, settings, look, result, step)
+    if action is not StepAction.BAKE:
+        result = judge(windows, settings)  # the same verdict, now with the bounds for the reasons
+        action, next_index, reason = next_action(request, settings, look, result, step)
+    return LookDecision(
+        action=action,
+        next_step_index=next_index,
+        reason=reason,
+        result=result,
+        next_look_seconds=settings.look_seconds,
+        champion_requests=champion.requests,
+        challenger_requests=challenger.requests,
+    )
+
+
+def next_action(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, result: JudgeResult, step: RolloutWindows
+) -> tuple[StepAction, int, str]:
+    """(action, next step index, reason) after the judge's result; `step` holds this step's windows."""
+    served = _Served.over(step.challenger)
+    index = look.step_index
+    if result.verdict is Verdict.ROLLBACK:
+        return StepAction.ROLLBACK, index, f"judge: {result.reason}"
+    if request.strategy is Strategy.AB_TEST:
+        return _ab_test(request, look, result, step)
+    elapsed = look.now - look.step_started_at
+    bake = request.bake_minutes * 60
+    longest = bake * request.max_bakes_per_step
+    if request.strategy is Strategy.SHADOW:
+        return _single_phase(
+            look=look,
+            result=result,
+            served=served,
+            settings=settings,
+            elapsed=elapsed,
+            bake=bake,
+            longest=longest,
+        )
+    return _stepped(request, settings, look, result, step)
+
+
+def _stepped(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, result: JudgeResult, step: RolloutWindows
+) -> tuple[StepAction, int, str]:
+    served = _Served.over(step.challenger)
+    index = look.step_index
+    elapsed = look.now - look.step_started_at
+    bake = request.bake_minutes * 60
+    longest = bake * request.max_bakes_per_step
+    shares = request.challenger_shares
+    if not 0 <= index < len(shares) - 1:
+        raise ValueError(f"step {index} is not a judged step of a {len(shares)}-step plan")
+    last_judged = index == len(shares) - 2
+    here = f"at {shares[index]} % after {elapsed // 60} min"
+    if index == 0 and look.looks_done == 0:
+        shortfall = _plan_shortfall(request, settings, step, elapsed)
+        if shortfall:
+            return StepAction.ROLLBACK, index, shortfall
+    if elapsed < bake:
+        return (
+            StepAction.BAKE,
+            index,
+            f"judge: {result.verdict.value} {here}; the step bakes {bake // 60} min",
+        )
+    if result.verdict is Verdict.PROMOTE:
+        action = StepAction.PROMOTE if last_judged else StepAction.ADVANCE
+        return action, index + 1, f"judge: non-inferior {here}"
+    missing = _missing_samples(served, settings)
+    if not last_judged and result.verdict is Verdict.CONTINUE and not missing:
+        return (
+            StepAction.ADVANCE,
+            index + 1,
+            f"no harm shown {here} on this step's minimum samples ({served.requests} challenger requests)",
+        )
+    if last_judged:
+        # The time earlier steps did not need is the last judged step's: the judged plan still ends
+        # within (judged steps x longest bake) of the rollout's start.
+        plan_end = look.rollout_started_at + (len(shares) - 1) * longest
+        longest = max(longest, plan_end - look.step_started_at)
+    if elapsed + settings.look_seconds <= longest:
+        return StepAction.BAKE, index, f"judge: {result.verdict.value} {here}"
+    if missing or result.verdict is Verdict.INCONCLUSIVE:
+        what = ", ".join(missing) or result.reason
+        return StepAction.ROLLBACK, index, f"{TOO_LITTLE_DATA} {here}, the step's longest bake: {what}"
+    return (
+        StepAction.ROLLBACK,
+        index,
+        f"not shown non-inferior {here}, the step's longest bake: {result.reason}",
+    )
+
+
+def _ab_test(
+    request: RolloutRequest, look: Look, result: JudgeResult, step: RolloutWindows
+) -> tuple[StepAction, int, str]:
+    index = look.step_index
+    if result.verdict is Verdict.PROMOTE:
+        return StepAction.PROMOTE, index, "judge: non-inferior on the fixed split"
+    budget = request.sample_budget or 0
+    served = min(sum(w.requests for w in step.champion), sum(w.requests for w in step.challenger))
+    if served >= budget:
+        return (
+            StepAction.ROLLBACK,
+            index,
+            f"sample budget of {budget} requests per variant spent without an answer "
+            f"({result.verdict.value}); the champion stays",
+        )
+    return StepAction.BAKE, index, f"judge: {result.verdict.value}, {served}/{budget} served"
+
+
+def _single_phase(
+    *,
+    look: Look,
+    result: JudgeResult,
+    served: _Served,
+    settings: JudgeSettings,
+    elapsed: int,
+    bake: int,
+    longest: int,
+) -> tuple[StepAction, int, str]:
+    index = look.step_index
+    if result.verdict is Verdict.PROMOTE and elapsed >= bake:
+        return StepAction.PROMOTE, index, "judge: non-inferior on mirrored traffic"
+    if elapsed + settings.look_seconds <= longest:
+        return StepAction.BAKE, index, f"judge: {result.verdict.value}"
+    if result.verdict is Verdict.INCONCLUSIVE or _missing_samples(served, settings):
+        return StepAction.ROLLBACK, index, f"{TOO_LITTLE_DATA} on mirrored traffic after {elapsed // 60} min"
+    return (
+        StepAction.ROLLBACK,
+        index,
+        f"judge still {result.verdict.value} after {elapsed // 60} min on mirrored traffic",
+    )
+
+
+def _plan_shortfall(
+    request: RolloutRequest, settings: JudgeSettings, step: RolloutWindows, elapsed: int
+) -> str:
+    """At the first look: can the endpoint's traffic give every judged step its minimum samples?
+
+    The measured rates (requests per second over both variants; latency samples and feedback trials
+    per request) projected onto each step's share. Empty when the plan fits, or when there is no
+    traffic to measure yet (CloudWatch may lag; the longest bake then decides).
+    """
+    both = _Served.over(step.champion + step.challenger)
+    if both.requests == 0 or elapsed <= 0:
+        return ""
+    rate = both.requests / elapsed
+    per_request = {
+        Metric.ERRORS: ("requests", 1.0, settings.min_requests),
+        Metric.LATENCY: (
+            "latency samples",
+            both.latency_samples / both.requests,
+            settings.min_latency_samples,
+        ),
+        Metric.CONVERSION: ("feedback trials", both.trials / both.requests, settings.min_trials),
+    }
+    longest = request.bake_minutes * 60 * request.max_bakes_per_step
+    first_share = request.challenger_shares[0] / 100
+    worst_seconds = 0.0
+    binding = ""
+    for metric in settings.metrics:
+        what, fraction, need = per_request[metric]
+        seconds = math.inf if fraction == 0.0 else need / (rate * first_share * fraction)
+        if seconds > worst_seconds:
+            worst_seconds, binding = seconds, f"{need} {what} ({metric.value})"
+    if worst_seconds <= longest:
+        return ""
+    if math.isinf(worst_seconds):
+        return (
+            f"{TOO_LITTLE_DATA}: the endpoint reports no {binding.split(' (')[0].split(' ', 1)[1]} at "
+            f"{rate:.3g} requests/s; take that metric out of judge.metrics or send its data"
+        )
+    needed_minutes = math.ceil(worst_seconds / 60)
+    bake_needed = math.ceil(needed_minutes / request.max_bakes_per_step)
+    share_needed = math.ceil(100 * first_share * worst_seconds / longest)
+    return (
+        f"{TOO_LITTLE_DATA}: at {rate:.3g} requests/s the first step ({request.challenger_shares[0]} %) "
+        f"needs about {needed_minutes} min for {binding}, more than its longest bake of {longest // 60} min; "
+        f"what would fit: bake_minutes >= {bake_needed}, a first step of >= {share_needed} %, "
+        "or fewer judge metrics"
+    )
