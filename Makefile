@@ -34,10 +34,10 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# make test: set up from a fresh clone, lint, then every test tier on both cores. A test module stays on one
-# worker (--dist loadscope), so a module's fixtures (a deployed stack, a demo story) are built once.
+# make test: set up from a fresh clone, lint, then every test tier on both cores (how the tests are grouped
+# onto the workers: tests/conftest.py).
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
 
 test: lint
 	$(PY) -m pytest $(PYTEST_PARALLEL)
