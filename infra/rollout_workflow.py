@@ -76,6 +76,9 @@ OUTCOME_RECORDED = sfn.Condition.and_(
 # SageMaker refusing a change while the endpoint is still updating: retried longer than the transient
 # errors every task retries (infra/workflow_task.py).
 ENDPOINT_BUSY = "EndpointBusy"
+# A task that ran out of time may have made its calls or not; every rollout task can be run again with
+# the same input (its endpoint calls are skipped when done, its ledger entries written once).
+TIMED_OUT = "Sandbox.Timedout"
 ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
@@ -357,6 +360,13 @@ class RolloutWorkflow(Construct):
     ) -> tasks.LambdaInvoke:
         """The function's retrying task, which also waits out an endpoint that is being updated."""
         task = function.invoke(self, name, payload=payload)
+        task.add_retry(
+            errors=[TIMED_OUT],
+            interval=Duration.seconds(5),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         # "Endpoint is being updated": SageMaker needs minutes, so wait longer and keep trying for ~45 min.
         task.add_retry(
             errors=[ENDPOINT_BUSY],

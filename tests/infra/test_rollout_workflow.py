@@ -24,6 +24,7 @@ from infra.rollout_workflow import (
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
     MAX_BAKES_PER_STEP,
+    TIMED_OUT,
     workflow_timeout,
 )
 from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
@@ -298,7 +299,7 @@ def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, 
         if state["Type"] != "Task":
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
-        assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,)}, name
+        assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
         assert set(TRANSIENT_ERRORS) >= {
             "Lambda.TooManyRequestsException",
             "Lambda.ServiceException",
