@@ -253,6 +253,8 @@ class RolloutWorkflow(Construct):
                 self.ledger_table.grant(
                     function.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
                 )
+                # Each entry is written in a transaction that checks the lock's generation (the fence).
+                self.lock_table.grant(function.role, "dynamodb:ConditionCheckItem")
             if function not in (f.start, f.check_deployment, f.release, f.resume):
                 # Renewing the lease: a conditional update by the holder, then a read of who holds it.
                 self.lock_table.grant(function.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
@@ -260,8 +262,10 @@ class RolloutWorkflow(Construct):
         self.lock_table.grant(f.start.role, "dynamodb:PutItem", "dynamodb:GetItem")
         # Releasing it: a delete conditional on the holder.
         self.lock_table.grant(f.release.role, "dynamodb:DeleteItem")
-        # Resuming an aborted rollout: its entries, read to rebuild its state.
+        # Resuming an aborted rollout: its entries, read to rebuild its state; its lock taken over at a
+        # new generation.
         self.ledger_table.grant(f.resume.role, "dynamodb:Query")
+        self.lock_table.grant(f.resume.role, "dynamodb:UpdateItem")
         self._grant_sagemaker()
         self._grant_gates_reads()
         f.judge.allow(["cloudwatch:GetMetricData"], ["*"])
@@ -276,6 +280,8 @@ class RolloutWorkflow(Construct):
             self._registry.key.grant(function.role, "kms:CreateGrant", "kms:DescribeKey")
         self._grant_deploy()
         self._grant_notify(f.rollback)
+        # A rollback that failed is told by the release that ends its path.
+        self._grant_notify(f.release)
 
     def _grant_sagemaker(self) -> None:
         targets = self._targets
@@ -413,8 +419,10 @@ class RolloutWorkflow(Construct):
             result_path="$.error",
         )
         released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
-        for task in (rollback, check):
-            task.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        # A check that fails hands back to the rollback, which looks at the endpoint itself: an update
+        # still running is waited for, a restored champion is recorded.
+        check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         rollback.next(
             sfn.Choice(self, "Is the rollback recorded?")
@@ -422,10 +430,12 @@ class RolloutWorkflow(Construct):
             .otherwise(wait)
         )
         wait.next(check)
+        # Whatever the update ended in, the rollback looks again: its own restoring update failed (it sends
+        # it again, a few times), or another update it waited for has ended.
         check.next(
             sfn.Choice(self, "Is the champion back in service?")
             .when(sfn.Condition.string_equals("$.deployment.status", "in_service"), rollback)
-            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), released_anyway)
+            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
             .otherwise(wait)
         )
         released_anyway.next(needs_person)

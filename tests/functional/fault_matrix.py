@@ -473,13 +473,23 @@ class Scenario:
     """A person aborts when the rollout's execution first enters this state (before its task runs)."""
     failing_update_at: str | None = None
     """The first endpoint update sent from this state on fails."""
+    failing_updates: int = 1
+    """How many times the state's update fails (each time the state is entered)."""
 
 
 PROMOTED = Scenario("promoted")
 ROLLED_BACK = Scenario("judged bad", challenger=FAILING)
 ABORTED = Scenario("aborted by a person", abort_at="Ask the judge")
 RESTORE_FAILS = Scenario(
-    "rollback's restoring update fails", challenger=FAILING, failing_update_at="Roll back to the champion"
+    "rollback's restoring update fails once",
+    challenger=FAILING,
+    failing_update_at="Roll back to the champion",
+)
+RESTORE_IMPOSSIBLE = Scenario(
+    "every restoring update fails",
+    challenger=FAILING,
+    failing_update_at="Roll back to the champion",
+    failing_updates=1_000,
 )
 
 
@@ -894,6 +904,7 @@ class Injection:
     fault: Fault | None
     target: tuple[str, int] | None = None
     scenario_aborted: bool = False
+    failed_updates: int = 0
 
     def __call__(
         self, interp: Interpreter, execution: Execution, state: str, attempt: int, run: Callable[[], Any]
@@ -927,7 +938,12 @@ class Injection:
 
     def _scenario_events(self, execution: Execution, state: str, attempt: int) -> bool:
         """The scenario's own failing update and person's abort; False if the abort stopped the execution."""
-        if self.scenario.failing_update_at == state and attempt == 0:
+        if (
+            self.scenario.failing_update_at == state
+            and attempt == 0
+            and self.failed_updates < (self.scenario.failing_updates)
+        ):
+            self.failed_updates += 1
             self.world.sagemaker.next_ending = "fails"
         if self.scenario.abort_at == state and not self.scenario_aborted:
             self.scenario_aborted = True

@@ -513,6 +513,39 @@ def test_traffic_is_not_shifted_while_the_endpoint_updates(rollout: Rollout) -> 
     assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
 
 
+def test_the_rollback_waits_for_an_update_in_progress_however_long_it_lasts(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[ENDPOINT_NAME]
+    # A promotion's or a blue/green deployment's update runs when the rollback begins.
+    endpoint.endpoint_status = "Updating"
+    waiting = rollout.run("rollback", state)
+    assert waiting["outcome"] is None
+    assert waiting["deployment"]["status"] == "updating"
+    # Hours later it still runs: the rollback still waits, it does not give up.
+    rollout.clock.advance(8 * 3600)
+    assert rollout.run("rollback", waiting)["deployment"]["status"] == "updating"
+    endpoint.endpoint_status = "InService"
+    rolled_back = rollout.finish("rollback", waiting)
+    assert rolled_back["outcome"] == "rolled_back"
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
+
+
+def test_a_failed_rollback_is_told_with_its_reason_and_its_lock_released(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    cause = {"errorType": "RollbackFailed", "errorMessage": "endpoint still runs the rollout's config"}
+    failed = state | {
+        "rollback_reason": "judge: errors",
+        "error": {"Error": "RollbackFailed", "Cause": json.dumps(cause)},
+    }
+    rollout.run("release", failed)
+    [told] = rollout.notifications()
+    assert (told["event"], told["rollout_id"]) == ("rollout_rollback_failed", EXECUTION)
+    assert told["reason"] == (
+        "rolling back (judge: errors) failed: RollbackFailed: endpoint still runs the rollout's config"
+    )
+    assert rollout.lock_holder() is None
+
+
 # --- the judge's windows from CloudWatch --------------------------------------------------------------
 
 

@@ -210,7 +210,8 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
             "Is the champion restored?",
             "Is the champion back in service?",
             "Release the lock after the rollback",
-            "Release the lock after a failed rollback",
+            # The rollback looks again at whatever the update left: its restore is sent again, a few times.
+            ROLLBACK,
         ),
     ):
         assert states[task]["Next"] == recorded
@@ -352,8 +353,9 @@ def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str,
     reachable = _reachable(definition, ROLLBACK)
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
-    for task in (ROLLBACK, "Is the champion restored?"):
-        assert states[task]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    # A failed check hands back to the rollback, which looks at the endpoint itself.
+    assert states["Is the champion restored?"]["Catch"][0]["Next"] == ROLLBACK
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
     # Its only loop waits for the endpoint; every task on it is bounded by its retries.
     assert {states[name]["Type"] for name in reachable} == {"Task", "Fail", "Choice", "Wait"}
@@ -514,7 +516,9 @@ class _Arns:
 def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
     """What each handler calls (lambdas/handlers/rollout_*.py and the adapters they use), on which ARNs."""
     arns = _Arns(dev)
-    ledger = {action: {arns.ledger} for action in LEDGER_ACTIONS}
+    ledger: dict[str, set[str]] = {action: {arns.ledger} for action in LEDGER_ACTIONS}
+    # Every entry is written with a check of the lock's generation (lambdas/rollout/aws/fence.py).
+    ledger["dynamodb:ConditionCheckItem"] = {arns.lock}
     # Renewing the lease: UpdateItem by the holder, GetItem to read who holds it.
     holds_lock = {"dynamodb:UpdateItem": {arns.lock}, "dynamodb:GetItem": {arns.ledger, arns.lock}}
     describe_endpoint = {"sagemaker:DescribeEndpoint": {arns.endpoint}}
@@ -585,8 +589,15 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "kms:Decrypt": {arns.topic_key},
             "kms:GenerateDataKey": {arns.topic_key},
         },
-        "rollout_release": {"dynamodb:DeleteItem": {arns.lock}},
-        "rollout_resume": {"dynamodb:Query": {arns.ledger}},
+        # A failed rollback is told by the release that ends its path.
+        "rollout_release": {
+            "dynamodb:DeleteItem": {arns.lock},
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
+        },
+        # The resumed rollback takes the lock over at a new generation.
+        "rollout_resume": {"dynamodb:Query": {arns.ledger}, "dynamodb:UpdateItem": {arns.lock}},
         ABORT_MODULE: {
             "dynamodb:GetItem": {arns.lock},
             "dynamodb:Query": {arns.ledger},
