@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_appconfig as appconfig
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -149,6 +152,8 @@ class RolloutWorkflow(Construct):
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
+        self._abort_dead_letters()
+        self.failure_alarms = self._failure_alarms()
 
     # --- Tables -----------------------------------------------------------------------------------------
 
@@ -625,6 +630,75 @@ class RolloutWorkflow(Construct):
             resource_identifier=self._flags.application.application_arn,
         )
         return rules
+
+    def _abort_dead_letters(self) -> None:
+        """An abort that fails after Lambda's two retries of its asynchronous invocation (throttled by
+        AppConfigData or Step Functions, say) waits in the undelivered aborts' queue for a person, beside
+        the events the rules could not deliver: it never vanishes."""
+        function = self.abort_function.function
+        cfn_function = function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
+            target_arn=self.undelivered_aborts.queue_arn
+        )
+        self.abort_function.allow(["sqs:SendMessage"], [self.undelivered_aborts.queue_arn])
+
+    def _failure_alarms(self) -> list[cloudwatch.Alarm]:
+        """What must not end silently, as alarms on the environment's topic: an abort or rollback that
+        errs, an event waiting in a dead-letter queue, a rollout execution that timed out."""
+        prefix = self._config.prefix
+        window = Duration.minutes(5)
+        metrics: dict[str, tuple[cloudwatch.IMetric, str]] = {
+            "AbortErrorsAlarm": (
+                self.abort_function.function.metric_errors(period=window, statistic="Sum"),
+                "abort-errors",
+            ),
+            "RollbackErrorsAlarm": (
+                self.functions.rollback.function.metric_errors(period=window, statistic="Sum"),
+                "rollback-errors",
+            ),
+            "UndeliveredAbortsAlarm": (
+                self.undelivered_aborts.metric_approximate_number_of_messages_visible(
+                    period=window, statistic="Maximum"
+                ),
+                "undelivered-aborts",
+            ),
+            "UndeliveredApprovalsAlarm": (
+                self.undelivered_approvals.metric_approximate_number_of_messages_visible(
+                    period=window, statistic="Maximum"
+                ),
+                "undelivered-approvals",
+            ),
+            "RolloutTimedOutAlarm": (
+                self.state_machine.metric_timed_out(period=window, statistic="Sum"),
+                "rollout-timed-out",
+            ),
+        }
+        descriptions = {
+            "abort-errors": "The rollout abort function failed: an abort may not have stopped its rollout.",
+            "rollback-errors": "The rollback function failed: a rollout may not be rolled back.",
+            "undelivered-aborts": "An abort could not be delivered or failed: its events wait for a person.",
+            "undelivered-approvals": "An approved package's rollout could not be started: see the queue.",
+            "rollout-timed-out": "A rollout execution timed out: it is rolled back, check that it was.",
+        }
+        alarms = []
+        topic_action = cloudwatch_actions.SnsAction(self._notifications.topic)
+        for construct_id, (metric, name) in metrics.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_name=f"{prefix}-{name}",
+                alarm_description=descriptions[name],
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(topic_action)
+            alarms.append(alarm)
+        return alarms
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

@@ -502,6 +502,7 @@ class _Arns:
         self.list_captures = f"{self.bucket}|{captures}"
         self.machine = f"<{_single(dev, 'AWS::StepFunctions::StateMachine', 'RolloutStateMachine')}>"
         self.executions = f"arn:aws:states:us-east-1:<AWS::AccountId>:execution:{prefix}-rollout:*"
+        self.undelivered_aborts = f"<{_single(dev, 'AWS::SQS::Queue', 'RolloutUndeliveredAborts')}.Arn>"
         flags = {kind: f"<{next(iter(dev.of_type(f'AWS::AppConfig::{kind}')))}>" for kind in FLAG_KINDS}
         self.flags = (
             f"arn:aws:appconfig:us-east-1:<AWS::AccountId>:application/{flags['Application']}"
@@ -606,6 +607,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "states:StartExecution": {arns.machine},
             "appconfig:StartConfigurationSession": {arns.flags},
             "appconfig:GetLatestConfiguration": {arns.flags},
+            # Its dead-letter queue: an abort that failed after Lambda's retries.
+            "sqs:SendMessage": {arns.undelivered_aborts},
         },
     }
 
@@ -876,3 +879,42 @@ def test_the_whole_definition_runs_on_moto_and_a_failed_start_shows_its_cause(
     assert described["status"] == "FAILED"
     assert described["error"] == "RolloutRefused"
     assert "Function not found" in described["cause"]
+
+
+# --- Nothing ends silently -------------------------------------------------------------------------------
+
+
+def test_failing_aborts_rollbacks_dead_letters_and_timeouts_alarm_on_the_topic(dev: Synthesized) -> None:
+    prefix = dev.config.prefix
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    alarms = {
+        props["Properties"]["AlarmName"]: props["Properties"]
+        for key, props in dev.of_type("AWS::CloudWatch::Alarm").items()
+        if key.startswith("Rollout")
+    }
+    assert set(alarms) == {
+        f"{prefix}-abort-errors",
+        f"{prefix}-rollback-errors",
+        f"{prefix}-undelivered-aborts",
+        f"{prefix}-undelivered-approvals",
+        f"{prefix}-rollout-timed-out",
+    }
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": topic}], name
+        assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 1, name
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+    assert alarms[f"{prefix}-abort-errors"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": _function_ids(dev)[ABORT_MODULE]}}
+    ]
+    assert alarms[f"{prefix}-rollback-errors"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": _function_ids(dev)["rollout_rollback"]}}
+    ]
+    assert alarms[f"{prefix}-undelivered-aborts"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarms[f"{prefix}-rollout-timed-out"]["MetricName"] == "ExecutionsTimedOut"
+
+
+def test_an_abort_that_fails_after_lambdas_retries_waits_in_a_dead_letter_queue(dev: Synthesized) -> None:
+    function = _function(dev, ABORT_MODULE)
+    queue = _single(dev, "AWS::SQS::Queue", "RolloutUndeliveredAborts")
+    assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}
