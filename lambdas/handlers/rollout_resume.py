@@ -15,7 +15,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lambdas.locking.lock import DEFAULT_LEASE_SECONDS
 from lambdas.rollout.abort import STOPPED_TASK_WINDOW_SECONDS, AbortInput, InvalidAbortTrigger, resume
 from lambdas.rollout.aws.wiring import services
 from lambdas.shared.aws_clients import throttling_as_retryable
@@ -50,7 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         generation = state.generation
         if running.generations is not None:
             generation = running.generations.take_over(
-                state.request.endpoint_name, state.rollout_id, expires_at=now + DEFAULT_LEASE_SECONDS
+                state.request.endpoint_name, state.rollout_id, expires_at=now + state.lease_seconds
             )
     state = state.model_copy(
         update={"generation": generation, "settle_until": now + STOPPED_TASK_WINDOW_SECONDS}

@@ -106,6 +106,9 @@ class RolloutState(_Frozen):
         default=None, description="why the rollback began; kept while it waits for its endpoint update"
     )
     restores: int = Field(default=0, ge=0, description="restoring updates the rollback has sent")
+    lease_seconds: int = Field(
+        default=2 * 3600, ge=1, description="how long the lock's lease lasts from each renewal (the plan's)"
+    )
     generation: int = Field(
         default=0, ge=0, description="the lock's generation this execution writes under (its fencing token)"
     )

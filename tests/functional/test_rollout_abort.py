@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.locking.lock import EndpointLocked
 from lambdas.rollout.abort import (
     ABORTED_ERROR,
     STOPPED_TASK_WINDOW_SECONDS,
@@ -187,6 +188,24 @@ def test_a_task_of_the_stopped_execution_writes_nothing_once_the_rollback_took_o
     rolled_back = cloud.finish("rollback", resumed)
     assert rolled_back["outcome"] == "rolled_back"
     assert [e.sequence for e in cloud.ledger(execution)] == list(range(len(cloud.ledger(execution))))
+
+
+def test_a_rollout_baking_longer_than_two_hours_still_holds_its_lock_and_is_aborted(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    # A day per bake, as the config allows: the lease lasts as long as the plan.
+    state = cloud.run(
+        "set_traffic",
+        cloud.run("check_deployment", cloud.run("deploy", abort.start(execution, bake_minutes=1440))),
+    )
+    cloud.clock.advance(3 * 3600)
+    assert cloud.lock_holder() == execution
+    # A second approval is refused: the endpoint is still this rollout's.
+    with pytest.raises(EndpointLocked):
+        cloud.start(execution_id=f"{execution}-second")
+    result = abort.run({"endpoint": "churn", "reason": "the bake looks wrong"})
+    assert [a["rollout_id"] for a in result["aborted"]] == [execution]
+    assert state["lease_seconds"] >= 4 * 1440 * 60
 
 
 def test_the_kill_switch_deployed_on_aborts_and_an_off_switch_does_not(abort: Abort) -> None:

@@ -84,7 +84,7 @@ class RolloutServices:
     def hold_lock(self, state: RolloutState) -> None:
         """Renew the lease; NotLockHolder when this rollout no longer owns the endpoint, Fenced when a
         newer execution of it (the rollback of an abort) has taken it over."""
-        self.lock.renew(state.request.endpoint_name, state.rollout_id)
+        self.lock.renew(state.request.endpoint_name, state.rollout_id, lease_seconds=state.lease_seconds)
         if self.generations is not None:
             self.generations.check(self.fence(state))
 
