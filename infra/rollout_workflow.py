@@ -478,6 +478,18 @@ class RolloutWorkflow(Construct):
         )
         return promote
 
+    def _tell_not_started(self, name: str, end: sfn.Fail) -> tasks.LambdaInvoke:
+        """The release function told that the start failed; the execution ends at `end` either way."""
+        tell = self._task(
+            name,
+            self.functions.release,
+            sfn.TaskInput.from_object({"not_started": sfn.JsonPath.entire_payload}),
+        )
+        # The state keeps the start's error for the Fail's cause, even if telling failed.
+        tell.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        tell.next(end)
+        return tell
+
     def _definition(self) -> sfn.IChainable:
         rollback = self._rollback_path()
         promote = self._promotion_path(rollback)
@@ -499,11 +511,19 @@ class RolloutWorkflow(Construct):
             error="RolloutRefused",
             cause_path=ERROR_CAUSE,
         )
-        # Nothing is deployed before the start succeeds, so there is nothing to roll back. The release
-        # task needs a started rollout's state, which a failed start has not produced: a lock this run took
-        # before failing expires by its lease.
-        take_lock.add_catch(locked, errors=[ENDPOINT_LOCKED], result_path="$.error")
-        take_lock.add_catch(refused, errors=["States.ALL"], result_path="$.error")
+        # Nothing is deployed before the start succeeds, so there is nothing to roll back. A start that
+        # fails is told on the topic (the approval is refused, not queued: a person starts it again) and
+        # a lock this run took before failing is released; then the execution ends with the start's error.
+        take_lock.add_catch(
+            self._tell_not_started("Tell that another rollout holds the endpoint", locked),
+            errors=[ENDPOINT_LOCKED],
+            result_path="$.error",
+        )
+        take_lock.add_catch(
+            self._tell_not_started("Tell why the rollout was refused", refused),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
 
         gates = self._task("Run pre-traffic gates", self.functions.gates)
         deploy = self._task("Deploy the challenger at 0 %", self.functions.deploy)

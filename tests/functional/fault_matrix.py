@@ -475,6 +475,10 @@ class Scenario:
     """The first endpoint update sent from this state on fails."""
     failing_updates: int = 1
     """How many times the state's update fails (each time the state is entered)."""
+    held_by_another: bool = False
+    """Another rollout, running outside this run, holds the endpoint's lock when this one starts."""
+    unknown_group: bool = False
+    """The approval names a package group no endpoint here serves: the start refuses it."""
 
 
 PROMOTED = Scenario("promoted")
@@ -485,6 +489,9 @@ RESTORE_FAILS = Scenario(
     challenger=FAILING,
     failing_update_at="Roll back to the champion",
 )
+LOCKED = Scenario("another rollout holds the endpoint", held_by_another=True)
+REFUSED = Scenario("the approval is refused", unknown_group=True)
+OTHER_ROLLOUT = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:another"
 RESTORE_IMPOSSIBLE = Scenario(
     "every restoring update fails",
     challenger=FAILING,
@@ -509,6 +516,8 @@ class Observed:
     notifications: list[dict[str, Any]]
     abort_accepted_before_promotion: bool
     abort_errors: list[str]
+    live_holders: frozenset[str] = frozenset()
+    """Rollouts outside the run that hold the lock while they run."""
 
 
 def broken_invariants(seen: Observed) -> list[str]:
@@ -538,7 +547,7 @@ def broken_invariants(seen: Observed) -> list[str]:
     )
     if (approval, recorded) != want:
         broken.append(f"package {approval} (recorded {recorded}) for outcome {status}")
-    if seen.lock_holder is not None:
+    if seen.lock_holder is not None and seen.lock_holder not in seen.live_holders:
         broken.append(f"the lock is still held by {seen.lock_holder.rsplit(':', 1)[-1]}")
     if not promoted:
         said = [n for n in seen.notifications if n.get("rollout_id") == seen.rollout_id and n.get("reason")]
@@ -699,6 +708,8 @@ class World:
         self.aborts_accepted: list[bool] = []  # per accepted abort: was the promotion recorded before?
         self.package = ""
         self.rollout_id = ""
+        self.live_holders: set[str] = set()
+        self.group_override: str | None = None
 
     def close(self) -> None:
         use(None)
@@ -814,8 +825,23 @@ class World:
         self.package = str(created["ModelPackageArn"])
         return self.package
 
+    def hold_lock_elsewhere(self, holder: str) -> None:
+        """A rollout outside this run holds the endpoint, for as long as this run lasts."""
+        now = int(self.clock.now)
+        self.dynamodb.put_item(
+            TableName=self.template.table("LOCK_TABLE"),
+            Item={
+                "endpoint": {"S": ENDPOINT_NAME},
+                "holder": {"S": holder},
+                "acquired_at": {"N": str(now)},
+                "expires_at": {"N": str(now + 24 * 3600)},
+            },
+        )
+        self.live_holders.add(holder)
+
     def approval_event(self) -> dict[str, Any]:
         group = self.template.settings.endpoints[self.template.endpoint].model_package_group
+        group = self.group_override or group
         return {
             "version": "0",
             "detail-type": "SageMaker Model Package State Change",
@@ -881,6 +907,7 @@ class World:
             notifications=notes,
             abort_accepted_before_promotion=any(not promoted for promoted in self.aborts_accepted),
             abort_errors=self.abort_errors,
+            live_holders=frozenset(self.live_holders),
         )
 
 
@@ -996,6 +1023,10 @@ def run_cell(rig: Rig, scenario: Scenario, state: str, fault: Fault | None) -> C
         try:
             world.register_package()
             world.serve(HEALTHY, scenario.challenger)
+            if scenario.held_by_another:
+                world.hold_lock_elsewhere(OTHER_ROLLOUT)
+            if scenario.unknown_group:
+                world.group_override = "mlrollout-dev-nobody"
             injection = Injection(world, scenario, state, fault)
             world.interpreter.injector = injection
             world.start()

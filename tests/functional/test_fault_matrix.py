@@ -19,7 +19,9 @@ import pytest
 from localcloud.template import load_stacks, state_machine_definition
 from tests.functional.fault_matrix import (
     ABORTED,
+    LOCKED,
     PROMOTED,
+    REFUSED,
     RESTORE_FAILS,
     RESTORE_IMPOSSIBLE,
     ROLLED_BACK,
@@ -51,6 +53,8 @@ STATES: dict[str, Scenario] = {
     "Is the champion restored?": ROLLED_BACK,
     "Release the lock after the rollback": ROLLED_BACK,
     "Release the lock after a failed rollback": RESTORE_IMPOSSIBLE,
+    "Tell that another rollout holds the endpoint": LOCKED,
+    "Tell why the rollout was refused": REFUSED,
 }
 
 # The defects the matrix finds (issue 14's numbers where it has one).
@@ -83,16 +87,18 @@ RESTORE_IMPOSSIBLE_END = (
     "SageMaker fails every restoring update: the rollout ends 'Rollback failed', told on the topic, and "
     "the candidate stays in the challenger slot at 0 % for a person (no workflow can restore it)"
 )
+TELL_FAILS = (
+    "the release function failing past its retries cannot tell that the start failed; the execution "
+    "still ends with the start's error as its cause"
+)
 ROLLBACK_BROKEN = (
     "a rollback function that fails on every try cannot restore the champion; the end needs a person"
 )
 
 # Cells that fail because of a defect not fixed yet: (state, fault) -> the defect. Fixed since the matrix
 # was written (each a cell that failed before): defect 1 (BUSY_ROLLBACK), 2 (LATE_LEDGER), 3
-# (LATE_DEPLOY), 5 (SILENT_FAILURE, TIMEOUT_NOT_RETRIED) and RESTORE_NOT_RETRIED.
+# (LATE_DEPLOY), 5 (SILENT_FAILURE, TIMEOUT_NOT_RETRIED), 6 (REFUSED_SILENTLY) and RESTORE_NOT_RETRIED.
 KNOWN: dict[tuple[str, Fault], str] = {
-    ("Take the endpoint's lock", Fault.RAISES): REFUSED_SILENTLY,
-    ("Take the endpoint's lock", Fault.THROTTLED): REFUSED_SILENTLY,
     ("Release the lock", Fault.RAISES): RELEASE_FAILS,
     ("Release the lock", Fault.THROTTLED): RELEASE_FAILS,
     ("Load the aborted rollout", Fault.RAISES): RESUME_FAILS,
@@ -101,6 +107,10 @@ KNOWN: dict[tuple[str, Fault], str] = {
     ("Roll back to the champion", Fault.THROTTLED): ROLLBACK_BROKEN,
     ("Release the lock after the rollback", Fault.RAISES): RELEASE_FAILS,
     ("Release the lock after the rollback", Fault.THROTTLED): RELEASE_FAILS,
+    ("Tell that another rollout holds the endpoint", Fault.RAISES): TELL_FAILS,
+    ("Tell that another rollout holds the endpoint", Fault.THROTTLED): TELL_FAILS,
+    ("Tell why the rollout was refused", Fault.RAISES): TELL_FAILS,
+    ("Tell why the rollout was refused", Fault.THROTTLED): TELL_FAILS,
     **{("Release the lock after a failed rollback", fault): RESTORE_IMPOSSIBLE_END for fault in Fault},
 }
 # The scenarios whose own run, without a fault, cannot end well.
@@ -154,7 +164,7 @@ def write_table(results: list[CellResult]) -> None:
             if scenario.name in KNOWN_SCENARIOS
             else [],
         )
-        for scenario in (PROMOTED, ROLLED_BACK, ABORTED, RESTORE_FAILS, RESTORE_IMPOSSIBLE)
+        for scenario in (PROMOTED, ROLLED_BACK, ABORTED, RESTORE_FAILS, RESTORE_IMPOSSIBLE, LOCKED, REFUSED)
     ],
 )
 def test_each_scenario_without_a_fault_ends_well(rig: Rig, scenario: Scenario) -> None:

@@ -546,6 +546,42 @@ def test_a_failed_rollback_is_told_with_its_reason_and_its_lock_released(rollout
     assert rollout.lock_holder() is None
 
 
+def test_a_start_that_failed_after_taking_the_lock_is_told_and_frees_it(rollout: Rollout) -> None:
+    rollout.start()
+    # Its Lambda timed out after taking the lock, past the state machine's retries.
+    failed = {
+        "input": {"endpoint": "churn", "model_package_arn": rollout.package},
+        "execution": {"execution_id": EXECUTION},
+        "error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out"})},
+    }
+    assert rollout.run("release", {"not_started": failed}) == failed
+    assert rollout.lock_holder() is None
+    [told] = rollout.notifications()
+    assert (told["event"], told["rollout_id"], told["endpoint"]) == (
+        "rollout_not_started",
+        EXECUTION,
+        "churn",
+    )
+    assert told["reason"] == "Sandbox.Timedout: Task timed out"
+
+
+def test_an_approval_refused_by_a_held_lock_is_told_naming_the_holder(rollout: Rollout) -> None:
+    rollout.start()
+    with pytest.raises(EndpointLocked) as locked:
+        rollout.start(execution_id=OTHER_EXECUTION)
+    failed = {
+        "input": {"endpoint": "churn", "model_package_arn": rollout.package},
+        "execution": {"execution_id": OTHER_EXECUTION},
+        "error": {"Error": "EndpointLocked", "Cause": json.dumps({"errorMessage": str(locked.value)})},
+    }
+    rollout.run("release", {"not_started": failed})
+    # The running rollout keeps its lock; the refused one is told, with the holder's name.
+    assert rollout.lock_holder() == EXECUTION
+    [told] = rollout.notifications()
+    assert told["rollout_id"] == OTHER_EXECUTION
+    assert f"locked by rollout {EXECUTION}" in told["reason"]
+
+
 # --- the judge's windows from CloudWatch --------------------------------------------------------------
 
 

@@ -68,6 +68,13 @@ TASK_HANDLERS = {
     "Release the lock": "rollout_release",
     "Release the lock after the rollback": "rollout_release",
     "Release the lock after a failed rollback": "rollout_release",
+    "Tell that another rollout holds the endpoint": "rollout_release",
+    "Tell why the rollout was refused": "rollout_release",
+}
+# After a failed start: the release function is told with the state the start's Catch left.
+NOT_STARTED_TELLERS = {
+    "Tell that another rollout holds the endpoint": "Another rollout holds this endpoint",
+    "Tell why the rollout was refused": "Rollout refused",
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -283,6 +290,12 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
         assert "ResultPath" not in state and "InputPath" not in state, name
         if name == START:
             continue
+        if name in NOT_STARTED_TELLERS:
+            assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
+            assert state["Parameters"] == {"FunctionName": arn, "Payload": {"not_started.$": "$"}}, name
+            # The handler hands the state back as it got it.
+            assert state["OutputPath"] == "$.Payload", name
+            continue
         assert state["Resource"] == arn, name
         assert "Parameters" not in state and "OutputPath" not in state, name
     # The start handler gets the execution's input with execution_id beside its keys, and returns the state.
@@ -318,7 +331,9 @@ def test_every_task_catches_everything_into_the_error_field(definition: dict[str
     for name, state in definition["States"].items():
         if state["Type"] == "Task":
             last = state["Catch"][-1]
-            assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == "$.error", name
+            # Telling that a start failed keeps the start's error (its own is dropped): see below.
+            where = None if name in NOT_STARTED_TELLERS else "$.error"
+            assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == where, name
 
 
 def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str, Any]) -> None:
@@ -339,14 +354,23 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     states = definition["States"]
     locked, anything = states[START]["Catch"]
     assert locked["ErrorEquals"] == [ENDPOINT_LOCKED]
-    # The handler's message names the holder: the console shows it as the execution's cause.
-    assert states[locked["Next"]] == {"Type": "Fail", "Error": ENDPOINT_LOCKED, "CausePath": "$.error.Cause"}
-    assert locked["Next"] == "Another rollout holds this endpoint"
-    # Any other start failure deployed nothing: the execution fails at once, no rollback.
     assert anything["ErrorEquals"] == ["States.ALL"]
-    assert states[anything["Next"]]["Type"] == "Fail"
-    assert states[anything["Next"]]["Error"] == "RolloutRefused"
-    assert states[anything["Next"]]["CausePath"] == "$.error.Cause"
+    # Either way a person is told, then the execution fails at once: nothing was deployed, no rollback.
+    assert (locked["Next"], anything["Next"]) == tuple(NOT_STARTED_TELLERS)
+    for teller, end in NOT_STARTED_TELLERS.items():
+        assert states[teller]["Next"] == end
+        # Telling that fails ends the same way, with the start's error kept for the cause.
+        [caught] = states[teller]["Catch"]
+        assert (caught["ErrorEquals"], caught["Next"], caught["ResultPath"]) == (["States.ALL"], end, None)
+    # The handler's message names the holder: the console shows it as the execution's cause.
+    assert states["Another rollout holds this endpoint"] == {
+        "Type": "Fail",
+        "Error": ENDPOINT_LOCKED,
+        "CausePath": "$.error.Cause",
+    }
+    assert states["Rollout refused"]["Type"] == "Fail"
+    assert states["Rollout refused"]["Error"] == "RolloutRefused"
+    assert states["Rollout refused"]["CausePath"] == "$.error.Cause"
 
 
 def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str, Any]) -> None:
