@@ -154,6 +154,7 @@ class RolloutWorkflow(Construct):
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
         self._abort_dead_letters()
         self.failure_alarms = self._failure_alarms()
+        self._reserve_concurrency()
 
     # --- Tables -----------------------------------------------------------------------------------------
 
@@ -662,6 +663,19 @@ class RolloutWorkflow(Construct):
             target_arn=self.undelivered_aborts.queue_arn
         )
         self.abort_function.allow(["sqs:SendMessage"], [self.undelivered_aborts.queue_arn])
+
+    def _reserve_concurrency(self) -> None:
+        """The abort and rollback functions keep their own concurrency (config `reserved_concurrency`)."""
+        reserved = self._config.reserved_concurrency
+        for function, executions in (
+            (self.abort_function.function, reserved.abort),
+            (self.functions.rollback.function, reserved.rollback),
+        ):
+            if executions is None:
+                continue
+            cfn_function = function.node.default_child
+            assert isinstance(cfn_function, lambda_.CfnFunction)
+            cfn_function.reserved_concurrent_executions = executions
 
     def _failure_alarms(self) -> list[cloudwatch.Alarm]:
         """What must not end silently, as alarms on the environment's topic: an abort or rollback that

@@ -942,3 +942,13 @@ def test_an_abort_that_fails_after_lambdas_retries_waits_in_a_dead_letter_queue(
     function = _function(dev, ABORT_MODULE)
     queue = _single(dev, "AWS::SQS::Queue", "RolloutUndeliveredAborts")
     assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}
+
+
+def test_the_abort_and_rollback_functions_keep_their_own_concurrency(dev: Synthesized) -> None:
+    reserved = dev.config.reserved_concurrency
+    assert reserved.abort is not None and reserved.rollback is not None
+    assert _function(dev, ABORT_MODULE)["ReservedConcurrentExecutions"] == reserved.abort
+    assert _function(dev, "rollout_rollback")["ReservedConcurrentExecutions"] == reserved.rollback
+    # No other function reserves any: the account's unreserved pool stays as large as it can.
+    others = [m for m in HANDLER_MODULES if m != "rollout_rollback"]
+    assert all("ReservedConcurrentExecutions" not in _function(dev, module) for module in others)
