@@ -582,6 +582,37 @@ def test_an_approval_refused_by_a_held_lock_is_told_naming_the_holder(rollout: R
     assert f"locked by rollout {EXECUTION}" in told["reason"]
 
 
+def _scale_champion(instances: int) -> None:
+    """Autoscaling sets the champion's desired instances; SageMaker runs them."""
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[ENDPOINT_NAME]
+    for variant in endpoint.production_variants:
+        if variant["VariantName"] == "champion":
+            variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = instances
+
+
+def _instances(rollout: Rollout, config: str) -> dict[str, int]:
+    described = rollout.sagemaker.describe_endpoint_config(EndpointConfigName=config)
+    return {v["VariantName"]: v["InitialInstanceCount"] for v in described["ProductionVariants"]}
+
+
+def test_each_new_config_keeps_the_instances_autoscaling_gave_the_champion(rollout: Rollout) -> None:
+    _scale_champion(3)
+    deployed = rollout.run("deploy", rollout.start())
+    # The champion keeps its 3 instances under load; the candidate at 0 % starts at the initial count.
+    assert _instances(rollout, deployed["deployment"]["config_name"]) == {"champion": 3, "challenger": 1}
+    state = rollout.run("set_traffic", rollout.run("check_deployment", deployed))
+    _scale_champion(5)
+    promoting = rollout.run("promote", state | {"decision": {"action": "promote", "reason": "judge"}})
+    assert _instances(rollout, promoting["deployment"]["config_name"]) == {"champion": 5, "challenger": 1}
+
+
+def test_the_rollback_keeps_the_instances_the_champion_runs(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    _scale_champion(4)
+    restoring = rollout.run("rollback", state)
+    assert _instances(rollout, restoring["deployment"]["config_name"]) == {"champion": 4, "challenger": 1}
+
+
 # --- the judge's windows from CloudWatch --------------------------------------------------------------
 
 
