@@ -230,6 +230,15 @@ class FlagDeployment(StrictModel):
     growth_type: Literal["LINEAR", "EXPONENTIAL"] = "LINEAR"
 
 
+class ReservedConcurrency(StrictModel):
+    """Concurrent executions reserved for the functions that stop and undo a rollout, so that a surge of
+    other functions in the account (the router under load) cannot throttle them. None reserves nothing:
+    an account still at Lambda's default quota of 10 concurrent executions cannot reserve any."""
+
+    abort: int | None = Field(default=2, ge=1, le=100)
+    rollback: int | None = Field(default=2, ge=1, le=100)
+
+
 class Aws(StrictModel):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -244,6 +253,7 @@ class EnvironmentConfig(StrictModel):
     notifications: Notifications = Notifications()
     retraining: Retraining = Retraining()
     flag_deployment: FlagDeployment = FlagDeployment()
+    reserved_concurrency: ReservedConcurrency = ReservedConcurrency()
 
     @field_validator("endpoints")
     @classmethod

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_appconfig as appconfig
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -76,6 +79,9 @@ OUTCOME_RECORDED = sfn.Condition.and_(
 # SageMaker refusing a change while the endpoint is still updating: retried longer than the transient
 # errors every task retries (infra/workflow_task.py).
 ENDPOINT_BUSY = "EndpointBusy"
+# A task that ran out of time may have made its calls or not; every rollout task can be run again with
+# the same input (its endpoint calls are skipped when done, its ledger entries written once).
+TIMED_OUT = "Sandbox.Timedout"
 ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
@@ -146,6 +152,9 @@ class RolloutWorkflow(Construct):
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
+        self._abort_dead_letters()
+        self.failure_alarms = self._failure_alarms()
+        self._reserve_concurrency()
 
     # --- Tables -----------------------------------------------------------------------------------------
 
@@ -250,6 +259,8 @@ class RolloutWorkflow(Construct):
                 self.ledger_table.grant(
                     function.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"
                 )
+                # Each entry is written in a transaction that checks the lock's generation (the fence).
+                self.lock_table.grant(function.role, "dynamodb:ConditionCheckItem")
             if function not in (f.start, f.check_deployment, f.release, f.resume):
                 # Renewing the lease: a conditional update by the holder, then a read of who holds it.
                 self.lock_table.grant(function.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
@@ -257,8 +268,10 @@ class RolloutWorkflow(Construct):
         self.lock_table.grant(f.start.role, "dynamodb:PutItem", "dynamodb:GetItem")
         # Releasing it: a delete conditional on the holder.
         self.lock_table.grant(f.release.role, "dynamodb:DeleteItem")
-        # Resuming an aborted rollout: its entries, read to rebuild its state.
+        # Resuming an aborted rollout: its entries, read to rebuild its state; its lock taken over at a
+        # new generation.
         self.ledger_table.grant(f.resume.role, "dynamodb:Query")
+        self.lock_table.grant(f.resume.role, "dynamodb:UpdateItem")
         self._grant_sagemaker()
         self._grant_gates_reads()
         f.judge.allow(["cloudwatch:GetMetricData"], ["*"])
@@ -273,6 +286,8 @@ class RolloutWorkflow(Construct):
             self._registry.key.grant(function.role, "kms:CreateGrant", "kms:DescribeKey")
         self._grant_deploy()
         self._grant_notify(f.rollback)
+        # A rollback that failed is told by the release that ends its path.
+        self._grant_notify(f.release)
 
     def _grant_sagemaker(self) -> None:
         targets = self._targets
@@ -357,6 +372,13 @@ class RolloutWorkflow(Construct):
     ) -> tasks.LambdaInvoke:
         """The function's retrying task, which also waits out an endpoint that is being updated."""
         task = function.invoke(self, name, payload=payload)
+        task.add_retry(
+            errors=[TIMED_OUT],
+            interval=Duration.seconds(5),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         # "Endpoint is being updated": SageMaker needs minutes, so wait longer and keep trying for ~45 min.
         task.add_retry(
             errors=[ENDPOINT_BUSY],
@@ -403,8 +425,10 @@ class RolloutWorkflow(Construct):
             result_path="$.error",
         )
         released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
-        for task in (rollback, check):
-            task.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        # A check that fails hands back to the rollback, which looks at the endpoint itself: an update
+        # still running is waited for, a restored champion is recorded.
+        check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         rollback.next(
             sfn.Choice(self, "Is the rollback recorded?")
@@ -412,10 +436,12 @@ class RolloutWorkflow(Construct):
             .otherwise(wait)
         )
         wait.next(check)
+        # Whatever the update ended in, the rollback looks again: its own restoring update failed (it sends
+        # it again, a few times), or another update it waited for has ended.
         check.next(
             sfn.Choice(self, "Is the champion back in service?")
             .when(sfn.Condition.string_equals("$.deployment.status", "in_service"), rollback)
-            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), released_anyway)
+            .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
             .otherwise(wait)
         )
         released_anyway.next(needs_person)
@@ -453,6 +479,18 @@ class RolloutWorkflow(Construct):
         )
         return promote
 
+    def _tell_not_started(self, name: str, end: sfn.Fail) -> tasks.LambdaInvoke:
+        """The release function told that the start failed; the execution ends at `end` either way."""
+        tell = self._task(
+            name,
+            self.functions.release,
+            sfn.TaskInput.from_object({"not_started": sfn.JsonPath.entire_payload}),
+        )
+        # The state keeps the start's error for the Fail's cause, even if telling failed.
+        tell.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        tell.next(end)
+        return tell
+
     def _definition(self) -> sfn.IChainable:
         rollback = self._rollback_path()
         promote = self._promotion_path(rollback)
@@ -474,11 +512,19 @@ class RolloutWorkflow(Construct):
             error="RolloutRefused",
             cause_path=ERROR_CAUSE,
         )
-        # Nothing is deployed before the start succeeds, so there is nothing to roll back. The release
-        # task needs a started rollout's state, which a failed start has not produced: a lock this run took
-        # before failing expires by its lease.
-        take_lock.add_catch(locked, errors=[ENDPOINT_LOCKED], result_path="$.error")
-        take_lock.add_catch(refused, errors=["States.ALL"], result_path="$.error")
+        # Nothing is deployed before the start succeeds, so there is nothing to roll back. A start that
+        # fails is told on the topic (the approval is refused, not queued: a person starts it again) and
+        # a lock this run took before failing is released; then the execution ends with the start's error.
+        take_lock.add_catch(
+            self._tell_not_started("Tell that another rollout holds the endpoint", locked),
+            errors=[ENDPOINT_LOCKED],
+            result_path="$.error",
+        )
+        take_lock.add_catch(
+            self._tell_not_started("Tell why the rollout was refused", refused),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
 
         gates = self._task("Run pre-traffic gates", self.functions.gates)
         deploy = self._task("Deploy the challenger at 0 %", self.functions.deploy)
@@ -605,6 +651,88 @@ class RolloutWorkflow(Construct):
             resource_identifier=self._flags.application.application_arn,
         )
         return rules
+
+    def _abort_dead_letters(self) -> None:
+        """An abort that fails after Lambda's two retries of its asynchronous invocation (throttled by
+        AppConfigData or Step Functions, say) waits in the undelivered aborts' queue for a person, beside
+        the events the rules could not deliver: it never vanishes."""
+        function = self.abort_function.function
+        cfn_function = function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
+            target_arn=self.undelivered_aborts.queue_arn
+        )
+        self.abort_function.allow(["sqs:SendMessage"], [self.undelivered_aborts.queue_arn])
+
+    def _reserve_concurrency(self) -> None:
+        """The abort and rollback functions keep their own concurrency (config `reserved_concurrency`)."""
+        reserved = self._config.reserved_concurrency
+        for function, executions in (
+            (self.abort_function.function, reserved.abort),
+            (self.functions.rollback.function, reserved.rollback),
+        ):
+            if executions is None:
+                continue
+            cfn_function = function.node.default_child
+            assert isinstance(cfn_function, lambda_.CfnFunction)
+            cfn_function.reserved_concurrent_executions = executions
+
+    def _failure_alarms(self) -> list[cloudwatch.Alarm]:
+        """What must not end silently, as alarms on the environment's topic: an abort or rollback that
+        errs, an event waiting in a dead-letter queue, a rollout execution that timed out."""
+        prefix = self._config.prefix
+        window = Duration.minutes(5)
+        metrics: dict[str, tuple[cloudwatch.IMetric, str]] = {
+            "AbortErrorsAlarm": (
+                self.abort_function.function.metric_errors(period=window, statistic="Sum"),
+                "abort-errors",
+            ),
+            "RollbackErrorsAlarm": (
+                self.functions.rollback.function.metric_errors(period=window, statistic="Sum"),
+                "rollback-errors",
+            ),
+            "UndeliveredAbortsAlarm": (
+                self.undelivered_aborts.metric_approximate_number_of_messages_visible(
+                    period=window, statistic="Maximum"
+                ),
+                "undelivered-aborts",
+            ),
+            "UndeliveredApprovalsAlarm": (
+                self.undelivered_approvals.metric_approximate_number_of_messages_visible(
+                    period=window, statistic="Maximum"
+                ),
+                "undelivered-approvals",
+            ),
+            "RolloutTimedOutAlarm": (
+                self.state_machine.metric_timed_out(period=window, statistic="Sum"),
+                "rollout-timed-out",
+            ),
+        }
+        descriptions = {
+            "abort-errors": "The rollout abort function failed: an abort may not have stopped its rollout.",
+            "rollback-errors": "The rollback function failed: a rollout may not be rolled back.",
+            "undelivered-aborts": "An abort could not be delivered or failed: its events wait for a person.",
+            "undelivered-approvals": "An approved package's rollout could not be started: see the queue.",
+            "rollout-timed-out": "A rollout execution timed out: it is rolled back, check that it was.",
+        }
+        alarms = []
+        topic_action = cloudwatch_actions.SnsAction(self._notifications.topic)
+        for construct_id, (metric, name) in metrics.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_name=f"{prefix}-{name}",
+                alarm_description=descriptions[name],
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(topic_action)
+            alarms.append(alarm)
+        return alarms
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

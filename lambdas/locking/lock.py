@@ -94,19 +94,23 @@ class EndpointLock:
         self._lease_seconds = lease_seconds
         self._clock = clock
 
-    def acquire(self, endpoint: str, holder: str) -> Lease:
-        """Take the endpoint for `holder` (or return its live lease); EndpointLocked if another holds it."""
+    def acquire(self, endpoint: str, holder: str, *, lease_seconds: int | None = None) -> Lease:
+        """Take the endpoint for `holder` (or return its live lease); EndpointLocked if another holds it.
+
+        `lease_seconds` overrides the lock's lease for this holder (a run that knows how long it may last).
+        """
         # A second try: the lease that refused the write may expire or be released before it is read.
         for _ in range(2):
-            lease = self._try_acquire(endpoint, holder)
+            lease = self._try_acquire(endpoint, holder, self._lease(lease_seconds))
             if lease is not None:
                 return lease
         raise LockContention(f"the lock on endpoint {endpoint} changed hands while being taken; try again")
 
-    def renew(self, endpoint: str, holder: str) -> Lease:
+    def renew(self, endpoint: str, holder: str, *, lease_seconds: int | None = None) -> Lease:
         """Extend the holder's lease by a full lease period from now; raise NotLockHolder otherwise."""
         now = self._now()
-        extended = self._table.extend_if_held(endpoint, holder, expires_at=now + self._lease_seconds)
+        expires_at = now + self._lease(lease_seconds)
+        extended = self._table.extend_if_held(endpoint, holder, expires_at=expires_at)
         current = self._table.get(endpoint)
         if not extended or current is None or current.holder != holder:
             held_by = f"held by {current.holder}" if current else "not held"
@@ -124,9 +128,16 @@ class EndpointLock:
         """Free the endpoint if `holder` holds it. False (and nothing changed) if it does not."""
         return self._table.delete_if_held(endpoint, holder)
 
-    def _try_acquire(self, endpoint: str, holder: str) -> Lease | None:
+    def _lease(self, lease_seconds: int | None) -> int:
+        if lease_seconds is None:
+            return self._lease_seconds
+        if lease_seconds < 1:
+            raise ValueError(f"lease_seconds must be at least 1, got {lease_seconds}")
+        return lease_seconds
+
+    def _try_acquire(self, endpoint: str, holder: str, lease_seconds: int) -> Lease | None:
         now = self._now()
-        lease = Lease(endpoint, holder, acquired_at=now, expires_at=now + self._lease_seconds)
+        lease = Lease(endpoint, holder, acquired_at=now, expires_at=now + lease_seconds)
         if self._table.put_if_free(lease, now=now):
             return lease
         current = self._table.get(endpoint)

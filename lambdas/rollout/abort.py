@@ -37,6 +37,7 @@ from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "ABORTED_ERROR",
+    "STOPPED_TASK_WINDOW_SECONDS",
     "AbortInput",
     "AbortTarget",
     "InvalidAbortTrigger",
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 ABORTED_ERROR = "RolloutAborted"
+STOPPED_TASK_WINDOW_SECONDS = 300
+"""How long a task of a stopped execution may still run: the longest timeout of a rollout task's
+function (the gates', 5 minutes; `tests/infra/test_rollout_workflow.py` holds every function to it)."""
 ALARM_EVENT = "CloudWatch Alarm State Change"
 APPCONFIG_SOURCE = "aws.appconfig"
 # Step Functions execution names: at most 80 characters of letters, digits, - and _.

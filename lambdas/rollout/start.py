@@ -26,11 +26,17 @@ __all__ = [
     "UnknownEndpoint",
     "initial_state",
     "parse_input",
+    "planned_lease_seconds",
     "resolve_target",
 ]
 
 PACKAGE_EVENT = "SageMaker Model Package State Change"
 FINISHED_OUTCOMES = frozenset({"promoted", "rolled_back", "failed"})
+# An endpoint update without guardrails (new instances, then the swap) takes minutes; an hour is ample.
+UPDATE_ALLOWANCE_SECONDS = 3600
+# Deploy, then promote or roll back, and a rollback that waits for the update it found running.
+UPDATES_PER_ROLLOUT = 3
+MIN_LEASE_SECONDS = 2 * 3600
 
 
 class InvalidWorkflowInput(ValueError):
@@ -146,3 +152,15 @@ def initial_state(
         judge=defaults.judge,
         gate_settings=defaults.gates,
     )
+
+
+def planned_lease_seconds(state: RolloutState) -> int:
+    """How long the rollout's lease lasts: the longest its plan can take (every step baked as often as
+    the judge may ask, each endpoint update as long as its guardrails allow), so that it never expires
+    under a rollout that is still running; every task renews it for as long again."""
+    request = state.request
+    bakes = len(request.challenger_shares) * request.max_bakes_per_step * state.bake_seconds
+    update = UPDATE_ALLOWANCE_SECONDS
+    if request.strategy is Strategy.BLUE_GREEN:
+        update = max(update, request.blue_green.maximum_execution_timeout_seconds)
+    return max(MIN_LEASE_SECONDS, bakes + UPDATES_PER_ROLLOUT * update)

@@ -105,6 +105,18 @@ class RolloutState(_Frozen):
     rollback_reason: str | None = Field(
         default=None, description="why the rollback began; kept while it waits for its endpoint update"
     )
+    restores: int = Field(default=0, ge=0, description="restoring updates the rollback has sent")
+    lease_seconds: int = Field(
+        default=2 * 3600, ge=1, description="how long the lock's lease lasts from each renewal (the plan's)"
+    )
+    generation: int = Field(
+        default=0, ge=0, description="the lock's generation this execution writes under (its fencing token)"
+    )
+    settle_until: int | None = Field(
+        default=None,
+        description="epoch seconds: until then a task of the stopped execution may still land; the "
+        "rollback of an abort records its outcome only after",
+    )
     outcome: OutcomeStatus | None = Field(default=None, description="set once the outcome is recorded")
 
     def dump(self) -> dict[str, Any]:

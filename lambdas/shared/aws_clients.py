@@ -35,6 +35,9 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
         "SlowDown",
+        # SNS (and other services encrypting with a customer key) passing on KMS's throttling.
+        "KMSThrottling",
+        "KMSThrottlingException",
     }
 )
 

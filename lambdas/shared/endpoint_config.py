@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
@@ -37,6 +37,12 @@ class LiveConfig:
     production_variants: tuple[Mapping[str, Any], ...]
     shadow_variants: tuple[Mapping[str, Any], ...]
     carried: Mapping[str, Any]
+    instance_counts: Mapping[str, int] = field(default_factory=dict)
+    """Variant -> the instances it runs now (autoscaling's desired count), which may differ from the
+    config's InitialInstanceCount: a new config keeps them rather than scaling back to the initial."""
+
+    def instance_count(self, name: str) -> int | None:
+        return self.instance_counts.get(name)
 
     def variant(self, name: str) -> Mapping[str, Any]:
         for variant in (*self.production_variants, *self.shadow_variants):
@@ -48,11 +54,18 @@ class LiveConfig:
 
 def read_live_config(client: DescribesEndpointConfigs, endpoint_name: str) -> LiveConfig:
     """DescribeEndpoint for the running config, then DescribeEndpointConfig for its contents."""
-    config_name = str(client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"])
+    described = client.describe_endpoint(EndpointName=endpoint_name)
+    config_name = str(described["EndpointConfigName"])
     config = client.describe_endpoint_config(EndpointConfigName=config_name)
+    counts: dict[str, int] = {}
+    for variant in described.get("ProductionVariants") or ():
+        count = variant.get("DesiredInstanceCount") or variant.get("CurrentInstanceCount")
+        if count:
+            counts[str(variant["VariantName"])] = int(count)
     return LiveConfig(
         name=config_name,
         production_variants=tuple(config.get("ProductionVariants") or ()),
         shadow_variants=tuple(config.get("ShadowProductionVariants") or ()),
         carried={key: config[key] for key in CARRIED_CONFIG_FIELDS if config.get(key)},
+        instance_counts=counts,
     )

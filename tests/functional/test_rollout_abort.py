@@ -13,17 +13,27 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.locking.lock import EndpointLocked
 from lambdas.rollout.abort import (
     ABORTED_ERROR,
+    STOPPED_TASK_WINDOW_SECONDS,
     InvalidAbortTrigger,
     RolloutNotResumable,
     abort_execution_name,
 )
+from lambdas.rollout.aws.fence import Fenced
 from lambdas.rollout.ledger import EntryKind
 from lambdas.rollout.settings import load_abort_settings
 from tests.functional.rollout_support import ENDPOINT_NAME, ENVIRONMENT, LambdaContextStub, Minute
 from tests.functional.serving_support import FakeAppConfigData, flag_values
-from tests.functional.test_rollout_handlers import BAD, ERRING, Rollout, handlers, rollout  # noqa: F401
+from tests.functional.test_rollout_handlers import (  # noqa: F401
+    BAD,
+    ERRING,
+    GOOD,
+    Rollout,
+    handlers,
+    rollout,
+)
 
 MACHINE_NAME = "mlrollout-dev-rollout"
 # Without execute_state_machine moto keeps every execution RUNNING: the abort's stop is what ends it.
@@ -143,6 +153,9 @@ def test_the_resumed_rollout_is_rolled_back_with_the_abort_as_its_reason(abort: 
     assert resumed["error"]["Error"] == ABORTED_ERROR
     assert resumed["sequence"] == len(cloud.ledger(execution))
     assert resumed["champion_model"] == state["champion_model"]
+    # A task of the stopped execution may still land for a while: the outcome is recorded after.
+    assert resumed["settle_until"] == cloud.clock.now + STOPPED_TASK_WINDOW_SECONDS
+    cloud.clock.advance(STOPPED_TASK_WINDOW_SECONDS)
     rolled_back = cloud.finish("rollback", resumed)
     assert cloud.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
     assert cloud.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
@@ -154,6 +167,45 @@ def test_the_resumed_rollout_is_rolled_back_with_the_abort_as_its_reason(abort: 
     # Once the outcome is recorded, a late trigger leaves the rollout alone.
     late = abort.run(alarm_event())
     assert late["aborted"] == [] and "recorded its outcome" in late["skipped"][0]["left_alone"]
+
+
+def test_a_task_of_the_stopped_execution_writes_nothing_once_the_rollback_took_over(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    state = cloud.run(
+        "set_traffic", cloud.run("check_deployment", cloud.run("deploy", abort.start(execution)))
+    )
+    abort.run(alarm_event())
+    [rollback] = abort.abort_executions()
+    resumed = abort.resume.handler(json.loads(rollback["input"]), LambdaContextStub())
+    # The stopped execution's judge was still running: it lands after the rollback took the lock over.
+    cloud.serve(state, GOOD, GOOD)
+    with pytest.raises(Fenced, match="a newer execution of it has taken over"):
+        cloud.run("judge", state)
+    assert resumed["generation"] == state["generation"] + 1
+    assert EntryKind.JUDGE_VERDICT not in [e.kind for e in cloud.ledger(execution)]
+    cloud.clock.advance(STOPPED_TASK_WINDOW_SECONDS)
+    rolled_back = cloud.finish("rollback", resumed)
+    assert rolled_back["outcome"] == "rolled_back"
+    assert [e.sequence for e in cloud.ledger(execution)] == list(range(len(cloud.ledger(execution))))
+
+
+def test_a_rollout_baking_longer_than_two_hours_still_holds_its_lock_and_is_aborted(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    # A day per bake, as the config allows: the lease lasts as long as the plan.
+    state = cloud.run(
+        "set_traffic",
+        cloud.run("check_deployment", cloud.run("deploy", abort.start(execution, bake_minutes=1440))),
+    )
+    cloud.clock.advance(3 * 3600)
+    assert cloud.lock_holder() == execution
+    # A second approval is refused: the endpoint is still this rollout's.
+    with pytest.raises(EndpointLocked):
+        cloud.start(execution_id=f"{execution}-second")
+    result = abort.run({"endpoint": "churn", "reason": "the bake looks wrong"})
+    assert [a["rollout_id"] for a in result["aborted"]] == [execution]
+    assert state["lease_seconds"] >= 4 * 1440 * 60
 
 
 def test_the_kill_switch_deployed_on_aborts_and_an_off_switch_does_not(abort: Abort) -> None:

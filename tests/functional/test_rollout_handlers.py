@@ -605,6 +605,106 @@ def test_traffic_is_not_shifted_while_the_endpoint_updates(rollout: Rollout) -> 
     assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
 
 
+def test_the_rollback_waits_for_an_update_in_progress_however_long_it_lasts(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[ENDPOINT_NAME]
+    # A promotion's or a blue/green deployment's update runs when the rollback begins.
+    endpoint.endpoint_status = "Updating"
+    waiting = rollout.run("rollback", state)
+    assert waiting["outcome"] is None
+    assert waiting["deployment"]["status"] == "updating"
+    # Hours later it still runs: the rollback still waits, it does not give up.
+    rollout.clock.advance(8 * 3600)
+    assert rollout.run("rollback", waiting)["deployment"]["status"] == "updating"
+    endpoint.endpoint_status = "InService"
+    rolled_back = rollout.finish("rollback", waiting)
+    assert rolled_back["outcome"] == "rolled_back"
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
+
+
+def test_a_failed_rollback_is_told_with_its_reason_and_its_lock_released(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    cause = {"errorType": "RollbackFailed", "errorMessage": "endpoint still runs the rollout's config"}
+    failed = state | {
+        "rollback_reason": "judge: errors",
+        "error": {"Error": "RollbackFailed", "Cause": json.dumps(cause)},
+    }
+    rollout.run("release", failed)
+    [told] = rollout.notifications()
+    assert (told["event"], told["rollout_id"]) == ("rollout_rollback_failed", EXECUTION)
+    assert told["reason"] == (
+        "rolling back (judge: errors) failed: RollbackFailed: endpoint still runs the rollout's config"
+    )
+    assert rollout.lock_holder() is None
+
+
+def test_a_start_that_failed_after_taking_the_lock_is_told_and_frees_it(rollout: Rollout) -> None:
+    rollout.start()
+    # Its Lambda timed out after taking the lock, past the state machine's retries.
+    failed = {
+        "input": {"endpoint": "churn", "model_package_arn": rollout.package},
+        "execution": {"execution_id": EXECUTION},
+        "error": {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "Task timed out"})},
+    }
+    assert rollout.run("release", {"not_started": failed}) == failed
+    assert rollout.lock_holder() is None
+    [told] = rollout.notifications()
+    assert (told["event"], told["rollout_id"], told["endpoint"]) == (
+        "rollout_not_started",
+        EXECUTION,
+        "churn",
+    )
+    assert told["reason"] == "Sandbox.Timedout: Task timed out"
+
+
+def test_an_approval_refused_by_a_held_lock_is_told_naming_the_holder(rollout: Rollout) -> None:
+    rollout.start()
+    with pytest.raises(EndpointLocked) as locked:
+        rollout.start(execution_id=OTHER_EXECUTION)
+    failed = {
+        "input": {"endpoint": "churn", "model_package_arn": rollout.package},
+        "execution": {"execution_id": OTHER_EXECUTION},
+        "error": {"Error": "EndpointLocked", "Cause": json.dumps({"errorMessage": str(locked.value)})},
+    }
+    rollout.run("release", {"not_started": failed})
+    # The running rollout keeps its lock; the refused one is told, with the holder's name.
+    assert rollout.lock_holder() == EXECUTION
+    [told] = rollout.notifications()
+    assert told["rollout_id"] == OTHER_EXECUTION
+    assert f"locked by rollout {EXECUTION}" in told["reason"]
+
+
+def _scale_champion(instances: int) -> None:
+    """Autoscaling sets the champion's desired instances; SageMaker runs them."""
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].endpoints[ENDPOINT_NAME]
+    for variant in endpoint.production_variants:
+        if variant["VariantName"] == "champion":
+            variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = instances
+
+
+def _instances(rollout: Rollout, config: str) -> dict[str, int]:
+    described = rollout.sagemaker.describe_endpoint_config(EndpointConfigName=config)
+    return {v["VariantName"]: v["InitialInstanceCount"] for v in described["ProductionVariants"]}
+
+
+def test_each_new_config_keeps_the_instances_autoscaling_gave_the_champion(rollout: Rollout) -> None:
+    _scale_champion(3)
+    deployed = rollout.run("deploy", rollout.start())
+    # The champion keeps its 3 instances under load; the candidate at 0 % starts at the initial count.
+    assert _instances(rollout, deployed["deployment"]["config_name"]) == {"champion": 3, "challenger": 1}
+    state = rollout.run("set_traffic", rollout.run("check_deployment", deployed))
+    _scale_champion(5)
+    promoting = rollout.run("promote", state | {"decision": {"action": "promote", "reason": "judge"}})
+    assert _instances(rollout, promoting["deployment"]["config_name"]) == {"champion": 5, "challenger": 1}
+
+
+def test_the_rollback_keeps_the_instances_the_champion_runs(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    _scale_champion(4)
+    restoring = rollout.run("rollback", state)
+    assert _instances(rollout, restoring["deployment"]["config_name"]) == {"champion": 4, "challenger": 1}
+
+
 # --- the judge's windows from CloudWatch --------------------------------------------------------------
 
 

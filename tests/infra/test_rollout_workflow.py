@@ -24,6 +24,7 @@ from infra.rollout_workflow import (
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
     MAX_BAKES_PER_STEP,
+    TIMED_OUT,
     workflow_timeout,
 )
 from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
@@ -67,6 +68,13 @@ TASK_HANDLERS = {
     "Release the lock": "rollout_release",
     "Release the lock after the rollback": "rollout_release",
     "Release the lock after a failed rollback": "rollout_release",
+    "Tell that another rollout holds the endpoint": "rollout_release",
+    "Tell why the rollout was refused": "rollout_release",
+}
+# After a failed start: the release function is told with the state the start's Catch left.
+NOT_STARTED_TELLERS = {
+    "Tell that another rollout holds the endpoint": "Another rollout holds this endpoint",
+    "Tell why the rollout was refused": "Rollout refused",
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -209,7 +217,8 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
             "Is the champion restored?",
             "Is the champion back in service?",
             "Release the lock after the rollback",
-            "Release the lock after a failed rollback",
+            # The rollback looks again at whatever the update left: its restore is sent again, a few times.
+            ROLLBACK,
         ),
     ):
         assert states[task]["Next"] == recorded
@@ -281,6 +290,12 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
         assert "ResultPath" not in state and "InputPath" not in state, name
         if name == START:
             continue
+        if name in NOT_STARTED_TELLERS:
+            assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
+            assert state["Parameters"] == {"FunctionName": arn, "Payload": {"not_started.$": "$"}}, name
+            # The handler hands the state back as it got it.
+            assert state["OutputPath"] == "$.Payload", name
+            continue
         assert state["Resource"] == arn, name
         assert "Parameters" not in state and "OutputPath" not in state, name
     # The start handler gets the execution's input with execution_id beside its keys, and returns the state.
@@ -298,7 +313,7 @@ def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, 
         if state["Type"] != "Task":
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
-        assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,)}, name
+        assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
         assert set(TRANSIENT_ERRORS) >= {
             "Lambda.TooManyRequestsException",
             "Lambda.ServiceException",
@@ -316,7 +331,9 @@ def test_every_task_catches_everything_into_the_error_field(definition: dict[str
     for name, state in definition["States"].items():
         if state["Type"] == "Task":
             last = state["Catch"][-1]
-            assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == "$.error", name
+            # Telling that a start failed keeps the start's error (its own is dropped): see below.
+            where = None if name in NOT_STARTED_TELLERS else "$.error"
+            assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == where, name
 
 
 def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str, Any]) -> None:
@@ -337,22 +354,32 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     states = definition["States"]
     locked, anything = states[START]["Catch"]
     assert locked["ErrorEquals"] == [ENDPOINT_LOCKED]
-    # The handler's message names the holder: the console shows it as the execution's cause.
-    assert states[locked["Next"]] == {"Type": "Fail", "Error": ENDPOINT_LOCKED, "CausePath": "$.error.Cause"}
-    assert locked["Next"] == "Another rollout holds this endpoint"
-    # Any other start failure deployed nothing: the execution fails at once, no rollback.
     assert anything["ErrorEquals"] == ["States.ALL"]
-    assert states[anything["Next"]]["Type"] == "Fail"
-    assert states[anything["Next"]]["Error"] == "RolloutRefused"
-    assert states[anything["Next"]]["CausePath"] == "$.error.Cause"
+    # Either way a person is told, then the execution fails at once: nothing was deployed, no rollback.
+    assert (locked["Next"], anything["Next"]) == tuple(NOT_STARTED_TELLERS)
+    for teller, end in NOT_STARTED_TELLERS.items():
+        assert states[teller]["Next"] == end
+        # Telling that fails ends the same way, with the start's error kept for the cause.
+        [caught] = states[teller]["Catch"]
+        assert (caught["ErrorEquals"], caught["Next"], caught["ResultPath"]) == (["States.ALL"], end, None)
+    # The handler's message names the holder: the console shows it as the execution's cause.
+    assert states["Another rollout holds this endpoint"] == {
+        "Type": "Fail",
+        "Error": ENDPOINT_LOCKED,
+        "CausePath": "$.error.Cause",
+    }
+    assert states["Rollout refused"]["Type"] == "Fail"
+    assert states["Rollout refused"]["Error"] == "RolloutRefused"
+    assert states["Rollout refused"]["CausePath"] == "$.error.Cause"
 
 
 def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str, Any]) -> None:
     reachable = _reachable(definition, ROLLBACK)
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
-    for task in (ROLLBACK, "Is the champion restored?"):
-        assert states[task]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    # A failed check hands back to the rollback, which looks at the endpoint itself.
+    assert states["Is the champion restored?"]["Catch"][0]["Next"] == ROLLBACK
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
     # Its only loop waits for the endpoint; every task on it is bounded by its retries.
     assert {states[name]["Type"] for name in reachable} == {"Task", "Fail", "Choice", "Wait"}
@@ -499,6 +526,7 @@ class _Arns:
         self.list_captures = f"{self.bucket}|{captures}"
         self.machine = f"<{_single(dev, 'AWS::StepFunctions::StateMachine', 'RolloutStateMachine')}>"
         self.executions = f"arn:aws:states:us-east-1:<AWS::AccountId>:execution:{prefix}-rollout:*"
+        self.undelivered_aborts = f"<{_single(dev, 'AWS::SQS::Queue', 'RolloutUndeliveredAborts')}.Arn>"
         flags = {kind: f"<{next(iter(dev.of_type(f'AWS::AppConfig::{kind}')))}>" for kind in FLAG_KINDS}
         self.flags = (
             f"arn:aws:appconfig:us-east-1:<AWS::AccountId>:application/{flags['Application']}"
@@ -513,7 +541,9 @@ class _Arns:
 def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
     """What each handler calls (lambdas/handlers/rollout_*.py and the adapters they use), on which ARNs."""
     arns = _Arns(dev)
-    ledger = {action: {arns.ledger} for action in LEDGER_ACTIONS}
+    ledger: dict[str, set[str]] = {action: {arns.ledger} for action in LEDGER_ACTIONS}
+    # Every entry is written with a check of the lock's generation (lambdas/rollout/aws/fence.py).
+    ledger["dynamodb:ConditionCheckItem"] = {arns.lock}
     # Renewing the lease: UpdateItem by the holder, GetItem to read who holds it.
     holds_lock = {"dynamodb:UpdateItem": {arns.lock}, "dynamodb:GetItem": {arns.ledger, arns.lock}}
     describe_endpoint = {"sagemaker:DescribeEndpoint": {arns.endpoint}}
@@ -584,8 +614,15 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "kms:Decrypt": {arns.topic_key},
             "kms:GenerateDataKey": {arns.topic_key},
         },
-        "rollout_release": {"dynamodb:DeleteItem": {arns.lock}},
-        "rollout_resume": {"dynamodb:Query": {arns.ledger}},
+        # A failed rollback is told by the release that ends its path.
+        "rollout_release": {
+            "dynamodb:DeleteItem": {arns.lock},
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
+        },
+        # The resumed rollback takes the lock over at a new generation.
+        "rollout_resume": {"dynamodb:Query": {arns.ledger}, "dynamodb:UpdateItem": {arns.lock}},
         ABORT_MODULE: {
             "dynamodb:GetItem": {arns.lock},
             "dynamodb:Query": {arns.ledger},
@@ -594,6 +631,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "states:StartExecution": {arns.machine},
             "appconfig:StartConfigurationSession": {arns.flags},
             "appconfig:GetLatestConfiguration": {arns.flags},
+            # Its dead-letter queue: an abort that failed after Lambda's retries.
+            "sqs:SendMessage": {arns.undelivered_aborts},
         },
     }
 
@@ -864,3 +903,52 @@ def test_the_whole_definition_runs_on_moto_and_a_failed_start_shows_its_cause(
     assert described["status"] == "FAILED"
     assert described["error"] == "RolloutRefused"
     assert "Function not found" in described["cause"]
+
+
+# --- Nothing ends silently -------------------------------------------------------------------------------
+
+
+def test_failing_aborts_rollbacks_dead_letters_and_timeouts_alarm_on_the_topic(dev: Synthesized) -> None:
+    prefix = dev.config.prefix
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    alarms = {
+        props["Properties"]["AlarmName"]: props["Properties"]
+        for key, props in dev.of_type("AWS::CloudWatch::Alarm").items()
+        if key.startswith("Rollout")
+    }
+    assert set(alarms) == {
+        f"{prefix}-abort-errors",
+        f"{prefix}-rollback-errors",
+        f"{prefix}-undelivered-aborts",
+        f"{prefix}-undelivered-approvals",
+        f"{prefix}-rollout-timed-out",
+    }
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": topic}], name
+        assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 1, name
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+    assert alarms[f"{prefix}-abort-errors"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": _function_ids(dev)[ABORT_MODULE]}}
+    ]
+    assert alarms[f"{prefix}-rollback-errors"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": _function_ids(dev)["rollout_rollback"]}}
+    ]
+    assert alarms[f"{prefix}-undelivered-aborts"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarms[f"{prefix}-rollout-timed-out"]["MetricName"] == "ExecutionsTimedOut"
+
+
+def test_an_abort_that_fails_after_lambdas_retries_waits_in_a_dead_letter_queue(dev: Synthesized) -> None:
+    function = _function(dev, ABORT_MODULE)
+    queue = _single(dev, "AWS::SQS::Queue", "RolloutUndeliveredAborts")
+    assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}
+
+
+def test_the_abort_and_rollback_functions_keep_their_own_concurrency(dev: Synthesized) -> None:
+    reserved = dev.config.reserved_concurrency
+    assert reserved.abort is not None and reserved.rollback is not None
+    assert _function(dev, ABORT_MODULE)["ReservedConcurrentExecutions"] == reserved.abort
+    assert _function(dev, "rollout_rollback")["ReservedConcurrentExecutions"] == reserved.rollback
+    # No other function reserves any: the account's unreserved pool stays as large as it can.
+    others = [m for m in HANDLER_MODULES if m != "rollout_rollback"]
+    assert all("ReservedConcurrentExecutions" not in _function(dev, module) for module in others)

@@ -164,3 +164,17 @@ def test_a_lock_that_keeps_changing_hands_is_reported(clock: Clock) -> None:
 def test_a_lease_period_must_be_positive(table: FakeLockTable) -> None:
     with pytest.raises(ValueError, match="lease_seconds"):
         EndpointLock(table, lease_seconds=0)
+
+
+def test_a_holder_that_knows_how_long_it_runs_takes_and_renews_a_lease_that_long(
+    lock: EndpointLock, clock: Clock
+) -> None:
+    day = 24 * 3600
+    lease = lock.acquire(ENDPOINT, "exec-1", lease_seconds=day)
+    assert lease.expires_at == int(clock.now) + day
+    clock.now += LEASE + 1  # past the lock's own lease: still held
+    with pytest.raises(EndpointLocked):
+        lock.acquire(ENDPOINT, "exec-2")
+    assert lock.renew(ENDPOINT, "exec-1", lease_seconds=day).expires_at == int(clock.now) + day
+    with pytest.raises(ValueError, match="lease_seconds must be at least 1, got 0"):
+        lock.renew(ENDPOINT, "exec-1", lease_seconds=0)

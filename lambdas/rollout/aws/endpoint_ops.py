@@ -195,10 +195,22 @@ def _create_once(create: Callable[[], object], exists: Callable[[], object]) -> 
 
 
 def _variant_like(
-    template: Mapping[str, Any], *, name: str, model_name: str, weight: float
+    template: Mapping[str, Any], *, name: str, model_name: str, weight: float, instances: int | None = None
 ) -> dict[str, Any]:
     variant = {key: template[key] for key in VARIANT_SETTINGS if key in template}
+    if instances is not None and "InitialInstanceCount" in variant:
+        variant["InitialInstanceCount"] = instances
     return variant | {"VariantName": name, "ModelName": model_name, "InitialVariantWeight": weight}
+
+
+def _slot_instances(live: LiveConfig, slot: str) -> int | None:
+    """The instances a challenger or shadow slot starts with: its own in the live config (the initial
+    count), not the champion's, which autoscaling may have raised."""
+    try:
+        count = live.variant(slot).get("InitialInstanceCount")
+    except UnexpectedEndpointShape:
+        return None
+    return int(count) if count else None
 
 
 def challenger_config_request(
@@ -206,11 +218,16 @@ def challenger_config_request(
 ) -> dict[str, Any]:
     """The live champion unchanged at the whole weight, the candidate beside it at 0 or as the shadow."""
     champion = live.variant(variants.champion)
+    # The champion keeps the instances it runs now (autoscaled); the candidate starts at the initial count.
     request: dict[str, Any] = {
         "EndpointConfigName": config_name,
         "ProductionVariants": [
             _variant_like(
-                champion, name=variants.champion, model_name=champion["ModelName"], weight=WEIGHT_WHOLE
+                champion,
+                name=variants.champion,
+                model_name=champion["ModelName"],
+                weight=WEIGHT_WHOLE,
+                instances=live.instance_count(variants.champion),
             )
         ],
         **live.carried,
@@ -218,11 +235,23 @@ def challenger_config_request(
     if shadow:
         # A shadow variant's weight is relative to the production variant's: the whole = every request.
         request["ShadowProductionVariants"] = [
-            _variant_like(champion, name=variants.shadow, model_name=challenger_model, weight=WEIGHT_WHOLE)
+            _variant_like(
+                champion,
+                name=variants.shadow,
+                model_name=challenger_model,
+                weight=WEIGHT_WHOLE,
+                instances=_slot_instances(live, variants.shadow),
+            )
         ]
     else:
         request["ProductionVariants"].append(
-            _variant_like(champion, name=variants.challenger, model_name=challenger_model, weight=0.0)
+            _variant_like(
+                champion,
+                name=variants.challenger,
+                model_name=challenger_model,
+                weight=0.0,
+                instances=_slot_instances(live, variants.challenger),
+            )
         )
     return request
 
@@ -240,10 +269,18 @@ def resting_config_request(
     Promotion passes the candidate's model, a rollback the live champion's.
     """
     champion = live.variant(variants.champion)
+    # Whichever model serves as champion takes the champion's traffic: it keeps the instances the
+    # champion runs now (autoscaled), not the config's initial count; the idle slot keeps the initial.
     request: dict[str, Any] = {
         "EndpointConfigName": config_name,
         "ProductionVariants": [
-            _variant_like(champion, name=variants.champion, model_name=champion_model, weight=WEIGHT_WHOLE)
+            _variant_like(
+                champion,
+                name=variants.champion,
+                model_name=champion_model,
+                weight=WEIGHT_WHOLE,
+                instances=live.instance_count(variants.champion),
+            )
         ],
         **live.carried,
     }
@@ -251,11 +288,23 @@ def resting_config_request(
         return request
     if live.shadow_variants:
         request["ShadowProductionVariants"] = [
-            _variant_like(champion, name=variants.shadow, model_name=champion_model, weight=WEIGHT_WHOLE)
+            _variant_like(
+                champion,
+                name=variants.shadow,
+                model_name=champion_model,
+                weight=WEIGHT_WHOLE,
+                instances=_slot_instances(live, variants.shadow),
+            )
         ]
     else:
         request["ProductionVariants"].append(
-            _variant_like(champion, name=variants.challenger, model_name=champion_model, weight=0.0)
+            _variant_like(
+                champion,
+                name=variants.challenger,
+                model_name=champion_model,
+                weight=0.0,
+                instances=_slot_instances(live, variants.challenger),
+            )
         )
     return request
 

@@ -22,22 +22,35 @@ if TYPE_CHECKING:
 _KEY_IS_FREE = "attribute_not_exists(rollout_id)"
 
 
+def item_of(entry: LedgerEntry) -> dict[str, AttributeValueTypeDef]:
+    """The entry as the table's item."""
+    return {
+        "rollout_id": {"S": entry.rollout_id},
+        "sequence": {"N": str(entry.sequence)},
+        "recorded_at": {"N": str(entry.recorded_at)},
+        "kind": {"S": entry.kind.value},
+        "payload": {"S": json.dumps(entry.payload, sort_keys=True)},
+    }
+
+
 class DynamoDBLedgerStore:
     def __init__(self, *, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client
+
+    @property
+    def table_name(self) -> str:
+        return self._table
+
     def put_if_absent(self, entry: LedgerEntry) -> bool:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={
-                    "rollout_id": {"S": entry.rollout_id},
-                    "sequence": {"N": str(entry.sequence)},
-                    "recorded_at": {"N": str(entry.recorded_at)},
-                    "kind": {"S": entry.kind.value},
-                    "payload": {"S": json.dumps(entry.payload, sort_keys=True)},
-                },
+                Item=item_of(entry),
                 ConditionExpression=_KEY_IS_FREE,
             )
         except ClientError as error:

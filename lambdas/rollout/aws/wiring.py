@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from lambdas.locking.aws.lock_table import DynamoDBLockTable
 from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerControl
+from lambdas.rollout.aws.fence import Fence, FencedLedgerStore, LockGenerations
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
@@ -52,6 +53,9 @@ class RolloutServices:
     sns: PublishesNotifications
     s3: ReadsObjects
     clock: Callable[[], float] = time.time
+    generations: LockGenerations | None = None
+    """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
+    ledger_store: DynamoDBLedgerStore | None = None
 
     def now(self) -> int:
         return int(self.clock())
@@ -68,12 +72,21 @@ class RolloutServices:
             kind=kind,
             payload=payload,
         )
-        self.ledger.append(entry)
+        ledger = self.ledger
+        if self.generations is not None and self.ledger_store is not None:
+            ledger = Ledger(FencedLedgerStore(self.ledger_store, self.generations, self.fence(state)))
+        ledger.append(entry)
         return state.model_copy(update={"sequence": state.sequence + 1})
 
+    def fence(self, state: RolloutState) -> Fence:
+        return Fence(state.request.endpoint_name, state.rollout_id, state.generation)
+
     def hold_lock(self, state: RolloutState) -> None:
-        """Renew the lease; NotLockHolder when this rollout no longer owns the endpoint."""
-        self.lock.renew(state.request.endpoint_name, state.rollout_id)
+        """Renew the lease; NotLockHolder when this rollout no longer owns the endpoint, Fenced when a
+        newer execution of it (the rollback of an abort) has taken it over."""
+        self.lock.renew(state.request.endpoint_name, state.rollout_id, lease_seconds=state.lease_seconds)
+        if self.generations is not None:
+            self.generations.check(self.fence(state))
 
     def require_idle(self, endpoint_name: str) -> None:
         """EndpointBusy while an update runs: the state machine retries later."""
@@ -106,16 +119,19 @@ def build_services(
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
+    ledger_store = DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)
     return RolloutServices(
         settings=settings,
         # The sagemaker stubs are not installed; the client has every call of the protocol.
         sagemaker=sagemaker or cast("SageMakerControl", boto3.client("sagemaker", config=CLIENT_CONFIG)),
         lock=EndpointLock(DynamoDBLockTable(client=dynamodb, table_name=settings.lock_table), clock=clock),
-        ledger=Ledger(DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)),
+        ledger=Ledger(ledger_store),
         windows=CloudWatchWindowReader(client=cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)),
         sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
         s3=s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG)),
         clock=clock,
+        generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
+        ledger_store=ledger_store,
     )
 
 

@@ -10,6 +10,14 @@ Two calls when there is something to restore: the first moves the weights to the
 sends the restoring update, the state machine waits for it and checks it, and the second (the endpoint
 now runs the rollback config) records the outcome. The reason is kept in ``rollback_reason`` between
 the two, since the check replaces the deployment status a reason may have come from.
+
+An update in progress when the rollback begins (the promotion's, a blue/green deployment's, a late one
+of a stopped execution) is waited for however long it lasts: the rollback returns with that update as
+its deployment, the state machine waits and checks it, and calls again once it has ended, whatever it
+left (the candidate promoted meanwhile is rolled back all the same). A restoring update that fails is
+sent again, up to ``MAX_RESTORES`` times; then the rollback fails (``RollbackFailed``) for a person.
+The rollback of an abort records its outcome only once a task of the stopped execution can no longer
+land (``settle_until``), and looks at the endpoint again before it does.
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ logger = Logger()
 # A task that failed after writing its entries leaves them in place; the outcome goes after them.
 MAX_RECORDED_BY_A_FAILED_TASK = 8
 SUBJECT_MAX = 100
+# Restoring updates sent before the rollback gives up: SageMaker failing the same config this often is
+# no longer a transient fault.
+MAX_RESTORES = 3
+
+
+class RollbackFailed(Exception):
+    """The champion could not be restored; the endpoint needs a person."""
 
 
 def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
@@ -48,8 +63,25 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
     reason = state.failure_reason()
     state = state.model_copy(update={"rollback_reason": reason})
     services.hold_lock(state)
+    updating = _update_in_progress(state, services)
+    if updating is not None:
+        logger.info("waiting for the endpoint's update to end", extra={"config": updating})
+        return state.model_copy(
+            update={"deployment": DeploymentStatus(status="updating", config_name=updating)}
+        )
     if _runs_this_rollout(state, services):
         return _restore_champion(state, services)
+    if state.settle_until is not None and services.now() < state.settle_until:
+        # A task of the stopped execution may still send its update: look again after a while.
+        running = str(
+            services.sagemaker.describe_endpoint(EndpointName=state.request.endpoint_name)[
+                "EndpointConfigName"
+            ]
+        )
+        logger.info("waiting for the stopped execution's tasks", extra={"until": state.settle_until})
+        return state.model_copy(
+            update={"deployment": DeploymentStatus(status="updating", config_name=running)}
+        )
     request = state.request
     outcome = RolloutOutcome(
         status=OutcomeStatus.ROLLED_BACK,
@@ -66,6 +98,15 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
     return state.model_copy(update={"outcome": OutcomeStatus.ROLLED_BACK})
 
 
+def _update_in_progress(state: RolloutState, services: RolloutServices) -> str | None:
+    """The config an update in progress moves the endpoint to; None when the endpoint is not updating."""
+    description = services.sagemaker.describe_endpoint(EndpointName=state.request.endpoint_name)
+    if str(description.get("EndpointStatus", "")) not in IN_PROGRESS_STATUSES:
+        return None
+    pending = (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return str(pending or description.get("EndpointConfigName"))
+
+
 def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:
     name = state.request.endpoint_name
     description = services.sagemaker.describe_endpoint(EndpointName=name)
@@ -79,6 +120,12 @@ def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:
 def _restore_champion(state: RolloutState, services: RolloutServices) -> RolloutState:
     request = state.request
     name = request.endpoint_name
+    if state.restores >= MAX_RESTORES:
+        why = state.deployment.reason if state.deployment is not None else ""
+        raise RollbackFailed(
+            f"endpoint {name} still runs rollout {state.rollout_id}'s config after {state.restores} "
+            f"restoring updates ({why or 'no reason given'}); the champion needs a person"
+        )
     live = read_live_config(services.sagemaker, name)
     if request.strategy not in (Strategy.SHADOW, Strategy.BLUE_GREEN):
         # Weights apply in seconds; the config swap below takes minutes.
@@ -93,7 +140,12 @@ def _restore_champion(state: RolloutState, services: RolloutServices) -> Rollout
     with busy_as_retryable(name):
         update_endpoint(services.sagemaker, update_endpoint_request(name, config))
     logger.info("champion restored", extra={"model": champion_model, "config": config})
-    return state.model_copy(update={"deployment": DeploymentStatus(status="updating", config_name=config)})
+    return state.model_copy(
+        update={
+            "deployment": DeploymentStatus(status="updating", config_name=config),
+            "restores": state.restores + 1,
+        }
+    )
 
 
 def _record_outcome(state: RolloutState, services: RolloutServices, outcome: RolloutOutcome) -> RolloutState:

@@ -11,6 +11,7 @@ from lambdas.rollout.start import (
     PackageEvent,
     PackageNotRollable,
     initial_state,
+    planned_lease_seconds,
     resolve_target,
 )
 from lambdas.rollout.state import RolloutState
@@ -22,7 +23,10 @@ def start(given: PackageEvent | DirectRequest, services: RolloutServices) -> Rol
     name, endpoint, package_arn, overrides = resolve_target(given, services.settings.endpoints)
     state = initial_state(given.execution_id, name, endpoint, package_arn, overrides)
     _check_not_rolled_out(services, package_arn)
-    lease = services.lock.acquire(state.request.endpoint_name, state.rollout_id)
+    state = state.model_copy(update={"lease_seconds": planned_lease_seconds(state)})
+    lease = services.lock.acquire(
+        state.request.endpoint_name, state.rollout_id, lease_seconds=state.lease_seconds
+    )
     live = read_live_config(services.sagemaker, state.request.endpoint_name)
     # The champion before the rollout: what a rollback restores, whatever the endpoint runs by then.
     champion_model = str(live.variant(state.request.variants.champion)["ModelName"])

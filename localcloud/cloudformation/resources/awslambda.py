@@ -71,6 +71,7 @@ _FUNCTION_NOT_APPLIED = {
     "TracingConfig": "X-Ray is not emulated",
     "LoggingConfig": "moto writes a function's logs to /aws/lambda/<name>",
     "ReservedConcurrentExecutions": "concurrency limits are not enforced",
+    "DeadLetterConfig": "asynchronous invocations are not retried locally, so none fails over to a queue",
 }
 
 
