@@ -41,7 +41,7 @@ from lambdas.rollout.aws.endpoint_ops import SageMakerControl, model_name_for
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.wiring import build_services, use
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
-from lambdas.rollout.settings import load_abort_settings
+from lambdas.rollout.settings import RolloutSettings, load_abort_settings
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects
 from localcloud.sagemaker.control import switch_config
 from tests.functional.rollout_cloud import (
@@ -649,6 +649,24 @@ def handler_modules(template: RolloutTemplate) -> Iterator[dict[str, ModuleType]
 ABORT_HANDLER = "lambdas.handlers.rollout_abort.handler"
 
 
+def judging_the_average(settings: RolloutSettings) -> RolloutSettings:
+    """The stack's settings with every endpoint's judge on the average latency: moto answers no percentile
+    query (in-process it raises), so the local environment judges the average for the same reason."""
+    endpoints = {
+        name: endpoint.model_copy(
+            update={
+                "rollout": endpoint.rollout.model_copy(
+                    update={
+                        "judge": endpoint.rollout.judge.model_copy(update={"latency_statistic": "average"})
+                    }
+                )
+            }
+        )
+        for name, endpoint in settings.endpoints.items()
+    }
+    return settings.model_copy(update={"endpoints": endpoints})
+
+
 class World:
     """One run: moto's resources as the stack leaves them, the handlers wired to them, the interpreter."""
 
@@ -666,7 +684,7 @@ class World:
         self.cloudwatch = boto3.client("cloudwatch")
         use(
             build_services(
-                template.settings,
+                judging_the_average(template.settings),
                 sagemaker=cast("SageMakerControl", self.sagemaker),
                 dynamodb=cast("DynamoDBClient", stalling_dynamodb),
                 cloudwatch=self.cloudwatch,
