@@ -71,7 +71,8 @@ HANDLER_MODULES = (
 ABORT_MODULE = "rollout_abort"
 # AppConfig's own extension that puts deployment events on the default bus.
 APPCONFIG_EVENTS_EXTENSION = "AWS.AppConfig.DeploymentNotificationsToEventBridge"
-ABORTING_STATUSES = ["TIMED_OUT", "ABORTED"]
+# FAILED: a rollout whose release failed after recording its outcome has its lock released.
+ABORTING_STATUSES = ["TIMED_OUT", "ABORTED", "FAILED"]
 # The handlers' state always carries "outcome" (null until recorded); IsPresent alone is true for null.
 OUTCOME_RECORDED = sfn.Condition.and_(
     sfn.Condition.is_present("$.outcome"), sfn.Condition.is_not_null("$.outcome")
@@ -599,6 +600,8 @@ class RolloutWorkflow(Construct):
         role = function.role
         # Who holds the endpoint, and what that rollout has recorded.
         self.lock_table.grant(role, "dynamodb:GetItem")
+        # A lock a failed execution left after recording its outcome: a delete conditional on the holder.
+        self.lock_table.grant(role, "dynamodb:DeleteItem")
         self.ledger_table.grant(role, "dynamodb:Query")
         stack = Stack.of(self)
         executions = stack.format_arn(
@@ -634,7 +637,8 @@ class RolloutWorkflow(Construct):
                 events.EventPattern(source=["aws.appconfig"], detail_type=["On Deployment Complete"]),
             ),
             "EndedExecutionAborts": (
-                f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released",
+                f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released; "
+                "one that failed after its outcome has its lock released",
                 execution_ended_pattern(self.state_machine, ABORTING_STATUSES),
             ),
         }

@@ -75,7 +75,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
     trigger = parse_trigger(event)
     with throttling_as_retryable():
         result = abort(trigger, _container.get())
-    if result["aborted"]:
+    if result.get("aborted"):
         metrics.add_metric(name="RolloutAborted", unit=MetricUnit.Count, value=len(result["aborted"]))
     logger.info("abort handled", extra=result)
     return result

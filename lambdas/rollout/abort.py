@@ -44,6 +44,7 @@ __all__ = [
     "OperatorAbort",
     "RolloutNotResumable",
     "abort_execution_name",
+    "lock_left_by_failed_execution",
     "parse_trigger",
     "resume",
     "target_for_ended_execution",
@@ -142,6 +143,8 @@ Trigger = OperatorAbort | AlarmEvent | FlagsDeployedEvent | ExecutionEndedEvent
 EXECUTION_EVENT = "Step Functions Execution Status Change"
 # A rollout's own ends (promoted, rolled back, refused) are SUCCEEDED or FAILED and release the lock.
 ENDED_WITHOUT_OUTCOME = frozenset({"TIMED_OUT", "ABORTED"})
+# A rollout that recorded its outcome but whose release failed ends FAILED with its lock held.
+LEFT_LOCK_STATUS = "FAILED"
 
 
 def parse_trigger(event: Any) -> Trigger:
@@ -217,6 +220,17 @@ def target_for_ended_execution(
     started = RolloutState.model_validate(entries[0].payload["state"])
     reason = f"the rollout's execution ended {detail.status} before an outcome"
     return [AbortTarget(started.endpoint, reason, rollout_id=detail.execution_arn)]
+
+
+def lock_left_by_failed_execution(event: ExecutionEndedEvent, entries: Sequence[LedgerEntry]) -> str | None:
+    """The endpoint (logical name) whose lock a rollout left held when its execution FAILED after
+    recording its outcome: its release task failed past its retries ("…, lock not released"). A
+    rollout without an outcome keeps its lock: its endpoint may need a person first."""
+    if event.detail.status != LEFT_LOCK_STATUS or not _started(entries):
+        return None
+    if not any(entry.kind is EntryKind.OUTCOME for entry in entries):
+        return None
+    return RolloutState.model_validate(entries[0].payload["state"]).endpoint
 
 
 def _started(entries: Sequence[LedgerEntry]) -> bool:

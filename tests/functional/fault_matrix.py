@@ -720,6 +720,14 @@ class World:
         )
         self._abort = _handler_call(abort_module)
         self._ended: list[Execution] = []
+        # The statuses the stack's ended-execution rule delivers to the abort function.
+        [rule] = [
+            key
+            for key in template.template.resources_of_type("AWS::Events::Rule")
+            if key.startswith("RolloutEndedExecution")
+        ]
+        pattern = template.resolver.resolve(template.template.resources[rule]["Properties"]["EventPattern"])
+        self.ended_statuses = frozenset(pattern["detail"]["status"])
         self.interpreter.on_ended = self._ended.append
         self.interpreter.between = self._deliver_ended
         self.abort_errors: list[str] = []
@@ -753,7 +761,7 @@ class World:
             self._execution_ended(self._ended.pop(0))
 
     def _execution_ended(self, execution: Execution) -> None:
-        if execution.status not in ("ABORTED", "TIMED_OUT"):
+        if execution.status not in self.ended_statuses:
             return
         event = {
             "source": "aws.states",
@@ -770,7 +778,7 @@ class World:
         except Exception as error:
             self.abort_errors.append(f"{type(error).__name__}: {error}")
             return
-        if result["aborted"]:
+        if result.get("aborted"):
             self.aborts_accepted.append(promoted)
 
     def _outcome(self) -> str | None:

@@ -97,16 +97,13 @@ ROLLBACK_BROKEN = (
 
 # Cells that fail because of a defect not fixed yet: (state, fault) -> the defect. Fixed since the matrix
 # was written (each a cell that failed before): defect 1 (BUSY_ROLLBACK), 2 (LATE_LEDGER), 3
-# (LATE_DEPLOY), 5 (SILENT_FAILURE, TIMEOUT_NOT_RETRIED), 6 (REFUSED_SILENTLY) and RESTORE_NOT_RETRIED.
+# (LATE_DEPLOY), 5 (SILENT_FAILURE, TIMEOUT_NOT_RETRIED), 6 (REFUSED_SILENTLY), RESTORE_NOT_RETRIED and
+# RELEASE_FAILS.
 KNOWN: dict[tuple[str, Fault], str] = {
-    ("Release the lock", Fault.RAISES): RELEASE_FAILS,
-    ("Release the lock", Fault.THROTTLED): RELEASE_FAILS,
     ("Load the aborted rollout", Fault.RAISES): RESUME_FAILS,
     ("Load the aborted rollout", Fault.THROTTLED): RESUME_FAILS,
     ("Roll back to the champion", Fault.RAISES): ROLLBACK_BROKEN,
     ("Roll back to the champion", Fault.THROTTLED): ROLLBACK_BROKEN,
-    ("Release the lock after the rollback", Fault.RAISES): RELEASE_FAILS,
-    ("Release the lock after the rollback", Fault.THROTTLED): RELEASE_FAILS,
     ("Tell that another rollout holds the endpoint", Fault.RAISES): TELL_FAILS,
     ("Tell that another rollout holds the endpoint", Fault.THROTTLED): TELL_FAILS,
     ("Tell why the rollout was refused", Fault.RAISES): TELL_FAILS,

@@ -208,6 +208,31 @@ def test_a_rollout_baking_longer_than_two_hours_still_holds_its_lock_and_is_abor
     assert state["lease_seconds"] >= 4 * 1440 * 60
 
 
+def _failed(abort: Abort, execution: str) -> dict[str, Any]:
+    return {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": execution, "status": "FAILED", "stateMachineArn": abort.machine_arn},
+    }
+
+
+def test_a_rollout_that_failed_to_release_after_its_outcome_has_its_lock_released(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    # Started only, no outcome: a failed execution keeps its lock (its endpoint may need a person).
+    state = abort.start(execution)
+    assert abort.run(_failed(abort, execution)) == {"released": []}
+    assert cloud.lock_holder() == execution
+    state = cloud.run("set_traffic", cloud.run("check_deployment", cloud.run("deploy", state)))
+    cloud.finish("promote", state | {"decision": {"action": "promote", "reason": "judge: promote"}})
+    # "Promoted, lock not released": its release failed past its retries, the execution FAILED.
+    assert cloud.lock_holder() == execution
+    assert abort.run(_failed(abort, execution)) == {
+        "released": [{"endpoint": "churn", "rollout_id": execution}]
+    }
+    assert cloud.lock_holder() is None
+
+
 def test_the_kill_switch_deployed_on_aborts_and_an_off_switch_does_not(abort: Abort) -> None:
     execution = abort.execution()
     abort.start(execution)

@@ -625,6 +625,7 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
         "rollout_resume": {"dynamodb:Query": {arns.ledger}, "dynamodb:UpdateItem": {arns.lock}},
         ABORT_MODULE: {
             "dynamodb:GetItem": {arns.lock},
+            "dynamodb:DeleteItem": {arns.lock},
             "dynamodb:Query": {arns.ledger},
             "states:DescribeExecution": {arns.executions},
             "states:StopExecution": {arns.executions},

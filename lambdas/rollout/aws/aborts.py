@@ -20,6 +20,7 @@ from lambdas.locking.aws.lock_table import DynamoDBLockTable
 from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.abort import (
     ABORTED_ERROR,
+    LEFT_LOCK_STATUS,
     AbortInput,
     AbortTarget,
     AlarmEvent,
@@ -27,6 +28,7 @@ from lambdas.rollout.abort import (
     FlagsDeployedEvent,
     Trigger,
     abort_execution_name,
+    lock_left_by_failed_execution,
     target_for_ended_execution,
     targets_for_alarm,
     targets_for_flags,
@@ -84,6 +86,8 @@ def build_abort_services(
 
 
 def abort(trigger: Trigger, services: AbortServices) -> dict[str, list[dict[str, str]]]:
+    if isinstance(trigger, ExecutionEndedEvent) and trigger.detail.status == LEFT_LOCK_STATUS:
+        return {"released": _release_left_lock(trigger, services)}
     aborted: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
     for target in _targets(trigger, services):
@@ -105,6 +109,19 @@ def _targets(trigger: Trigger, services: AbortServices) -> list[AbortTarget]:
     if isinstance(trigger, ExecutionEndedEvent):
         return target_for_ended_execution(trigger, services.ledger.entries(trigger.detail.execution_arn))
     return targets_for_operator(trigger, endpoints)
+
+
+def _release_left_lock(event: ExecutionEndedEvent, services: AbortServices) -> list[dict[str, str]]:
+    """The lock of a rollout that recorded its outcome and failed to release it, released."""
+    rollout_id = event.detail.execution_arn
+    endpoint = lock_left_by_failed_execution(event, services.ledger.entries(rollout_id))
+    if endpoint is None:
+        return []
+    endpoint_name = services.settings.endpoints[endpoint].endpoint_name
+    if not services.lock.release(endpoint_name, rollout_id):
+        return []
+    logger.warning("lock left by a failed execution released", extra={"rollout_id": rollout_id})
+    return [{"endpoint": endpoint, "rollout_id": rollout_id}]
 
 
 def _abort_one(target: AbortTarget, services: AbortServices) -> tuple[str | None, str]:
