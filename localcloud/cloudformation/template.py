@@ -261,6 +261,8 @@ def local_resolver(template: StackTemplate, environment: AwsEnvironment | None =
             attributes[logical_id] = {
                 "Arn": environment.arn(service, pattern.format(name), regional=regional)
             }
+        if resource_type == "AWS::SQS::Queue":  # a queue's alarms name it by its QueueName
+            attributes.setdefault(logical_id, {})["QueueName"] = name
     return Resolver(
         template=template, environment=environment, physical_ids=physical_ids, attributes=attributes
     )
