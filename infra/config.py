@@ -82,6 +82,17 @@ class BusinessMetric(StrictModel):
     alarm_when: Literal["below", "above"] = "below"
 
 
+class RolloutOverrides(StrictModel):
+    """An endpoint's own rollout settings; each field given replaces the environment's (``rollout``)."""
+
+    strategy: Strategy | None = None
+    traffic_steps: list[int] | None = None
+    bake_minutes: int | None = Field(default=None, ge=1, le=1440)
+    blue_green: BlueGreenSettings | None = None
+    gates: GateSettings | None = None
+    judge: JudgeSettings | None = None
+
+
 class Endpoint(StrictModel):
     name: ResourceName
     model_family: ResourceName = Field(description="one model package group per family")
@@ -93,6 +104,9 @@ class Endpoint(StrictModel):
     shadow: bool = Field(default=False, description="the challenger slot is a shadow variant")
     data_capture: DataCapture = DataCapture()
     business_metric: BusinessMetric
+    rollout: RolloutOverrides = Field(
+        default_factory=RolloutOverrides, description="this endpoint's strategy, steps, judge or gates"
+    )
 
 
 class Rollout(StrictModel):
@@ -265,16 +279,44 @@ class EnvironmentConfig(StrictModel):
         return endpoints
 
     @model_validator(mode="after")
-    def _drift_gate_has_data(self) -> Self:
-        if not self.rollout.gates.require_drift_data:
-            return self
-        blind = [endpoint.name for endpoint in self.endpoints if not endpoint.data_capture.enabled]
-        if blind:
-            raise ValueError(
-                f"endpoints {blind} capture no requests, which the drift gate needs: enable their "
-                "data_capture or set rollout.gates.require_drift_data to false"
-            )
+    def _endpoint_rollouts_valid(self) -> Self:
+        """Each endpoint's own rollout (the environment's, with its overrides) is valid and fits its shape."""
+        problems: list[str] = []
+        for index, endpoint in enumerate(self.endpoints):
+            where = f"endpoints.{index}.rollout ({endpoint.name})"
+            try:
+                rollout = self.rollout_for(endpoint)
+            except ValidationError as error:
+                problems += [
+                    f"{where}.{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+                    for problem in error.errors()
+                ]
+                continue
+            shadow_strategy = rollout.strategy == Strategy.SHADOW
+            if endpoint.shadow and not shadow_strategy:
+                problems.append(
+                    f"{where}.strategy: {rollout.strategy.value!r} would send live traffic to the shadow "
+                    "slot, which has no production variant to weigh: set this endpoint's rollout.strategy "
+                    "to shadow, or shadow to false"
+                )
+            if shadow_strategy and not endpoint.shadow:
+                problems.append(
+                    f"{where}.strategy: 'shadow' needs a shadow slot, and this endpoint's second slot is the "
+                    "challenger its pins point to: set shadow: true, or another strategy"
+                )
+            if rollout.gates.require_drift_data and not endpoint.data_capture.enabled:
+                problems.append(
+                    f"{where}.gates.require_drift_data: endpoint {endpoint.name!r} captures no requests, "
+                    "which the drift gate needs: enable its data_capture or set require_drift_data to false"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def rollout_for(self, endpoint: Endpoint) -> Rollout:
+        """The endpoint's rollout settings: the environment's, with the endpoint's own fields over them."""
+        own = endpoint.rollout.model_dump(exclude_none=True)
+        return Rollout.model_validate({**self.rollout.model_dump(), **own})
 
     @property
     def prefix(self) -> str:

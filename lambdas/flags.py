@@ -186,16 +186,28 @@ class FlagSet(FlagModel):
         return values_of_document(self.document())
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], catalog: Sequence[EndpointVariants]) -> FlagSet:
+    def from_values(
+        cls, values: Mapping[str, Any], catalog: Sequence[EndpointVariants], *, partial: bool = False
+    ) -> FlagSet:
         """Parse the values form (AppConfigData, `get_app_config`) for these endpoints.
 
         Raises FlagError naming the flag for an unknown or missing flag, a wrong type, or a pinned
-        variant that is not one of the endpoint's production variants.
+        variant that is not one of the endpoint's production variants. ``partial``: the catalog is
+        read at run time (each endpoint's stack writes its own entry), so it may lag the document either
+        way while stacks deploy: flags of an endpoint not in the catalog are left out, and an endpoint of
+        the catalog without all its flags gets none (``for_endpoint`` raises KeyError for both).
         """
         if not isinstance(values, Mapping):
             raise FlagError(f"flag values must be an object of flags, got {type(values).__name__}")
         expected = {variants.key(kind): variants for variants in catalog for kind in FLAG_KINDS}
         unknown = sorted(set(values) - set(expected))
+        if partial:
+            malformed = [key for key in unknown if _endpoint_of_flag(key) is None]
+            if malformed:
+                endpoints = sorted({variants.endpoint for variants in catalog})
+                raise FlagError("; ".join(_unknown_flag(key, endpoints) for key in malformed))
+            complete = [v for v in catalog if all(v.key(kind) in values for kind in FLAG_KINDS)]
+            return cls.model_construct(endpoints=tuple(_parse_endpoint(v, values) for v in complete))
         if unknown:
             endpoints = sorted({variants.endpoint for variants in catalog})
             raise FlagError("; ".join(_unknown_flag(key, endpoints) for key in unknown))
@@ -204,10 +216,24 @@ class FlagSet(FlagModel):
             raise FlagError(f"missing flag(s) {missing}")
         return cls(endpoints=tuple(_parse_endpoint(variants, values) for variants in catalog))
 
+    @staticmethod
+    def endpoints_in(values: Mapping[str, Any]) -> list[str]:
+        """The endpoints a values form has flags for."""
+        return sorted({endpoint for key in values if (endpoint := _endpoint_of_flag(key)) is not None})
+
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], catalog: Sequence[EndpointVariants]) -> FlagSet:
+    def from_document(
+        cls, document: Mapping[str, Any], catalog: Sequence[EndpointVariants], *, partial: bool = False
+    ) -> FlagSet:
         """Parse a native document (e.g. a hosted configuration version) as AppConfigData would serve it."""
-        return cls.from_values(values_of_document(document), catalog)
+        return cls.from_values(values_of_document(document), catalog, partial=partial)
+
+
+def _endpoint_of_flag(key: str) -> str | None:
+    for kind in FLAG_KINDS:
+        if key.endswith(f"-{kind}") and len(key) > len(kind) + 1:
+            return key.removesuffix(f"-{kind}")
+    return None
 
 
 def _unknown_flag(key: str, endpoints: list[str]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from typing import Any
 
@@ -9,7 +11,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.flags import FlagError
+from lambdas.flags import FlagError, FlagSet, values_of_document
 from lambdas.serving.flag_validation import validate_document
 from lambdas.serving.settings import CatalogSettings, load_settings
 
@@ -45,5 +47,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except FlagError as error:
         logger.warning("flag document rejected", extra={**version, "problem": str(error)})
         raise InvalidFlagDocument(str(error)) from None
-    logger.info("flag document accepted", extra=version)
-    return {"valid": True, "endpoints": [endpoint.endpoint.endpoint for endpoint in flags.endpoints]}
+    checked = [endpoint.endpoint.endpoint for endpoint in flags.endpoints]
+    not_deployed = sorted(set(FlagSet.endpoints_in(_values(request.content))) - set(checked))
+    logger.info("flag document accepted", extra={**version, "not_deployed": not_deployed})
+    return {"valid": True, "endpoints": checked, "not_deployed": not_deployed}
+
+
+def _values(content: str) -> dict[str, Any]:
+    return values_of_document(json.loads(base64.b64decode(content)))

@@ -56,7 +56,7 @@ def build_services(
         application=settings.appconfig_application,
         environment=settings.appconfig_environment,
         profile=settings.appconfig_profile,
-        catalog=settings.flag_catalog(),
+        catalog=settings.flag_catalog,
         client=appconfigdata or boto3.client("appconfigdata", config=CLIENT_CONFIG),
     )
     return build_abort_services(

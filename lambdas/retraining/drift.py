@@ -19,13 +19,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import Name
 from lambdas.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
-from lambdas.shared.settings import load_environment
+from lambdas.shared.endpoint_store import (
+    ENDPOINT_SETTINGS_PATH_VARIABLE,
+    EndpointCatalog,
+    endpoints_variable,
+    keep_catalog,
+)
+from lambdas.shared.settings import read_environment, validate_settings
 
 __all__ = [
     "DRIFT_NAMESPACE",
@@ -78,7 +84,8 @@ class DriftMonitorSettings(_Frozen):
     that push the metric over it; bins, smoothing and the minimum sample are the rollout gate's.
     """
 
-    endpoints: tuple[MonitoredEndpoint, ...] = Field(min_length=1)
+    # Deployed: the catalog of every endpoint's stored settings (lambdas/shared/endpoint_store.py).
+    endpoints: Annotated[tuple[MonitoredEndpoint, ...], WrapValidator(keep_catalog), Field(min_length=1)]
     gates: GateSettings = GateSettings()
     capture_files_max: int = Field(
         default=CAPTURE_FILES_MAX,
@@ -90,7 +97,16 @@ class DriftMonitorSettings(_Frozen):
 
 def load_drift_settings(environ: Mapping[str, str]) -> DriftMonitorSettings:
     """Validate the environment (every variable is JSON), naming the variable of each problem."""
-    return load_environment(DriftMonitorSettings, environ, ENV_VARIABLES, json_fields=tuple(ENV_VARIABLES))
+    variables = {field: name for field, name in ENV_VARIABLES.items() if field != "endpoints"}
+    raw = read_environment(environ, variables, json_fields=tuple(variables))
+    if ENDPOINT_SETTINGS_PATH_VARIABLE in environ:
+        raw["endpoints"] = EndpointCatalog(MonitoredEndpoint, environ[ENDPOINT_SETTINGS_PATH_VARIABLE])
+    elif ENV_VARIABLES["endpoints"] in environ:
+        raw |= read_environment(
+            environ, {"endpoints": ENV_VARIABLES["endpoints"]}, json_fields=("endpoints",)
+        )
+    source = endpoints_variable(environ, inline=ENV_VARIABLES["endpoints"])
+    return validate_settings(DriftMonitorSettings, raw, ENV_VARIABLES | {"endpoints": source})
 
 
 # -- which model is the champion ---------------------------------------------------------------------

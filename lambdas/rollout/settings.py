@@ -1,7 +1,8 @@
 """The rollout Lambdas' environment, read once into pydantic models.
 
-``ENDPOINTS`` has the serving functions' shape (``lambdas.serving.settings``) plus, per endpoint, what a
-rollout needs::
+Each endpoint's settings (``ENDPOINT_SETTINGS_PATH``: lambdas/shared/endpoint_store.py; or an inline
+``ENDPOINTS`` JSON object by endpoint name) have the serving functions' shape
+(``lambdas.serving.settings``) plus, per endpoint, what a rollout needs::
 
     {"churn": {"endpoint_name": "mlrollout-dev-churn", "champion": "champion", "challenger": "challenger",
                "business_metric": {"namespace": "mlrollout/business", "name": "ConversionRate"},
@@ -19,14 +20,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import EndpointVariants, Name
 from lambdas.gates import GateSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
 from lambdas.shared.business_metric import BusinessMetricName
-from lambdas.shared.settings import SettingsError, load_environment
+from lambdas.shared.endpoint_store import (
+    ENDPOINT_SETTINGS_PATH_VARIABLE,
+    endpoints_from_environment,
+    endpoints_variable,
+    keep_catalog,
+)
+from lambdas.shared.settings import SettingsError, read_environment, validate_settings
 
 __all__ = [
     "AbortSettings",
@@ -39,7 +46,7 @@ __all__ = [
 ]
 
 ENV_VARIABLES = {
-    "endpoints": "ENDPOINTS",
+    "endpoints": ENDPOINT_SETTINGS_PATH_VARIABLE,
     "lock_table": "LOCK_TABLE",
     "ledger_table": "LEDGER_TABLE",
     "topic_arn": "TOPIC_ARN",
@@ -84,7 +91,8 @@ class RolloutEndpoint(_Strict):
 
 
 class RolloutSettings(_Strict):
-    endpoints: dict[Name, RolloutEndpoint] = Field(min_length=1)
+    # The deployed functions read each endpoint from SSM (lambdas/shared/endpoint_store.py) when asked.
+    endpoints: Annotated[Mapping[Name, RolloutEndpoint], WrapValidator(keep_catalog), Field(min_length=1)]
     lock_table: str = Field(min_length=3, max_length=255)
     ledger_table: str = Field(min_length=3, max_length=255)
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")
@@ -132,4 +140,7 @@ def load_abort_settings(environ: Mapping[str, str]) -> AbortSettings:
 
 
 def _load(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
-    return load_environment(model, environ, model.env_variables(), json_fields=("endpoints",))
+    variables = model.env_variables()
+    raw = read_environment(environ, {k: v for k, v in variables.items() if k != "endpoints"})
+    raw |= endpoints_from_environment(environ, RolloutEndpoint)
+    return validate_settings(model, raw, variables | {"endpoints": endpoints_variable(environ)})

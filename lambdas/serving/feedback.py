@@ -118,7 +118,7 @@ class FeedbackRecorder:
         store: InferenceStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._endpoints = dict(endpoints)
+        self._endpoints = endpoints
         self._store = store
         self._clock = clock
 

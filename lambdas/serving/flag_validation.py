@@ -15,7 +15,9 @@ def validate_document(content: str, catalog: Sequence[EndpointVariants]) -> Flag
     """Parse AppConfig's base64 content as a native flag document for these endpoints.
 
     Raises FlagError naming the flag and the problem: not JSON, a definition missing or unknown, or
-    any value the router would reject.
+    any value the router would reject. Every deployed endpoint (the catalog) must keep its flags; flags
+    of an endpoint whose stack is not deployed yet are accepted (the environment's stack, which holds
+    the flags, deploys before the endpoints' stacks) and checked once it is.
     """
     document = _decode(content)
     definitions = document.get("flags")
@@ -23,10 +25,10 @@ def validate_document(content: str, catalog: Sequence[EndpointVariants]) -> Flag
         raise FlagError("a flag document needs a 'flags' object of flag definitions")
     expected = {variants.key(kind) for variants in catalog for kind in FLAG_KINDS}
     missing = sorted(expected - set(definitions))
-    unknown = sorted(set(definitions) - expected)
+    unknown = sorted(key for key in set(definitions) - expected if not FlagSet.endpoints_in({key: None}))
     if missing or unknown:
         raise FlagError(f"flag definitions: missing {missing}, unknown {unknown}")
-    return FlagSet.from_document(document, catalog)
+    return FlagSet.from_document(document, catalog, partial=True)
 
 
 def _decode(content: str) -> dict[str, Any]:

@@ -99,11 +99,8 @@ class Predictor:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
-        self._endpoints = dict(endpoints)
-        self._variants = {
-            name: EndpointVariants(endpoint=name, champion=settings.champion, challenger=settings.challenger)
-            for name, settings in endpoints.items()
-        }
+        # Kept as given: a deployed router's endpoints are a catalog read from SSM as it changes.
+        self._endpoints = endpoints
         self._flags = flags
         self._weights = weights
         self._invoker = invoker
@@ -151,7 +148,9 @@ class Predictor:
         settings = self._endpoint(endpoint)
         return choose_variant(
             flags=self._endpoint_flags(endpoint),
-            variants=self._variants[endpoint],
+            variants=EndpointVariants(
+                endpoint=endpoint, champion=settings.champion, challenger=settings.challenger
+            ),
             weights=self._current_weights(settings.endpoint_name),
             user_id=request.user_id,
             segment=request.segment,

@@ -1,6 +1,8 @@
 """The serving Lambdas' environment, read once into pydantic models.
 
-``ENDPOINTS`` is a JSON object keyed by logical endpoint name (the ``{endpoint}`` path parameter)::
+The endpoints are read from SSM under ``ENDPOINT_SETTINGS_PATH`` (lambdas/shared/endpoint_store.py), or
+from an inline ``ENDPOINTS`` JSON object keyed by logical endpoint name (the ``{endpoint}`` path
+parameter)::
 
     {"churn": {"endpoint_name": "mlrollout-dev-churn", "champion": "champion",
                "challenger": "challenger",
@@ -12,13 +14,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import EndpointVariants, Name
 from lambdas.shared.business_metric import BusinessMetricName
-from lambdas.shared.settings import SettingsError, load_environment
+from lambdas.shared.endpoint_store import (
+    ENDPOINT_SETTINGS_PATH_VARIABLE,
+    endpoints_from_environment,
+    endpoints_variable,
+    keep_catalog,
+)
+from lambdas.shared.settings import SettingsError, read_environment, validate_settings
 
 __all__ = [
     "CatalogSettings",
@@ -44,7 +52,8 @@ class CatalogSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoints: dict[Name, EndpointSettings] = Field(min_length=1)
+    # The deployed functions read each endpoint from SSM (lambdas/shared/endpoint_store.py) when asked.
+    endpoints: Annotated[Mapping[Name, EndpointSettings], WrapValidator(keep_catalog), Field(min_length=1)]
 
     def catalog(self) -> tuple[EndpointVariants, ...]:
         """The endpoints as the flag model sees them (its flag keys and pinnable variants)."""
@@ -55,7 +64,7 @@ class CatalogSettings(BaseModel):
 
     @classmethod
     def _env_fields(cls) -> dict[str, str]:
-        return {"endpoints": "ENDPOINTS"}
+        return {"endpoints": ENDPOINT_SETTINGS_PATH_VARIABLE}
 
 
 class RouterSettings(CatalogSettings):
@@ -93,5 +102,8 @@ SettingsT = TypeVar("SettingsT", bound=CatalogSettings)
 
 
 def load_settings(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
-    """Validate the environment, naming the variable of each problem; ENDPOINTS is JSON."""
-    return load_environment(model, environ, model._env_fields(), json_fields=("endpoints",))
+    """Validate the environment, naming the variable of each problem."""
+    variables = model._env_fields()
+    raw = read_environment(environ, {k: v for k, v in variables.items() if k != "endpoints"})
+    raw |= endpoints_from_environment(environ, EndpointSettings)
+    return validate_settings(model, raw, variables | {"endpoints": endpoints_variable(environ)})

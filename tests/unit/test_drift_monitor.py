@@ -82,7 +82,7 @@ def test_settings_come_from_the_environment_with_the_alarm_threshold_as_psi_max(
 @pytest.mark.parametrize(
     ("environ", "problem"),
     [
-        ({}, r"DRIFT_ENDPOINTS: Field required"),
+        ({}, r"ENDPOINT_SETTINGS_PATH: Field required"),
         ({"DRIFT_ENDPOINTS": "[{"}, r"DRIFT_ENDPOINTS is not valid JSON"),
         ({"DRIFT_ENDPOINTS": "[]"}, r"DRIFT_ENDPOINTS: .*at least 1"),
         (

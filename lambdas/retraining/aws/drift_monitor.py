@@ -1,6 +1,6 @@
 """The drift monitor's run: per endpoint, the champion's captured inputs against its training baseline.
 
-For each endpoint of ``DRIFT_ENDPOINTS``:
+For each endpoint (its stored settings under ``ENDPOINT_SETTINGS_PATH``, or ``DRIFT_ENDPOINTS``):
 
 1. the running config (DescribeEndpoint, DescribeEndpointConfig) names the champion variant's model;
    DescribeModel names the package it was created from (its artifact is the package's,
@@ -16,7 +16,8 @@ No baseline, no data capture, or too few captured requests: nothing is published
 "no drift") and a warning says why. One endpoint's failure does not stop the others; the run then fails
 with every failing endpoint named, so the function's Errors metric shows it.
 
-Environment: ``DRIFT_ENDPOINTS`` (JSON list of ``{"endpoint_name", "champion"}``), ``DRIFT_GATES``
+Environment: ``ENDPOINT_SETTINGS_PATH`` (or ``DRIFT_ENDPOINTS``, a JSON list of
+``{"endpoint_name", "champion"}``), ``DRIFT_GATES``
 (JSON ``GateSettings``: ``psi_max`` is the alarm's threshold), optional ``DRIFT_CAPTURE_FILES_MAX``.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -62,6 +63,7 @@ from lambdas.retraining.drift import (
 from lambdas.shared.aws_clients import CLIENT_CONFIG, ReadsObjects
 from lambdas.shared.container import ContainerServices
 from lambdas.shared.endpoint_config import DescribesEndpointConfigs, read_live_config
+from lambdas.shared.endpoint_store import EndpointCatalog
 from lambdas.shared.validation import describe_problems
 
 if TYPE_CHECKING:
@@ -118,7 +120,12 @@ def monitor(services: DriftServices) -> list[DriftObservation]:
     """Observe and publish every endpoint; DriftMonitorFailed names those that could not be observed."""
     observations: list[DriftObservation] = []
     failures: list[str] = []
-    for endpoint in services.settings.endpoints:
+    endpoints: Iterable[MonitoredEndpoint] = services.settings.endpoints
+    if isinstance(services.settings.endpoints, EndpointCatalog):
+        # An endpoint whose stored settings are unusable is a failure of its own; the others are observed.
+        failures += [f"{name}: {problem}" for name, problem in services.settings.endpoints.problems.items()]
+        endpoints = list(services.settings.endpoints.values())
+    for endpoint in endpoints:
         try:
             observation = observe_endpoint(endpoint, services)
             publish(observation, services.cloudwatch)
@@ -129,7 +136,7 @@ def monitor(services: DriftServices) -> list[DriftObservation]:
         observations.append(observation)
     if failures:
         raise DriftMonitorFailed(
-            f"drift of {len(failures)} of {len(services.settings.endpoints)} endpoints not observed: "
+            f"drift of {len(failures)} of {len(failures) + len(observations)} endpoints not observed: "
             + "; ".join(failures)
         )
     return observations

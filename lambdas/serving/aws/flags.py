@@ -33,7 +33,7 @@ class AppConfigFlagSource:
         environment: str,
         profile: str,
         ttl_seconds: int,
-        catalog: Sequence[EndpointVariants],
+        catalog: Sequence[EndpointVariants] | Callable[[], Sequence[EndpointVariants]],
         client: AppConfigDataClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_after_seconds: float = RETRY_AFTER_FAILURE_SECONDS,
@@ -42,7 +42,8 @@ class AppConfigFlagSource:
         self._environment = environment
         self._profile = profile
         self._ttl_seconds = ttl_seconds
-        self._catalog = tuple(catalog)
+        # A callable catalog is asked on every read: endpoints come and go with their stacks.
+        self._catalog = catalog if callable(catalog) else (lambda fixed=tuple(catalog): fixed)
         self._client = client
         self._clock = clock
         self._retry_after_seconds = retry_after_seconds
@@ -51,13 +52,14 @@ class AppConfigFlagSource:
         self._failure = ""
         # Parsed once per fetched document (the provider hands back the same object until its TTL);
         # a rejected document is remembered as its error message.
-        self._parsed: tuple[Any, FlagSet | str] | None = None
+        self._parsed: tuple[Any, tuple[EndpointVariants, ...], FlagSet | str] | None = None
 
     def flags(self) -> FlagSet:
         raw = self._fetch()
-        if self._parsed is None or self._parsed[0] is not raw:
-            self._parsed = (raw, _parse(raw, self._catalog))
-        parsed = self._parsed[1]
+        catalog = tuple(self._catalog())
+        if self._parsed is None or self._parsed[0] is not raw or self._parsed[1] != catalog:
+            self._parsed = (raw, catalog, _parse(raw, catalog))
+        parsed = self._parsed[2]
         if isinstance(parsed, str):
             raise FlagsUnavailable(parsed)
         return parsed
@@ -97,7 +99,7 @@ def deployed_flags(
     application: str,
     environment: str,
     profile: str,
-    catalog: Sequence[EndpointVariants],
+    catalog: Sequence[EndpointVariants] | Callable[[], Sequence[EndpointVariants]],
     client: AppConfigDataClient | None = None,
 ) -> Callable[[], FlagSet]:
     """A reader of the flags as deployed now (the abort's): a new session per read, never a cached copy."""
@@ -117,6 +119,6 @@ def deployed_flags(
 
 def _parse(raw: Any, catalog: Sequence[EndpointVariants]) -> FlagSet | str:
     try:
-        return FlagSet.from_values(raw, catalog)
+        return FlagSet.from_values(raw, catalog, partial=True)
     except FlagError as error:
         return f"flag document rejected: {error}"

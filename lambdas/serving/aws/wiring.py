@@ -57,7 +57,7 @@ def _flag_source(settings: RouterSettings) -> AppConfigFlagSource:
         environment=settings.appconfig_environment,
         profile=settings.appconfig_profile,
         ttl_seconds=settings.flags_ttl_seconds,
-        catalog=settings.catalog(),
+        catalog=settings.catalog,
         client=boto3.client("appconfigdata", config=CONTROL_CONFIG),
     )
 
