@@ -21,7 +21,6 @@ resources, so the alarms do not depend on what they watch.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from constructs import Construct
 
 from infra.alarms import endpoint_physical_name
 from infra.config import Endpoint
+from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_environment
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.registry import ModelRegistry
@@ -128,6 +128,7 @@ class DriftMonitor(Construct):
             memory_size=MEMORY_MB,
         )
         self._grant()
+        grant_read_endpoint_settings(self.function.role, prefix)
         self.rule = events.Rule(
             self,
             "Schedule",
@@ -162,12 +163,8 @@ class DriftMonitor(Construct):
     # --- the function ------------------------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        monitored = [
-            {"endpoint_name": self.endpoint_names[e.name], "champion": e.variants.champion}
-            for e in self._endpoints
-        ]
         return {
-            "DRIFT_ENDPOINTS": json.dumps(monitored, separators=(",", ":")),
+            **settings_path_environment(self._prefix),
             "DRIFT_GATES": self.gate_settings.model_dump_json(),
             "POWERTOOLS_SERVICE_NAME": "drift-monitor",
         }

@@ -54,6 +54,10 @@ def rollout_strategy(deployment: FlagDeployment) -> appconfig.RolloutStrategy:
     )
 
 
+# AppConfig's limit of monitors per environment.
+MAX_MONITORS = 5
+
+
 class FeatureFlags(Construct):
     """Kill switch and pins per endpoint, deployed to the stage with its alarms as rollback monitors."""
 
@@ -63,7 +67,6 @@ class FeatureFlags(Construct):
         construct_id: str,
         *,
         config: EnvironmentConfig,
-        monitors: Sequence[cloudwatch.IAlarm],
     ) -> None:
         super().__init__(scope, construct_id)
         self.application_name = config.prefix
@@ -77,19 +80,13 @@ class FeatureFlags(Construct):
             application_name=self.application_name,
             description=f"{config.prefix}: kill switch and variant pins per endpoint",
         )
-        self.monitor_role = self._monitor_role(monitors)
-        # AppConfig rolls a deployment back while a monitor is in ALARM, so the monitors must be alarms
-        # a flag change can make worse, not the incident a flag change answers: the stack passes each
-        # champion's composite (where the kill switch sends everyone), never the challenger's alarms.
+        self.monitor_role: iam.Role | None = None
         self.environment = appconfig.Environment(
             self,
             "Environment",
             application=self.application,
             environment_name=self.environment_name,
             description=f"The {config.name} stage; a flag deployment rolls back when a monitor alarms",
-            monitors=[
-                appconfig.Monitor.from_cloud_watch_alarm(alarm, self.monitor_role) for alarm in monitors
-            ],
         )
         self.deployment_strategy = appconfig.DeploymentStrategy(
             self,
@@ -133,11 +130,22 @@ class FeatureFlags(Construct):
             )
         )
 
-    def _monitor_role(self, monitors: Sequence[cloudwatch.IAlarm]) -> iam.Role | None:
-        """AppConfig reads the monitored alarms' state with this role: DescribeAlarms on them only."""
+    def monitor(self, monitors: Sequence[cloudwatch.IAlarm]) -> None:
+        """Roll a flag deployment back while one of these alarms is in ALARM.
+
+        The monitors must be alarms a flag change can make worse, not the incident a flag change answers:
+        the stack passes the serving API's 5XX rate (what a kill switch or pin that sends users to a
+        failing variant raises), one alarm however many endpoints (an environment takes at most five);
+        never a challenger's alarms.
+        """
+        if len(monitors) > MAX_MONITORS:
+            raise ValueError(
+                f"an AppConfig environment takes at most {MAX_MONITORS} monitors, got {len(monitors)}"
+            )
         if not monitors:
-            return None
-        return iam.Role(
+            return
+        # AppConfig reads the monitored alarms' state with this role: DescribeAlarms on them only.
+        self.monitor_role = iam.Role(
             self,
             "MonitorRole",
             assumed_by=iam.ServicePrincipal("appconfig.amazonaws.com"),
@@ -153,3 +161,11 @@ class FeatureFlags(Construct):
                 )
             },
         )
+        environment = self.environment.node.default_child
+        assert isinstance(environment, appconfig.CfnEnvironment)
+        environment.monitors = [
+            appconfig.CfnEnvironment.MonitorsProperty(
+                alarm_arn=alarm.alarm_arn, alarm_role_arn=self.monitor_role.role_arn
+            )
+            for alarm in monitors
+        ]

@@ -36,11 +36,13 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.config import Endpoint, EnvironmentConfig
+from infra.endpoint_settings import grant_read_settings
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications
@@ -62,6 +64,7 @@ from infra.workflow_task import (
 )
 from lambdas.retraining.jobs import ARTIFACTS_PREFIX, job_name_stem
 from lambdas.retraining.state import JobStep
+from lambdas.shared.endpoint_store import FAMILY_SETTINGS_PATH_VARIABLE, family_settings_path
 
 HANDLER_MODULES = (
     "retraining_start",
@@ -147,13 +150,17 @@ class RetrainingWorkflow(Construct):
             registry=registry,
             image_uri=self._image_uri,
         )
+        self._family_settings()
         self.functions = self._functions()
+        for function in self.functions.all():
+            grant_read_settings(function.role, family_settings_path(config.prefix))
         self._grant()
         self._grant_artifact_readers(artifact_readers, gate_readers)
         self.state_machine = self._state_machine()
         self._acknowledge_state_machine_role()
         self.rules = self._triggers(drift_alarms or {})
         self.ended_function = self._ended_function()
+        grant_read_settings(self.ended_function.role, family_settings_path(config.prefix))
         self.ended_rule = self._ended_rule()
 
     # --- Data -------------------------------------------------------------------------------------------
@@ -192,6 +199,31 @@ class RetrainingWorkflow(Construct):
 
     # --- Functions --------------------------------------------------------------------------------------
 
+    def _family_settings(self) -> None:
+        """One parameter per family, as per endpoint (infra/endpoint_settings.py): the functions'
+        environment keeps one size however many families the environment retrains."""
+        config = self._config
+        stack = Stack.of(self)
+        # A family served by several endpoints registers one package for all of them: the first
+        # endpoint's serving image (they share the family's package group, hence its image).
+        first_endpoint: dict[str, Endpoint] = {}
+        for endpoint in config.endpoints:
+            first_endpoint.setdefault(endpoint.model_family, endpoint)
+        for family in self.families:
+            document = {
+                "model_package_group": self.package_groups[family],
+                "inference_image": first_endpoint[family].initial_model.image_uri,
+                "gates": config.rollout_for(first_endpoint[family]).gates.model_dump(mode="json"),
+            }
+            ssm.StringParameter(
+                self,
+                f"FamilySettings-{family}",
+                parameter_name=f"{family_settings_path(config.prefix)}{family}",
+                string_value=stack.to_json_string(document),
+                description=f"{config.prefix}: what retraining needs of the {family} family",
+                tier=ssm.ParameterTier.STANDARD,
+            )
+
     def _environment(self) -> dict[str, str]:
         config = self._config
         retraining = config.retraining
@@ -206,19 +238,6 @@ class RetrainingWorkflow(Construct):
             "volume_size_gb": retraining.volume_size_gb,
             "max_runtime_minutes": retraining.max_runtime_minutes,
         }
-        # A family served by several endpoints registers one package for all of them: the first
-        # endpoint's serving image (they share the family's package group, hence its image).
-        first_endpoint: dict[str, Endpoint] = {}
-        for endpoint in config.endpoints:
-            first_endpoint.setdefault(endpoint.model_family, endpoint)
-        families = {
-            family: {
-                "model_package_group": self.package_groups[family],
-                "inference_image": first_endpoint[family].initial_model.image_uri,
-                "gates": config.rollout.gates.model_dump(mode="json"),
-            }
-            for family in self.families
-        }
         return {
             "LOCK_TABLE": self._lock_table.table_name,
             "DATA_BUCKET": self.data_bucket.bucket_name,
@@ -226,7 +245,7 @@ class RetrainingWorkflow(Construct):
             "SAGEMAKER_ROLE_ARN": self.job_role.role_arn,
             "AUTO_APPROVE": "true" if retraining.auto_approve else "false",
             "JOBS": stack.to_json_string(jobs),
-            "FAMILIES": stack.to_json_string(families),
+            FAMILY_SETTINGS_PATH_VARIABLE: family_settings_path(config.prefix),
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
 

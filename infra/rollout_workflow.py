@@ -30,9 +30,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.alarms import EndpointAlarms, composite_alarm_name
+from infra.alarms import EndpointAlarms
 from infra.config import EnvironmentConfig
 from infra.endpoint import ModelEndpoint
+from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_environment
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
@@ -96,7 +97,9 @@ MAX_BAKES_PER_STEP: int = RolloutRequest.model_fields["max_bakes_per_step"].defa
 
 
 def workflow_timeout(config: EnvironmentConfig) -> Duration:
-    bakes = len(config.rollout.traffic_steps) * config.rollout.bake_minutes * MAX_BAKES_PER_STEP
+    """Long enough for the slowest endpoint's schedule (each endpoint may have its own)."""
+    rollouts = [config.rollout_for(endpoint) for endpoint in config.endpoints]
+    bakes = max(len(r.traffic_steps) * r.bake_minutes * MAX_BAKES_PER_STEP for r in rollouts)
     return Duration.minutes(DEPLOY_ALLOWANCE_MINUTES + bakes)
 
 
@@ -141,17 +144,20 @@ class RolloutWorkflow(Construct):
             Stack.of(self), endpoints=endpoints, alarms=alarms, package_groups=self._package_groups()
         )
         environment = {
-            "ENDPOINTS": self._endpoints_document(endpoints, alarms),
+            **settings_path_environment(config.prefix),
             "LOCK_TABLE": self.lock_table.table_name,
             "LEDGER_TABLE": self.ledger_table.table_name,
             "TOPIC_ARN": notifications.topic.topic_arn,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         self.functions = self._functions(environment)
+        for function in self.functions.all():
+            grant_read_endpoint_settings(function.role, config.prefix)
         self._grant()
         self.state_machine = self._state_machine()
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
+        grant_read_endpoint_settings(self.abort_function.role, config.prefix)
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
         self._abort_dead_letters()
         self.failure_alarms = self._failure_alarms()
@@ -193,30 +199,6 @@ class RolloutWorkflow(Construct):
         )
 
     # --- Functions --------------------------------------------------------------------------------------
-
-    def _endpoints_document(
-        self, endpoints: Mapping[str, ModelEndpoint], alarms: Mapping[str, EndpointAlarms]
-    ) -> str:
-        """ENDPOINTS: per logical endpoint what the handlers act on (tokens resolved at deploy time)."""
-        config = self._config
-        document = {
-            endpoint.name: {
-                "endpoint_name": endpoints[endpoint.name].endpoint_name,
-                "champion": endpoints[endpoint.name].champion_variant,
-                "challenger": None if endpoint.shadow else endpoints[endpoint.name].challenger_variant,
-                "model_package_group": self._registry.package_group_names[endpoint.model_family],
-                "execution_role_arn": endpoints[endpoint.name].execution_role.role_arn,
-                "rollback_alarm_names": alarms[endpoint.name].alarm_names,
-                "abort_alarm_name": composite_alarm_name(config.prefix, endpoint),
-                "rollout": config.rollout.model_dump(mode="json"),
-                "business_metric": {
-                    "namespace": endpoint.business_metric.namespace,
-                    "name": endpoint.business_metric.name,
-                },
-            }
-            for endpoint in config.endpoints
-        }
-        return Stack.of(self).to_json_string(document)
 
     def _functions(self, environment: Mapping[str, str]) -> RolloutFunctions:
         def step(module: str, timeout: Duration | None = None, memory_size: int = 256) -> WorkflowFunction:

@@ -17,14 +17,17 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_appconfig as appconfig
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import Endpoint, EnvironmentConfig
-from infra.feature_flags import FeatureFlags, endpoint_variants
+from infra.alarms import error_rate_expression
+from infra.config import EnvironmentConfig
+from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_environment
+from infra.feature_flags import FeatureFlags
 from infra.lambda_function import LOG_RETENTION, ProjectFunction
 
 METRICS_NAMESPACE = "mlrollout"
@@ -56,24 +59,6 @@ ACCESS_LOG_FIELDS = {
 }
 
 
-def endpoints_document(config: EnvironmentConfig) -> str:
-    """The ENDPOINTS variable: per logical endpoint its physical name, variants and business metric."""
-
-    def entry(endpoint: Endpoint) -> dict[str, object]:
-        variants = endpoint_variants(endpoint)  # the same targets the flags may pin to
-        return {
-            "endpoint_name": config.endpoint_name(endpoint),
-            "champion": variants.champion,
-            "challenger": variants.challenger,
-            "business_metric": {
-                "namespace": endpoint.business_metric.namespace,
-                "name": endpoint.business_metric.name,
-            },
-        }
-
-    return json.dumps({endpoint.name: entry(endpoint) for endpoint in config.endpoints}, sort_keys=True)
-
-
 @jsii.implements(apigwv2.IAccessLogSettings)
 class _AccessLogSettings:
     def __init__(self, log_group: logs.ILogGroup) -> None:
@@ -95,7 +80,7 @@ class ServingApi(Construct):
         super().__init__(scope, construct_id)
         self.table = self._table()
         # The validator checks a flag document against the same endpoints the router serves.
-        catalog = {"ENDPOINTS": endpoints_document(config)}
+        catalog = settings_path_environment(config.prefix)
         shared = {
             **catalog,
             "INFERENCE_TABLE": self.table.table_name,
@@ -135,6 +120,8 @@ class ServingApi(Construct):
             environment={**catalog, "POWERTOOLS_SERVICE_NAME": "flag-validator"},
             timeout=Duration.seconds(10),
         )
+        for function in (router, feedback, validator):
+            grant_read_endpoint_settings(function.role, config.prefix)
         self.router_function = router.function
         self.feedback_function = feedback.function
         self.flag_validator_function = validator.function
@@ -144,6 +131,7 @@ class ServingApi(Construct):
         self._attach_validator(validator.function, flags)
 
         self.api, stage = self._api(config)
+        self.server_error_alarm = self._server_error_alarm(config)
         self.api_url = stage.url
         CfnOutput(self, "ApiUrl", value=self.api_url, description="Base URL of the inference API (IAM auth)")
 
@@ -162,6 +150,33 @@ class ServingApi(Construct):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             # Predictions and their outcomes are the evidence behind past rollouts.
             removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _server_error_alarm(self, config: EnvironmentConfig) -> cloudwatch.Alarm:
+        """The API's 5XX rate (the router answers 5XX when the variant it chose fails), with the
+        environment's thresholds: the flag deployments' monitor."""
+        thresholds = config.alarms
+        period = Duration.seconds(thresholds.period_seconds)
+        rate = cloudwatch.MathExpression(
+            expression=error_rate_expression("errors", thresholds.minimum_invocations),
+            using_metrics={
+                "errors": self.api.metric_server_error(period=period, statistic="Sum"),
+                "invocations": self.api.metric_count(period=period, statistic="Sum"),
+            },
+            label="Inference API 5XX rate (%)",
+            period=period,
+        )
+        return cloudwatch.Alarm(
+            self,
+            "ServerErrorRate",
+            alarm_name=f"{config.prefix}-api-5xx-rate",
+            alarm_description="The inference API answers 5XX above the environment's rate.",
+            metric=rate,
+            threshold=thresholds.error_5xx_rate_percent,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=thresholds.evaluation_periods,
+            datapoints_to_alarm=thresholds.datapoints_to_alarm,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     def _grant_router(self, role: iam.IRole, config: EnvironmentConfig, flags: FeatureFlags) -> None:

@@ -12,6 +12,7 @@ from infra.config import EnvironmentConfig
 from infra.dashboard import EndpointDashboard
 from infra.drift_monitor import DriftMonitor
 from infra.endpoint import ModelEndpoint
+from infra.endpoint_settings import EndpointSettingsParameter, endpoint_settings_document
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
 from infra.registry import ModelRegistry
@@ -55,20 +56,33 @@ class PlatformStack(Stack):
                 f"Endpoint-{endpoint.name}",
                 endpoint_name=config.endpoint_name(endpoint),
                 endpoint=endpoint,
-                rollout=config.rollout,
+                rollout=config.rollout_for(endpoint),
                 artifact_bucket=self.registry.bucket,
                 artifact_key=self.registry.key,
                 rollback_alarm_names=alarms.alarm_names,
             )
             # SageMaker checks that the auto-rollback alarms exist; the alarms need nothing from it.
             self.endpoints[endpoint.name].endpoint.node.add_dependency(alarms)
-        self.feature_flags = FeatureFlags(
-            self,
-            "FeatureFlags",
-            config=config,
-            monitors=[a.champion_composite_alarm for a in self.endpoint_alarms.values()],
-        )
+            model_endpoint = self.endpoints[endpoint.name]
+            EndpointSettingsParameter(
+                self,
+                f"Settings-{endpoint.name}",
+                config=config,
+                endpoint=endpoint,
+                document=endpoint_settings_document(
+                    config,
+                    endpoint,
+                    endpoint_name=model_endpoint.endpoint_name,
+                    champion=model_endpoint.champion_variant,
+                    challenger=None if endpoint.shadow else model_endpoint.challenger_variant,
+                    model_package_group=self.registry.package_group_names[endpoint.model_family],
+                    execution_role_arn=model_endpoint.execution_role.role_arn,
+                    rollback_alarm_names=alarms.alarm_names,
+                ),
+            )
+        self.feature_flags = FeatureFlags(self, "FeatureFlags", config=config)
         self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)
+        self.feature_flags.monitor([self.serving.server_error_alarm])
         self.rollout = RolloutWorkflow(
             self,
             "Rollout",

@@ -27,7 +27,7 @@ from lambdas.flags import Name
 from lambdas.gates import CapturedFeatures, GateSettings, GateStatus, TrainingBaseline, drift_gate
 from lambdas.shared.endpoint_store import (
     ENDPOINT_SETTINGS_PATH_VARIABLE,
-    EndpointCatalog,
+    SettingsCatalog,
     endpoints_variable,
     keep_catalog,
 )
@@ -100,7 +100,7 @@ def load_drift_settings(environ: Mapping[str, str]) -> DriftMonitorSettings:
     variables = {field: name for field, name in ENV_VARIABLES.items() if field != "endpoints"}
     raw = read_environment(environ, variables, json_fields=tuple(variables))
     if ENDPOINT_SETTINGS_PATH_VARIABLE in environ:
-        raw["endpoints"] = EndpointCatalog(MonitoredEndpoint, environ[ENDPOINT_SETTINGS_PATH_VARIABLE])
+        raw["endpoints"] = SettingsCatalog(MonitoredEndpoint, environ[ENDPOINT_SETTINGS_PATH_VARIABLE])
     elif ENV_VARIABLES["endpoints"] in environ:
         raw |= read_environment(
             environ, {"endpoints": ENV_VARIABLES["endpoints"]}, json_fields=("endpoints",)

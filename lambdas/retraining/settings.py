@@ -10,21 +10,24 @@ Every function of the retraining workflow gets the same variables::
     JOBS                {"name_prefix": "mlrollout-dev", "image_uri": ..., "recipe": "logistic", "seed": 1,
                          "processing_instance_type": ..., "training_instance_type": ...,
                          "volume_size_gb": 30, "max_runtime_minutes": 60}
+    FAMILY_SETTINGS_PATH  "/mlrollout-dev/families/": one SSM parameter per family
+                          (lambdas/shared/endpoint_store.py), or inline as FAMILIES:
     FAMILIES            {"churn-classifier": {"model_package_group": "mlrollout-dev-churn-classifier",
                          "inference_image": "<the endpoint's inference image>", "gates": {...}}}
 
-``gates`` is the config's ``rollout.gates`` (only its metric minimums apply to a retrained model).
-Pure domain code: pydantic and the standard library only.
+``gates`` is the rollout gates of the family's first endpoint (only its metric minimums apply to a
+retrained model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.gates import GateSettings
+from lambdas.shared.endpoint_store import FAMILY_SETTINGS_PATH_VARIABLE, SettingsCatalog, keep_catalog
 from lambdas.shared.settings import SettingsError, read_environment, validate_settings
 
 __all__ = [
@@ -99,7 +102,8 @@ class RetrainingSettings(_Strict):
     sagemaker_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
     auto_approve: bool
     jobs: JobSettings
-    families: dict[str, FamilySettings] = Field(min_length=1)
+    # Deployed: each family's stored settings, read when asked (lambdas/shared/endpoint_store.py).
+    families: Annotated[Mapping[str, FamilySettings], WrapValidator(keep_catalog), Field(min_length=1)]
 
     def family(self, name: str) -> FamilySettings:
         if name not in self.families:
@@ -115,7 +119,17 @@ class UnknownFamily(ValueError):
 
 def load_retraining_settings(environ: Mapping[str, str]) -> RetrainingSettings:
     """Validate the environment, naming the variable of each problem."""
-    raw = read_environment(environ, ENV_VARIABLES, json_fields=_JSON_VARIABLES)
+    variables = dict(ENV_VARIABLES)
+    if FAMILY_SETTINGS_PATH_VARIABLE in environ:
+        variables["families"] = FAMILY_SETTINGS_PATH_VARIABLE
+        raw = read_environment(environ, _without_families(), json_fields=("jobs",))
+        raw["families"] = SettingsCatalog(FamilySettings, environ[FAMILY_SETTINGS_PATH_VARIABLE])
+    else:
+        raw = read_environment(environ, ENV_VARIABLES, json_fields=_JSON_VARIABLES)
     if "auto_approve" in raw and raw["auto_approve"] not in ("true", "false"):
         raise SettingsError(f"AUTO_APPROVE must be 'true' or 'false', got {raw['auto_approve']!r}")
-    return validate_settings(RetrainingSettings, raw, ENV_VARIABLES)
+    return validate_settings(RetrainingSettings, raw, variables)
+
+
+def _without_families() -> dict[str, str]:
+    return {field: name for field, name in ENV_VARIABLES.items() if field != "families"}

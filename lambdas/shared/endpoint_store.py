@@ -26,10 +26,12 @@ from lambdas.shared.validation import describe_problems
 
 __all__ = [
     "ENDPOINT_SETTINGS_PATH_VARIABLE",
-    "EndpointCatalog",
+    "FAMILY_SETTINGS_PATH_VARIABLE",
     "EndpointSettingsError",
     "ReadsParameters",
+    "SettingsCatalog",
     "endpoint_settings_path",
+    "family_settings_path",
 ]
 
 ENDPOINT_SETTINGS_PATH_VARIABLE = "ENDPOINT_SETTINGS_PATH"
@@ -42,6 +44,14 @@ EndpointT = TypeVar("EndpointT", bound=BaseModel)
 def endpoint_settings_path(prefix: str) -> str:
     """The parameter path of an environment's endpoints (``prefix`` is e.g. ``mlrollout-dev``)."""
     return f"/{prefix}/endpoints/"
+
+
+FAMILY_SETTINGS_PATH_VARIABLE = "FAMILY_SETTINGS_PATH"
+
+
+def family_settings_path(prefix: str) -> str:
+    """The parameter path of an environment's model families (what retraining needs of each)."""
+    return f"/{prefix}/families/"
 
 
 class EndpointSettingsError(SettingsError):
@@ -58,8 +68,9 @@ class ReadsParameters(Protocol):
     def get_parameters_by_path(self, **request: Any) -> Any: ...
 
 
-class EndpointCatalog(Mapping[str, EndpointT], Generic[EndpointT]):
-    """The valid endpoints by name, each validated by ``model`` (fields it does not name are ignored)."""
+class SettingsCatalog(Mapping[str, EndpointT], Generic[EndpointT]):
+    """The valid documents under a path by name (an environment's endpoints, or its model families),
+    each validated by ``model`` (fields it does not name are ignored)."""
 
     def __init__(
         self,
@@ -106,7 +117,7 @@ class EndpointCatalog(Mapping[str, EndpointT], Generic[EndpointT]):
         return dict(self._problems)
 
     def __repr__(self) -> str:
-        return f"EndpointCatalog({self._model.__name__}, {self.path!r})"
+        return f"SettingsCatalog({self._model.__name__}, {self.path!r})"
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -169,7 +180,7 @@ class EndpointCatalog(Mapping[str, EndpointT], Generic[EndpointT]):
 def keep_catalog(value: Any, handler: Callable[[Any], Any]) -> Any:
     """A pydantic wrap validator: a catalog passes as it is (it validates each endpoint when read);
     anything else (a dict in tests and ``ENDPOINTS`` documents) is validated by the field's type."""
-    if isinstance(value, EndpointCatalog):
+    if isinstance(value, SettingsCatalog):
         return value
     return handler(value)
 
@@ -179,7 +190,7 @@ def endpoints_from_environment(environ: Mapping[str, str], model: type[EndpointT
     the inline ``ENDPOINTS`` JSON document (a function run on its own, e.g. in a test); empty if neither."""
     path = environ.get(ENDPOINT_SETTINGS_PATH_VARIABLE)
     if path is not None:
-        return {"endpoints": EndpointCatalog(model, path)}
+        return {"endpoints": SettingsCatalog(model, path)}
     if "ENDPOINTS" in environ:
         try:
             return {"endpoints": json.loads(environ["ENDPOINTS"])}

@@ -16,6 +16,7 @@ from filelock import FileLock
 
 from infra.application import build_app
 from infra.config import EnvironmentConfig, load_config
+from infra.nag import render
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -33,6 +34,42 @@ class Synthesized:
 
     def of_type(self, resource_type: str) -> dict[str, Any]:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+    def parameters(self, substitutions: dict[str, str] | None = None) -> TemplateParameters:
+        """The template's SSM parameters as the functions read them (tokens rendered, then substituted)."""
+        values: dict[str, str] = {}
+        for resource in self.of_type("AWS::SSM::Parameter").values():
+            value = render(resource["Properties"]["Value"])
+            for token, replacement in (substitutions or {}).items():
+                value = value.replace(token, replacement)
+            values[resource["Properties"]["Name"]] = value
+        return TemplateParameters(values)
+
+    def settings_documents(self, path: str) -> dict[str, dict[str, Any]]:
+        """name -> JSON document of each parameter under ``path`` (tokens rendered as <LogicalId.Attr>)."""
+        parameters = self.parameters().values
+        return {
+            name.removeprefix(path): json.loads(value)
+            for name, value in parameters.items()
+            if name.startswith(path)
+        }
+
+
+@dataclass(frozen=True)
+class TemplateParameters:
+    """Answers SSM GetParametersByPath from a synthesized template: what a deployed function would read."""
+
+    values: dict[str, str]
+
+    def get_parameters_by_path(self, **request: Any) -> dict[str, Any]:
+        path = str(request["Path"]).rstrip("/") + "/"
+        return {
+            "Parameters": [
+                {"Name": name, "Value": value}
+                for name, value in sorted(self.values.items())
+                if name.startswith(path) and "/" not in name.removeprefix(path)
+            ]
+        }
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,9 @@ from infra.retraining_workflow import (
 )
 from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
 from lambdas.retraining.ended import ENDED_STATUSES, load_ended_settings
-from lambdas.retraining.settings import load_retraining_settings
+from lambdas.retraining.settings import FamilySettings, RetrainingSettings, load_retraining_settings
 from lambdas.retraining.state import parse_input
+from lambdas.shared.endpoint_store import SettingsCatalog
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -418,6 +419,14 @@ def test_endpoints_load_and_the_rollouts_gates_read_retrained_artifacts_only(dev
 # --- Environment, data and triggers ----------------------------------------------------------------------
 
 
+def _with_template_families(dev: Synthesized, settings: RetrainingSettings) -> RetrainingSettings:
+    """The settings with their families read from the template's parameters, as deployed."""
+    assert isinstance(settings.families, SettingsCatalog)
+    families = SettingsCatalog(FamilySettings, settings.families.path, client=dev.parameters())
+    assert not families.problems
+    return settings.model_copy(update={"families": families})
+
+
 def test_every_function_gets_settings_the_handlers_accept(dev: Synthesized) -> None:
     for module, logical_id in _function_ids(dev).items():
         environment = dev.resources[logical_id]["Properties"]["Environment"]["Variables"]
@@ -427,9 +436,8 @@ def test_every_function_gets_settings_the_handlers_accept(dev: Synthesized) -> N
             if name not in ("SAGEMAKER_ROLE_ARN",)
         }
         resolved["SAGEMAKER_ROLE_ARN"] = f"arn:aws:iam::{DUMMY_ACCOUNT}:role/jobs"
-        for name in ("JOBS", "FAMILIES"):
-            resolved[name] = _resolve(environment[name])
-        settings = load_retraining_settings(resolved)
+        resolved["JOBS"] = _resolve(environment["JOBS"])
+        settings = _with_template_families(dev, load_retraining_settings(resolved))
         assert settings.jobs.name_prefix == dev.config.prefix, module
         assert settings.jobs.image_uri == dev.config.retraining.training_image_uri
         assert settings.auto_approve is dev.config.retraining.auto_approve
@@ -615,10 +623,10 @@ def test_the_clean_up_gets_settings_it_accepts_naming_the_machine_and_the_topic(
         "ARTIFACTS_BUCKET": "mlrollout-dev-artifacts",
         "SAGEMAKER_ROLE_ARN": f"arn:aws:iam::{DUMMY_ACCOUNT}:role/jobs",
         "JOBS": _resolve(environment["JOBS"]),
-        "FAMILIES": _resolve(environment["FAMILIES"]),
         "STATE_MACHINE_ARN": f"arn:aws:states:us-east-1:{DUMMY_ACCOUNT}:stateMachine:{machine}",
         "TOPIC_ARN": f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{dev.config.prefix}-notifications",
     }
     settings = load_ended_settings(resolved)
+    settings = settings.model_copy(update={"retraining": _with_template_families(dev, settings.retraining)})
     assert settings.retraining.jobs.name_prefix == dev.config.prefix
     assert set(settings.retraining.families) == set(dev.config.model_families)

@@ -29,8 +29,9 @@ from infra.rollout_workflow import (
 )
 from infra.workflow_task import NAMED_INPUT, START_PAYLOAD_PATH, TRANSIENT_ERRORS, handler_name
 from lambdas.rollout.aws.endpoint_ops import config_name_for, model_name_for
-from lambdas.rollout.settings import load_rollout_settings
+from lambdas.rollout.settings import RolloutEndpoint, load_rollout_settings
 from lambdas.rollout.start import parse_input
+from lambdas.shared.endpoint_store import SettingsCatalog
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
 ASL_VALIDATOR = REPO_ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -649,11 +650,9 @@ def test_each_function_has_its_own_role(dev: Synthesized) -> None:
 
 
 def _endpoints_document(dev: Synthesized) -> dict[str, Any]:
-    # The execution role's ARN is a token: rendered as <LogicalId.Arn> inside the JSON string.
-    document: dict[str, Any] = json.loads(
-        render(_function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"])
-    )
-    return document
+    # Each endpoint's parameter; the execution role's ARN is a token, rendered as <LogicalId.Arn>.
+    path = _function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINT_SETTINGS_PATH"]
+    return dev.settings_documents(path)
 
 
 def test_functions_share_the_rollout_environment(dev: Synthesized) -> None:
@@ -666,9 +665,7 @@ def test_functions_share_the_rollout_environment(dev: Synthesized) -> None:
         assert variables["TOPIC_ARN"] == {"Ref": topic}
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "mlrollout"
         assert variables["POWERTOOLS_SERVICE_NAME"] == module.replace("_", "-")
-        assert render(variables["ENDPOINTS"]) == render(
-            _function(dev, "rollout_start")["Environment"]["Variables"]["ENDPOINTS"]
-        )
+        assert variables["ENDPOINT_SETTINGS_PATH"] == "/mlrollout-dev/endpoints/"
         assert properties["TracingConfig"] == {"Mode": "Active"}
 
 
@@ -818,10 +815,13 @@ def test_handlers_settings_accept_the_synthesized_environment(dev: Synthesized) 
     environ = {name: dummies.get(render(value), render(value)) for name, value in variables.items()}
     [endpoint] = dev.config.endpoints
     role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
-    environ["ENDPOINTS"] = environ["ENDPOINTS"].replace(
-        f"<{role}.Arn>", f"arn:aws:iam::{DUMMY_ACCOUNT}:role/sagemaker-execution"
-    )
+    parameters = dev.parameters({f"<{role}.Arn>": f"arn:aws:iam::{DUMMY_ACCOUNT}:role/sagemaker-execution"})
     loaded = load_rollout_settings(environ)
+    assert isinstance(loaded.endpoints, SettingsCatalog)
+    loaded = loaded.model_copy(
+        update={"endpoints": SettingsCatalog(RolloutEndpoint, loaded.endpoints.path, client=parameters)}
+    )
+    assert not loaded.endpoints.problems  # type: ignore[attr-defined]
     assert loaded.endpoints[endpoint.name].endpoint_name == dev.config.endpoint_name(endpoint)
     assert list(loaded.endpoints[endpoint.name].rollout.traffic_steps) == dev.config.rollout.traffic_steps
 

@@ -8,11 +8,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match
 
-from infra.config import load_config
 from infra.feature_flags import PROFILE_NAME
 from infra.lambda_function import ASSET_EXCLUDES, POWERTOOLS_VERSION
 from infra.nag import render
@@ -23,11 +23,18 @@ from infra.serving import (
     INVOCATIONS_PATH,
     METRICS_NAMESPACE,
     WEIGHTS_TTL_SECONDS,
-    endpoints_document,
 )
+from lambdas.flags import EndpointVariants
 from lambdas.serving.flag_validation import validate_document
-from lambdas.serving.settings import CatalogSettings, FeedbackSettings, RouterSettings, load_settings
-from tests.infra.conftest import REPO_ROOT, Synthesized
+from lambdas.serving.settings import (
+    CatalogSettings,
+    EndpointSettings,
+    FeedbackSettings,
+    RouterSettings,
+    load_settings,
+)
+from lambdas.shared.endpoint_store import SettingsCatalog
+from tests.infra.conftest import REPO_ROOT, Synthesized, shared_synthesized
 
 ROUTER = "lambdas.handlers.router.handler"
 FEEDBACK = "lambdas.handlers.feedback.handler"
@@ -189,7 +196,14 @@ def test_router_and_feedback_know_the_endpoints_table_and_metrics_namespace(dev:
     table = _table(dev)
     for handler, service in ((ROUTER, "router"), (FEEDBACK, "feedback")):
         variables = _environment(dev, handler)
-        assert json.loads(variables["ENDPOINTS"]) == {
+        assert variables["ENDPOINT_SETTINGS_PATH"] == "/mlrollout-dev/endpoints/"
+        documents = dev.settings_documents("/mlrollout-dev/endpoints/")
+        assert {
+            name: {
+                key: document[key] for key in ("endpoint_name", "champion", "challenger", "business_metric")
+            }
+            for name, document in documents.items()
+        } == {
             endpoint.name: {
                 "endpoint_name": dev.config.endpoint_name(endpoint),
                 "champion": endpoint.variants.champion,
@@ -209,7 +223,7 @@ def test_router_and_feedback_know_the_endpoints_table_and_metrics_namespace(dev:
 
 def test_flag_validator_knows_the_same_endpoints_as_the_router(dev: Synthesized) -> None:
     variables = _environment(dev, FLAG_VALIDATOR)
-    assert variables["ENDPOINTS"] == _environment(dev, ROUTER)["ENDPOINTS"]
+    assert variables["ENDPOINT_SETTINGS_PATH"] == _environment(dev, ROUTER)["ENDPOINT_SETTINGS_PATH"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "flag-validator"
 
 
@@ -226,15 +240,25 @@ def test_each_function_environment_satisfies_its_settings_model(dev: Synthesized
     assert router.appconfig_profile == PROFILE_NAME
     assert router.flags_ttl_seconds == FLAGS_TTL_SECONDS
     assert load_settings(FeedbackSettings, _resolved(_environment(dev, FEEDBACK))).inference_table
-    catalog = load_settings(CatalogSettings, _resolved(_environment(dev, FLAG_VALIDATOR))).catalog()
+    catalog = _catalog(dev)
     assert [variants.endpoint for variants in catalog] == [endpoint.name for endpoint in dev.config.endpoints]
+
+
+def _catalog(dev: Synthesized) -> tuple[EndpointVariants, ...]:
+    """The validator's endpoints, read from the template's parameters as the deployed function reads them."""
+    settings = load_settings(CatalogSettings, _resolved(_environment(dev, FLAG_VALIDATOR)))
+    assert isinstance(settings.endpoints, SettingsCatalog)
+    path = settings.endpoints.path
+    return CatalogSettings(
+        endpoints=SettingsCatalog(EndpointSettings, path, client=dev.parameters())
+    ).catalog()
 
 
 def test_flag_validator_accepts_the_document_the_first_deployment_carries(dev: Synthesized) -> None:
     # A rejected initial document would fail the stack's first AppConfig deployment.
     version = _only(dev, "AWS::AppConfig::HostedConfigurationVersion", {})
     content = dev.resources[version]["Properties"]["Content"]
-    catalog = load_settings(CatalogSettings, _resolved(_environment(dev, FLAG_VALIDATOR))).catalog()
+    catalog = _catalog(dev)
     validate_document(base64.b64encode(content.encode()).decode(), catalog)
 
 
@@ -247,15 +271,14 @@ def test_router_reads_the_flag_profile_that_the_stack_deploys(dev: Synthesized) 
     assert variables["WEIGHTS_TTL_SECONDS"] == str(WEIGHTS_TTL_SECONDS) == "30"
 
 
-def test_a_shadow_endpoint_offers_no_challenger_to_route_to() -> None:
-    prod = load_config("prod")
-    endpoints = json.loads(endpoints_document(prod))
-    shadowed = [endpoint for endpoint in prod.endpoints if endpoint.shadow]
+def test_a_shadow_endpoint_offers_no_challenger_to_route_to(tmp_path_factory: pytest.TempPathFactory) -> None:
+    prod = shared_synthesized(tmp_path_factory, "prod")
+    endpoints = prod.settings_documents("/mlrollout-prod/endpoints/")
+    shadowed = [endpoint for endpoint in prod.config.endpoints if endpoint.shadow]
     assert shadowed, "prod is expected to run a shadow endpoint"
-    for endpoint in prod.endpoints:
+    for endpoint in prod.config.endpoints:
         expected = None if endpoint.shadow else endpoint.variants.challenger
         assert endpoints[endpoint.name]["challenger"] == expected
-        assert endpoints[endpoint.name]["endpoint_name"] == f"mlrollout-prod-{endpoint.name}"
 
 
 # --- The table -------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ from lambdas.retraining.drift import (
 from lambdas.shared.aws_clients import CLIENT_CONFIG, ReadsObjects
 from lambdas.shared.container import ContainerServices
 from lambdas.shared.endpoint_config import DescribesEndpointConfigs, read_live_config
-from lambdas.shared.endpoint_store import EndpointCatalog
+from lambdas.shared.endpoint_store import SettingsCatalog
 from lambdas.shared.validation import describe_problems
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def monitor(services: DriftServices) -> list[DriftObservation]:
     observations: list[DriftObservation] = []
     failures: list[str] = []
     endpoints: Iterable[MonitoredEndpoint] = services.settings.endpoints
-    if isinstance(services.settings.endpoints, EndpointCatalog):
+    if isinstance(services.settings.endpoints, SettingsCatalog):
         # An endpoint whose stored settings are unusable is a failure of its own; the others are observed.
         failures += [f"{name}: {problem}" for name, problem in services.settings.endpoints.problems.items()]
         endpoints = list(services.settings.endpoints.values())
