@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
+from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import Name
@@ -85,7 +86,7 @@ class DriftMonitorSettings(_Frozen):
     """
 
     # Deployed: the catalog of every endpoint's stored settings (lambdas/shared/endpoint_store.py).
-    endpoints: Annotated[tuple[MonitoredEndpoint, ...], WrapValidator(keep_catalog), Field(min_length=1)]
+    endpoints: Annotated[tuple[MonitoredEndpoint, ...], MinLen(1), WrapValidator(keep_catalog)]
     gates: GateSettings = GateSettings()
     capture_files_max: int = Field(
         default=CAPTURE_FILES_MAX,

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal, get_args
 
+from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.gates import GateSettings
@@ -103,7 +104,7 @@ class RetrainingSettings(_Strict):
     auto_approve: bool
     jobs: JobSettings
     # Deployed: each family's stored settings, read when asked (lambdas/shared/endpoint_store.py).
-    families: Annotated[Mapping[str, FamilySettings], WrapValidator(keep_catalog), Field(min_length=1)]
+    families: Annotated[Mapping[str, FamilySettings], MinLen(1), WrapValidator(keep_catalog)]
 
     def family(self, name: str) -> FamilySettings:
         if name not in self.families:

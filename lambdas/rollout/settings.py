@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
+from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import EndpointVariants, Name
@@ -92,7 +93,7 @@ class RolloutEndpoint(_Strict):
 
 class RolloutSettings(_Strict):
     # The deployed functions read each endpoint from SSM (lambdas/shared/endpoint_store.py) when asked.
-    endpoints: Annotated[Mapping[Name, RolloutEndpoint], WrapValidator(keep_catalog), Field(min_length=1)]
+    endpoints: Annotated[Mapping[Name, RolloutEndpoint], MinLen(1), WrapValidator(keep_catalog)]
     lock_table: str = Field(min_length=3, max_length=255)
     ledger_table: str = Field(min_length=3, max_length=255)
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")

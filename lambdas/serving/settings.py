@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
+from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import EndpointVariants, Name
@@ -53,7 +54,7 @@ class CatalogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The deployed functions read each endpoint from SSM (lambdas/shared/endpoint_store.py) when asked.
-    endpoints: Annotated[Mapping[Name, EndpointSettings], WrapValidator(keep_catalog), Field(min_length=1)]
+    endpoints: Annotated[Mapping[Name, EndpointSettings], MinLen(1), WrapValidator(keep_catalog)]
 
     def catalog(self) -> tuple[EndpointVariants, ...]:
         """The endpoints as the flag model sees them (its flag keys and pinnable variants)."""
