@@ -35,6 +35,7 @@ from localcloud.cloudformation.resources.s3 import S3_KINDS
 from localcloud.cloudformation.resources.sagemaker import SAGEMAKER_KINDS
 from localcloud.cloudformation.resources.sns import SNS_KINDS
 from localcloud.cloudformation.resources.sqs import SQS_KINDS
+from localcloud.cloudformation.resources.ssm import SSM_KINDS
 from localcloud.cloudformation.resources.stepfunctions import STEPFUNCTIONS_KINDS
 from localcloud.cloudformation.template import (
     Resolver,
@@ -179,4 +180,5 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
     **CLOUDWATCH_KINDS,
     **SAGEMAKER_KINDS,
     **APPCONFIG_KINDS,
+    **SSM_KINDS,
 }

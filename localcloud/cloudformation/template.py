@@ -223,6 +223,7 @@ _NAME_PROPERTIES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::CompositeAlarm": "AlarmName",
     "AWS::Events::Rule": "Name",
+    "AWS::SSM::Parameter": "Name",
 }
 # Types whose `Ref` is their ARN in CloudFormation, not their name.
 _REF_IS_ARN = {
