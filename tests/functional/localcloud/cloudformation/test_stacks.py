@@ -1,4 +1,4 @@
-"""An app of several stacks deployed into moto (`deploy_stacks`): the platform stack writes an
+"""An app of several stacks deployed into moto (`deploy_stacks`, `LocalCloud`): the platform stack writes an
 SSM parameter and exports values, the stack that depends on it reads both; in the wrong order, the
 deployment names what is missing."""
 
@@ -14,8 +14,10 @@ import pytest
 from moto import mock_aws
 
 from localcloud.awslambda.runner import LambdaRunner
+from localcloud.cloud import LocalCloud, LocalCloudError
 from localcloud.cloudformation.deploy import deploy_stack, deploy_stacks
 from localcloud.cloudformation.models import (
+    DependencyCycleError,
     DeployError,
     MissingSsmParameterError,
     UnknownExportError,
@@ -267,3 +269,49 @@ def test_an_exported_output_of_a_resource_not_created_is_refused(
     output = {"Url": {"Value": {"Fn::GetAtt": ["Api", "ApiEndpoint"]}, "Export": {"Name": "ApiUrl"}}}
     with pytest.raises(DeployError, match=r"^Lone: output Url is exported but names resources not created"):
         deploy_stack(tiny("Lone", api, output, tmp_path), runner=runner)
+
+
+# --- the local cloud ---------------------------------------------------------------------------------
+
+
+def test_the_local_cloud_deploys_the_named_stack_after_the_ones_it_depends_on(assembly: Path) -> None:
+    transformed: list[str] = []
+
+    def transform(logical_id: str, definition: str) -> str:
+        transformed.append(logical_id)
+        return definition
+
+    with LocalCloud(assembly, "Churn", definition_transform=transform) as cloud:
+        assert list(cloud.templates) == list(cloud.stacks) == ["Platform", "Churn"]
+        assert cloud.stack is cloud.stacks["Churn"] and cloud.template.name == "Churn"
+        assert cloud.resolver.template.name == "Churn"
+        assert transformed == ["PlatformMachine", "ChurnMachine"]
+        lambda_client = client("lambda")
+        topic = cloud.stacks["Platform"].topic_arn
+        for stack, logical_id in (("platform", "PlatformFunction"), ("churn", "ChurnFunction")):
+            name = cloud.stacks[stack.title()].function_names[logical_id]
+            assert cloud.runner.function(name).logical_id == logical_id
+            answer = lambda_client.invoke(FunctionName=name, Payload=b"{}")
+            assert json.loads(answer["Payload"].read()) == {"stack": stack, "topic": topic}
+        assert len(client("sqs").list_queues()["QueueUrls"]) == 1  # Churn's: Unrelated is not deployed
+
+
+def test_the_local_cloud_deploys_every_stack_without_a_name(assembly: Path) -> None:
+    cloud = LocalCloud(assembly, None)
+    assert list(cloud.templates) == ["Unrelated", "Platform", "Churn"]
+    with cloud:
+        assert list(cloud.stacks) == ["Unrelated", "Platform", "Churn"]
+        assert cloud.stacks["Unrelated"].queue_urls["Lonely"]
+        with pytest.raises(LocalCloudError, match=r"deploys every stack"):
+            cloud.stack  # noqa: B018
+
+
+def test_a_dependency_cycle_between_stacks_is_refused_naming_them(tmp_path: Path) -> None:
+    queue = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+    cyclic = write_assembly(
+        tmp_path / "cdk.out", {"A": (queue, ["B"]), "B": (queue, ["A"]), "C": (queue, [])}
+    )
+    with pytest.raises(DependencyCycleError, match=r"circular dependency between stacks: A -> B -> A"):
+        LocalCloud(cyclic, None)
+    with pytest.raises(DependencyCycleError, match=r"A -> B -> A"):
+        LocalCloud(cyclic, "A")
