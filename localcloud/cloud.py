@@ -1,4 +1,4 @@
-"""The local cloud: moto on loopback with the gaps filled and a synthesized stack deployed into it.
+"""The local cloud: moto on loopback with the gaps filled and a synthesized app's stacks deployed into it.
 
 How it opens and what it sets: README.md.
 """
@@ -21,8 +21,9 @@ from localcloud.account import AwsEnvironment
 from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers
 from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import LambdaRunner
-from localcloud.cloudformation.deploy import deploy_stack
+from localcloud.cloudformation.deploy import deploy_stacks
 from localcloud.cloudformation.models import DefinitionTransform, DeployedStack
+from localcloud.cloudformation.ordering import stack_order
 from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
@@ -81,21 +82,26 @@ def quiet_request_log() -> Iterator[None]:
 
 
 class LocalCloud:
-    """moto on loopback with the gap fillers, the Lambda runner and `stack_name` of `cdk_out` deployed.
+    """moto on loopback with the gap fillers, the Lambda runner and the stacks of `cdk_out` deployed.
+
+    `stack_name`: the stack to deploy, after the stacks it depends on (as `cdk deploy <stack>` does);
+    None deploys every stack of the assembly. `templates` (known before opening) and `stacks` (while
+    open) list them in deployment order; `template`, `resolver` and `stack` are the named stack's.
 
     `clock`: the Lambda workers' accelerated clock (functions get its variable, workers start through
     the clock worker). `definition_transform`: rewrites state machine definitions before they are
     created (e.g. Wait states shortened by the clock's rate). `gap_fillers`: named factories opened in
     order before deploying. `require_appconfig=False` skips the AppConfig resources moto cannot create
     when `localcloud.appconfig.routing` is not among the gap fillers. `parameters`: values of template
-    parameters (e.g. SSM-typed ones a created resource needs). `lambda_log`: where the functions' logs
+    parameters, given to every stack that declares one of that name (an SSM-typed parameter not given
+    is read from the cloud's Parameter Store when deploying). `lambda_log`: where the functions' logs
     are echoed (standard error when None).
     """
 
     def __init__(
         self,
         cdk_out: Path,
-        stack_name: str = DEFAULT_STACK,
+        stack_name: str | None = DEFAULT_STACK,
         *,
         clock: AcceleratedClock | None = None,
         definition_transform: DefinitionTransform | None = None,
@@ -119,9 +125,8 @@ class LocalCloud:
         self._port: int | None = None
         self._runner: LambdaRunner | None = None
         self._updates: EndpointUpdates | None = None
-        self._stack: DeployedStack | None = None
-        self.template = self._load_template()
-        self.resolver: Resolver = self._initial_resolver()
+        self._stacks: dict[str, DeployedStack] | None = None
+        self.templates: Mapping[str, StackTemplate] = self._load_templates()
 
     # --- what a test uses -----------------------------------------------------------------------------
 
@@ -144,8 +149,24 @@ class LocalCloud:
         return self._open(self._updates, "endpoint_updates")
 
     @property
+    def stacks(self) -> Mapping[str, DeployedStack]:
+        """Every deployed stack by name, in deployment order."""
+        return self._open(self._stacks, "stacks")
+
+    @property
     def stack(self) -> DeployedStack:
-        return self._open(self._stack, "stack")
+        """The deployed stack named `stack_name`."""
+        return self.stacks[self._named("stack")]
+
+    @property
+    def template(self) -> StackTemplate:
+        """The template of the stack named `stack_name`."""
+        return self.templates[self._named("template")]
+
+    @property
+    def resolver(self) -> Resolver:
+        """The named stack's resolver as the deployment starts: local names, the given `parameters`."""
+        return self._resolver(self.templates[self._named("resolver")])
 
     def gap_filler(self, name: str) -> Any:
         """What the gap filler named `name` yielded when it was opened."""
@@ -187,10 +208,11 @@ class LocalCloud:
             stack.enter_context(emulate_alarm_apis())
             for name, factory in self.gap_fillers.items():
                 self._filled[name] = stack.enter_context(factory(self))
-            self._stack = deploy_stack(
-                self.template,
-                self.resolver,
+            self._stacks = deploy_stacks(
+                self.templates,
                 runner=self._runner,
+                environment=AwsEnvironment(region=self.region),
+                parameters=self.parameters,
                 session=boto3.Session(region_name=self.region),
                 endpoint_url=self.endpoint_url,
                 function_transform=self.clock.on if self.clock is not None else None,
@@ -212,27 +234,28 @@ class LocalCloud:
 
     # --- internals ------------------------------------------------------------------------------------
 
-    def _load_template(self) -> StackTemplate:
+    def _load_templates(self) -> dict[str, StackTemplate]:
         if not (self.cdk_out / "manifest.json").is_file():
             raise LocalCloudError(
                 f"{self.cdk_out} is not a cloud assembly (no manifest.json): synthesize first"
             )
         stacks = load_stacks(self.cdk_out)
-        if self.stack_name not in stacks:
+        if self.stack_name is not None and self.stack_name not in stacks:
             raise LocalCloudError(f"{self.cdk_out} has no stack {self.stack_name!r}; it has {sorted(stacks)}")
-        return stacks[self.stack_name]
+        # A dependency cycle between stacks is refused here (`DependencyCycleError`), before opening.
+        order = stack_order(stacks, None if self.stack_name is None else [self.stack_name])
+        return {name: stacks[name] for name in order}
 
-    def _initial_resolver(self) -> Resolver:
-        resolver = local_resolver(self.template, AwsEnvironment(region=self.region))
-        if not self.parameters:
-            return resolver
-        return Resolver(
-            template=resolver.template,
-            environment=resolver.environment,
-            physical_ids=resolver.physical_ids,
-            attributes=resolver.attributes,
-            parameters=self.parameters,
-        )
+    def _resolver(self, template: StackTemplate) -> Resolver:
+        return local_resolver(template, AwsEnvironment(region=self.region), parameters=self.parameters)
+
+    def _named(self, what: str) -> str:
+        if self.stack_name is None:
+            raise LocalCloudError(
+                f"LocalCloud.{what} is the named stack's, and this cloud deploys every stack: "
+                f"use `templates` or `stacks` ({list(self.templates)})"
+            )
+        return self.stack_name
 
     def _base_environment(self) -> dict[str, str | None]:
         environment: dict[str, str | None] = {**EMULATOR_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
@@ -245,7 +268,7 @@ class LocalCloud:
 
     def _forget(self) -> None:
         self._filled.clear()
-        self._port = self._runner = self._updates = self._stack = None
+        self._port = self._runner = self._updates = self._stacks = None
 
     def _open(self, value: _Value | None, what: str) -> _Value:
         if value is None:

@@ -4,12 +4,15 @@ the services' own APIs, in CloudFormation's order. What differs from AWS: README
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from localcloud.account import AwsEnvironment
 from localcloud.awslambda.runner import LambdaRunner
+from localcloud.cloudformation.crossstack import stack_outputs, with_stack_inputs
 from localcloud.cloudformation.models import (
     DefinitionTransform,
     DeployContext,
@@ -22,7 +25,7 @@ from localcloud.cloudformation.models import (
     UnsupportedPropertyError,
     UnsupportedResourceTypeError,
 )
-from localcloud.cloudformation.ordering import creation_order
+from localcloud.cloudformation.ordering import creation_order, stack_order
 from localcloud.cloudformation.resources.appconfig import APPCONFIG_KINDS
 from localcloud.cloudformation.resources.awslambda import LAMBDA_KINDS
 from localcloud.cloudformation.resources.cloudwatch import CLOUDWATCH_KINDS
@@ -35,6 +38,7 @@ from localcloud.cloudformation.resources.s3 import S3_KINDS
 from localcloud.cloudformation.resources.sagemaker import SAGEMAKER_KINDS
 from localcloud.cloudformation.resources.sns import SNS_KINDS
 from localcloud.cloudformation.resources.sqs import SQS_KINDS
+from localcloud.cloudformation.resources.ssm import SSM_KINDS
 from localcloud.cloudformation.resources.stepfunctions import STEPFUNCTIONS_KINDS
 from localcloud.cloudformation.template import (
     Resolver,
@@ -68,6 +72,7 @@ def deploy_stack(
     function_transform: FunctionTransform | None = None,
     definition_transform: DefinitionTransform | None = None,
     require_appconfig: bool = True,
+    exports: Mapping[str, str] | None = None,
 ) -> DeployedStack:
     """Creates every resource of `template` that `RESOURCE_KINDS` knows, in dependency order.
 
@@ -76,38 +81,46 @@ def deploy_stack(
     environment and parameter values (default `local_resolver(template)`). Functions are registered with
     `runner` (after `function_transform`, e.g. an accelerated clock's `on`) and created with their
     template role, or `functions_role_arn` when given. The template is checked completely (types,
-    properties, conditions, dependencies) before anything is created.
+    properties, conditions, dependencies) before anything is created, and so are its inputs: the
+    SSM-typed parameters it uses are read from the cloud's Parameter Store (`MissingSsmParameterError`)
+    unless `resolver` has their values, and its `Fn::ImportValue`s are looked up in `exports`, the
+    exports of the stacks deployed before (`UnknownExportError`). The Outputs are resolved at the end.
     """
     resolver = resolver or local_resolver(template)
     check_template(template)
     order = creation_order(template)
+    session = session or boto3.Session()
     deployment = DeployContext(
         template=template,
         resolver=resolver,
         runner=runner,
-        session=session or boto3.Session(),
+        session=session,
         endpoint_url=endpoint_url,
         functions_role_arn=functions_role_arn,
         function_transform=function_transform,
         definition_transform=definition_transform,
         require_appconfig=require_appconfig,
     )
+    applied = _applied_properties(template)
+    used: dict[str, Any] = {**applied, **{f"Outputs/{k}": v for k, v in template.outputs.items()}}
+    deployment.resolver = with_stack_inputs(
+        resolver,
+        used,
+        ssm=deployment.client("ssm"),
+        exports=resolver.imports if exports is None else exports,
+    )
     created: dict[str, DeployedResource] = {}
     not_created: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for logical_id in order:
-        resource = template.resources[logical_id]
-        resource_type = str(resource["Type"])
+        resource_type = str(template.resources[logical_id]["Type"])
         if resource_type in NOT_CREATED:
             not_created[logical_id] = NOT_CREATED[resource_type]
             continue
         kind = RESOURCE_KINDS[resource_type]
-        applied = {
-            key: value for key, value in resource.get("Properties", {}).items() if key not in kind.not_applied
-        }
         where = f"{template.name}/{logical_id} ({resource_type})"
         try:
-            properties = deployment.resolver.resolve(applied)
+            properties = deployment.resolver.resolve(applied[logical_id])
             deployed = kind.create(deployment, logical_id, properties)
         except SkippedResource as reason:
             skipped[logical_id] = str(reason)
@@ -120,6 +133,7 @@ def deploy_stack(
         created[logical_id] = deployed
     for step in deployment.deferred:
         step()
+    outputs = stack_outputs(deployment.resolver, created)
     return DeployedStack(
         template=template,
         resolver=deployment.resolver,
@@ -127,7 +141,63 @@ def deploy_stack(
         not_created=not_created,
         skipped=skipped,
         order=tuple(order),
+        outputs=outputs.values,
+        exports=outputs.exports,
+        outputs_not_evaluated=outputs.not_evaluated,
     )
+
+
+def deploy_stacks(
+    stacks: Mapping[str, StackTemplate],
+    names: Iterable[str] | None = None,
+    *,
+    runner: LambdaRunner,
+    environment: AwsEnvironment | None = None,
+    parameters: Mapping[str, str] | None = None,
+    session: boto3.Session | None = None,
+    endpoint_url: str | None = None,
+    functions_role_arn: str | None = None,
+    function_transform: FunctionTransform | None = None,
+    definition_transform: DefinitionTransform | None = None,
+    require_appconfig: bool = True,
+) -> dict[str, DeployedStack]:
+    """Deploys the stacks `names` (default every stack of `stacks`, as `load_stacks` reads them) and the
+    stacks they depend on, each after its dependencies (`stack_order`), with `deploy_stack`.
+
+    Each stack's `Fn::ImportValue`s see the exports of the stacks deployed before it. `parameters` go to
+    every stack that declares a parameter of that name. Returns the deployed stacks in deployment order.
+    """
+    session = session or boto3.Session()
+    deployed: dict[str, DeployedStack] = {}
+    exports: dict[str, str] = {}
+    for name in stack_order(stacks, names):
+        template = stacks[name]
+        deployed[name] = deploy_stack(
+            template,
+            local_resolver(template, environment, parameters=parameters),
+            runner=runner,
+            session=session,
+            endpoint_url=endpoint_url,
+            functions_role_arn=functions_role_arn,
+            function_transform=function_transform,
+            definition_transform=definition_transform,
+            require_appconfig=require_appconfig,
+            exports=exports,
+        )
+        exports.update(deployed[name].exports)
+    return deployed
+
+
+def _applied_properties(template: StackTemplate) -> dict[str, dict[str, Any]]:
+    """The properties a deployment resolves, by logical id: those of every type created, except the
+    ones its kind does not apply."""
+    applied: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in template.resources.items():
+        kind = RESOURCE_KINDS.get(str(resource.get("Type")))
+        if kind is not None:
+            properties = resource.get("Properties", {}).items()
+            applied[logical_id] = {key: value for key, value in properties if key not in kind.not_applied}
+    return applied
 
 
 def check_template(template: StackTemplate) -> None:
@@ -179,4 +249,5 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
     **CLOUDWATCH_KINDS,
     **SAGEMAKER_KINDS,
     **APPCONFIG_KINDS,
+    **SSM_KINDS,
 }

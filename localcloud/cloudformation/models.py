@@ -40,6 +40,14 @@ class DependencyCycleError(DeployError):
     """The resources depend on each other in a cycle (CloudFormation refuses such a template too)."""
 
 
+class MissingSsmParameterError(DeployError):
+    """A template parameter reads a Parameter Store parameter that the cloud does not have (yet)."""
+
+
+class UnknownExportError(DeployError):
+    """`Fn::ImportValue` names an export that no stack deployed before exports."""
+
+
 class AppConfigUnavailableError(DeployError):
     """moto lacks an AppConfig API the stack needs and `localcloud.appconfig.routing` is not open."""
 
@@ -68,7 +76,8 @@ class DeployedResource:
 @dataclass(frozen=True)
 class DeployedStack:
     """A deployed stack: its resources by logical id, the ones not created (with why), the resolver that
-    knows every physical id (resolve anything of the template with it)."""
+    knows every physical id (resolve anything of the template with it), its Outputs' values and exports
+    (export name -> value), and the outputs not evaluated because they name a resource not created."""
 
     template: StackTemplate
     resolver: Resolver
@@ -76,6 +85,9 @@ class DeployedStack:
     not_created: Mapping[str, str]
     skipped: Mapping[str, str]
     order: Sequence[str]
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    exports: Mapping[str, str] = field(default_factory=dict)
+    outputs_not_evaluated: Mapping[str, str] = field(default_factory=dict)
 
     def of_type(self, resource_type: str) -> dict[str, DeployedResource]:
         return {key: r for key, r in self.resources.items() if r.resource_type == resource_type}

@@ -1,9 +1,10 @@
-"""CloudFormation's creation order: the dependency graph of DependsOn, Ref, Fn::GetAtt and Fn::Sub, sorted."""
+"""CloudFormation's creation order: the dependency graph of DependsOn, Ref, Fn::GetAtt and Fn::Sub, sorted;
+and the order of an assembly's stacks, from the dependencies its manifest lists."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from localcloud.cloudformation.models import (
@@ -26,7 +27,7 @@ def dependencies(template: StackTemplate) -> dict[str, set[str]]:
         for name in needed:
             if name not in resources:
                 raise DeployError(f"{template.name}/{logical_id}: DependsOn {name}, which is not a resource")
-        needed |= {name for name in _references(resource.get("Properties", {})) if name in resources}
+        needed |= {name for name in references(resource.get("Properties", {})) if name in resources}
         graph[logical_id] = needed
     return graph
 
@@ -34,10 +35,12 @@ def dependencies(template: StackTemplate) -> dict[str, set[str]]:
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def _references(value: Any) -> Iterable[str]:
+def references(value: Any) -> Iterable[str]:
+    """Every name a template value gives to `Ref`, `Fn::GetAtt` or a `Fn::Sub` variable (resources,
+    parameters and pseudo parameters alike)."""
     if isinstance(value, list):
         for item in value:
-            yield from _references(item)
+            yield from references(item)
     elif isinstance(value, dict):
         for key, argument in value.items():
             if key == "Ref" and isinstance(argument, str):
@@ -50,28 +53,53 @@ def _references(value: Any) -> Iterable[str]:
                 for name in _SUB_VARIABLE.findall(str(text)):
                     if name not in defined:
                         yield name.split(".", 1)[0]
-                yield from _references(variables)
+                yield from references(variables)
             else:
-                yield from _references(argument)
+                yield from references(argument)
 
 
 def creation_order(template: StackTemplate) -> list[str]:
     """Every resource after the ones it needs (`dependencies`), the template's order among equals."""
-    graph = dependencies(template)
+    return _topological(
+        list(template.resources),
+        dependencies(template),
+        lambda cycle: f"{template.name}: circular dependency between resources: {' -> '.join(cycle)}",
+    )
+
+
+def stack_order(stacks: Mapping[str, StackTemplate], names: Iterable[str] | None = None) -> list[str]:
+    """The stacks to deploy for `names` (default every stack): each one and the stacks it depends on,
+    transitively, every stack after its dependencies, the assembly's order among equals."""
+    wanted = list(stacks) if names is None else list(names)
+    needed: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name not in stacks:
+            raise DeployError(f"the assembly has no stack {name!r}; it has {sorted(stacks)}")
+        if name not in needed:
+            needed.add(name)
+            wanted.extend(stacks[name].dependencies)
+    return _topological(
+        [name for name in stacks if name in needed],
+        {name: set(stacks[name].dependencies) for name in needed},
+        lambda cycle: f"circular dependency between stacks: {' -> '.join(cycle)}",
+    )
+
+
+def _topological(
+    nodes: Sequence[str], graph: Mapping[str, set[str]], cycle_message: Callable[[list[str]], str]
+) -> list[str]:
     order: list[str] = []
     done: set[str] = set()
-    pending = list(template.resources)
+    pending = list(nodes)
     while pending:
-        ready = [logical_id for logical_id in pending if graph[logical_id] <= done]
+        ready = [node for node in pending if graph[node] <= done]
         if not ready:
-            cycle = _a_cycle({key: graph[key] - done for key in pending})
-            raise DependencyCycleError(
-                f"{template.name}: circular dependency between resources: {' -> '.join(cycle)}"
-            )
-        for logical_id in ready:
-            order.append(logical_id)
-            done.add(logical_id)
-        pending = [logical_id for logical_id in pending if logical_id not in done]
+            raise DependencyCycleError(cycle_message(_a_cycle({key: graph[key] - done for key in pending})))
+        for node in ready:
+            order.append(node)
+            done.add(node)
+        pending = [node for node in pending if node not in done]
     return order
 
 

@@ -1,8 +1,8 @@
 """Read a cloud assembly (`cdk.out`): its stack templates, their code assets, and the intrinsic functions.
 
 Only what running the templates locally needs: `Ref` (resources, parameters, pseudo parameters),
-`Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select` and `Fn::Split`. Anything else fails loudly with the
-function's name, so a template that needs more is noticed instead of half-resolved.
+`Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select`, `Fn::Split` and `Fn::ImportValue`. Anything else
+fails loudly with the function's name, so a template that needs more is noticed instead of half-resolved.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from localcloud.account import AwsEnvironment
 STACK_ARTIFACT = "aws:cloudformation:stack"
 ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
 ASSET_PATH_METADATA = "aws:asset:path"
-# Resolved by CloudFormation from Parameter Store at deploy time: there is no value to read locally.
+# Resolved by CloudFormation from Parameter Store at deploy time: only a deployment can read them.
 SSM_PARAMETER_TYPE_PREFIX = "AWS::SSM::Parameter::Value"
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
@@ -37,11 +37,18 @@ class StackTemplate:
     assembly_dir: Path
     # The file assets of the assembly: the S3 object key each is published to -> its path in the assembly.
     assets: Mapping[str, str] = field(default_factory=dict)
+    # The names of the stacks the manifest says this one depends on (deployed before it).
+    dependencies: tuple[str, ...] = ()
 
     @property
     def resources(self) -> Mapping[str, Mapping[str, Any]]:
         resources: Mapping[str, Mapping[str, Any]] = self.body.get("Resources", {})
         return resources
+
+    @property
+    def outputs(self) -> Mapping[str, Mapping[str, Any]]:
+        outputs: Mapping[str, Mapping[str, Any]] = self.body.get("Outputs", {})
+        return outputs
 
     @property
     def parameters(self) -> Mapping[str, Mapping[str, Any]]:
@@ -73,16 +80,23 @@ class StackTemplate:
 
 
 def load_stacks(assembly_dir: Path) -> dict[str, StackTemplate]:
-    """Every stack of a cloud assembly, by stack name, as `manifest.json` lists them."""
+    """Every stack of a cloud assembly, by stack name, as `manifest.json` lists them, with the stacks each
+    depends on (the manifest's `dependencies` that are stacks: asset manifests and the like are not)."""
     artifacts = json.loads((assembly_dir / "manifest.json").read_text()).get("artifacts", {})
     assets = _file_assets(assembly_dir, artifacts)
+    names = {
+        artifact_id: artifact.get("displayName", artifact_id)
+        for artifact_id, artifact in artifacts.items()
+        if artifact.get("type") == STACK_ARTIFACT
+    }
     stacks: dict[str, StackTemplate] = {}
-    for artifact_id, artifact in artifacts.items():
-        if artifact.get("type") != STACK_ARTIFACT:
-            continue
+    for artifact_id, name in names.items():
+        artifact = artifacts[artifact_id]
         body = json.loads((assembly_dir / artifact["properties"]["templateFile"]).read_text())
-        name = artifact.get("displayName", artifact_id)
-        stacks[name] = StackTemplate(name=name, body=body, assembly_dir=assembly_dir, assets=assets)
+        dependencies = tuple(names[d] for d in artifact.get("dependencies", []) if d in names)
+        stacks[name] = StackTemplate(
+            name=name, body=body, assembly_dir=assembly_dir, assets=assets, dependencies=dependencies
+        )
     return stacks
 
 
@@ -109,7 +123,8 @@ class Resolver:
     """Resolves intrinsic functions against one deployment of a template.
 
     `physical_ids` is what `Ref` returns for a resource; `attributes[logical_id][name]` what
-    `Fn::GetAtt` returns; `parameters` overrides the template's parameter defaults.
+    `Fn::GetAtt` returns; `parameters` overrides the template's parameter defaults; `imports` is what
+    `Fn::ImportValue` finds: the exports of the stacks deployed before, by export name.
     """
 
     template: StackTemplate
@@ -117,6 +132,7 @@ class Resolver:
     physical_ids: Mapping[str, str] = field(default_factory=dict)
     attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     parameters: Mapping[str, str] = field(default_factory=dict)
+    imports: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -137,6 +153,7 @@ class Resolver:
             "Fn::Sub": self._sub,
             "Fn::Select": self._select,
             "Fn::Split": self._split,
+            "Fn::ImportValue": self._import_value,
         }
         if name not in functions:
             raise TemplateError(f"{self.template.name}: intrinsic function {name} is not supported locally")
@@ -211,6 +228,15 @@ class Resolver:
         delimiter, text = argument
         return str(self.resolve(text)).split(delimiter)
 
+    def _import_value(self, argument: Any) -> str:
+        name = str(self.resolve(argument))
+        if name not in self.imports:
+            raise TemplateError(
+                f"{self.template.name}: Fn::ImportValue {name}: no stack deployed before it exports "
+                f"{name!r} (exports: {sorted(self.imports)})"
+            )
+        return self.imports[name]
+
 
 # The property that names a resource when the template sets it; without it CloudFormation makes one up.
 _NAME_PROPERTIES = {
@@ -223,6 +249,7 @@ _NAME_PROPERTIES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::CompositeAlarm": "AlarmName",
     "AWS::Events::Rule": "Name",
+    "AWS::SSM::Parameter": "Name",
 }
 # Types whose `Ref` is their ARN in CloudFormation, not their name.
 _REF_IS_ARN = {
@@ -242,9 +269,15 @@ _ARN_RESOURCES = {
 }
 
 
-def local_resolver(template: StackTemplate, environment: AwsEnvironment | None = None) -> Resolver:
+def local_resolver(
+    template: StackTemplate,
+    environment: AwsEnvironment | None = None,
+    *,
+    parameters: Mapping[str, str] | None = None,
+) -> Resolver:
     """A resolver for a local deployment: every resource named as `local_physical_name` says (or as the
-    template names it), and the ARNs of functions, roles and tables built from those names."""
+    template names it), the ARNs of functions, roles and tables built from those names, and the values
+    of `parameters` that the template declares."""
     environment = environment or AwsEnvironment()
     physical_ids: dict[str, str] = {}
     attributes: dict[str, dict[str, str]] = {}
@@ -263,8 +296,13 @@ def local_resolver(template: StackTemplate, environment: AwsEnvironment | None =
             }
         if resource_type == "AWS::SQS::Queue":  # a queue's alarms name it by its QueueName
             attributes.setdefault(logical_id, {})["QueueName"] = name
+    given = {name: value for name, value in (parameters or {}).items() if name in template.parameters}
     return Resolver(
-        template=template, environment=environment, physical_ids=physical_ids, attributes=attributes
+        template=template,
+        environment=environment,
+        physical_ids=physical_ids,
+        attributes=attributes,
+        parameters=given,
     )
 
 

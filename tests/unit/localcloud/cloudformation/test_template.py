@@ -107,13 +107,27 @@ def test_a_parameter_value_passed_in_wins_over_the_default(resolver: Resolver) -
         ({"Ref": "Required"}, "Required has no default"),
         ({"Ref": "Missing"}, "Ref Missing has no local value"),
         ({"Fn::GetAtt": ["Table", "StreamArn"]}, "Fn::GetAtt Table.StreamArn"),
-        ({"Fn::ImportValue": "shared"}, "Fn::ImportValue is not supported"),
+        (
+            {"Fn::ImportValue": "shared"},
+            "Fn::ImportValue shared: no stack deployed before it exports 'shared'",
+        ),
         ({"Fn::Sub": "${Missing}"}, "Ref Missing"),
     ],
 )
 def test_what_cannot_be_resolved_locally_fails_naming_it(resolver: Resolver, value: Any, named: str) -> None:
     with pytest.raises(TemplateError, match=re.escape(named)):
         resolver.resolve(value)
+
+
+def test_import_value_gives_the_export_its_argument_names(resolver: Resolver) -> None:
+    importing = Resolver(template=resolver.template, imports={"Platform:dev:Bucket": "bucket-1"})
+    argument = {"Fn::Sub": "Platform:${Stage}:Bucket"}  # the argument may itself be an intrinsic
+    assert importing.resolve({"Fn::Join": ["/", [{"Fn::ImportValue": argument}, "x"]]}) == "bucket-1/x"
+
+
+def test_the_local_resolver_takes_the_given_values_of_declared_parameters_only() -> None:
+    given = local_resolver(stack(), parameters={"Stage": "prod", "OtherStacks": "x"})
+    assert given.parameters == {"Stage": "prod"}
 
 
 def test_get_att_resolves_both_the_list_and_the_dotted_form(resolver: Resolver) -> None:
