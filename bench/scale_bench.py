@@ -166,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(row)
         print(
             f"{row.endpoints:>4} endpoints: {row.stacks} stack(s), "
-            f"<= {row.max_resources_per_stack} resources, <= {row.max_template_bytes} bytes, env <= {row.max_lambda_env_bytes} bytes, "
+            f"<= {row.max_resources_per_stack} resources, <= {row.max_template_bytes} bytes, "
+            f"env <= {row.max_lambda_env_bytes} bytes, "
             f"{row.synth_seconds:.1f} s {('FAILED: ' + row.error) if row.error else ''}",
             flush=True,
         )

@@ -132,5 +132,5 @@ def grant_read_settings(role: iam.IRole, path: str) -> None:
     ]
     role.add_to_principal_policy(iam.PolicyStatement(actions=["ssm:GetParametersByPath"], resources=arns))
     acknowledge_wildcard_resources(
-        role, arns, "One parameter per endpoint or family under the environment's path; they come and go."
+        role, arns[1:], "One parameter per endpoint or family under the environment's path; they come and go."
     )

@@ -19,6 +19,7 @@ from infra.notifications import Notifications
 from infra.registry import ModelRegistry
 from lambdas.gates import GateSettings
 from lambdas.retraining.drift import load_drift_settings
+from lambdas.shared.endpoint_store import SettingsCatalog
 from localcloud.cloudformation.deploy import check_template
 from localcloud.cloudformation.template import StackTemplate
 from tests.infra.conftest import cdk_json_context
@@ -132,10 +133,9 @@ def test_the_function_runs_the_handler_with_its_endpoints_and_the_alarm_threshol
     assert function["Handler"] == "lambdas.handlers.drift_monitor.handler"
     environment = function["Environment"]["Variables"]
     settings = load_drift_settings(environment)
-    assert [(e.endpoint_name, e.champion) for e in settings.endpoints] == [
-        (f"{PREFIX}-churn", "champion"),
-        (f"{PREFIX}-fraud", "blue"),
-    ]
+    # The endpoints are read at run time from each endpoint's parameter (infra/endpoint_settings.py).
+    assert environment["ENDPOINT_SETTINGS_PATH"] == f"/{PREFIX}/endpoints/"
+    assert isinstance(settings.endpoints, SettingsCatalog)
     # The alarm's threshold is the function's psi_max; the other gate settings are passed through.
     assert (settings.gates.psi_max, settings.gates.psi_bins, settings.gates.drift_min_samples) == (
         0.25,
@@ -220,6 +220,7 @@ def test_the_role_grants_exactly_the_handlers_calls(synthesized: Synthesized) ->
         "s3:ListBucket",
         "kms:Decrypt",
         "cloudwatch:PutMetricData",
+        "ssm:GetParametersByPath",
     }
 
 

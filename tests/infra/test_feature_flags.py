@@ -86,34 +86,43 @@ def test_hosted_content_is_the_generated_document_with_every_kill_switch_off(dev
         assert content["values"][f"{endpoint.name}-kill-switch"] == {"enabled": False}
 
 
-def test_environment_is_the_stage_and_rolls_back_when_a_champion_turns_unhealthy(dev: Synthesized) -> None:
+def _api_error_alarm(dev: Synthesized) -> str:
+    [alarm] = [
+        key for key in dev.of_type("AWS::CloudWatch::Alarm") if key.startswith("ServingServerErrorRate")
+    ]
+    return alarm
+
+
+def test_environment_is_the_stage_and_rolls_back_when_the_api_answers_5xx(dev: Synthesized) -> None:
+    # One monitor however many endpoints (AppConfig takes five at most): the inference API's 5XX rate.
     role = _monitor_role(dev)
     monitors = [
-        {"AlarmArn": {"Fn::GetAtt": [alarm, "Arn"]}, "AlarmRoleArn": {"Fn::GetAtt": [role, "Arn"]}}
-        for alarm in _composite_alarms(dev)
+        {
+            "AlarmArn": {"Fn::GetAtt": [_api_error_alarm(dev), "Arn"]},
+            "AlarmRoleArn": {"Fn::GetAtt": [role, "Arn"]},
+        }
     ]
-
     dev.template.has_resource_properties(
         ENVIRONMENT,
         Match.object_like(
             {"ApplicationId": {"Ref": _application(dev)}, "Name": dev.config.name, "Monitors": monitors}
         ),
     )
+    alarm = dev.resources[_api_error_alarm(dev)]["Properties"]
+    assert alarm["Threshold"] == dev.config.alarms.error_5xx_rate_percent
+    assert alarm["AlarmName"] == f"{dev.config.prefix}-api-5xx-rate"
 
 
-def test_monitor_role_may_only_describe_the_monitored_alarms(dev: Synthesized) -> None:
+def test_monitor_role_may_only_describe_the_monitored_alarm(dev: Synthesized) -> None:
     role = dev.resources[_monitor_role(dev)]["Properties"]
-    alarms = [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in _composite_alarms(dev)]
-
     statements = [
         statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]
     ]
-
     assert statements == [
         {
             "Action": "cloudwatch:DescribeAlarms",
             "Effect": "Allow",
-            "Resource": alarms[0] if len(alarms) == 1 else alarms,
+            "Resource": {"Fn::GetAtt": [_api_error_alarm(dev), "Arn"]},
         }
     ]
     assert "ManagedPolicyArns" not in role

@@ -321,6 +321,15 @@ class _Arns:
         self.pass_role = f"<{self.job_role}.Arn>|{PASSED_TO_SAGEMAKER}"
 
 
+# Every function reads the families' settings (one SSM parameter each) under the environment's path.
+FAMILY_SETTINGS_READ = {
+    "ssm:GetParametersByPath": {
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/families",
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/families/*",
+    }
+}
+
+
 def test_each_function_is_granted_exactly_the_calls_its_handler_makes(dev: Synthesized) -> None:
     arns = _Arns(dev)
     renew = {"dynamodb:UpdateItem": {arns.lock}, "dynamodb:GetItem": {arns.lock}}
@@ -346,7 +355,7 @@ def test_each_function_is_granted_exactly_the_calls_its_handler_makes(dev: Synth
         "retraining_release": {"dynamodb:DeleteItem": {arns.lock}},
     }
     for module in HANDLER_MODULES:
-        assert _own_grants(dev, module) == expected[module], module
+        assert _own_grants(dev, module) == expected[module] | FAMILY_SETTINGS_READ, module
 
 
 def test_only_the_job_role_is_passed_and_only_to_sagemaker(dev: Synthesized) -> None:
@@ -607,6 +616,7 @@ def test_the_clean_up_may_only_describe_and_stop_the_jobs_release_the_lock_and_n
         "sns:Publish": {f"<{_single(dev, 'AWS::SNS::Topic', 'NotificationsTopic')}>"},
         "kms:Decrypt": {topic_key},
         "kms:GenerateDataKey": {topic_key},
+        **FAMILY_SETTINGS_READ,
     }
 
 

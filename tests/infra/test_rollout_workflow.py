@@ -639,9 +639,18 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
     }
 
 
+# Every function reads the endpoints' settings (lambdas/shared/endpoint_store.py) under the env's path.
+ENDPOINT_SETTINGS_READ = {
+    "ssm:GetParametersByPath": {
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/endpoints",
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/endpoints/*",
+    }
+}
+
+
 @pytest.mark.parametrize("module", ALL_MODULES)
 def test_each_function_is_granted_exactly_the_calls_its_handler_makes(dev: Synthesized, module: str) -> None:
-    assert _own_grants(dev, module) == _expected_grants(dev)[module]
+    assert _own_grants(dev, module) == _expected_grants(dev)[module] | ENDPOINT_SETTINGS_READ
 
 
 def test_each_function_has_its_own_role(dev: Synthesized) -> None:

@@ -36,6 +36,13 @@ from lambdas.serving.settings import (
 from lambdas.shared.endpoint_store import SettingsCatalog
 from tests.infra.conftest import REPO_ROOT, Synthesized, shared_synthesized
 
+# Every serving function reads the endpoints' settings (lambdas/shared/endpoint_store.py).
+SETTINGS_READ = {
+    "ssm:GetParametersByPath": {
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/endpoints",
+        "arn:aws:ssm:us-east-1:<AWS::AccountId>:parameter/mlrollout-dev/endpoints/*",
+    }
+}
 ROUTER = "lambdas.handlers.router.handler"
 FEEDBACK = "lambdas.handlers.feedback.handler"
 FLAG_VALIDATOR = "lambdas.handlers.flag_validator.handler"
@@ -278,7 +285,8 @@ def test_a_shadow_endpoint_offers_no_challenger_to_route_to(tmp_path_factory: py
     assert shadowed, "prod is expected to run a shadow endpoint"
     for endpoint in prod.config.endpoints:
         expected = None if endpoint.shadow else endpoint.variants.challenger
-        assert endpoints[endpoint.name]["challenger"] == expected
+        # CloudFormation's JSON leaves a null out; the settings model reads a missing challenger as None.
+        assert endpoints[endpoint.name].get("challenger") == expected
 
 
 # --- The table -------------------------------------------------------------------------------------------
@@ -320,6 +328,7 @@ def test_router_may_invoke_only_the_configured_endpoints_read_only_its_flags_and
         "appconfig:StartConfigurationSession": {flags_arn},
         "appconfig:GetLatestConfiguration": {flags_arn},
         "dynamodb:PutItem": {f"<{_table(dev)}.Arn>"},
+        **SETTINGS_READ,
     }
 
 
@@ -329,11 +338,12 @@ def test_feedback_may_only_read_and_update_inference_records(dev: Synthesized) -
         **_log_and_trace_grants(dev, FEEDBACK),
         "dynamodb:GetItem": table_arn,
         "dynamodb:UpdateItem": table_arn,
+        **SETTINGS_READ,
     }
 
 
-def test_flag_validator_may_only_write_its_logs_and_traces(dev: Synthesized) -> None:
-    assert _grants(dev, FLAG_VALIDATOR) == _log_and_trace_grants(dev, FLAG_VALIDATOR)
+def test_flag_validator_may_only_write_its_logs_and_traces_and_read_the_endpoints(dev: Synthesized) -> None:
+    assert _grants(dev, FLAG_VALIDATOR) == _log_and_trace_grants(dev, FLAG_VALIDATOR) | SETTINGS_READ
 
 
 def test_no_function_publishes_metrics_through_the_api(dev: Synthesized) -> None:

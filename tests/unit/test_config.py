@@ -135,7 +135,7 @@ BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
     "drift gate without captured data": (
         _set("endpoints.0.data_capture.enabled", False),
         "(top level)",
-        "capture no requests, which the drift gate needs",
+        "captures no requests, which the drift gate needs",
     ),
     "upper-case endpoint name": (
         _set("endpoints.0.name", "Churn"),
