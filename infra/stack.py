@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack, Tags
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from constructs import Construct
 
 from infra.alarms import EndpointAlarms
@@ -83,6 +84,9 @@ class PlatformStack(Stack):
         self.feature_flags = FeatureFlags(self, "FeatureFlags", config=config)
         self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)
         self.feature_flags.monitor([self.serving.server_error_alarm])
+        self.serving.server_error_alarm.add_alarm_action(
+            cloudwatch_actions.SnsAction(self.notifications.topic)
+        )
         self.rollout = RolloutWorkflow(
             self,
             "Rollout",

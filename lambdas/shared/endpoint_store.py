@@ -193,10 +193,20 @@ def endpoints_from_environment(environ: Mapping[str, str], model: type[EndpointT
         return {"endpoints": SettingsCatalog(model, path)}
     if "ENDPOINTS" in environ:
         try:
-            return {"endpoints": json.loads(environ["ENDPOINTS"])}
+            inline = json.loads(environ["ENDPOINTS"])
         except json.JSONDecodeError as error:
             raise SettingsError(f"ENDPOINTS is not valid JSON: {error}") from None
+        if isinstance(inline, dict):
+            # As from the store: each function reads the fields its model names (the document is shared).
+            inline = {name: _own_fields(model, document) for name, document in inline.items()}
+        return {"endpoints": inline}
     return {}
+
+
+def _own_fields(model: type[BaseModel], document: Any) -> Any:
+    if not isinstance(document, dict):
+        return document
+    return {key: value for key, value in document.items() if key in model.model_fields}
 
 
 def endpoints_variable(environ: Mapping[str, str], inline: str = "ENDPOINTS") -> str:

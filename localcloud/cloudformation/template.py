@@ -321,3 +321,17 @@ def state_machine_definition(resolver: Resolver, logical_id: str) -> str:
     for key, value in resolver.resolve(properties.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace(f"${{{key}}}", str(value))
     return definition
+
+
+def parameter_values(template: StackTemplate, resolver: Resolver) -> dict[str, str]:
+    """Name -> value of every `AWS::SSM::Parameter` of the template, resolved as a deployment would."""
+    values: dict[str, str] = {}
+    for logical_id in template.resources_of_type("AWS::SSM::Parameter"):
+        properties = template.resources[logical_id].get("Properties", {})
+        name = (
+            resolver.resolve(properties["Name"])
+            if "Name" in properties
+            else resolver.resolve({"Ref": logical_id})
+        )
+        values[str(name)] = str(resolver.resolve(properties["Value"]))
+    return values

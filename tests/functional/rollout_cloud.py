@@ -31,7 +31,8 @@ from moto.server import ThreadedMotoServer
 
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
-from lambdas.rollout.settings import RolloutSettings, load_rollout_settings
+from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
+from lambdas.shared.endpoint_store import ENDPOINT_SETTINGS_PATH_VARIABLE
 from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers, shortened_waits
 from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
@@ -40,6 +41,7 @@ from localcloud.cloudformation.template import (
     Resolver,
     StackTemplate,
     local_resolver,
+    parameter_values,
     state_machine_definition,
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
@@ -96,7 +98,19 @@ class RolloutTemplate:
 
     @property
     def settings(self) -> RolloutSettings:
-        return load_rollout_settings(self.functions[0].environment)
+        """The functions' settings, with the endpoints' as the stack's parameters hold them."""
+        loaded = load_rollout_settings(self.functions[0].environment)
+        path = self.functions[0].environment[ENDPOINT_SETTINGS_PATH_VARIABLE]
+        endpoints = {
+            name.removeprefix(path): RolloutEndpoint.model_validate_json(value)
+            for name, value in self.parameters.items()
+            if name.startswith(path)
+        }
+        return loaded.model_copy(update={"endpoints": endpoints})
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return parameter_values(self.template, self.resolver)
 
     @property
     def endpoint(self) -> str:
@@ -327,6 +341,7 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
         create_functions(boto3.client("lambda"), aws.functions, role_arn=role["Role"]["Arn"])
         create_tables(aws.rollout)
+        create_parameters(aws.rollout)
         queue_url = subscribe_to_topic(aws.rollout.settings.topic_arn)
         group = create_endpoint_and_registry(aws.rollout)
         machine = boto3.client("stepfunctions").create_state_machine(
@@ -352,6 +367,13 @@ def create_rules(rollout: RolloutTemplate) -> None:
             for target in properties["Targets"]
         ]
         events.put_targets(Rule=name, Targets=targets)
+
+
+def create_parameters(rollout: RolloutTemplate) -> None:
+    """The stack's SSM parameters (each endpoint's settings), as its template writes them."""
+    ssm = boto3.client("ssm")
+    for name, value in rollout.parameters.items():
+        ssm.put_parameter(Name=name, Value=value, Type="String")
 
 
 def create_tables(rollout: RolloutTemplate) -> None:

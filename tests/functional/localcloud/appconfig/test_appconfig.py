@@ -34,6 +34,7 @@ from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloud import LocalCloud
 from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import load_stacks, local_resolver
+from tests.functional.inline_settings import with_inline_endpoints
 from tests.functional.serving_support import CATALOG
 from tests.infra.conftest import shared_outdir
 
@@ -547,7 +548,12 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def validator_runner(cdk_out: Path) -> Iterator[LambdaRunner]:
     template = load_stacks(cdk_out)[STACK]
-    with LambdaRunner(functions_from_template(template, local_resolver(template))) as runner:
+    resolver = local_resolver(template)
+    specs = [
+        with_inline_endpoints(spec, template, resolver)
+        for spec in functions_from_template(template, resolver)
+    ]
+    with LambdaRunner(specs) as runner:
         yield runner
 
 

@@ -40,6 +40,7 @@ from localcloud.cloudformation.template import (
     local_resolver,
     state_machine_definition,
 )
+from tests.functional.inline_settings import with_inline_endpoints
 from tests.functional.serving_support import http_event
 from tests.infra.conftest import shared_outdir
 
@@ -66,7 +67,11 @@ class Deployed:
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     template = load_stacks(shared_outdir(tmp_path_factory))[STACK]
     resolver = local_resolver(template)
-    with LambdaRunner(functions_from_template(template, resolver)) as runner:
+    specs = [
+        with_inline_endpoints(spec, template, resolver)
+        for spec in functions_from_template(template, resolver)
+    ]
+    with LambdaRunner(specs) as runner:
         yield Deployed(template=template, resolver=resolver, runner=runner)
 
 
@@ -114,7 +119,7 @@ def test_the_validator_accepts_a_valid_document_with_its_real_result(deployed: D
         VALIDATOR, json.dumps(validation_event(valid_document(deployed.validator)))
     )
     assert result.function_error is None
-    assert result.json() == {"valid": True, "endpoints": ["churn"]}
+    assert result.json() == {"valid": True, "endpoints": ["churn"], "not_deployed": []}
 
 
 def test_the_validator_rejects_an_invalid_document_with_the_real_error_raised_in_the_asset(
@@ -138,7 +143,8 @@ def test_the_handler_reads_the_functions_environment_not_the_callers(deployed: D
     )
     result = deployed.runner.invoke(other_catalog, json.dumps(validation_event(document)))
     assert result.function_error == "Unhandled"
-    assert "churn-kill-switch" in result.json()["errorMessage"]
+    # Its own catalog (fraud) misses its flags; churn's, not deployed there, would be accepted.
+    assert "missing ['fraud-kill-switch'" in result.json()["errorMessage"]
 
 
 def small_asset(tmp_path: Path, name: str, source: str) -> Path:
@@ -296,7 +302,11 @@ def test_lambda_invoke_on_moto_runs_the_real_handler(deployed: Deployed, moto_fu
     response = moto_functions.invoke(FunctionName=name, Payload=payload)
     assert response["StatusCode"] == 200
     assert "FunctionError" not in response
-    assert json.loads(response["Payload"].read()) == {"valid": True, "endpoints": ["churn"]}
+    assert json.loads(response["Payload"].read()) == {
+        "valid": True,
+        "endpoints": ["churn"],
+        "not_deployed": [],
+    }
 
 
 def test_lambda_invoke_on_moto_returns_the_real_error_and_log_tail(
@@ -408,7 +418,7 @@ def test_a_task_state_returns_the_handlers_real_result(deployed: Deployed, moto_
         deployed, ["InvalidFlagDocument"], validation_event(valid_document(deployed.validator))
     )
     assert execution["status"] == "SUCCEEDED"
-    assert json.loads(execution["output"]) == {"valid": True, "endpoints": ["churn"]}
+    assert json.loads(execution["output"]) == {"valid": True, "endpoints": ["churn"], "not_deployed": []}
 
 
 def test_the_handlers_real_error_is_a_task_failure_that_a_catch_routes(

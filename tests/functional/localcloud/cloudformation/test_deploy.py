@@ -473,7 +473,11 @@ def test_the_local_cloud_serves_the_deployed_stack_to_any_sdk_client_and_restore
         flags = str(template.resources[version_id]["Properties"]["Content"])
         accepted = lambda_client.invoke(FunctionName=validator, Payload=json.dumps(validation_event(flags)))
         assert "FunctionError" not in accepted
-        assert json.loads(accepted["Payload"].read()) == {"valid": True, "endpoints": ["churn"]}
+        assert json.loads(accepted["Payload"].read()) == {
+            "valid": True,
+            "endpoints": ["churn"],
+            "not_deployed": [],
+        }
         refused = lambda_client.invoke(FunctionName=validator, Payload=json.dumps(validation_event("{}")))
         assert refused["FunctionError"] == "Unhandled"
         assert json.loads(refused["Payload"].read())["errorType"] == "InvalidFlagDocument"
