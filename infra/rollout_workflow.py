@@ -86,6 +86,16 @@ TIMED_OUT = "Sandbox.Timedout"
 ENDPOINT_LOCKED = "EndpointLocked"
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
+# Where the rollback function's own failure goes: `error` keeps the reason it rolls back for.
+ROLLBACK_ERROR = "$.rollback_error"
+# The resume's answers that another try cannot change: nothing of the rollout was deployed, or the input
+# is not an abort's.
+NOT_RESUMABLE = ("RolloutNotResumable", "InvalidAbortTrigger")
+# Where a telling task's own failure goes, beside the error it was to tell.
+TELLING_ERROR = "$.telling_error"
+# A task failing past its retries is tried once more after this pause (a throttled API, a function
+# being redeployed); a second failure is told and ends the execution.
+PAUSE_BEFORE_TRYING_AGAIN = Duration.minutes(5)
 # SageMaker takes minutes to update an endpoint; asking once a minute costs nothing and reacts in time.
 ENDPOINT_POLL = Duration.seconds(60)
 # Creating instances and moving an endpoint config, twice at most (deploy and promote or roll back), plus
@@ -150,6 +160,8 @@ class RolloutWorkflow(Construct):
         self.functions = self._functions(environment)
         self._grant()
         self.state_machine = self._state_machine()
+        # The workflow tells the topic itself when a telling function fails: SNS asks KMS for a data key.
+        notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
@@ -401,8 +413,18 @@ class RolloutWorkflow(Construct):
         )
 
     def _rollback_path(self) -> tasks.LambdaInvoke:
-        """Restore the champion, wait for that update, come back to record; release the lock either way."""
+        """Restore the champion, wait for that update, come back to record; release the lock either way.
+
+        A rollback function failing past its retries is tried once more after a pause (its own error goes
+        to `rollback_error`, so the reason it rolls back for is kept). A rollback that cannot restore the
+        champion (SageMaker fails every restoring update) records the outcome `failed` itself, rejects the
+        package and tells why; a rollback function that fails twice is told by the release function, or
+        by the workflow if that fails too. Either ends in "Rollback failed", for a person."""
         rollback = self._task("Roll back to the champion", self.functions.rollback)
+        pause = sfn.Wait(
+            self, "Pause before rolling back again", time=sfn.WaitTime.duration(PAUSE_BEFORE_TRYING_AGAIN)
+        )
+        rollback_again = self._task("Roll back to the champion again", self.functions.rollback)
         check = self._task("Is the champion restored?", self.functions.check_deployment)
         released = self._task("Release the lock after the rollback", self.functions.release)
         released_anyway = self._task("Release the lock after a failed rollback", self.functions.release)
@@ -413,7 +435,14 @@ class RolloutWorkflow(Construct):
             self,
             "Rollback failed",
             error="RollbackFailed",
-            cause_path=ERROR_CAUSE,
+            cause="The champion could not be restored: the topic and the ledger say why; the endpoint "
+            "needs a person (docs/rollout-workflow.md, Failure modes).",
+        )
+        told_anyway = self._told_by_the_workflow(
+            "Tell from the workflow that the rollback failed",
+            event="rollout_rollback_failed",
+            action="the endpoint needs a person: check which config it runs and restore the champion",
+            reason=f"{ROLLBACK_ERROR}.Cause",
         )
         released.add_catch(
             sfn.Fail(
@@ -425,17 +454,24 @@ class RolloutWorkflow(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
-        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        released_anyway.add_catch(told_anyway, errors=["States.ALL"], result_path=TELLING_ERROR)
+        told_anyway.add_catch(needs_person, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway.next(needs_person)
+        rollback.add_catch(pause, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
+        pause.next(rollback_again)
+        rollback_again.add_catch(released_anyway, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
         # A check that fails hands back to the rollback, which looks at the endpoint itself: an update
         # still running is waited for, a restored champion is recorded.
         check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
-        rollback.next(
+        recorded = (
             sfn.Choice(self, "Is the rollback recorded?")
+            .when(sfn.Condition.string_equals("$.outcome", "failed"), released_anyway)
             .when(OUTCOME_RECORDED, released.next(rolled_back))
             .otherwise(wait)
         )
+        rollback.next(recorded)
+        rollback_again.next(recorded)
         wait.next(check)
         # Whatever the update ended in, the rollback looks again: its own restoring update failed (it sends
         # it again, a few times), or another update it waited for has ended.
@@ -481,16 +517,62 @@ class RolloutWorkflow(Construct):
         return promote
 
     def _tell_not_started(self, name: str, end: sfn.Fail) -> tasks.LambdaInvoke:
-        """The release function told that the start failed; the execution ends at `end` either way."""
+        """The release function told that the start failed; if it cannot, the workflow tells itself. The
+        execution ends at `end` either way."""
         tell = self._task(
             name,
             self.functions.release,
             sfn.TaskInput.from_object({"not_started": sfn.JsonPath.entire_payload}),
         )
         # The state keeps the start's error for the Fail's cause, even if telling failed.
-        tell.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway = self._told_by_the_workflow(
+            f"{name}, from the workflow",
+            event="rollout_not_started",
+            action="the package stays approved: start its rollout again once the endpoint is free",
+        )
+        tell.add_catch(told_anyway, errors=["States.ALL"], result_path=TELLING_ERROR)
+        told_anyway.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway.next(end)
         tell.next(end)
         return tell
+
+    def _told_by_the_workflow(
+        self,
+        name: str,
+        *,
+        event: str,
+        action: str,
+        rollout_id: str = "$$.Execution.Id",
+        reason: str = ERROR_CAUSE,
+        after_telling_failed: bool = True,
+    ) -> tasks.SnsPublish:
+        """The topic told by Step Functions itself, when the function that tells has failed past its
+        retries (or there is none): a path that shares nothing with the functions but the topic. The
+        paths are JSONPaths of the state; the state passes through unchanged."""
+        message: dict[str, object] = {
+            "event": event,
+            "rollout_id": sfn.JsonPath.string_at(rollout_id),
+            "input": sfn.JsonPath.object_at("$$.Execution.Input"),
+            "reason": sfn.JsonPath.string_at(reason),
+            "action": action,
+        }
+        if after_telling_failed:
+            message["telling_failed"] = sfn.JsonPath.string_at(f"{TELLING_ERROR}.Cause")
+        publish = tasks.SnsPublish(
+            self,
+            name,
+            topic=self._notifications.topic,
+            subject=f"{self._config.prefix}: {event.replace('_', ' ')}",
+            message=sfn.TaskInput.from_object(message),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        publish.add_retry(
+            errors=["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"],
+            interval=Duration.seconds(2),
+            max_attempts=4,
+            backoff_rate=2,
+        )
+        return publish
 
     def _definition(self) -> sfn.IChainable:
         rollback = self._rollback_path()
@@ -562,19 +644,51 @@ class RolloutWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
             .otherwise(rollback)
         )
-        resume = self._task("Load the aborted rollout", self.functions.resume)
-        resume.add_catch(
-            sfn.Fail(self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE),
-            errors=["States.ALL"],
-            result_path="$.error",
-        )
+        resume = self._resume(rollback)
         name_rollout.next(take_lock).next(gates).next(gates_passed)
         # The abort function starts the machine with {"abort": ...} to roll a stopped rollout back.
         return (
             sfn.Choice(self, "Abort or new rollout?")
-            .when(sfn.Condition.is_present("$.abort"), resume.next(rollback))
+            .when(sfn.Condition.is_present("$.abort"), resume)
             .otherwise(name_rollout)
         )
+
+    def _resume(self, rollback: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+        """Load the aborted rollout and hand it to the rollback. A rollout the ledger cannot resume (it
+        never started) ends at once; a resume failing past its retries is tried once more after a pause,
+        and a second failure is told by the workflow: the aborted rollout is not rolled back."""
+        resume = self._task("Load the aborted rollout", self.functions.resume)
+        pause = sfn.Wait(
+            self,
+            "Pause before loading the aborted rollout again",
+            time=sfn.WaitTime.duration(PAUSE_BEFORE_TRYING_AGAIN),
+        )
+        resume_again = self._task("Load the aborted rollout again", self.functions.resume)
+        not_found = sfn.Fail(
+            self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE
+        )
+        not_resumed = sfn.Fail(
+            self, "Aborted rollout not rolled back", error="RolloutNotResumed", cause_path=ERROR_CAUSE
+        )
+        told = self._told_by_the_workflow(
+            "Tell that the aborted rollout was not rolled back",
+            event="rollout_rollback_failed",
+            action="the aborted rollout was not rolled back: restore the endpoint's champion and release "
+            "its lock, or abort it again",
+            rollout_id="$.abort.rollout_id",
+            after_telling_failed=False,
+        )
+        resume.add_catch(not_found, errors=list(NOT_RESUMABLE), result_path="$.error")
+        # The input stays as it was for the second try (the handler refuses unknown keys).
+        resume.add_catch(pause, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        pause.next(resume_again)
+        resume_again.add_catch(not_found, errors=list(NOT_RESUMABLE), result_path="$.error")
+        resume_again.add_catch(told, errors=["States.ALL"], result_path="$.error")
+        told.add_catch(not_resumed, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told.next(not_resumed)
+        resume.next(rollback)
+        resume_again.next(rollback)
+        return resume
 
     # --- Abort ------------------------------------------------------------------------------------------
 

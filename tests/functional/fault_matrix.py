@@ -42,6 +42,7 @@ from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.wiring import build_services, use
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_abort_settings
+from lambdas.rollout.tasks.rollback import MAX_RESTORES
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects
 from localcloud.sagemaker.control import switch_config
 from tests.functional.rollout_cloud import (
@@ -76,6 +77,8 @@ BOOTSTRAP_MODEL = "churn-v1"
 HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 ABORT_REASON = "the fault matrix aborts"
+ROLLBACK_STATE = "Roll back to the champion"
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
 
 
 class Fault(StrEnum):
@@ -263,6 +266,8 @@ class Interpreter:
         self._tasks = tasks
         self.clock = clock
         self.executions: dict[str, Execution] = {}
+        self.integrations: dict[str, TaskCall] = {}
+        """Step Functions' own service integrations (Resource -> the call with the resolved Parameters)."""
         self.injector: Injector | None = None
         self.on_ended: Callable[[Execution], None] | None = None
         self.between: Callable[[], None] | None = None
@@ -373,6 +378,8 @@ class Interpreter:
     def _value(self, expression: str, execution: Execution) -> Any:
         if expression == "$$.Execution.Id":
             return execution.arn
+        if expression == "$$.Execution.Input":
+            return execution.input
         if expression.startswith("States.JsonMerge("):
             left, right, _deep = (part.strip() for part in expression[17:-1].split(","))
             return {**_path(execution.data, left)[1], **_path(execution.data, right)[1]}
@@ -382,9 +389,11 @@ class Interpreter:
         if spec["Resource"] == "arn:aws:states:::lambda:invoke":
             function = spec["Parameters"]["FunctionName"]
             payload = self._parameters(spec["Parameters"], execution)["Payload"]
+        elif spec["Resource"] in self.integrations:
+            function, payload = spec["Resource"], self._parameters(spec["Parameters"], execution)
         else:
             function, payload = spec["Resource"], execution.data
-        handler = self._tasks[function]
+        handler = self._tasks.get(function) or self.integrations[function]
         attempts: dict[int, int] = {}
         attempt = 0
         while True:
@@ -410,19 +419,20 @@ class Interpreter:
                         self.clock.now += delay
                         attempt += 1
                         continue
-                catcher = _catcher(spec, failure.error)
-                if catcher is None:
+                caught = _catcher(spec, failure.error)
+                if caught is None:
                     self._end(execution, "FAILED", failure.error, failure.cause)
                     return
-                data = dict(execution.data) if isinstance(execution.data, Mapping) else {}
-                data["error"] = {"Error": failure.error, "Cause": failure.cause}
-                execution.data = data
+                catcher, result_path = caught
+                execution.data = _placed(
+                    execution.data, result_path, {"Error": failure.error, "Cause": failure.cause}
+                )
                 execution.state = catcher
                 execution.ready_at = self.clock.now
                 return
             if execution.status != "RUNNING":
                 return
-            execution.data = output
+            execution.data = _placed(execution.data, spec.get("ResultPath", "$"), output)
             execution.state = spec["Next"]
             execution.ready_at = self.clock.now
             return
@@ -453,11 +463,28 @@ def _retrier(spec: Mapping[str, Any], error: str) -> tuple[int, Mapping[str, Any
     return None
 
 
-def _catcher(spec: Mapping[str, Any], error: str) -> str | None:
+def _catcher(spec: Mapping[str, Any], error: str) -> tuple[str, str | None] | None:
+    """The state a Catch goes to, and its ResultPath (None: the input as it was)."""
     for rule in spec.get("Catch", []):
         if error in rule["ErrorEquals"] or "States.ALL" in rule["ErrorEquals"]:
-            return str(rule["Next"])
+            return str(rule["Next"]), rule.get("ResultPath", "$")
     return None
+
+
+def _placed(data: Any, result_path: str | None, result: Any) -> Any:
+    """The state after a result is placed at `result_path` ("$": it replaces the state; None: dropped)."""
+    if result_path is None:
+        return data
+    if result_path == "$":
+        return result
+    placed = dict(data) if isinstance(data, Mapping) else {}
+    keys = result_path.removeprefix("$.").split(".")
+    node = placed
+    for key in keys[:-1]:
+        node[key] = dict(node.get(key) or {})
+        node = node[key]
+    node[keys[-1]] = result
+    return placed
 
 
 # --- one rollout on a fresh moto, with one fault ------------------------------------------------------
@@ -480,6 +507,12 @@ class Scenario:
     unknown_group: bool = False
     """The approval names a package group no endpoint here serves: the start refuses it."""
 
+    @property
+    def restore_impossible(self) -> bool:
+        """SageMaker fails every restoring update the rollback may send: no workflow can remove the
+        candidate's variant from the endpoint."""
+        return self.failing_update_at == ROLLBACK_STATE and self.failing_updates > MAX_RESTORES
+
 
 PROMOTED = Scenario("promoted")
 ROLLED_BACK = Scenario("judged bad", challenger=FAILING)
@@ -487,7 +520,7 @@ ABORTED = Scenario("aborted by a person", abort_at="Ask the judge")
 RESTORE_FAILS = Scenario(
     "rollback's restoring update fails once",
     challenger=FAILING,
-    failing_update_at="Roll back to the champion",
+    failing_update_at=ROLLBACK_STATE,
 )
 LOCKED = Scenario("another rollout holds the endpoint", held_by_another=True)
 REFUSED = Scenario("the approval is refused", unknown_group=True)
@@ -495,7 +528,7 @@ OTHER_ROLLOUT = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-r
 RESTORE_IMPOSSIBLE = Scenario(
     "every restoring update fails",
     challenger=FAILING,
-    failing_update_at="Roll back to the champion",
+    failing_update_at=ROLLBACK_STATE,
     failing_updates=1_000,
 )
 
@@ -518,6 +551,8 @@ class Observed:
     abort_errors: list[str]
     live_holders: frozenset[str] = frozenset()
     """Rollouts outside the run that hold the lock while they run."""
+    restore_impossible: bool = False
+    """SageMaker failed every restoring update (`Scenario.restore_impossible`)."""
 
 
 def broken_invariants(seen: Observed) -> list[str]:
@@ -538,13 +573,21 @@ def broken_invariants(seen: Observed) -> list[str]:
     expected = seen.candidate_model if promoted else BOOTSTRAP_MODEL
     if {model for _, model in serving} != {expected}:
         broken.append(f"the endpoint serves {sorted(serving)}, not {expected} alone")
-    if not promoted and any(model == seen.candidate_model for _, model, _ in seen.running):
+    # Where SageMaker fails every restoring update, the candidate's variant can only stay, at 0 %, with
+    # the outcome `failed` recorded and told; anywhere else the rollback must not give up.
+    left = [weight for _, model, weight in seen.running if model == seen.candidate_model]
+    may_stay = status == "failed" and seen.restore_impossible and all(weight == 0 for weight in left)
+    if not promoted and left and not may_stay:
         broken.append(f"the candidate is left in a variant of {seen.running_config}")
+    if status == "failed" and not seen.restore_impossible:
+        broken.append("the rollback gave up (outcome failed) although SageMaker would restore the champion")
     approval = seen.package.get("ModelApprovalStatus")
     recorded = (seen.package.get("CustomerMetadataProperties") or {}).get("rollout.outcome")
-    want = {"promoted": ("Approved", "promoted"), "rolled_back": ("Rejected", "rolled_back")}.get(
-        status or "", ("Approved", None)
-    )
+    want = {
+        "promoted": ("Approved", "promoted"),
+        "rolled_back": ("Rejected", "rolled_back"),
+        "failed": ("Rejected", "failed"),
+    }.get(status or "", ("Approved", None))
     if (approval, recorded) != want:
         broken.append(f"package {approval} (recorded {recorded}) for outcome {status}")
     if seen.lock_holder is not None and seen.lock_holder not in seen.live_holders:
@@ -682,6 +725,7 @@ class World:
         self.dynamodb = boto3.client("dynamodb")
         stalling_dynamodb = _Writes(self.dynamodb, self.late.stall, ("put_item",))
         self.cloudwatch = boto3.client("cloudwatch")
+        self.sns = boto3.client("sns")
         use(
             build_services(
                 judging_the_average(template.settings),
@@ -704,10 +748,11 @@ class World:
             timeouts[spec.arn] = spec.timeout_seconds
         self.timeouts: dict[str, int] = {}
         for name, state in rig.definition["States"].items():
-            if state["Type"] == "Task":
+            if state["Type"] == "Task" and state["Resource"] != SNS_PUBLISH:
                 function = state.get("Parameters", {}).get("FunctionName", state["Resource"])
                 self.timeouts[name] = timeouts[function]
         self.interpreter = Interpreter(rig.definition, abort_settings.state_machine_arn, tasks, self.clock)
+        self.interpreter.integrations[SNS_PUBLISH] = self._publish
         abort_module = rig.modules[ABORT_HANDLER]
         abort_module.use(
             abort_module.build_services(
@@ -739,6 +784,15 @@ class World:
 
     def close(self) -> None:
         use(None)
+
+    def _publish(self, parameters: Any) -> Any:
+        """Step Functions' sns:publish: a Message given as an object is sent as its JSON."""
+        message = parameters["Message"]
+        return self.sns.publish(
+            TopicArn=parameters["TopicArn"],
+            Subject=parameters.get("Subject", ""),
+            Message=message if isinstance(message, str) else json.dumps(message),
+        )
 
     # the world's events --------------------------------------------------------------------------
 
@@ -1058,6 +1112,7 @@ def run_cell(rig: Rig, scenario: Scenario, state: str, fault: Fault | None) -> C
             world.start()
             world.interpreter.run_all()
             seen = world.observe()
+            seen.restore_impossible = scenario.restore_impossible
             broken = broken_invariants(seen)
             if fault is not None and injection.target is None:
                 broken.insert(0, f"the scenario never entered {state!r}")

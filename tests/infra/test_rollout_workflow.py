@@ -40,9 +40,14 @@ NAME = "Name the rollout after this execution"
 START = "Take the endpoint's lock"
 RESUME = "Load the aborted rollout"
 ROLLBACK = "Roll back to the champion"
+ROLLBACK_AGAIN = "Roll back to the champion again"
+RESUME_AGAIN = "Load the aborted rollout again"
 PROMOTE = "Promote the challenger"
 ROLLBACK_PATH = {
     ROLLBACK,
+    "Pause before rolling back again",
+    ROLLBACK_AGAIN,
+    "Tell from the workflow that the rollback failed",
     "Is the rollback recorded?",
     "Wait for the rollback",
     "Is the champion restored?",
@@ -63,8 +68,10 @@ TASK_HANDLERS = {
     PROMOTE: "rollout_promote",
     "Is the promotion done?": "rollout_check_deployment",
     ROLLBACK: "rollout_rollback",
+    ROLLBACK_AGAIN: "rollout_rollback",
     "Is the champion restored?": "rollout_check_deployment",
     RESUME: "rollout_resume",
+    RESUME_AGAIN: "rollout_resume",
     "Release the lock": "rollout_release",
     "Release the lock after the rollback": "rollout_release",
     "Release the lock after a failed rollback": "rollout_release",
@@ -75,6 +82,26 @@ TASK_HANDLERS = {
 NOT_STARTED_TELLERS = {
     "Tell that another rollout holds the endpoint": "Another rollout holds this endpoint",
     "Tell why the rollout was refused": "Rollout refused",
+}
+# When a telling function fails past its retries (or none can tell), Step Functions publishes to the topic
+# itself: which rollout, why, and what a person does.
+WORKFLOW_TELLERS = {
+    "Tell that another rollout holds the endpoint, from the workflow": "Another rollout holds this endpoint",
+    "Tell why the rollout was refused, from the workflow": "Rollout refused",
+    "Tell from the workflow that the rollback failed": "Rollback failed",
+    "Tell that the aborted rollout was not rolled back": "Aborted rollout not rolled back",
+}
+# Where each task's last Catch puts the caught error (None: dropped): the rollback's own failure beside the
+# reason it rolls back for; a teller's beside the error it tells; a resume tried again gets its input as it
+# was.
+CAUGHT_INTO = {
+    ROLLBACK: "$.rollback_error",
+    ROLLBACK_AGAIN: "$.rollback_error",
+    "Release the lock after a failed rollback": "$.telling_error",
+    "Tell that another rollout holds the endpoint": "$.telling_error",
+    "Tell why the rollout was refused": "$.telling_error",
+    RESUME: None,
+    **dict.fromkeys(WORKFLOW_TELLERS, None),
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -102,6 +129,9 @@ def _resolve_for_validation(value: Any) -> str:
         return f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{logical_id}"
     if value == {"Ref": "AWS::Partition"}:
         return "aws"
+    if "Ref" in value:
+        # The definition's one other reference: the notifications topic, whose Ref is its ARN.
+        return f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{value['Ref']}"
     raise ValueError(f"cannot resolve {value!r}")
 
 
@@ -222,7 +252,7 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
         ),
     ):
         assert states[task]["Next"] == recorded
-        [outcome] = states[recorded]["Choices"]
+        *gave_up, outcome = states[recorded]["Choices"]
         assert outcome == {
             "And": [
                 {"Variable": "$.outcome", "IsPresent": True},
@@ -230,6 +260,18 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
             ],
             "Next": done,
         }
+        if task == ROLLBACK:
+            # A rollback that gave up recorded the outcome "failed": it ends on the failed path.
+            assert gave_up == [
+                {
+                    "Variable": "$.outcome",
+                    "StringEquals": "failed",
+                    "Next": "Release the lock after a failed rollback",
+                }
+            ]
+            assert states[ROLLBACK_AGAIN]["Next"] == recorded
+        else:
+            assert gave_up == []
         assert states[recorded]["Default"] == wait
         assert states[wait] == {"Type": "Wait", "Seconds": 60, "Next": check}
         assert states[check]["Next"] == in_service
@@ -283,7 +325,11 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
     dev: Synthesized, definition: dict[str, Any]
 ) -> None:
     function_ids = _function_ids(dev)
-    tasks = {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+    tasks = {
+        name: state
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and name not in WORKFLOW_TELLERS
+    }
     assert set(tasks) == set(TASK_HANDLERS)
     for name, state in tasks.items():
         arn = f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{function_ids[TASK_HANDLERS[name]]}"
@@ -310,7 +356,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
 
 def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
     for name, state in definition["States"].items():
-        if state["Type"] != "Task":
+        if state["Type"] != "Task" or name in WORKFLOW_TELLERS:
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
         assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
@@ -331,9 +377,64 @@ def test_every_task_catches_everything_into_the_error_field(definition: dict[str
     for name, state in definition["States"].items():
         if state["Type"] == "Task":
             last = state["Catch"][-1]
-            # Telling that a start failed keeps the start's error (its own is dropped): see below.
-            where = None if name in NOT_STARTED_TELLERS else "$.error"
+            where = CAUGHT_INTO.get(name, "$.error")
             assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == where, name
+
+
+def test_when_a_telling_function_fails_the_workflow_tells_the_topic_itself(
+    dev: Synthesized, definition: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    for teller, end in WORKFLOW_TELLERS.items():
+        state = states[teller]
+        assert state["Resource"] == "arn:aws:states:::sns:publish", teller
+        assert state["Parameters"]["TopicArn"] == f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{topic}", teller
+        message = state["Parameters"]["Message"]
+        assert {"event", "rollout_id.$", "reason.$", "action"} <= set(message), teller
+        assert state["ResultPath"] is None and state["Next"] == end, teller
+        # Publishing that fails too still ends the execution where it was going.
+        assert [(c["ErrorEquals"], c["Next"]) for c in state["Catch"]] == [(["States.ALL"], end)], teller
+        assert any("SNS.ThrottledException" in retry["ErrorEquals"] for retry in state["Retry"]), teller
+    # The aborted rollout's id, not the abort execution's.
+    assert (
+        states["Tell that the aborted rollout was not rolled back"]["Parameters"]["Message"]["rollout_id.$"]
+        == "$.abort.rollout_id"
+    )
+    # The machine may publish to the encrypted topic: SNS asks KMS for a data key as the caller.
+    grants = _grants(dev, _state_machine(dev)["RoleArn"]["Fn::GetAtt"][0])
+    assert grants["sns:Publish"] == {f"<{topic}>"}
+    key = _single(dev, "AWS::KMS::Key", "NotificationsTopicKey")
+    assert grants["kms:GenerateDataKey"] == grants["kms:Decrypt"] == {f"<{key}.Arn>"}
+
+
+def test_a_resume_or_a_rollback_failing_past_its_retries_is_tried_once_more_after_a_pause(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    for first, pause, again, given_up in (
+        (
+            ROLLBACK,
+            "Pause before rolling back again",
+            ROLLBACK_AGAIN,
+            "Release the lock after a failed rollback",
+        ),
+        (
+            RESUME,
+            "Pause before loading the aborted rollout again",
+            RESUME_AGAIN,
+            "Tell that the aborted rollout was not rolled back",
+        ),
+    ):
+        assert states[first]["Catch"][-1]["Next"] == pause
+        assert states[pause] == {"Type": "Wait", "Seconds": 300, "Next": again}
+        assert states[again]["Catch"][-1]["Next"] == given_up
+        assert states[again]["Next"] == states[first]["Next"]
+    # A rollout the ledger cannot resume (it never started) is not tried again.
+    for resume in (RESUME, RESUME_AGAIN):
+        not_resumable, _ = states[resume]["Catch"]
+        assert not_resumable["ErrorEquals"] == ["RolloutNotResumable", "InvalidAbortTrigger"]
+        assert not_resumable["Next"] == "Aborted rollout not found"
 
 
 def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str, Any]) -> None:
@@ -359,9 +460,12 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     assert (locked["Next"], anything["Next"]) == tuple(NOT_STARTED_TELLERS)
     for teller, end in NOT_STARTED_TELLERS.items():
         assert states[teller]["Next"] == end
-        # Telling that fails ends the same way, with the start's error kept for the cause.
+        # Telling that fails is told by the workflow, and ends the same way with the start's error kept
+        # for the cause.
         [caught] = states[teller]["Catch"]
-        assert (caught["ErrorEquals"], caught["Next"], caught["ResultPath"]) == (["States.ALL"], end, None)
+        told = f"{teller}, from the workflow"
+        assert (caught["ErrorEquals"], caught["Next"]) == (["States.ALL"], told)
+        assert states[told]["Next"] == end
     # The handler's message names the holder: the console shows it as the execution's cause.
     assert states["Another rollout holds this endpoint"] == {
         "Type": "Fail",
@@ -377,7 +481,8 @@ def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str,
     reachable = _reachable(definition, ROLLBACK)
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
-    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states[ROLLBACK]["Catch"][0]["Next"] == "Pause before rolling back again"
+    assert states[ROLLBACK_AGAIN]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
     # A failed check hands back to the rollback, which looks at the endpoint itself.
     assert states["Is the champion restored?"]["Catch"][0]["Next"] == ROLLBACK
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
@@ -420,6 +525,9 @@ def test_machine_may_invoke_only_the_rollout_functions(dev: Synthesized) -> None
     grants = _grants(dev, role)
     functions = {f"<{_function_ids(dev)[module]}.Arn>" for module in HANDLER_MODULES}
     assert grants.pop("lambda:InvokeFunction") == functions | {f"{arn}:*" for arn in functions}
+    # Telling the topic itself when a telling function fails (see the test of the workflow's tellers).
+    for action in ("sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"):
+        grants.pop(action)
     # The rest is what Step Functions logging and X-Ray need, which has no resource-level permission.
     assert all(
         action.startswith(("logs:", "xray:")) and resources == {"*"} for action, resources in grants.items()
