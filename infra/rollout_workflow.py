@@ -418,8 +418,9 @@ class RolloutWorkflow(Construct):
         A rollback function failing past its retries is tried once more after a pause (its own error goes
         to `rollback_error`, so the reason it rolls back for is kept). A rollback that cannot restore the
         champion (SageMaker fails every restoring update) records the outcome `failed` itself, rejects the
-        package and tells why; a rollback function that fails twice is told by the release function, or
-        by the workflow if that fails too. Either ends in "Rollback failed", for a person."""
+        package and tells why. A rollback function that fails twice cannot restore anything: the workflow
+        moves the traffic to the champion itself, and the release function tells why (or the workflow,
+        if that fails too). Either ends in "Rollback failed", for a person."""
         rollback = self._task("Roll back to the champion", self.functions.rollback)
         pause = sfn.Wait(
             self, "Pause before rolling back again", time=sfn.WaitTime.duration(PAUSE_BEFORE_TRYING_AGAIN)
@@ -459,7 +460,10 @@ class RolloutWorkflow(Construct):
         told_anyway.next(needs_person)
         rollback.add_catch(pause, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
         pause.next(rollback_again)
-        rollback_again.add_catch(released_anyway, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
+        traffic_back = self._traffic_to_the_champion()
+        rollback_again.add_catch(traffic_back, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
+        traffic_back.add_catch(released_anyway, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        traffic_back.next(released_anyway)
         # A check that fails hands back to the rollback, which looks at the endpoint itself: an update
         # still running is waited for, a restored champion is recorded.
         check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
@@ -515,6 +519,37 @@ class RolloutWorkflow(Construct):
             .otherwise(wait)
         )
         return promote
+
+    def _traffic_to_the_champion(self) -> tasks.CallAwsService:
+        """All traffic to the champion by Step Functions' own SageMaker call, when the rollback function
+        has failed twice: users leave the candidate within seconds although nothing else can be done.
+        Where there is no weighted challenger (shadow, blue/green) or the endpoint is being updated,
+        SageMaker refuses it and the failed path goes on."""
+        variants = "$.request.variants"
+        call = tasks.CallAwsService(
+            self,
+            "Send all traffic to the champion, from the workflow",
+            service="sagemaker",
+            action="updateEndpointWeightsAndCapacities",
+            parameters={
+                "EndpointName": sfn.JsonPath.string_at("$.request.endpoint_name"),
+                "DesiredWeightsAndCapacities": [
+                    {"VariantName": sfn.JsonPath.string_at(f"{variants}.champion"), "DesiredWeight": 1},
+                    {"VariantName": sfn.JsonPath.string_at(f"{variants}.challenger"), "DesiredWeight": 0},
+                ],
+            },
+            iam_resources=self._targets.endpoints,
+            iam_action="sagemaker:UpdateEndpointWeightsAndCapacities",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        call.add_retry(
+            errors=["States.ALL"],
+            interval=Duration.seconds(10),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return call
 
     def _tell_not_started(self, name: str, end: sfn.Fail) -> tasks.LambdaInvoke:
         """The release function told that the start failed; if it cannot, the workflow tells itself. The

@@ -79,6 +79,9 @@ FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, 
 ABORT_REASON = "the fault matrix aborts"
 ROLLBACK_STATE = "Roll back to the champion"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+SET_WEIGHTS = "arn:aws:states:::aws-sdk:sagemaker:updateEndpointWeightsAndCapacities"
+# Step Functions' own service calls: they run no function of the stack.
+INTEGRATIONS = (SNS_PUBLISH, SET_WEIGHTS)
 
 
 class Fault(StrEnum):
@@ -369,6 +372,10 @@ class Interpreter:
         for key, value in parameters.items():
             if isinstance(value, Mapping):
                 resolved[key] = self._parameters(value, execution)
+            elif isinstance(value, list):
+                resolved[key] = [
+                    self._parameters(item, execution) if isinstance(item, Mapping) else item for item in value
+                ]
             elif key.endswith(".$"):
                 resolved[key[:-2]] = self._value(str(value), execution)
             else:
@@ -507,11 +514,21 @@ class Scenario:
     unknown_group: bool = False
     """The approval names a package group no endpoint here serves: the start refuses it."""
 
+    broken_function: tuple[str, ...] = ()
+    """The states whose function fails on every try, every time (not only past its retries once)."""
+
     @property
     def restore_impossible(self) -> bool:
         """SageMaker fails every restoring update the rollback may send: no workflow can remove the
         candidate's variant from the endpoint."""
-        return self.failing_update_at == ROLLBACK_STATE and self.failing_updates > MAX_RESTORES
+        return (
+            self.failing_update_at == ROLLBACK_STATE and self.failing_updates > MAX_RESTORES
+        ) or self.rollback_function_broken
+
+    @property
+    def rollback_function_broken(self) -> bool:
+        """The rollback function fails whenever it runs: nothing can restore the endpoint or record."""
+        return ROLLBACK_STATE in self.broken_function
 
 
 PROMOTED = Scenario("promoted")
@@ -525,6 +542,11 @@ RESTORE_FAILS = Scenario(
 LOCKED = Scenario("another rollout holds the endpoint", held_by_another=True)
 REFUSED = Scenario("the approval is refused", unknown_group=True)
 OTHER_ROLLOUT = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:another"
+ROLLBACK_FUNCTION_BROKEN = Scenario(
+    "the rollback function fails on every try",
+    challenger=FAILING,
+    broken_function=(ROLLBACK_STATE, f"{ROLLBACK_STATE} again"),
+)
 RESTORE_IMPOSSIBLE = Scenario(
     "every restoring update fails",
     challenger=FAILING,
@@ -552,7 +574,10 @@ class Observed:
     live_holders: frozenset[str] = frozenset()
     """Rollouts outside the run that hold the lock while they run."""
     restore_impossible: bool = False
-    """SageMaker failed every restoring update (`Scenario.restore_impossible`)."""
+    """SageMaker failed every restoring update, or the rollback function every try
+    (`Scenario.restore_impossible`)."""
+    rollback_function_broken: bool = False
+    """The rollback function failed every try: the outcome cannot be recorded by anyone."""
 
 
 def broken_invariants(seen: Observed) -> list[str]:
@@ -562,25 +587,12 @@ def broken_invariants(seen: Observed) -> list[str]:
     if running:
         broken.append(f"executions still running: {running}")
     outcomes = [e for e in seen.ledger if e.kind is EntryKind.OUTCOME]
-    started = bool(seen.ledger)
     status = str(outcomes[0].payload.get("status")) if len(outcomes) == 1 else None
-    if started and len(outcomes) != 1:
-        broken.append(f"the ledger holds {len(outcomes)} outcomes, not one")
+    broken += _broken_outcome(seen, outcomes)
     promoted = status == "promoted" and not seen.abort_accepted_before_promotion
     if status == "promoted" and seen.abort_accepted_before_promotion:
         broken.append("promoted although an abort was accepted before the promotion was recorded")
-    serving = {(variant, model) for variant, model, weight in seen.running if weight > 0}
-    expected = seen.candidate_model if promoted else BOOTSTRAP_MODEL
-    if {model for _, model in serving} != {expected}:
-        broken.append(f"the endpoint serves {sorted(serving)}, not {expected} alone")
-    # Where SageMaker fails every restoring update, the candidate's variant can only stay, at 0 %, with
-    # the outcome `failed` recorded and told; anywhere else the rollback must not give up.
-    left = [weight for _, model, weight in seen.running if model == seen.candidate_model]
-    may_stay = status == "failed" and seen.restore_impossible and all(weight == 0 for weight in left)
-    if not promoted and left and not may_stay:
-        broken.append(f"the candidate is left in a variant of {seen.running_config}")
-    if status == "failed" and not seen.restore_impossible:
-        broken.append("the rollback gave up (outcome failed) although SageMaker would restore the champion")
+    broken += _broken_endpoint(seen, status, promoted, gave_up=status == "failed" or not outcomes)
     approval = seen.package.get("ModelApprovalStatus")
     recorded = (seen.package.get("CustomerMetadataProperties") or {}).get("rollout.outcome")
     want = {
@@ -598,6 +610,38 @@ def broken_invariants(seen: Observed) -> list[str]:
             broken.append("ended without a notification giving the reason")
     if seen.abort_errors:
         broken.append(f"the abort failed: {seen.abort_errors[0]}")
+    return broken
+
+
+def _broken_outcome(seen: Observed, outcomes: list[LedgerEntry]) -> list[str]:
+    """Exactly one outcome in the ledger of a rollout that started. Only the rollback function records a
+    rollback's outcome: when it fails on every try the ledger can hold none, and then the end must be told
+    (see `broken_invariants`) and show as failed, for the alarms and the console."""
+    broken = []
+    if seen.ledger and len(outcomes) != 1 and not (seen.rollback_function_broken and not outcomes):
+        broken.append(f"the ledger holds {len(outcomes)} outcomes, not one")
+    if seen.rollback_function_broken and not any(
+        e.arn == seen.rollout_id and e.error == "RollbackFailed" for e in seen.executions
+    ):
+        broken.append("the rollback function failed on every try, yet the rollout did not end RollbackFailed")
+    return broken
+
+
+def _broken_endpoint(seen: Observed, status: str | None, promoted: bool, *, gave_up: bool) -> list[str]:
+    """The endpoint serves the expected model alone; no candidate variant is left. Where no workflow can
+    remove it (SageMaker fails every restoring update, or the rollback function every try), the
+    candidate's variant may stay at 0 % once the rollout gave up; anywhere else giving up is broken."""
+    broken = []
+    serving = {(variant, model) for variant, model, weight in seen.running if weight > 0}
+    expected = seen.candidate_model if promoted else BOOTSTRAP_MODEL
+    if {model for _, model in serving} != {expected}:
+        broken.append(f"the endpoint serves {sorted(serving)}, not {expected} alone")
+    left = [weight for _, model, weight in seen.running if model == seen.candidate_model]
+    may_stay = gave_up and seen.restore_impossible and all(weight == 0 for weight in left)
+    if not promoted and left and not may_stay:
+        broken.append(f"the candidate is left in a variant of {seen.running_config}")
+    if status == "failed" and not seen.restore_impossible:
+        broken.append("the rollback gave up (outcome failed) although SageMaker would restore the champion")
     return broken
 
 
@@ -748,11 +792,12 @@ class World:
             timeouts[spec.arn] = spec.timeout_seconds
         self.timeouts: dict[str, int] = {}
         for name, state in rig.definition["States"].items():
-            if state["Type"] == "Task" and state["Resource"] != SNS_PUBLISH:
+            if state["Type"] == "Task" and state["Resource"] not in INTEGRATIONS:
                 function = state.get("Parameters", {}).get("FunctionName", state["Resource"])
                 self.timeouts[name] = timeouts[function]
         self.interpreter = Interpreter(rig.definition, abort_settings.state_machine_arn, tasks, self.clock)
         self.interpreter.integrations[SNS_PUBLISH] = self._publish
+        self.interpreter.integrations[SET_WEIGHTS] = self._set_weights
         abort_module = rig.modules[ABORT_HANDLER]
         abort_module.use(
             abort_module.build_services(
@@ -784,6 +829,9 @@ class World:
 
     def close(self) -> None:
         use(None)
+
+    def _set_weights(self, parameters: Any) -> Any:
+        return self.sagemaker.update_endpoint_weights_and_capacities(**parameters)
 
     def _publish(self, parameters: Any) -> Any:
         """Step Functions' sns:publish: a Message given as an object is sent as its JSON."""
@@ -1018,6 +1066,8 @@ class Injection:
     ) -> Any:
         if not self._scenario_events(execution, state, attempt):
             return None
+        if state in self.scenario.broken_function:
+            raise TaskFailure("InjectedFault", _cause("InjectedFault", f"{state}: the function is broken"))
         entry = (execution.arn, len(execution.entered))
         if state != self.state or self.fault is None or (self.target is not None and self.target != entry):
             return run()
@@ -1113,6 +1163,7 @@ def run_cell(rig: Rig, scenario: Scenario, state: str, fault: Fault | None) -> C
             world.interpreter.run_all()
             seen = world.observe()
             seen.restore_impossible = scenario.restore_impossible
+            seen.rollback_function_broken = scenario.rollback_function_broken
             broken = broken_invariants(seen)
             if fault is not None and injection.target is None:
                 broken.insert(0, f"the scenario never entered {state!r}")

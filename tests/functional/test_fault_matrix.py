@@ -27,6 +27,7 @@ from tests.functional.fault_matrix import (
     REFUSED,
     RESTORE_FAILS,
     RESTORE_IMPOSSIBLE,
+    ROLLBACK_FUNCTION_BROKEN,
     ROLLED_BACK,
     CellResult,
     Fault,
@@ -122,7 +123,16 @@ def write_table(results: list[CellResult]) -> None:
             if scenario.name in KNOWN_SCENARIOS
             else [],
         )
-        for scenario in (PROMOTED, ROLLED_BACK, ABORTED, RESTORE_FAILS, RESTORE_IMPOSSIBLE, LOCKED, REFUSED)
+        for scenario in (
+            PROMOTED,
+            ROLLED_BACK,
+            ABORTED,
+            RESTORE_FAILS,
+            RESTORE_IMPOSSIBLE,
+            ROLLBACK_FUNCTION_BROKEN,
+            LOCKED,
+            REFUSED,
+        )
     ],
 )
 def test_each_scenario_without_a_fault_ends_well(rig: Rig, scenario: Scenario) -> None:
@@ -132,6 +142,14 @@ def test_each_scenario_without_a_fault_ends_well(rig: Rig, scenario: Scenario) -
 
 def test_a_rollback_that_cannot_restore_ends_told_with_the_endpoint_freed(rig: Rig) -> None:
     result = run_cell(rig, RESTORE_IMPOSSIBLE, "", None)
+    assert result.ends == ("rollout: FAILED RollbackFailed",), result.ends
+    assert result.broken == (), result.broken
+
+
+def test_a_rollback_function_failing_on_every_try_ends_told_with_the_traffic_on_the_champion(
+    rig: Rig,
+) -> None:
+    result = run_cell(rig, ROLLBACK_FUNCTION_BROKEN, "", None)
     assert result.ends == ("rollout: FAILED RollbackFailed",), result.ends
     assert result.broken == (), result.broken
 

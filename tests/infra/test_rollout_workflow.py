@@ -48,6 +48,7 @@ ROLLBACK_PATH = {
     "Pause before rolling back again",
     ROLLBACK_AGAIN,
     "Tell from the workflow that the rollback failed",
+    "Send all traffic to the champion, from the workflow",
     "Is the rollback recorded?",
     "Wait for the rollback",
     "Is the champion restored?",
@@ -91,6 +92,10 @@ WORKFLOW_TELLERS = {
     "Tell from the workflow that the rollback failed": "Rollback failed",
     "Tell that the aborted rollout was not rolled back": "Aborted rollout not rolled back",
 }
+# When the rollback function has failed twice, Step Functions moves the traffic to the champion itself.
+TRAFFIC_BACK = "Send all traffic to the champion, from the workflow"
+# The tasks that run no function of the stack.
+WORKFLOW_CALLS = {*WORKFLOW_TELLERS, TRAFFIC_BACK}
 # Where each task's last Catch puts the caught error (None: dropped): the rollback's own failure beside the
 # reason it rolls back for; a teller's beside the error it tells; a resume tried again gets its input as it
 # was.
@@ -101,7 +106,7 @@ CAUGHT_INTO = {
     "Tell that another rollout holds the endpoint": "$.telling_error",
     "Tell why the rollout was refused": "$.telling_error",
     RESUME: None,
-    **dict.fromkeys(WORKFLOW_TELLERS, None),
+    **dict.fromkeys(WORKFLOW_CALLS, None),
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -328,7 +333,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
     tasks = {
         name: state
         for name, state in definition["States"].items()
-        if state["Type"] == "Task" and name not in WORKFLOW_TELLERS
+        if state["Type"] == "Task" and name not in WORKFLOW_CALLS
     }
     assert set(tasks) == set(TASK_HANDLERS)
     for name, state in tasks.items():
@@ -356,7 +361,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
 
 def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
     for name, state in definition["States"].items():
-        if state["Type"] != "Task" or name in WORKFLOW_TELLERS:
+        if state["Type"] != "Task" or name in WORKFLOW_CALLS:
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
         assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
@@ -417,7 +422,7 @@ def test_a_resume_or_a_rollback_failing_past_its_retries_is_tried_once_more_afte
             ROLLBACK,
             "Pause before rolling back again",
             ROLLBACK_AGAIN,
-            "Release the lock after a failed rollback",
+            TRAFFIC_BACK,
         ),
         (
             RESUME,
@@ -482,7 +487,23 @@ def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str,
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
     assert states[ROLLBACK]["Catch"][0]["Next"] == "Pause before rolling back again"
-    assert states[ROLLBACK_AGAIN]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states[ROLLBACK_AGAIN]["Catch"][0]["Next"] == TRAFFIC_BACK
+    # The rollback function failed twice: the workflow sends every user to the champion itself, whether
+    # SageMaker takes it or not (shadow and blue/green have no weighted challenger).
+    traffic_back = states[TRAFFIC_BACK]
+    assert traffic_back["Resource"] == (
+        "arn:aws:states:::aws-sdk:sagemaker:updateEndpointWeightsAndCapacities"
+    )
+    assert traffic_back["Parameters"] == {
+        "EndpointName.$": "$.request.endpoint_name",
+        "DesiredWeightsAndCapacities": [
+            {"VariantName.$": "$.request.variants.champion", "DesiredWeight": 1},
+            {"VariantName.$": "$.request.variants.challenger", "DesiredWeight": 0},
+        ],
+    }
+    assert traffic_back["ResultPath"] is None
+    assert traffic_back["Next"] == "Release the lock after a failed rollback"
+    assert traffic_back["Catch"][-1]["Next"] == "Release the lock after a failed rollback"
     # A failed check hands back to the rollback, which looks at the endpoint itself.
     assert states["Is the champion restored?"]["Catch"][0]["Next"] == ROLLBACK
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
@@ -526,8 +547,12 @@ def test_machine_may_invoke_only_the_rollout_functions(dev: Synthesized) -> None
     functions = {f"<{_function_ids(dev)[module]}.Arn>" for module in HANDLER_MODULES}
     assert grants.pop("lambda:InvokeFunction") == functions | {f"{arn}:*" for arn in functions}
     # Telling the topic itself when a telling function fails (see the test of the workflow's tellers).
-    for action in ("sns:Publish", "kms:Decrypt", "kms:GenerateDataKey"):
-        grants.pop(action)
+    arns = _Arns(dev)
+    assert grants.pop("sns:Publish") == {arns.topic}
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert grants.pop(action) == {arns.topic_key}
+    # Moving the traffic to the champion when the rollback function has failed twice: the endpoints only.
+    assert grants.pop("sagemaker:UpdateEndpointWeightsAndCapacities") == {_Arns(dev).endpoint}
     # The rest is what Step Functions logging and X-Ray need, which has no resource-level permission.
     assert all(
         action.startswith(("logs:", "xray:")) and resources == {"*"} for action, resources in grants.items()
