@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -36,7 +36,7 @@ from infra.endpoint import ModelEndpoint
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
-from infra.notifications import Notifications
+from infra.notifications import Notifications, failure_alarm
 from infra.registry import ModelRegistry
 from infra.rollout_targets import RolloutTargets
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
@@ -84,6 +84,11 @@ ENDPOINT_BUSY = "EndpointBusy"
 # the same input (its endpoint calls are skipped when done, its ledger entries written once).
 TIMED_OUT = "Sandbox.Timedout"
 ENDPOINT_LOCKED = "EndpointLocked"
+ROLLED_BACK = "RolledBack"
+REFUSED = "RolloutRefused"
+# The Fail states that are ordinary ends, each told on its own path: Step Functions' ExecutionsFailed counts
+# them with every genuine failure, so the failure alarm counts the other failed ends from the log.
+ORDINARY_FAILED_ENDS = frozenset({ROLLED_BACK, ENDPOINT_LOCKED, REFUSED})
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
 # Where the rollback function's own failure goes: `error` keeps the reason it rolls back for.
@@ -430,7 +435,7 @@ class RolloutWorkflow(Construct):
         released = self._task("Release the lock after the rollback", self.functions.release)
         released_anyway = self._task("Release the lock after a failed rollback", self.functions.release)
         rolled_back = sfn.Fail(
-            self, "Rolled back", error="RolledBack", cause="The challenger was rolled back; see the ledger."
+            self, "Rolled back", error=ROLLED_BACK, cause="The challenger was rolled back; see the ledger."
         )
         needs_person = sfn.Fail(
             self,
@@ -627,7 +632,7 @@ class RolloutWorkflow(Construct):
         refused = sfn.Fail(
             self,
             "Rollout refused",
-            error="RolloutRefused",
+            error=REFUSED,
             cause_path=ERROR_CAUSE,
         )
         # Nothing is deployed before the start succeeds, so there is nothing to roll back. A start that
@@ -832,7 +837,8 @@ class RolloutWorkflow(Construct):
 
     def _failure_alarms(self) -> list[cloudwatch.Alarm]:
         """What must not end silently, as alarms on the environment's topic: an abort or rollback that
-        errs, an event waiting in a dead-letter queue, a rollout execution that timed out."""
+        errs, an event waiting in a dead-letter queue, a rollout execution that timed out or genuinely
+        failed."""
         prefix = self._config.prefix
         window = Duration.minutes(5)
         metrics: dict[str, tuple[cloudwatch.IMetric, str]] = {
@@ -860,6 +866,7 @@ class RolloutWorkflow(Construct):
                 self.state_machine.metric_timed_out(period=window, statistic="Sum"),
                 "rollout-timed-out",
             ),
+            "RolloutFailedAlarm": (self._failed_executions(window), "rollout-failed"),
         }
         descriptions = {
             "abort-errors": "The rollout abort function failed: an abort may not have stopped its rollout.",
@@ -867,25 +874,42 @@ class RolloutWorkflow(Construct):
             "undelivered-aborts": "An abort could not be delivered or failed: its events wait for a person.",
             "undelivered-approvals": "An approved package's rollout could not be started: see the queue.",
             "rollout-timed-out": "A rollout execution timed out: it is rolled back, check that it was.",
+            "rollout-failed": "A rollout execution failed other than by rolling back or being refused (a "
+            "rollback that failed, a lock not released, an abort not rolled back): the topic and its "
+            "execution say why.",
         }
-        alarms = []
-        topic_action = cloudwatch_actions.SnsAction(self._notifications.topic)
-        for construct_id, (metric, name) in metrics.items():
-            alarm = cloudwatch.Alarm(
+        return [
+            failure_alarm(
                 self,
                 construct_id,
-                alarm_name=f"{prefix}-{name}",
-                alarm_description=descriptions[name],
+                name=f"{prefix}-{name}",
+                description=descriptions[name],
                 metric=metric,
-                threshold=1,
-                evaluation_periods=1,
-                datapoints_to_alarm=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                topic=self._notifications.topic,
             )
-            alarm.add_alarm_action(topic_action)
-            alarms.append(alarm)
-        return alarms
+            for construct_id, (metric, name) in metrics.items()
+        ]
+
+    def _failed_executions(self, window: Duration) -> cloudwatch.IMetric:
+        """The executions that failed other than by an ordinary end, counted from the machine's own log:
+        whatever function failed, the machine logs how its execution ended."""
+        log_group = self.node.find_child("StateMachineLogs")
+        assert isinstance(log_group, logs.LogGroup)
+        pattern = logs.FilterPattern.all(
+            logs.FilterPattern.string_value("$.type", "=", "ExecutionFailed"),
+            *(
+                logs.FilterPattern.string_value("$.details.error", "!=", error)
+                for error in sorted(ORDINARY_FAILED_ENDS)
+            ),
+        )
+        metric_filter = log_group.add_metric_filter(
+            "FailedExecutions",
+            filter_pattern=pattern,
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=f"{self.state_machine_name}-failed-executions",
+            metric_value="1",
+        )
+        return metric_filter.metric(period=window, statistic="Sum")
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

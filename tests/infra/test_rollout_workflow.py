@@ -24,6 +24,7 @@ from infra.rollout_workflow import (
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
     MAX_BAKES_PER_STEP,
+    ORDINARY_FAILED_ENDS,
     TIMED_OUT,
     workflow_timeout,
 )
@@ -1056,6 +1057,7 @@ def test_failing_aborts_rollbacks_dead_letters_and_timeouts_alarm_on_the_topic(d
         f"{prefix}-undelivered-aborts",
         f"{prefix}-undelivered-approvals",
         f"{prefix}-rollout-timed-out",
+        f"{prefix}-rollout-failed",
     }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic}], name
@@ -1086,3 +1088,41 @@ def test_the_abort_and_rollback_functions_keep_their_own_concurrency(dev: Synthe
     # No other function reserves any: the account's unreserved pool stays as large as it can.
     others = [m for m in HANDLER_MODULES if m != "rollout_rollback"]
     assert all("ReservedConcurrentExecutions" not in _function(dev, module) for module in others)
+
+
+def test_a_genuinely_failed_rollout_execution_alarms_on_the_topic(
+    dev: Synthesized, definition: dict[str, Any]
+) -> None:
+    """ "Rolled back", "Another rollout holds this endpoint" and "Rollout refused" are Fail states too, so
+    the state machine's ExecutionsFailed would alarm on every rollback: the machine's own log counts the
+    executions that failed any other way (a rollback that failed, a lock not released, a resume that
+    failed, an error no state caught), whatever function failed."""
+    prefix = dev.config.prefix
+    states = definition["States"]
+    ends = {state["Error"] for state in states.values() if state["Type"] == "Fail"}
+    assert ends > ORDINARY_FAILED_ENDS
+    assert {"RolledBack", "EndpointLocked", "RolloutRefused"} == ORDINARY_FAILED_ENDS
+    [log_group] = [
+        key for key in dev.of_type("AWS::Logs::LogGroup") if key.startswith("RolloutStateMachineLogs")
+    ]
+    [metric_filter] = [
+        f["Properties"]
+        for f in dev.of_type("AWS::Logs::MetricFilter").values()
+        if f["Properties"]["LogGroupName"] == {"Ref": log_group}
+    ]
+    pattern = metric_filter["FilterPattern"]
+    assert '($.type = "ExecutionFailed")' in pattern
+    for error in ORDINARY_FAILED_ENDS:
+        assert f'($.details.error != "{error}")' in pattern
+    [transformation] = metric_filter["MetricTransformations"]
+    assert transformation["MetricValue"] == "1"
+    alarm = next(
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{prefix}-rollout-failed"
+    )
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        transformation["MetricNamespace"],
+        transformation["MetricName"],
+    )
+    assert alarm["AlarmActions"] == [{"Ref": _single(dev, "AWS::SNS::Topic", "NotificationsTopic")}]
