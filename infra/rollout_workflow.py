@@ -752,7 +752,7 @@ class RolloutWorkflow(Construct):
             memory_size=256,
         )
         role = function.role
-        # Who holds the endpoint, and what that rollout has recorded.
+        # Who holds the endpoint, and what that rollout (or a running one without a live lease) recorded.
         self.lock_table.grant(role, "dynamodb:GetItem")
         # A lock a failed execution left after recording its outcome: a delete conditional on the holder.
         self.lock_table.grant(role, "dynamodb:DeleteItem")
@@ -766,6 +766,8 @@ class RolloutWorkflow(Construct):
         )
         function.allow(["states:DescribeExecution", "states:StopExecution"], [executions])
         machine.grant_start_execution(role)
+        # A running rollout whose lease expired is found from its execution.
+        function.allow(["states:ListExecutions"], [machine.state_machine_arn])
         flags.grant_read(role)
         acknowledge_wildcard_resources(
             role,

@@ -300,6 +300,11 @@ class Interpreter:
             )
         return {"executionArn": executionArn, "status": execution.status}
 
+    def list_executions(self, *, stateMachineArn: str, statusFilter: str) -> dict[str, Any]:
+        assert stateMachineArn == self.machine_arn, stateMachineArn
+        listed = [e for e in self.executions.values() if e.status == statusFilter]
+        return {"executions": [{"executionArn": e.arn, "name": e.name, "status": e.status} for e in listed]}
+
     def stop_execution(self, *, executionArn: str, error: str, cause: str) -> dict[str, Any]:
         execution = self.executions[executionArn]
         if execution.status == "RUNNING":

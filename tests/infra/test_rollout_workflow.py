@@ -764,6 +764,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "states:DescribeExecution": {arns.executions},
             "states:StopExecution": {arns.executions},
             "states:StartExecution": {arns.machine},
+            # A running rollout whose lease expired is found from its execution.
+            "states:ListExecutions": {arns.machine},
             "appconfig:StartConfigurationSession": {arns.flags},
             "appconfig:GetLatestConfiguration": {arns.flags},
             # Its dead-letter queue: an abort that failed after Lambda's retries.
