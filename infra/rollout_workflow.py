@@ -7,9 +7,12 @@ from in service to promote), `decision.action`, and the Wait reads `bake_seconds
 lock is held elsewhere, or the input is refused) ends the execution at once: nothing was deployed.
 
 Every task retries the transient errors with backoff; every task after the start catches everything else
-into the rollback path, which never loops back: a failure there releases the lock and ends the execution
-as failed, for a person to look at. A rolled-back rollout ends in the Fail state "Rolled back" so that the
-console and the execution-status events show plainly that the candidate did not ship; the ledger holds why.
+into the rollback path, which never loops back: its function failing past its retries is tried once more
+after a pause, and a second failure moves the traffic to the champion from the workflow itself, releases
+the lock, is told on the topic and ends the execution as failed, for a person to look at. Whenever the
+function that tells fails, the workflow publishes to the topic itself. A rolled-back rollout ends in the
+Fail state "Rolled back" so that the console and the execution-status events show plainly that the
+candidate did not ship; the ledger holds why.
 
 Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
 """
