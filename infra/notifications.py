@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -80,3 +82,29 @@ class Notifications(Construct):
         )
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+def failure_alarm(
+    scope: Construct,
+    construct_id: str,
+    *,
+    name: str,
+    description: str,
+    metric: cloudwatch.IMetric,
+    topic: sns.ITopic,
+) -> cloudwatch.Alarm:
+    """An alarm on the topic as soon as `metric` counts one failure (no datapoint is no failure)."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_name=name,
+        alarm_description=description,
+        metric=metric,
+        threshold=1,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    return alarm

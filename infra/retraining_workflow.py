@@ -45,7 +45,7 @@ from infra.config import Endpoint, EnvironmentConfig
 from infra.endpoint_settings import grant_read_settings
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
-from infra.notifications import Notifications
+from infra.notifications import Notifications, failure_alarm
 from infra.registry import ModelRegistry
 from infra.retraining_job_role import RetrainingJobRole
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
@@ -162,6 +162,7 @@ class RetrainingWorkflow(Construct):
         self.ended_function = self._ended_function()
         grant_read_settings(self.ended_function.role, family_settings_path(config.prefix))
         self.ended_rule = self._ended_rule()
+        self.failure_alarms = self._failure_alarms()
 
     # --- Data -------------------------------------------------------------------------------------------
 
@@ -492,6 +493,32 @@ class RetrainingWorkflow(Construct):
         # The failure path publishes to the encrypted topic: SNS asks KMS for a data key as the caller.
         self._notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
+
+    def _failure_alarms(self) -> list[cloudwatch.Alarm]:
+        """A run that failed or timed out, on the topic: the retraining's ordinary ends all succeed, so
+        every failed execution is a genuine failure."""
+        prefix = self._config.prefix
+        window = Duration.minutes(5)
+        machine = self.state_machine
+        return [
+            failure_alarm(
+                self,
+                "FailedAlarm",
+                name=f"{prefix}-retraining-failed",
+                description="A retraining run failed: its notification and execution say why.",
+                metric=machine.metric_failed(period=window, statistic="Sum"),
+                topic=self._notifications.topic,
+            ),
+            failure_alarm(
+                self,
+                "TimedOutAlarm",
+                name=f"{prefix}-retraining-timed-out",
+                description="A retraining run timed out: the ended-run function stops its jobs and frees "
+                "its lock.",
+                metric=machine.metric_timed_out(period=window, statistic="Sum"),
+                topic=self._notifications.topic,
+            ),
+        ]
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

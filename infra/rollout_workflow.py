@@ -7,9 +7,12 @@ from in service to promote), `decision.action`, and the Wait reads `bake_seconds
 lock is held elsewhere, or the input is refused) ends the execution at once: nothing was deployed.
 
 Every task retries the transient errors with backoff; every task after the start catches everything else
-into the rollback path, which never loops back: a failure there releases the lock and ends the execution
-as failed, for a person to look at. A rolled-back rollout ends in the Fail state "Rolled back" so that the
-console and the execution-status events show plainly that the candidate did not ship; the ledger holds why.
+into the rollback path, which never loops back: its function failing past its retries is tried once more
+after a pause, and a second failure moves the traffic to the champion from the workflow itself, releases
+the lock, is told on the topic and ends the execution as failed, for a person to look at. Whenever the
+function that tells fails, the workflow publishes to the topic itself. A rolled-back rollout ends in the
+Fail state "Rolled back" so that the console and the execution-status events show plainly that the
+candidate did not ship; the ledger holds why.
 
 Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
 """
@@ -22,10 +25,10 @@ from dataclasses import dataclass
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -37,7 +40,7 @@ from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
-from infra.notifications import Notifications
+from infra.notifications import Notifications, failure_alarm
 from infra.registry import ModelRegistry
 from infra.rollout_targets import RolloutTargets
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
@@ -85,8 +88,23 @@ ENDPOINT_BUSY = "EndpointBusy"
 # the same input (its endpoint calls are skipped when done, its ledger entries written once).
 TIMED_OUT = "Sandbox.Timedout"
 ENDPOINT_LOCKED = "EndpointLocked"
+ROLLED_BACK = "RolledBack"
+REFUSED = "RolloutRefused"
+# The Fail states that are ordinary ends, each told on its own path: Step Functions' ExecutionsFailed counts
+# them with every genuine failure, so the failure alarm counts the other failed ends from the log.
+ORDINARY_FAILED_ENDS = frozenset({ROLLED_BACK, ENDPOINT_LOCKED, REFUSED})
 # A Fail state after a Catch shows the caught error's cause (the handler's message) in the console.
 ERROR_CAUSE = "$.error.Cause"
+# Where the rollback function's own failure goes: `error` keeps the reason it rolls back for.
+ROLLBACK_ERROR = "$.rollback_error"
+# The resume's answers that another try cannot change: nothing of the rollout was deployed, or the input
+# is not an abort's.
+NOT_RESUMABLE = ("RolloutNotResumable", "InvalidAbortTrigger")
+# Where a telling task's own failure goes, beside the error it was to tell.
+TELLING_ERROR = "$.telling_error"
+# A task failing past its retries is tried once more after this pause (a throttled API, a function
+# being redeployed); a second failure is told and ends the execution.
+PAUSE_BEFORE_TRYING_AGAIN = Duration.minutes(5)
 # SageMaker takes minutes to update an endpoint; asking once a minute costs nothing and reacts in time.
 ENDPOINT_POLL = Duration.seconds(60)
 # Creating instances and moving an endpoint config, twice at most (deploy and promote or roll back), plus
@@ -155,6 +173,8 @@ class RolloutWorkflow(Construct):
             grant_read_endpoint_settings(function.role, config.prefix)
         self._grant()
         self.state_machine = self._state_machine()
+        # The workflow tells the topic itself when a telling function fails: SNS asks KMS for a data key.
+        notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         grant_read_endpoint_settings(self.abort_function.role, config.prefix)
@@ -383,19 +403,37 @@ class RolloutWorkflow(Construct):
         )
 
     def _rollback_path(self) -> tasks.LambdaInvoke:
-        """Restore the champion, wait for that update, come back to record; release the lock either way."""
+        """Restore the champion, wait for that update, come back to record; release the lock either way.
+
+        A rollback function failing past its retries is tried once more after a pause (its own error goes
+        to `rollback_error`, so the reason it rolls back for is kept). A rollback that cannot restore the
+        champion (SageMaker fails every restoring update) records the outcome `failed` itself, rejects the
+        package and tells why. A rollback function that fails twice cannot restore anything: the workflow
+        moves the traffic to the champion itself, and the release function tells why (or the workflow,
+        if that fails too). Either ends in "Rollback failed", for a person."""
         rollback = self._task("Roll back to the champion", self.functions.rollback)
+        pause = sfn.Wait(
+            self, "Pause before rolling back again", time=sfn.WaitTime.duration(PAUSE_BEFORE_TRYING_AGAIN)
+        )
+        rollback_again = self._task("Roll back to the champion again", self.functions.rollback)
         check = self._task("Is the champion restored?", self.functions.check_deployment)
         released = self._task("Release the lock after the rollback", self.functions.release)
         released_anyway = self._task("Release the lock after a failed rollback", self.functions.release)
         rolled_back = sfn.Fail(
-            self, "Rolled back", error="RolledBack", cause="The challenger was rolled back; see the ledger."
+            self, "Rolled back", error=ROLLED_BACK, cause="The challenger was rolled back; see the ledger."
         )
         needs_person = sfn.Fail(
             self,
             "Rollback failed",
             error="RollbackFailed",
-            cause_path=ERROR_CAUSE,
+            cause="The champion could not be restored: the topic and the ledger say why; the endpoint "
+            "needs a person (docs/rollout-workflow.md, Failure modes).",
+        )
+        told_anyway = self._told_by_the_workflow(
+            "Tell from the workflow that the rollback failed",
+            event="rollout_rollback_failed",
+            action="the endpoint needs a person: check which config it runs and restore the champion",
+            reason=f"{ROLLBACK_ERROR}.Cause",
         )
         released.add_catch(
             sfn.Fail(
@@ -407,17 +445,27 @@ class RolloutWorkflow(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        released_anyway.add_catch(needs_person, errors=["States.ALL"], result_path="$.error")
-        rollback.add_catch(released_anyway, errors=["States.ALL"], result_path="$.error")
+        released_anyway.add_catch(told_anyway, errors=["States.ALL"], result_path=TELLING_ERROR)
+        told_anyway.add_catch(needs_person, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway.next(needs_person)
+        rollback.add_catch(pause, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
+        pause.next(rollback_again)
+        traffic_back = self._traffic_to_the_champion()
+        rollback_again.add_catch(traffic_back, errors=["States.ALL"], result_path=ROLLBACK_ERROR)
+        traffic_back.add_catch(released_anyway, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        traffic_back.next(released_anyway)
         # A check that fails hands back to the rollback, which looks at the endpoint itself: an update
         # still running is waited for, a restored champion is recorded.
         check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
-        rollback.next(
+        recorded = (
             sfn.Choice(self, "Is the rollback recorded?")
+            .when(sfn.Condition.string_equals("$.outcome", "failed"), released_anyway)
             .when(OUTCOME_RECORDED, released.next(rolled_back))
             .otherwise(wait)
         )
+        rollback.next(recorded)
+        rollback_again.next(recorded)
         wait.next(check)
         # Whatever the update ended in, the rollback looks again: its own restoring update failed (it sends
         # it again, a few times), or another update it waited for has ended.
@@ -462,17 +510,94 @@ class RolloutWorkflow(Construct):
         )
         return promote
 
+    def _traffic_to_the_champion(self) -> tasks.CallAwsService:
+        """All traffic to the champion by Step Functions' own SageMaker call, when the rollback function
+        has failed twice: users leave the candidate within seconds although nothing else can be done.
+        Where there is no weighted challenger (shadow, blue/green) or the endpoint is being updated,
+        SageMaker refuses it and the failed path goes on."""
+        variants = "$.request.variants"
+        call = tasks.CallAwsService(
+            self,
+            "Send all traffic to the champion, from the workflow",
+            service="sagemaker",
+            action="updateEndpointWeightsAndCapacities",
+            parameters={
+                "EndpointName": sfn.JsonPath.string_at("$.request.endpoint_name"),
+                "DesiredWeightsAndCapacities": [
+                    {"VariantName": sfn.JsonPath.string_at(f"{variants}.champion"), "DesiredWeight": 1},
+                    {"VariantName": sfn.JsonPath.string_at(f"{variants}.challenger"), "DesiredWeight": 0},
+                ],
+            },
+            iam_resources=self._targets.endpoints,
+            iam_action="sagemaker:UpdateEndpointWeightsAndCapacities",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        call.add_retry(
+            errors=["States.ALL"],
+            interval=Duration.seconds(10),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return call
+
     def _tell_not_started(self, name: str, end: sfn.Fail) -> tasks.LambdaInvoke:
-        """The release function told that the start failed; the execution ends at `end` either way."""
+        """The release function told that the start failed; if it cannot, the workflow tells itself. The
+        execution ends at `end` either way."""
         tell = self._task(
             name,
             self.functions.release,
             sfn.TaskInput.from_object({"not_started": sfn.JsonPath.entire_payload}),
         )
         # The state keeps the start's error for the Fail's cause, even if telling failed.
-        tell.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway = self._told_by_the_workflow(
+            f"{name}, from the workflow",
+            event="rollout_not_started",
+            action="the package stays approved: start its rollout again once the endpoint is free",
+        )
+        tell.add_catch(told_anyway, errors=["States.ALL"], result_path=TELLING_ERROR)
+        told_anyway.add_catch(end, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told_anyway.next(end)
         tell.next(end)
         return tell
+
+    def _told_by_the_workflow(
+        self,
+        name: str,
+        *,
+        event: str,
+        action: str,
+        rollout_id: str = "$$.Execution.Id",
+        reason: str = ERROR_CAUSE,
+        after_telling_failed: bool = True,
+    ) -> tasks.SnsPublish:
+        """The topic told by Step Functions itself, when the function that tells has failed past its
+        retries (or there is none): a path that shares nothing with the functions but the topic. The
+        paths are JSONPaths of the state; the state passes through unchanged."""
+        message: dict[str, object] = {
+            "event": event,
+            "rollout_id": sfn.JsonPath.string_at(rollout_id),
+            "input": sfn.JsonPath.object_at("$$.Execution.Input"),
+            "reason": sfn.JsonPath.string_at(reason),
+            "action": action,
+        }
+        if after_telling_failed:
+            message["telling_failed"] = sfn.JsonPath.string_at(f"{TELLING_ERROR}.Cause")
+        publish = tasks.SnsPublish(
+            self,
+            name,
+            topic=self._notifications.topic,
+            subject=f"{self._config.prefix}: {event.replace('_', ' ')}",
+            message=sfn.TaskInput.from_object(message),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        publish.add_retry(
+            errors=["SNS.ThrottledException", "SNS.InternalErrorException", "States.Timeout"],
+            interval=Duration.seconds(2),
+            max_attempts=4,
+            backoff_rate=2,
+        )
+        return publish
 
     def _definition(self) -> sfn.IChainable:
         rollback = self._rollback_path()
@@ -492,7 +617,7 @@ class RolloutWorkflow(Construct):
         refused = sfn.Fail(
             self,
             "Rollout refused",
-            error="RolloutRefused",
+            error=REFUSED,
             cause_path=ERROR_CAUSE,
         )
         # Nothing is deployed before the start succeeds, so there is nothing to roll back. A start that
@@ -544,19 +669,51 @@ class RolloutWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
             .otherwise(rollback)
         )
-        resume = self._task("Load the aborted rollout", self.functions.resume)
-        resume.add_catch(
-            sfn.Fail(self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE),
-            errors=["States.ALL"],
-            result_path="$.error",
-        )
+        resume = self._resume(rollback)
         name_rollout.next(take_lock).next(gates).next(gates_passed)
         # The abort function starts the machine with {"abort": ...} to roll a stopped rollout back.
         return (
             sfn.Choice(self, "Abort or new rollout?")
-            .when(sfn.Condition.is_present("$.abort"), resume.next(rollback))
+            .when(sfn.Condition.is_present("$.abort"), resume)
             .otherwise(name_rollout)
         )
+
+    def _resume(self, rollback: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+        """Load the aborted rollout and hand it to the rollback. A rollout the ledger cannot resume (it
+        never started) ends at once; a resume failing past its retries is tried once more after a pause,
+        and a second failure is told by the workflow: the aborted rollout is not rolled back."""
+        resume = self._task("Load the aborted rollout", self.functions.resume)
+        pause = sfn.Wait(
+            self,
+            "Pause before loading the aborted rollout again",
+            time=sfn.WaitTime.duration(PAUSE_BEFORE_TRYING_AGAIN),
+        )
+        resume_again = self._task("Load the aborted rollout again", self.functions.resume)
+        not_found = sfn.Fail(
+            self, "Aborted rollout not found", error="RolloutNotResumable", cause_path=ERROR_CAUSE
+        )
+        not_resumed = sfn.Fail(
+            self, "Aborted rollout not rolled back", error="RolloutNotResumed", cause_path=ERROR_CAUSE
+        )
+        told = self._told_by_the_workflow(
+            "Tell that the aborted rollout was not rolled back",
+            event="rollout_rollback_failed",
+            action="the aborted rollout was not rolled back: restore the endpoint's champion and release "
+            "its lock, or abort it again",
+            rollout_id="$.abort.rollout_id",
+            after_telling_failed=False,
+        )
+        resume.add_catch(not_found, errors=list(NOT_RESUMABLE), result_path="$.error")
+        # The input stays as it was for the second try (the handler refuses unknown keys).
+        resume.add_catch(pause, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        pause.next(resume_again)
+        resume_again.add_catch(not_found, errors=list(NOT_RESUMABLE), result_path="$.error")
+        resume_again.add_catch(told, errors=["States.ALL"], result_path="$.error")
+        told.add_catch(not_resumed, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        told.next(not_resumed)
+        resume.next(rollback)
+        resume_again.next(rollback)
+        return resume
 
     # --- Abort ------------------------------------------------------------------------------------------
 
@@ -580,7 +737,7 @@ class RolloutWorkflow(Construct):
             memory_size=256,
         )
         role = function.role
-        # Who holds the endpoint, and what that rollout has recorded.
+        # Who holds the endpoint, and what that rollout (or a running one without a live lease) recorded.
         self.lock_table.grant(role, "dynamodb:GetItem")
         # A lock a failed execution left after recording its outcome: a delete conditional on the holder.
         self.lock_table.grant(role, "dynamodb:DeleteItem")
@@ -594,6 +751,8 @@ class RolloutWorkflow(Construct):
         )
         function.allow(["states:DescribeExecution", "states:StopExecution"], [executions])
         machine.grant_start_execution(role)
+        # A running rollout whose lease expired is found from its execution.
+        function.allow(["states:ListExecutions"], [machine.state_machine_arn])
         flags.grant_read(role)
         acknowledge_wildcard_resources(
             role,
@@ -665,7 +824,8 @@ class RolloutWorkflow(Construct):
 
     def _failure_alarms(self) -> list[cloudwatch.Alarm]:
         """What must not end silently, as alarms on the environment's topic: an abort or rollback that
-        errs, an event waiting in a dead-letter queue, a rollout execution that timed out."""
+        errs, an event waiting in a dead-letter queue, a rollout execution that timed out or genuinely
+        failed."""
         prefix = self._config.prefix
         window = Duration.minutes(5)
         metrics: dict[str, tuple[cloudwatch.IMetric, str]] = {
@@ -693,6 +853,7 @@ class RolloutWorkflow(Construct):
                 self.state_machine.metric_timed_out(period=window, statistic="Sum"),
                 "rollout-timed-out",
             ),
+            "RolloutFailedAlarm": (self._failed_executions(window), "rollout-failed"),
         }
         descriptions = {
             "abort-errors": "The rollout abort function failed: an abort may not have stopped its rollout.",
@@ -700,25 +861,42 @@ class RolloutWorkflow(Construct):
             "undelivered-aborts": "An abort could not be delivered or failed: its events wait for a person.",
             "undelivered-approvals": "An approved package's rollout could not be started: see the queue.",
             "rollout-timed-out": "A rollout execution timed out: it is rolled back, check that it was.",
+            "rollout-failed": "A rollout execution failed other than by rolling back or being refused (a "
+            "rollback that failed, a lock not released, an abort not rolled back): the topic and its "
+            "execution say why.",
         }
-        alarms = []
-        topic_action = cloudwatch_actions.SnsAction(self._notifications.topic)
-        for construct_id, (metric, name) in metrics.items():
-            alarm = cloudwatch.Alarm(
+        return [
+            failure_alarm(
                 self,
                 construct_id,
-                alarm_name=f"{prefix}-{name}",
-                alarm_description=descriptions[name],
+                name=f"{prefix}-{name}",
+                description=descriptions[name],
                 metric=metric,
-                threshold=1,
-                evaluation_periods=1,
-                datapoints_to_alarm=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                topic=self._notifications.topic,
             )
-            alarm.add_alarm_action(topic_action)
-            alarms.append(alarm)
-        return alarms
+            for construct_id, (metric, name) in metrics.items()
+        ]
+
+    def _failed_executions(self, window: Duration) -> cloudwatch.IMetric:
+        """The executions that failed other than by an ordinary end, counted from the machine's own log:
+        whatever function failed, the machine logs how its execution ended."""
+        log_group = self.node.find_child("StateMachineLogs")
+        assert isinstance(log_group, logs.LogGroup)
+        pattern = logs.FilterPattern.all(
+            logs.FilterPattern.string_value("$.type", "=", "ExecutionFailed"),
+            *(
+                logs.FilterPattern.string_value("$.details.error", "!=", error)
+                for error in sorted(ORDINARY_FAILED_ENDS)
+            ),
+        )
+        metric_filter = log_group.add_metric_filter(
+            "FailedExecutions",
+            filter_pattern=pattern,
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=f"{self.state_machine_name}-failed-executions",
+            metric_value="1",
+        )
+        return metric_filter.metric(period=window, statistic="Sum")
 
     # --- Triggers ---------------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ Targets of EventBridge rules (an endpoint's composite alarm to ALARM, an AppConf
 flags, a rollout execution timed out or stopped) and of a person (``aws lambda invoke`` with
 ``{"endpoint": ..., "reason": ...}``); `lambdas.rollout.abort` says which endpoints each names.
 
-Per endpoint: the live lease names the running rollout; if it has recorded an outcome it is ending on
-its own and is left alone. Otherwise its execution is stopped (if still running) and the state machine
+Per endpoint: the live lease names the running rollout (with no live lease, a running execution that
+is a rollout of the endpoint: its lease expired); if it has recorded an outcome it is ending on its own
+and is left alone. Otherwise its execution is stopped (if still running) and the state machine
 is started on its rollback path for the same rollout, under a name derived from the rollout: the same
 trigger delivered twice, or two triggers for one rollout, start one rollback. A task of the stopped
 execution that was already running may still finish its one call; every task that changes the endpoint

@@ -47,6 +47,7 @@ __all__ = [
     "lock_left_by_failed_execution",
     "parse_trigger",
     "resume",
+    "runs_on_endpoint",
     "target_for_ended_execution",
     "targets_for_alarm",
     "targets_for_flags",
@@ -231,6 +232,14 @@ def lock_left_by_failed_execution(event: ExecutionEndedEvent, entries: Sequence[
     if not any(entry.kind is EntryKind.OUTCOME for entry in entries):
         return None
     return RolloutState.model_validate(entries[0].payload["state"]).endpoint
+
+
+def runs_on_endpoint(entries: Sequence[LedgerEntry], endpoint: str) -> bool:
+    """Whether a running execution's ledger is a rollout of `endpoint` that began and has no outcome:
+    the rollout to abort when its lease has expired (nothing renewed it, and no one took the lock)."""
+    if not _started(entries) or any(entry.kind is EntryKind.OUTCOME for entry in entries):
+        return False
+    return RolloutState.model_validate(entries[0].payload["state"]).endpoint == endpoint
 
 
 def _started(entries: Sequence[LedgerEntry]) -> bool:

@@ -105,6 +105,9 @@ class RolloutState(_Frozen):
     rollback_reason: str | None = Field(
         default=None, description="why the rollback began; kept while it waits for its endpoint update"
     )
+    rollback_error: TaskError | None = Field(
+        default=None, description="the rollback function's own failure, caught; `error` keeps the reason"
+    )
     restores: int = Field(default=0, ge=0, description="restoring updates the rollback has sent")
     lease_seconds: int = Field(
         default=2 * 3600, ge=1, description="how long the lock's lease lasts from each renewal (the plan's)"

@@ -42,6 +42,7 @@ from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.wiring import build_services, use
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_abort_settings
+from lambdas.rollout.tasks.rollback import MAX_RESTORES
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects
 from localcloud.sagemaker.control import switch_config
 from tests.functional.rollout_cloud import (
@@ -76,6 +77,11 @@ BOOTSTRAP_MODEL = "churn-v1"
 HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 ABORT_REASON = "the fault matrix aborts"
+ROLLBACK_STATE = "Roll back to the champion"
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
+SET_WEIGHTS = "arn:aws:states:::aws-sdk:sagemaker:updateEndpointWeightsAndCapacities"
+# Step Functions' own service calls: they run no function of the stack.
+INTEGRATIONS = (SNS_PUBLISH, SET_WEIGHTS)
 
 
 class Fault(StrEnum):
@@ -263,6 +269,8 @@ class Interpreter:
         self._tasks = tasks
         self.clock = clock
         self.executions: dict[str, Execution] = {}
+        self.integrations: dict[str, TaskCall] = {}
+        """Step Functions' own service integrations (Resource -> the call with the resolved Parameters)."""
         self.injector: Injector | None = None
         self.on_ended: Callable[[Execution], None] | None = None
         self.between: Callable[[], None] | None = None
@@ -291,6 +299,11 @@ class Interpreter:
                 {"Error": {"Code": "ExecutionDoesNotExist", "Message": executionArn}}, "DescribeExecution"
             )
         return {"executionArn": executionArn, "status": execution.status}
+
+    def list_executions(self, *, stateMachineArn: str, statusFilter: str) -> dict[str, Any]:
+        assert stateMachineArn == self.machine_arn, stateMachineArn
+        listed = [e for e in self.executions.values() if e.status == statusFilter]
+        return {"executions": [{"executionArn": e.arn, "name": e.name, "status": e.status} for e in listed]}
 
     def stop_execution(self, *, executionArn: str, error: str, cause: str) -> dict[str, Any]:
         execution = self.executions[executionArn]
@@ -364,6 +377,10 @@ class Interpreter:
         for key, value in parameters.items():
             if isinstance(value, Mapping):
                 resolved[key] = self._parameters(value, execution)
+            elif isinstance(value, list):
+                resolved[key] = [
+                    self._parameters(item, execution) if isinstance(item, Mapping) else item for item in value
+                ]
             elif key.endswith(".$"):
                 resolved[key[:-2]] = self._value(str(value), execution)
             else:
@@ -373,6 +390,8 @@ class Interpreter:
     def _value(self, expression: str, execution: Execution) -> Any:
         if expression == "$$.Execution.Id":
             return execution.arn
+        if expression == "$$.Execution.Input":
+            return execution.input
         if expression.startswith("States.JsonMerge("):
             left, right, _deep = (part.strip() for part in expression[17:-1].split(","))
             return {**_path(execution.data, left)[1], **_path(execution.data, right)[1]}
@@ -382,9 +401,11 @@ class Interpreter:
         if spec["Resource"] == "arn:aws:states:::lambda:invoke":
             function = spec["Parameters"]["FunctionName"]
             payload = self._parameters(spec["Parameters"], execution)["Payload"]
+        elif spec["Resource"] in self.integrations:
+            function, payload = spec["Resource"], self._parameters(spec["Parameters"], execution)
         else:
             function, payload = spec["Resource"], execution.data
-        handler = self._tasks[function]
+        handler = self._tasks.get(function) or self.integrations[function]
         attempts: dict[int, int] = {}
         attempt = 0
         while True:
@@ -410,19 +431,20 @@ class Interpreter:
                         self.clock.now += delay
                         attempt += 1
                         continue
-                catcher = _catcher(spec, failure.error)
-                if catcher is None:
+                caught = _catcher(spec, failure.error)
+                if caught is None:
                     self._end(execution, "FAILED", failure.error, failure.cause)
                     return
-                data = dict(execution.data) if isinstance(execution.data, Mapping) else {}
-                data["error"] = {"Error": failure.error, "Cause": failure.cause}
-                execution.data = data
+                catcher, result_path = caught
+                execution.data = _placed(
+                    execution.data, result_path, {"Error": failure.error, "Cause": failure.cause}
+                )
                 execution.state = catcher
                 execution.ready_at = self.clock.now
                 return
             if execution.status != "RUNNING":
                 return
-            execution.data = output
+            execution.data = _placed(execution.data, spec.get("ResultPath", "$"), output)
             execution.state = spec["Next"]
             execution.ready_at = self.clock.now
             return
@@ -453,11 +475,28 @@ def _retrier(spec: Mapping[str, Any], error: str) -> tuple[int, Mapping[str, Any
     return None
 
 
-def _catcher(spec: Mapping[str, Any], error: str) -> str | None:
+def _catcher(spec: Mapping[str, Any], error: str) -> tuple[str, str | None] | None:
+    """The state a Catch goes to, and its ResultPath (None: the input as it was)."""
     for rule in spec.get("Catch", []):
         if error in rule["ErrorEquals"] or "States.ALL" in rule["ErrorEquals"]:
-            return str(rule["Next"])
+            return str(rule["Next"]), rule.get("ResultPath", "$")
     return None
+
+
+def _placed(data: Any, result_path: str | None, result: Any) -> Any:
+    """The state after a result is placed at `result_path` ("$": it replaces the state; None: dropped)."""
+    if result_path is None:
+        return data
+    if result_path == "$":
+        return result
+    placed = dict(data) if isinstance(data, Mapping) else {}
+    keys = result_path.removeprefix("$.").split(".")
+    node = placed
+    for key in keys[:-1]:
+        node[key] = dict(node.get(key) or {})
+        node = node[key]
+    node[keys[-1]] = result
+    return placed
 
 
 # --- one rollout on a fresh moto, with one fault ------------------------------------------------------
@@ -480,6 +519,22 @@ class Scenario:
     unknown_group: bool = False
     """The approval names a package group no endpoint here serves: the start refuses it."""
 
+    broken_function: tuple[str, ...] = ()
+    """The states whose function fails on every try, every time (not only past its retries once)."""
+
+    @property
+    def restore_impossible(self) -> bool:
+        """SageMaker fails every restoring update the rollback may send: no workflow can remove the
+        candidate's variant from the endpoint."""
+        return (
+            self.failing_update_at == ROLLBACK_STATE and self.failing_updates > MAX_RESTORES
+        ) or self.rollback_function_broken
+
+    @property
+    def rollback_function_broken(self) -> bool:
+        """The rollback function fails whenever it runs: nothing can restore the endpoint or record."""
+        return ROLLBACK_STATE in self.broken_function
+
 
 PROMOTED = Scenario("promoted")
 ROLLED_BACK = Scenario("judged bad", challenger=FAILING)
@@ -487,15 +542,20 @@ ABORTED = Scenario("aborted by a person", abort_at="Ask the judge")
 RESTORE_FAILS = Scenario(
     "rollback's restoring update fails once",
     challenger=FAILING,
-    failing_update_at="Roll back to the champion",
+    failing_update_at=ROLLBACK_STATE,
 )
 LOCKED = Scenario("another rollout holds the endpoint", held_by_another=True)
 REFUSED = Scenario("the approval is refused", unknown_group=True)
 OTHER_ROLLOUT = "arn:aws:states:us-east-1:123456789012:execution:mlrollout-dev-rollout:another"
+ROLLBACK_FUNCTION_BROKEN = Scenario(
+    "the rollback function fails on every try",
+    challenger=FAILING,
+    broken_function=(ROLLBACK_STATE, f"{ROLLBACK_STATE} again"),
+)
 RESTORE_IMPOSSIBLE = Scenario(
     "every restoring update fails",
     challenger=FAILING,
-    failing_update_at="Roll back to the champion",
+    failing_update_at=ROLLBACK_STATE,
     failing_updates=1_000,
 )
 
@@ -518,6 +578,11 @@ class Observed:
     abort_errors: list[str]
     live_holders: frozenset[str] = frozenset()
     """Rollouts outside the run that hold the lock while they run."""
+    restore_impossible: bool = False
+    """SageMaker failed every restoring update, or the rollback function every try
+    (`Scenario.restore_impossible`)."""
+    rollback_function_broken: bool = False
+    """The rollback function failed every try: the outcome cannot be recorded by anyone."""
 
 
 def broken_invariants(seen: Observed) -> list[str]:
@@ -527,24 +592,19 @@ def broken_invariants(seen: Observed) -> list[str]:
     if running:
         broken.append(f"executions still running: {running}")
     outcomes = [e for e in seen.ledger if e.kind is EntryKind.OUTCOME]
-    started = bool(seen.ledger)
     status = str(outcomes[0].payload.get("status")) if len(outcomes) == 1 else None
-    if started and len(outcomes) != 1:
-        broken.append(f"the ledger holds {len(outcomes)} outcomes, not one")
+    broken += _broken_outcome(seen, outcomes)
     promoted = status == "promoted" and not seen.abort_accepted_before_promotion
     if status == "promoted" and seen.abort_accepted_before_promotion:
         broken.append("promoted although an abort was accepted before the promotion was recorded")
-    serving = {(variant, model) for variant, model, weight in seen.running if weight > 0}
-    expected = seen.candidate_model if promoted else BOOTSTRAP_MODEL
-    if {model for _, model in serving} != {expected}:
-        broken.append(f"the endpoint serves {sorted(serving)}, not {expected} alone")
-    if not promoted and any(model == seen.candidate_model for _, model, _ in seen.running):
-        broken.append(f"the candidate is left in a variant of {seen.running_config}")
+    broken += _broken_endpoint(seen, status, promoted, gave_up=status == "failed" or not outcomes)
     approval = seen.package.get("ModelApprovalStatus")
     recorded = (seen.package.get("CustomerMetadataProperties") or {}).get("rollout.outcome")
-    want = {"promoted": ("Approved", "promoted"), "rolled_back": ("Rejected", "rolled_back")}.get(
-        status or "", ("Approved", None)
-    )
+    want = {
+        "promoted": ("Approved", "promoted"),
+        "rolled_back": ("Rejected", "rolled_back"),
+        "failed": ("Rejected", "failed"),
+    }.get(status or "", ("Approved", None))
     if (approval, recorded) != want:
         broken.append(f"package {approval} (recorded {recorded}) for outcome {status}")
     if seen.lock_holder is not None and seen.lock_holder not in seen.live_holders:
@@ -555,6 +615,38 @@ def broken_invariants(seen: Observed) -> list[str]:
             broken.append("ended without a notification giving the reason")
     if seen.abort_errors:
         broken.append(f"the abort failed: {seen.abort_errors[0]}")
+    return broken
+
+
+def _broken_outcome(seen: Observed, outcomes: list[LedgerEntry]) -> list[str]:
+    """Exactly one outcome in the ledger of a rollout that started. Only the rollback function records a
+    rollback's outcome: when it fails on every try the ledger can hold none, and then the end must be told
+    (see `broken_invariants`) and show as failed, for the alarms and the console."""
+    broken = []
+    if seen.ledger and len(outcomes) != 1 and not (seen.rollback_function_broken and not outcomes):
+        broken.append(f"the ledger holds {len(outcomes)} outcomes, not one")
+    if seen.rollback_function_broken and not any(
+        e.arn == seen.rollout_id and e.error == "RollbackFailed" for e in seen.executions
+    ):
+        broken.append("the rollback function failed on every try, yet the rollout did not end RollbackFailed")
+    return broken
+
+
+def _broken_endpoint(seen: Observed, status: str | None, promoted: bool, *, gave_up: bool) -> list[str]:
+    """The endpoint serves the expected model alone; no candidate variant is left. Where no workflow can
+    remove it (SageMaker fails every restoring update, or the rollback function every try), the
+    candidate's variant may stay at 0 % once the rollout gave up; anywhere else giving up is broken."""
+    broken = []
+    serving = {(variant, model) for variant, model, weight in seen.running if weight > 0}
+    expected = seen.candidate_model if promoted else BOOTSTRAP_MODEL
+    if {model for _, model in serving} != {expected}:
+        broken.append(f"the endpoint serves {sorted(serving)}, not {expected} alone")
+    left = [weight for _, model, weight in seen.running if model == seen.candidate_model]
+    may_stay = gave_up and seen.restore_impossible and all(weight == 0 for weight in left)
+    if not promoted and left and not may_stay:
+        broken.append(f"the candidate is left in a variant of {seen.running_config}")
+    if status == "failed" and not seen.restore_impossible:
+        broken.append("the rollback gave up (outcome failed) although SageMaker would restore the champion")
     return broken
 
 
@@ -682,6 +774,7 @@ class World:
         self.dynamodb = boto3.client("dynamodb")
         stalling_dynamodb = _Writes(self.dynamodb, self.late.stall, ("put_item",))
         self.cloudwatch = boto3.client("cloudwatch")
+        self.sns = boto3.client("sns")
         use(
             build_services(
                 judging_the_average(template.settings),
@@ -704,10 +797,12 @@ class World:
             timeouts[spec.arn] = spec.timeout_seconds
         self.timeouts: dict[str, int] = {}
         for name, state in rig.definition["States"].items():
-            if state["Type"] == "Task":
+            if state["Type"] == "Task" and state["Resource"] not in INTEGRATIONS:
                 function = state.get("Parameters", {}).get("FunctionName", state["Resource"])
                 self.timeouts[name] = timeouts[function]
         self.interpreter = Interpreter(rig.definition, abort_settings.state_machine_arn, tasks, self.clock)
+        self.interpreter.integrations[SNS_PUBLISH] = self._publish
+        self.interpreter.integrations[SET_WEIGHTS] = self._set_weights
         abort_module = rig.modules[ABORT_HANDLER]
         abort_module.use(
             abort_module.build_services(
@@ -739,6 +834,18 @@ class World:
 
     def close(self) -> None:
         use(None)
+
+    def _set_weights(self, parameters: Any) -> Any:
+        return self.sagemaker.update_endpoint_weights_and_capacities(**parameters)
+
+    def _publish(self, parameters: Any) -> Any:
+        """Step Functions' sns:publish: a Message given as an object is sent as its JSON."""
+        message = parameters["Message"]
+        return self.sns.publish(
+            TopicArn=parameters["TopicArn"],
+            Subject=parameters.get("Subject", ""),
+            Message=message if isinstance(message, str) else json.dumps(message),
+        )
 
     # the world's events --------------------------------------------------------------------------
 
@@ -964,6 +1071,8 @@ class Injection:
     ) -> Any:
         if not self._scenario_events(execution, state, attempt):
             return None
+        if state in self.scenario.broken_function:
+            raise TaskFailure("InjectedFault", _cause("InjectedFault", f"{state}: the function is broken"))
         entry = (execution.arn, len(execution.entered))
         if state != self.state or self.fault is None or (self.target is not None and self.target != entry):
             return run()
@@ -1058,6 +1167,8 @@ def run_cell(rig: Rig, scenario: Scenario, state: str, fault: Fault | None) -> C
             world.start()
             world.interpreter.run_all()
             seen = world.observe()
+            seen.restore_impossible = scenario.restore_impossible
+            seen.rollback_function_broken = scenario.rollback_function_broken
             broken = broken_invariants(seen)
             if fault is not None and injection.target is None:
                 broken.insert(0, f"the scenario never entered {state!r}")

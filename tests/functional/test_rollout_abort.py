@@ -325,3 +325,30 @@ def test_a_retried_judge_keeps_its_recorded_verdict_despite_late_datapoints(roll
     rollout.metrics.minutes("challenger", int(state["step_started_at"]), [late] * 10)
     assert rollout.run("judge", state) == judged
     assert [e.kind for e in rollout.ledger()].count(EntryKind.JUDGE_VERDICT) == 1
+
+
+def test_a_running_rollout_whose_lease_expired_is_found_from_its_execution_and_aborted(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    state = cloud.run("check_deployment", cloud.run("deploy", abort.start(execution)))
+    # Stuck where nothing renews its lease (a Wait longer than the plan, say): the lease has expired.
+    cloud.clock.advance(state["lease_seconds"] + 60)
+    result = abort.run({"endpoint": "churn", "reason": "the rollout looks stuck"})
+    assert [a["rollout_id"] for a in result["aborted"]] == [execution]
+    [rollback] = abort.abort_executions()
+    assert rollback["name"] == abort_execution_name(execution)
+    assert abort.states.describe_execution(executionArn=execution)["status"] == "ABORTED"
+    # Its rollback takes the lock over although the lease had expired.
+    resumed = abort.resume.handler(json.loads(rollback["input"]), LambdaContextStub())
+    assert cloud.lock_holder() == execution and resumed["generation"] > state["generation"]
+
+
+def test_a_stopped_execution_is_not_taken_for_the_running_rollout(abort: Abort) -> None:
+    execution = abort.execution()
+    cloud = abort.rollout
+    state = abort.start(execution)
+    cloud.clock.advance(state["lease_seconds"] + 60)
+    abort.states.stop_execution(executionArn=execution, error="Stopped", cause="by hand")
+    result = abort.run({"endpoint": "churn", "reason": "nothing runs"})
+    assert result["aborted"] == []
+    assert result["skipped"][0]["left_alone"] == f"no rollout is running on {ENDPOINT_NAME}"

@@ -624,17 +624,27 @@ def test_the_rollback_waits_for_an_update_in_progress_however_long_it_lasts(roll
 
 def test_a_failed_rollback_is_told_with_its_reason_and_its_lock_released(rollout: Rollout) -> None:
     state = rollout.deployed()
-    cause = {"errorType": "RollbackFailed", "errorMessage": "endpoint still runs the rollout's config"}
+    # The judge failed (the reason to roll back), then the rollback function failed past its retries
+    # twice: its own error is beside the reason, not in its place.
+    judge = {"errorType": "MetricsUnavailable", "errorMessage": "GetMetricData failed"}
+    rollback = {"errorType": "ThrottlingException", "errorMessage": "Rate exceeded"}
     failed = state | {
-        "rollback_reason": "judge: errors",
-        "error": {"Error": "RollbackFailed", "Cause": json.dumps(cause)},
+        "error": {"Error": "MetricsUnavailable", "Cause": json.dumps(judge)},
+        "rollback_error": {"Error": "ThrottlingException", "Cause": json.dumps(rollback)},
     }
     rollout.run("release", failed)
     [told] = rollout.notifications()
     assert (told["event"], told["rollout_id"]) == ("rollout_rollback_failed", EXECUTION)
     assert told["reason"] == (
-        "rolling back (judge: errors) failed: RollbackFailed: endpoint still runs the rollout's config"
+        "rolling back (MetricsUnavailable: GetMetricData failed) failed: ThrottlingException: Rate exceeded"
     )
+    assert rollout.lock_holder() is None
+
+
+def test_a_rollback_that_gave_up_is_not_told_twice_by_the_release(rollout: Rollout) -> None:
+    gave_up = rollout.deployed() | {"outcome": "failed"}
+    rollout.run("release", gave_up)
+    assert rollout.notifications() == []
     assert rollout.lock_holder() is None
 
 

@@ -10,6 +10,9 @@ import yaml
 from aws_cdk.assertions import Match
 
 from infra.config import ENVIRONMENTS_DIR
+from lambdas.rollout.aws.endpoint_ops import challenger_config_request, resting_config_request
+from lambdas.rollout.payloads import VariantNames
+from lambdas.shared.endpoint_config import LiveConfig
 from tests.infra.conftest import Synthesized, synthesize
 
 ENDPOINT_TYPES = ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint")
@@ -224,3 +227,40 @@ def test_bootstrap_change_forces_replacing_a_fixed_name_model_which_cloudformati
     )
     endpoint_config = next(iter(changed.of_type("AWS::SageMaker::EndpointConfig").values()))
     assert endpoint_config["Properties"]["EndpointConfigName"] == "mlrollout-dev-churn-bootstrap"
+
+
+def test_every_config_the_rollout_sends_keeps_a_scalable_target_for_each_variant_it_serves(
+    dev: Synthesized,
+) -> None:
+    """SageMaker refuses an update that removes a variant registered with Application Auto Scaling, and a
+    variant without a target never scales: the deploy, promote and rollback configs, built from the
+    bootstrap config, serve exactly the variants the stack registers, with the instances they run now."""
+    endpoint = dev.config.endpoints[0]
+    [config] = dev.of_type("AWS::SageMaker::EndpointConfig").values()
+    live = LiveConfig(
+        name=config["Properties"]["EndpointConfigName"],
+        production_variants=tuple(
+            variant | {"ModelName": "bootstrap-model"}
+            for variant in config["Properties"]["ProductionVariants"]
+        ),
+        shadow_variants=(),
+        carried={},
+        instance_counts={"champion": 6},  # autoscaling raised the champion
+    )
+    scaled = {
+        target["Properties"]["ResourceId"].rsplit("/", 1)[-1]
+        for target in dev.of_type("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    }
+    variants = VariantNames.model_validate(endpoint.variants.model_dump())
+    requests = [
+        challenger_config_request("deploy", live, variants, challenger_model="candidate", shadow=False),
+        resting_config_request("promote", live, variants, champion_model="candidate"),
+        resting_config_request("rollback", live, variants, champion_model="bootstrap-model"),
+    ]
+    assert scaled == {endpoint.variants.champion, endpoint.variants.challenger}
+    for request in requests:
+        served = {variant["VariantName"]: variant for variant in request["ProductionVariants"]}
+        assert set(served) == scaled, request["EndpointConfigName"]
+        assert "ShadowProductionVariants" not in request
+        assert served[endpoint.variants.champion]["InitialInstanceCount"] == 6
+        assert served[endpoint.variants.challenger]["InitialInstanceCount"] == endpoint.initial_instance_count

@@ -640,3 +640,26 @@ def test_the_clean_up_gets_settings_it_accepts_naming_the_machine_and_the_topic(
     settings = settings.model_copy(update={"retraining": _with_template_families(dev, settings.retraining)})
     assert settings.retraining.jobs.name_prefix == dev.config.prefix
     assert set(settings.retraining.families) == set(dev.config.model_families)
+
+
+def test_a_failed_or_timed_out_retraining_alarms_on_the_topic(dev: Synthesized) -> None:
+    """Every Fail state of the retraining is a failure (its ordinary ends are Succeed states), so
+    ExecutionsFailed is the genuinely failed runs; a run that times out is told by its own alarm."""
+    prefix = dev.config.prefix
+    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    alarms = {
+        alarm["Properties"]["AlarmName"]: alarm["Properties"]
+        for alarm in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("Namespace") == "AWS/States"
+    }
+    for name, metric in (
+        (f"{prefix}-retraining-failed", "ExecutionsFailed"),
+        (f"{prefix}-retraining-timed-out", "ExecutionsTimedOut"),
+    ):
+        alarm = alarms[name]
+        assert alarm["MetricName"] == metric, name
+        assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine}}], name
+        assert alarm["AlarmActions"] == [{"Ref": topic}], name
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching", name

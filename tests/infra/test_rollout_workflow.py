@@ -24,6 +24,7 @@ from infra.rollout_workflow import (
     ENDPOINT_LOCKED,
     HANDLER_MODULES,
     MAX_BAKES_PER_STEP,
+    ORDINARY_FAILED_ENDS,
     TIMED_OUT,
     workflow_timeout,
 )
@@ -41,9 +42,15 @@ NAME = "Name the rollout after this execution"
 START = "Take the endpoint's lock"
 RESUME = "Load the aborted rollout"
 ROLLBACK = "Roll back to the champion"
+ROLLBACK_AGAIN = "Roll back to the champion again"
+RESUME_AGAIN = "Load the aborted rollout again"
 PROMOTE = "Promote the challenger"
 ROLLBACK_PATH = {
     ROLLBACK,
+    "Pause before rolling back again",
+    ROLLBACK_AGAIN,
+    "Tell from the workflow that the rollback failed",
+    "Send all traffic to the champion, from the workflow",
     "Is the rollback recorded?",
     "Wait for the rollback",
     "Is the champion restored?",
@@ -64,8 +71,10 @@ TASK_HANDLERS = {
     PROMOTE: "rollout_promote",
     "Is the promotion done?": "rollout_check_deployment",
     ROLLBACK: "rollout_rollback",
+    ROLLBACK_AGAIN: "rollout_rollback",
     "Is the champion restored?": "rollout_check_deployment",
     RESUME: "rollout_resume",
+    RESUME_AGAIN: "rollout_resume",
     "Release the lock": "rollout_release",
     "Release the lock after the rollback": "rollout_release",
     "Release the lock after a failed rollback": "rollout_release",
@@ -76,6 +85,30 @@ TASK_HANDLERS = {
 NOT_STARTED_TELLERS = {
     "Tell that another rollout holds the endpoint": "Another rollout holds this endpoint",
     "Tell why the rollout was refused": "Rollout refused",
+}
+# When a telling function fails past its retries (or none can tell), Step Functions publishes to the topic
+# itself: which rollout, why, and what a person does.
+WORKFLOW_TELLERS = {
+    "Tell that another rollout holds the endpoint, from the workflow": "Another rollout holds this endpoint",
+    "Tell why the rollout was refused, from the workflow": "Rollout refused",
+    "Tell from the workflow that the rollback failed": "Rollback failed",
+    "Tell that the aborted rollout was not rolled back": "Aborted rollout not rolled back",
+}
+# When the rollback function has failed twice, Step Functions moves the traffic to the champion itself.
+TRAFFIC_BACK = "Send all traffic to the champion, from the workflow"
+# The tasks that run no function of the stack.
+WORKFLOW_CALLS = {*WORKFLOW_TELLERS, TRAFFIC_BACK}
+# Where each task's last Catch puts the caught error (None: dropped): the rollback's own failure beside the
+# reason it rolls back for; a teller's beside the error it tells; a resume tried again gets its input as it
+# was.
+CAUGHT_INTO = {
+    ROLLBACK: "$.rollback_error",
+    ROLLBACK_AGAIN: "$.rollback_error",
+    "Release the lock after a failed rollback": "$.telling_error",
+    "Tell that another rollout holds the endpoint": "$.telling_error",
+    "Tell why the rollout was refused": "$.telling_error",
+    RESUME: None,
+    **dict.fromkeys(WORKFLOW_CALLS, None),
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -103,6 +136,9 @@ def _resolve_for_validation(value: Any) -> str:
         return f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{logical_id}"
     if value == {"Ref": "AWS::Partition"}:
         return "aws"
+    if "Ref" in value:
+        # The definition's one other reference: the notifications topic, whose Ref is its ARN.
+        return f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{value['Ref']}"
     raise ValueError(f"cannot resolve {value!r}")
 
 
@@ -223,7 +259,7 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
         ),
     ):
         assert states[task]["Next"] == recorded
-        [outcome] = states[recorded]["Choices"]
+        *gave_up, outcome = states[recorded]["Choices"]
         assert outcome == {
             "And": [
                 {"Variable": "$.outcome", "IsPresent": True},
@@ -231,6 +267,18 @@ def test_promotion_and_rollback_wait_for_their_own_endpoint_update(definition: d
             ],
             "Next": done,
         }
+        if task == ROLLBACK:
+            # A rollback that gave up recorded the outcome "failed": it ends on the failed path.
+            assert gave_up == [
+                {
+                    "Variable": "$.outcome",
+                    "StringEquals": "failed",
+                    "Next": "Release the lock after a failed rollback",
+                }
+            ]
+            assert states[ROLLBACK_AGAIN]["Next"] == recorded
+        else:
+            assert gave_up == []
         assert states[recorded]["Default"] == wait
         assert states[wait] == {"Type": "Wait", "Seconds": 60, "Next": check}
         assert states[check]["Next"] == in_service
@@ -284,7 +332,11 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
     dev: Synthesized, definition: dict[str, Any]
 ) -> None:
     function_ids = _function_ids(dev)
-    tasks = {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+    tasks = {
+        name: state
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and name not in WORKFLOW_CALLS
+    }
     assert set(tasks) == set(TASK_HANDLERS)
     for name, state in tasks.items():
         arn = f"arn:aws:lambda:us-east-1:{DUMMY_ACCOUNT}:function:{function_ids[TASK_HANDLERS[name]]}"
@@ -311,7 +363,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
 
 def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
     for name, state in definition["States"].items():
-        if state["Type"] != "Task":
+        if state["Type"] != "Task" or name in WORKFLOW_CALLS:
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
         assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
@@ -332,9 +384,64 @@ def test_every_task_catches_everything_into_the_error_field(definition: dict[str
     for name, state in definition["States"].items():
         if state["Type"] == "Task":
             last = state["Catch"][-1]
-            # Telling that a start failed keeps the start's error (its own is dropped): see below.
-            where = None if name in NOT_STARTED_TELLERS else "$.error"
+            where = CAUGHT_INTO.get(name, "$.error")
             assert last["ErrorEquals"] == ["States.ALL"] and last["ResultPath"] == where, name
+
+
+def test_when_a_telling_function_fails_the_workflow_tells_the_topic_itself(
+    dev: Synthesized, definition: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    topic = _single(dev, "AWS::SNS::Topic", "NotificationsTopic")
+    for teller, end in WORKFLOW_TELLERS.items():
+        state = states[teller]
+        assert state["Resource"] == "arn:aws:states:::sns:publish", teller
+        assert state["Parameters"]["TopicArn"] == f"arn:aws:sns:us-east-1:{DUMMY_ACCOUNT}:{topic}", teller
+        message = state["Parameters"]["Message"]
+        assert {"event", "rollout_id.$", "reason.$", "action"} <= set(message), teller
+        assert state["ResultPath"] is None and state["Next"] == end, teller
+        # Publishing that fails too still ends the execution where it was going.
+        assert [(c["ErrorEquals"], c["Next"]) for c in state["Catch"]] == [(["States.ALL"], end)], teller
+        assert any("SNS.ThrottledException" in retry["ErrorEquals"] for retry in state["Retry"]), teller
+    # The aborted rollout's id, not the abort execution's.
+    assert (
+        states["Tell that the aborted rollout was not rolled back"]["Parameters"]["Message"]["rollout_id.$"]
+        == "$.abort.rollout_id"
+    )
+    # The machine may publish to the encrypted topic: SNS asks KMS for a data key as the caller.
+    grants = _grants(dev, _state_machine(dev)["RoleArn"]["Fn::GetAtt"][0])
+    assert grants["sns:Publish"] == {f"<{topic}>"}
+    key = _single(dev, "AWS::KMS::Key", "NotificationsTopicKey")
+    assert grants["kms:GenerateDataKey"] == grants["kms:Decrypt"] == {f"<{key}.Arn>"}
+
+
+def test_a_resume_or_a_rollback_failing_past_its_retries_is_tried_once_more_after_a_pause(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    for first, pause, again, given_up in (
+        (
+            ROLLBACK,
+            "Pause before rolling back again",
+            ROLLBACK_AGAIN,
+            TRAFFIC_BACK,
+        ),
+        (
+            RESUME,
+            "Pause before loading the aborted rollout again",
+            RESUME_AGAIN,
+            "Tell that the aborted rollout was not rolled back",
+        ),
+    ):
+        assert states[first]["Catch"][-1]["Next"] == pause
+        assert states[pause] == {"Type": "Wait", "Seconds": 300, "Next": again}
+        assert states[again]["Catch"][-1]["Next"] == given_up
+        assert states[again]["Next"] == states[first]["Next"]
+    # A rollout the ledger cannot resume (it never started) is not tried again.
+    for resume in (RESUME, RESUME_AGAIN):
+        not_resumable, _ = states[resume]["Catch"]
+        assert not_resumable["ErrorEquals"] == ["RolloutNotResumable", "InvalidAbortTrigger"]
+        assert not_resumable["Next"] == "Aborted rollout not found"
 
 
 def test_failures_before_the_decision_lead_to_the_rollback(definition: dict[str, Any]) -> None:
@@ -360,9 +467,12 @@ def test_a_locked_endpoint_fails_without_touching_anything(definition: dict[str,
     assert (locked["Next"], anything["Next"]) == tuple(NOT_STARTED_TELLERS)
     for teller, end in NOT_STARTED_TELLERS.items():
         assert states[teller]["Next"] == end
-        # Telling that fails ends the same way, with the start's error kept for the cause.
+        # Telling that fails is told by the workflow, and ends the same way with the start's error kept
+        # for the cause.
         [caught] = states[teller]["Catch"]
-        assert (caught["ErrorEquals"], caught["Next"], caught["ResultPath"]) == (["States.ALL"], end, None)
+        told = f"{teller}, from the workflow"
+        assert (caught["ErrorEquals"], caught["Next"]) == (["States.ALL"], told)
+        assert states[told]["Next"] == end
     # The handler's message names the holder: the console shows it as the execution's cause.
     assert states["Another rollout holds this endpoint"] == {
         "Type": "Fail",
@@ -378,7 +488,24 @@ def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str,
     reachable = _reachable(definition, ROLLBACK)
     assert reachable == ROLLBACK_PATH
     states = definition["States"]
-    assert states[ROLLBACK]["Catch"][0]["Next"] == "Release the lock after a failed rollback"
+    assert states[ROLLBACK]["Catch"][0]["Next"] == "Pause before rolling back again"
+    assert states[ROLLBACK_AGAIN]["Catch"][0]["Next"] == TRAFFIC_BACK
+    # The rollback function failed twice: the workflow sends every user to the champion itself, whether
+    # SageMaker takes it or not (shadow and blue/green have no weighted challenger).
+    traffic_back = states[TRAFFIC_BACK]
+    assert traffic_back["Resource"] == (
+        "arn:aws:states:::aws-sdk:sagemaker:updateEndpointWeightsAndCapacities"
+    )
+    assert traffic_back["Parameters"] == {
+        "EndpointName.$": "$.request.endpoint_name",
+        "DesiredWeightsAndCapacities": [
+            {"VariantName.$": "$.request.variants.champion", "DesiredWeight": 1},
+            {"VariantName.$": "$.request.variants.challenger", "DesiredWeight": 0},
+        ],
+    }
+    assert traffic_back["ResultPath"] is None
+    assert traffic_back["Next"] == "Release the lock after a failed rollback"
+    assert traffic_back["Catch"][-1]["Next"] == "Release the lock after a failed rollback"
     # A failed check hands back to the rollback, which looks at the endpoint itself.
     assert states["Is the champion restored?"]["Catch"][0]["Next"] == ROLLBACK
     assert states["Release the lock after a failed rollback"]["Next"] == "Rollback failed"
@@ -421,6 +548,13 @@ def test_machine_may_invoke_only_the_rollout_functions(dev: Synthesized) -> None
     grants = _grants(dev, role)
     functions = {f"<{_function_ids(dev)[module]}.Arn>" for module in HANDLER_MODULES}
     assert grants.pop("lambda:InvokeFunction") == functions | {f"{arn}:*" for arn in functions}
+    # Telling the topic itself when a telling function fails (see the test of the workflow's tellers).
+    arns = _Arns(dev)
+    assert grants.pop("sns:Publish") == {arns.topic}
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert grants.pop(action) == {arns.topic_key}
+    # Moving the traffic to the champion when the rollback function has failed twice: the endpoints only.
+    assert grants.pop("sagemaker:UpdateEndpointWeightsAndCapacities") == {_Arns(dev).endpoint}
     # The rest is what Step Functions logging and X-Ray need, which has no resource-level permission.
     assert all(
         action.startswith(("logs:", "xray:")) and resources == {"*"} for action, resources in grants.items()
@@ -631,6 +765,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             "states:DescribeExecution": {arns.executions},
             "states:StopExecution": {arns.executions},
             "states:StartExecution": {arns.machine},
+            # A running rollout whose lease expired is found from its execution.
+            "states:ListExecutions": {arns.machine},
             "appconfig:StartConfigurationSession": {arns.flags},
             "appconfig:GetLatestConfiguration": {arns.flags},
             # Its dead-letter queue: an abort that failed after Lambda's retries.
@@ -932,6 +1068,7 @@ def test_failing_aborts_rollbacks_dead_letters_and_timeouts_alarm_on_the_topic(d
         f"{prefix}-undelivered-aborts",
         f"{prefix}-undelivered-approvals",
         f"{prefix}-rollout-timed-out",
+        f"{prefix}-rollout-failed",
     }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic}], name
@@ -962,3 +1099,41 @@ def test_the_abort_and_rollback_functions_keep_their_own_concurrency(dev: Synthe
     # No other function reserves any: the account's unreserved pool stays as large as it can.
     others = [m for m in HANDLER_MODULES if m != "rollout_rollback"]
     assert all("ReservedConcurrentExecutions" not in _function(dev, module) for module in others)
+
+
+def test_a_genuinely_failed_rollout_execution_alarms_on_the_topic(
+    dev: Synthesized, definition: dict[str, Any]
+) -> None:
+    """ "Rolled back", "Another rollout holds this endpoint" and "Rollout refused" are Fail states too, so
+    the state machine's ExecutionsFailed would alarm on every rollback: the machine's own log counts the
+    executions that failed any other way (a rollback that failed, a lock not released, a resume that
+    failed, an error no state caught), whatever function failed."""
+    prefix = dev.config.prefix
+    states = definition["States"]
+    ends = {state["Error"] for state in states.values() if state["Type"] == "Fail"}
+    assert ends > ORDINARY_FAILED_ENDS
+    assert {"RolledBack", "EndpointLocked", "RolloutRefused"} == ORDINARY_FAILED_ENDS
+    [log_group] = [
+        key for key in dev.of_type("AWS::Logs::LogGroup") if key.startswith("RolloutStateMachineLogs")
+    ]
+    [metric_filter] = [
+        f["Properties"]
+        for f in dev.of_type("AWS::Logs::MetricFilter").values()
+        if f["Properties"]["LogGroupName"] == {"Ref": log_group}
+    ]
+    pattern = metric_filter["FilterPattern"]
+    assert '($.type = "ExecutionFailed")' in pattern
+    for error in ORDINARY_FAILED_ENDS:
+        assert f'($.details.error != "{error}")' in pattern
+    [transformation] = metric_filter["MetricTransformations"]
+    assert transformation["MetricValue"] == "1"
+    alarm = next(
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{prefix}-rollout-failed"
+    )
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        transformation["MetricNamespace"],
+        transformation["MetricName"],
+    )
+    assert alarm["AlarmActions"] == [{"Ref": _single(dev, "AWS::SNS::Topic", "NotificationsTopic")}]

@@ -29,6 +29,7 @@ from lambdas.rollout.abort import (
     Trigger,
     abort_execution_name,
     lock_left_by_failed_execution,
+    runs_on_endpoint,
     target_for_ended_execution,
     targets_for_alarm,
     targets_for_flags,
@@ -55,6 +56,7 @@ class RunsExecutions(Protocol):
     def describe_execution(self, *, executionArn: str) -> Any: ...
     def stop_execution(self, *, executionArn: str, error: str, cause: str) -> Any: ...
     def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> Any: ...
+    def list_executions(self, **request: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,11 @@ def _abort_one(target: AbortTarget, services: AbortServices) -> tuple[str | None
     """The aborted rollout's id, or None and why it was left alone."""
     endpoint_name = services.settings.endpoints[target.endpoint].endpoint_name
     lease = services.lock.live_lease(endpoint_name)
-    if lease is None:
+    # No live lease: a rollout may still run whose lease expired (nothing renewed it); its execution
+    # finds it.
+    rollout_id = lease.holder if lease is not None else _running_rollout(target.endpoint, services)
+    if rollout_id is None:
         return None, f"no rollout is running on {endpoint_name}"
-    rollout_id = lease.holder
     if target.rollout_id is not None and rollout_id != target.rollout_id:
         return None, f"{endpoint_name} is held by rollout {rollout_id}, not by {target.rollout_id}"
     entries = services.ledger.entries(rollout_id)
@@ -152,6 +156,24 @@ def _abort_one(target: AbortTarget, services: AbortServices) -> tuple[str | None
         return None, f"rollout {rollout_id} is being rolled back already"
     logger.warning("rollout aborted", extra={"rollout_id": rollout_id, "reason": target.reason})
     return rollout_id, ""
+
+
+def _running_rollout(endpoint: str, services: AbortServices) -> str | None:
+    """The running execution of the rollout state machine that is a rollout of `endpoint` without an
+    outcome (an abort's own execution records under the rollout it rolls back, never its own id)."""
+    request: dict[str, Any] = {
+        "stateMachineArn": services.settings.state_machine_arn,
+        "statusFilter": "RUNNING",
+    }
+    while True:
+        listed = services.states.list_executions(**request)
+        for execution in listed.get("executions", []):
+            rollout_id = str(execution["executionArn"])
+            if runs_on_endpoint(services.ledger.entries(rollout_id), endpoint):
+                return rollout_id
+        if not listed.get("nextToken"):
+            return None
+        request["nextToken"] = listed["nextToken"]
 
 
 def _stop(rollout_id: str, reason: str, services: AbortServices) -> None:

@@ -1,7 +1,8 @@
 """Release the endpoint's lock at the end of every path; releasing a lock already gone changes nothing.
 
-A path that ends without an outcome (the rollback failed) also tells a person, on the environment's
-topic, why: the endpoint may still serve the candidate, and nothing else would say so. A start that
+A path that ends without an outcome (the rollback function failed, in `rollback_error`) also tells a
+person, on the environment's topic, why: the endpoint may still serve the candidate, and nothing else
+would say so; a rollback that gave up (outcome `failed`) has told already. A start that
 failed (another rollout holds the endpoint, the input or package is refused) is told too
 (`not_started`).
 """
@@ -38,9 +39,9 @@ def release(state: RolloutState, services: RolloutServices) -> RolloutState:
 
 
 def _notify_failure(state: RolloutState, services: RolloutServices) -> None:
-    reason = state.error.describe() if state.error is not None else state.failure_reason()
-    if state.rollback_reason is not None and state.error is not None:
-        reason = f"rolling back ({state.rollback_reason}) failed: {reason}"
+    reason = state.failure_reason()
+    if state.rollback_error is not None:
+        reason = f"rolling back ({reason}) failed: {state.rollback_error.describe()}"
     request = state.request
     message = {
         "event": "rollout_rollback_failed",

@@ -15,7 +15,8 @@ An update in progress when the rollback begins (the promotion's, a blue/green de
 of a stopped execution) is waited for however long it lasts: the rollback returns with that update as
 its deployment, the state machine waits and checks it, and calls again once it has ended, whatever it
 left (the candidate promoted meanwhile is rolled back all the same). A restoring update that fails is
-sent again, up to ``MAX_RESTORES`` times; then the rollback fails (``RollbackFailed``) for a person.
+sent again, up to ``MAX_RESTORES`` times; then the rollback gives up: it records the outcome ``failed``,
+rejects the package and tells a person, who removes the candidate's variant (its weight is 0 by then).
 The rollback of an abort records its outcome only once a task of the stopped execution can no longer
 land (``settle_until``), and looks at the endpoint again before it does.
 """
@@ -53,10 +54,6 @@ SUBJECT_MAX = 100
 MAX_RESTORES = 3
 
 
-class RollbackFailed(Exception):
-    """The champion could not be restored; the endpoint needs a person."""
-
-
 def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
     """Restore the champion if the endpoint runs this rollout's config, and return to wait for that
     update; once nothing is left to restore, record the outcome, reject the package and notify."""
@@ -70,6 +67,8 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
             update={"deployment": DeploymentStatus(status="updating", config_name=updating)}
         )
     if _runs_this_rollout(state, services):
+        if state.restores >= MAX_RESTORES:
+            return _give_up(state, services)
         return _restore_champion(state, services)
     if state.settle_until is not None and services.now() < state.settle_until:
         # A task of the stopped execution may still send its update: look again after a while.
@@ -120,12 +119,6 @@ def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:
 def _restore_champion(state: RolloutState, services: RolloutServices) -> RolloutState:
     request = state.request
     name = request.endpoint_name
-    if state.restores >= MAX_RESTORES:
-        why = state.deployment.reason if state.deployment is not None else ""
-        raise RollbackFailed(
-            f"endpoint {name} still runs rollout {state.rollout_id}'s config after {state.restores} "
-            f"restoring updates ({why or 'no reason given'}); the champion needs a person"
-        )
     live = read_live_config(services.sagemaker, name)
     if request.strategy not in (Strategy.SHADOW, Strategy.BLUE_GREEN):
         # Weights apply in seconds; the config swap below takes minutes.
@@ -148,6 +141,39 @@ def _restore_champion(state: RolloutState, services: RolloutServices) -> Rollout
     )
 
 
+def _give_up(state: RolloutState, services: RolloutServices) -> RolloutState:
+    """SageMaker has failed every restoring update: the outcome `failed` recorded, the package rejected
+    (it must not ship: it was being rolled back) and a person told. The weights were moved to the
+    champion with the first restoring update; the candidate's variant stays in the config at 0 %."""
+    request = state.request
+    why = state.deployment.reason if state.deployment is not None else ""
+    reason = (
+        f"rolling back ({state.failure_reason()}) failed: endpoint {request.endpoint_name} still runs "
+        f"rollout {state.rollout_id}'s config after {state.restores} restoring updates "
+        f"({why or 'no reason given'})"
+    )
+    outcome = RolloutOutcome(
+        status=OutcomeStatus.FAILED,
+        endpoint_name=request.endpoint_name,
+        model_package_arn=request.model_package_arn,
+        reason=reason,
+        steps=state.steps,
+    )
+    state = _record_outcome(state, services, outcome)
+    summary = summarize(services.ledger.entries(state.rollout_id))
+    reject_package(services.sagemaker, request.model_package_arn, summary, reason)
+    _notify(
+        state,
+        services,
+        reason,
+        event="rollout_rollback_failed",
+        action="the endpoint needs a person: its candidate variant is at 0 %; remove it with an endpoint "
+        "config that keeps the champion alone",
+    )
+    logger.error("rollback failed", extra={"reason": reason})
+    return state.model_copy(update={"outcome": OutcomeStatus.FAILED})
+
+
 def _record_outcome(state: RolloutState, services: RolloutServices, outcome: RolloutOutcome) -> RolloutState:
     for _ in range(MAX_RECORDED_BY_A_FAILED_TASK):
         try:
@@ -157,18 +183,28 @@ def _record_outcome(state: RolloutState, services: RolloutServices, outcome: Rol
     raise LedgerConflict(f"rollout {state.rollout_id}: no free ledger sequence for the rollback's outcome")
 
 
-def _notify(state: RolloutState, services: RolloutServices, reason: str) -> None:
+def _notify(
+    state: RolloutState,
+    services: RolloutServices,
+    reason: str,
+    *,
+    event: str = "rollout_rolled_back",
+    action: str | None = None,
+) -> None:
     request = state.request
     message = {
-        "event": "rollout_rolled_back",
+        "event": event,
         "endpoint": state.endpoint,
         "endpoint_name": request.endpoint_name,
         "model_package_arn": request.model_package_arn,
         "rollout_id": state.rollout_id,
         "reason": reason,
     }
+    if action is not None:
+        message["action"] = action
+    what = "rolled back" if event == "rollout_rolled_back" else "rollback FAILED"
     services.sns.publish(
         TopicArn=services.settings.topic_arn,
-        Subject=f"mlrollout: {state.endpoint} rolled back"[:SUBJECT_MAX],
+        Subject=f"mlrollout: {state.endpoint} {what}"[:SUBJECT_MAX],
         Message=json.dumps(message, indent=2),
     )

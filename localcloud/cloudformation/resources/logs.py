@@ -1,4 +1,4 @@
-"""CloudWatch Logs log groups."""
+"""CloudWatch Logs log groups and their metric filters."""
 
 from __future__ import annotations
 
@@ -29,7 +29,38 @@ def _create_log_group(ctx: DeployContext, logical_id: str, props: dict[str, Any]
     return DeployedResource(logical_id, "AWS::Logs::LogGroup", name, name, {"Arn": arn})
 
 
+# A metric transformation's keys as CloudFormation spells them -> as PutMetricFilter does.
+_TRANSFORMATION_KEYS = {
+    "MetricName": "metricName",
+    "MetricNamespace": "metricNamespace",
+    "MetricValue": "metricValue",
+    "DefaultValue": "defaultValue",
+    "Dimensions": "dimensions",
+    "Unit": "unit",
+}
+
+
+def _create_metric_filter(ctx: DeployContext, logical_id: str, props: dict[str, Any]) -> DeployedResource:
+    logs = ctx.client("logs")
+    name = ctx.name(logical_id, props.get("FilterName"), max_length=512)
+    transformations = [
+        {_TRANSFORMATION_KEYS[key]: value for key, value in transformation.items()}
+        for transformation in props["MetricTransformations"]
+    ]
+    logs.put_metric_filter(
+        logGroupName=str(props["LogGroupName"]),
+        filterName=name,
+        filterPattern=str(props["FilterPattern"]),
+        metricTransformations=transformations,
+    )
+    return DeployedResource(logical_id, "AWS::Logs::MetricFilter", name, name, {})
+
+
 LOGS_KINDS: Mapping[str, ResourceKind] = {
+    "AWS::Logs::MetricFilter": ResourceKind(
+        _create_metric_filter,
+        frozenset({"LogGroupName", "FilterName", "FilterPattern", "MetricTransformations"}),
+    ),
     "AWS::Logs::LogGroup": ResourceKind(
         _create_log_group,
         frozenset({"LogGroupName", "RetentionInDays", "KmsKeyId", "Tags"}),

@@ -293,6 +293,19 @@ class TestDevStackInProcess:
         groups = {g["logGroupName"]: g for page in pages for g in page["logGroups"]}
         for name in stack.names("AWS::Logs::LogGroup").values():
             assert groups[name]["retentionInDays"] == 30
+        # A metric filter counts into CloudWatch what the template says, from its log group.
+        filters = {f["filterName"]: f for f in client("logs").describe_metric_filters()["metricFilters"]}
+        for logical_id, name in stack.names("AWS::Logs::MetricFilter").items():
+            properties = template.resources[logical_id]["Properties"]
+            assert filters[name]["filterPattern"] == properties["FilterPattern"]
+            assert filters[name]["logGroupName"] in stack.names("AWS::Logs::LogGroup").values()
+            [transformation] = filters[name]["metricTransformations"]
+            [expected] = properties["MetricTransformations"]
+            assert (transformation["metricNamespace"], transformation["metricName"]) == (
+                expected["MetricNamespace"],
+                expected["MetricName"],
+            )
+        assert stack.names("AWS::Logs::MetricFilter")
 
     def test_roles_carry_their_policies(self, template: StackTemplate, stack: DeployedStack) -> None:
         iam = client("iam")
