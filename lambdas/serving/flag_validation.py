@@ -28,6 +28,18 @@ def validate_document(content: str, catalog: Sequence[EndpointVariants]) -> Flag
     unknown = sorted(key for key in set(definitions) - expected if not FlagSet.endpoints_in({key: None}))
     if missing or unknown:
         raise FlagError(f"flag definitions: missing {missing}, unknown {unknown}")
+    values = document.get("values", {})
+    undefined = sorted(set(values) - set(definitions)) if isinstance(values, Mapping) else []
+    if undefined:
+        raise FlagError(f"values of unknown flag(s) {undefined}: each value needs its flag's definition")
+    deployed = {variants.endpoint for variants in catalog}
+    for endpoint in FlagSet.endpoints_in(definitions):
+        own = sorted(key for key in definitions if key in {f"{endpoint}-{kind}" for kind in FLAG_KINDS})
+        if endpoint not in deployed and len(own) != len(FLAG_KINDS):
+            raise FlagError(
+                f"flag definitions: unknown endpoint {endpoint!r} (deployed: {sorted(deployed)}) has "
+                f"only {own} of its {len(FLAG_KINDS)} flags"
+            )
     return FlagSet.from_document(document, catalog, partial=True)
 
 

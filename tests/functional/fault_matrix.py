@@ -48,6 +48,7 @@ from localcloud.sagemaker.control import switch_config
 from tests.functional.rollout_cloud import (
     RolloutTemplate,
     create_endpoint_and_registry,
+    create_parameters,
     create_tables,
     subscribe_to_topic,
     write_gate_files,
@@ -767,6 +768,7 @@ class World:
         self.template = template
         self.clock = Clock()
         create_tables(template)
+        create_parameters(template)
         self.queue_url = subscribe_to_topic(template.settings.topic_arn)
         create_endpoint_and_registry(template)
         self.late = LateTask()

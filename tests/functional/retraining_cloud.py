@@ -32,7 +32,8 @@ import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from lambdas.retraining.settings import RetrainingSettings, load_retraining_settings
+from lambdas.retraining.settings import FamilySettings, RetrainingSettings, load_retraining_settings
+from lambdas.shared.endpoint_store import FAMILY_SETTINGS_PATH_VARIABLE
 from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
 from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
@@ -41,6 +42,7 @@ from localcloud.cloudformation.template import (
     Resolver,
     StackTemplate,
     local_resolver,
+    parameter_values,
     state_machine_definition,
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
@@ -70,7 +72,19 @@ class RetrainingTemplate:
 
     @property
     def settings(self) -> RetrainingSettings:
-        return load_retraining_settings(self.functions[0].environment)
+        """The functions' settings, with the families' as the stack's parameters hold them."""
+        loaded = load_retraining_settings(self.functions[0].environment)
+        path = self.functions[0].environment[FAMILY_SETTINGS_PATH_VARIABLE]
+        families = {
+            name.removeprefix(path): FamilySettings.model_validate_json(value)
+            for name, value in self.parameters.items()
+            if name.startswith(path)
+        }
+        return loaded.model_copy(update={"families": families})
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return parameter_values(self.template, self.resolver)
 
     @property
     def family(self) -> str:
@@ -264,6 +278,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         stack.enter_context(route_lambda_invocations(aws.runner))
         role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
         create_functions(boto3.client("lambda"), retraining.functions, role_arn=role["Role"]["Arn"])
+        for name, value in retraining.parameters.items():  # the families' settings
+            boto3.client("ssm").put_parameter(Name=name, Value=value, Type="String")
         dynamodb = boto3.client("dynamodb")
         dynamodb.create_table(
             TableName=settings.lock_table,

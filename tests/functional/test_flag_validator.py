@@ -55,7 +55,7 @@ def test_a_valid_document_is_accepted(validator: ModuleType) -> None:
         )
     )
     result = validator.handler(event(encoded(flags.document())), LambdaContextStub())
-    assert result == {"valid": True, "endpoints": ["churn"]}
+    assert result == {"valid": True, "endpoints": ["churn"], "not_deployed": []}
 
 
 @pytest.mark.parametrize(
