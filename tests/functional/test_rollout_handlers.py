@@ -223,7 +223,7 @@ def test_start_takes_the_lock_records_the_start_and_returns_the_state(rollout: R
     assert state["rollout_id"] == EXECUTION
     assert state["request"]["endpoint_name"] == ENDPOINT_NAME
     assert state["request"]["model_package_group"] == GROUP
-    assert state["bake_seconds"] == BAKE_SECONDS
+    assert state["bake_seconds"] == state["judge"]["look_seconds"]
     assert state["champion_model"] == "churn-v1"
     assert state["gates"] is None
     assert state["deployment"] is None

@@ -12,6 +12,12 @@ from pydantic import ValidationError
 from lambdas.rollout.aws.metrics_reader import windows_from_series
 from lambdas.rollout.payloads import StepAction
 from lambdas.rollout.settings import SettingsError, load_rollout_settings
+from lambdas.rollout.start import (
+    UPDATE_ALLOWANCE_SECONDS,
+    UPDATES_PER_ROLLOUT,
+    initial_state,
+    planned_lease_seconds,
+)
 from lambdas.rollout.state import RolloutState, TaskError
 
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlrollout-dev-churn/3"
@@ -157,3 +163,13 @@ def test_windows_use_the_percentiles_when_the_judge_compares_one() -> None:
 def test_no_data_is_no_windows() -> None:
     windows = windows_from_series({}, "champion", "challenger")
     assert windows.champion == windows.challenger == ()
+
+
+def test_the_first_look_comes_one_look_after_the_first_step_and_the_lease_still_covers_every_bake() -> None:
+    churn = load_rollout_settings(ENVIRONMENT).endpoints["churn"]
+    started = initial_state("exec-1", "churn", churn, PACKAGE, {"bake_minutes": 15})
+    # Harm is looked for after every window, the first one included: the first Wait is a look, not a bake.
+    assert started.bake_seconds == started.judge.look_seconds < 15 * 60
+    request = started.request
+    every_bake = len(request.challenger_shares) * request.max_bakes_per_step * 15 * 60
+    assert planned_lease_seconds(started) >= every_bake + UPDATES_PER_ROLLOUT * UPDATE_ALLOWANCE_SECONDS
