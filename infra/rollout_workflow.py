@@ -10,6 +10,8 @@ Every task retries the transient errors with backoff; every task after the start
 into the rollback path, which never loops back: a failure there releases the lock and ends the execution
 as failed, for a person to look at. A rolled-back rollout ends in the Fail state "Rolled back" so that the
 console and the execution-status events show plainly that the candidate did not ship; the ledger holds why.
+One the judge stopped for too little data restores the champion on the same path and ends in "Too little
+data" (outcome `inconclusive`): nothing was shown wrong with the candidate.
 
 Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
 """
@@ -409,6 +411,19 @@ class RolloutWorkflow(Construct):
         rolled_back = sfn.Fail(
             self, "Rolled back", error="RolledBack", cause="The challenger was rolled back; see the ledger."
         )
+        # Stopped for too little data: the champion is restored the same way, but nothing was shown wrong.
+        too_little_data = sfn.Fail(
+            self,
+            "Too little data",
+            error="Inconclusive",
+            cause="Too little data to judge the challenger: the champion serves again and the package waits "
+            "for approval; the notification and the ledger say what would fit.",
+        )
+        ended = (
+            sfn.Choice(self, "Rolled back or too little data?")
+            .when(sfn.Condition.string_equals("$.outcome", "inconclusive"), too_little_data)
+            .otherwise(rolled_back)
+        )
         needs_person = sfn.Fail(
             self,
             "Rollback failed",
@@ -433,7 +448,7 @@ class RolloutWorkflow(Construct):
         wait = sfn.Wait(self, "Wait for the rollback", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         rollback.next(
             sfn.Choice(self, "Is the rollback recorded?")
-            .when(OUTCOME_RECORDED, released.next(rolled_back))
+            .when(OUTCOME_RECORDED, released.next(ended))
             .otherwise(wait)
         )
         wait.next(check)

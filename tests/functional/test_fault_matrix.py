@@ -25,6 +25,7 @@ from tests.functional.fault_matrix import (
     RESTORE_FAILS,
     RESTORE_IMPOSSIBLE,
     ROLLED_BACK,
+    TOO_LITTLE_DATA,
     CellResult,
     Fault,
     Rig,
@@ -161,12 +162,28 @@ def write_table(results: list[CellResult]) -> None:
             if scenario.name in KNOWN_SCENARIOS
             else [],
         )
-        for scenario in (PROMOTED, ROLLED_BACK, ABORTED, RESTORE_FAILS, RESTORE_IMPOSSIBLE, LOCKED, REFUSED)
+        for scenario in (
+            PROMOTED,
+            ROLLED_BACK,
+            TOO_LITTLE_DATA,
+            ABORTED,
+            RESTORE_FAILS,
+            RESTORE_IMPOSSIBLE,
+            LOCKED,
+            REFUSED,
+        )
     ],
 )
 def test_each_scenario_without_a_fault_ends_well(rig: Rig, scenario: Scenario) -> None:
     result = run_cell(rig, scenario, "", None)
     assert result.broken == (), (result.broken, result.ends)
+
+
+def test_too_little_traffic_ends_inconclusive_not_rolled_back(rig: Rig) -> None:
+    result = run_cell(rig, TOO_LITTLE_DATA, "", None)
+    assert result.broken == (), (result.broken, result.ends)
+    # The execution ends in the Fail state "Too little data" (error Inconclusive), not "Rolled back".
+    assert result.ends == ("rollout: FAILED Inconclusive",), result.ends
 
 
 def test_a_rollback_that_cannot_restore_ends_told_with_the_endpoint_freed(rig: Rig) -> None:

@@ -173,3 +173,17 @@ def test_the_first_look_comes_one_look_after_the_first_step_and_the_lease_still_
     request = started.request
     every_bake = len(request.challenger_shares) * request.max_bakes_per_step * 15 * 60
     assert planned_lease_seconds(started) >= every_bake + UPDATES_PER_ROLLOUT * UPDATE_ALLOWANCE_SECONDS
+
+
+def test_only_a_rollback_begun_by_the_judges_too_little_data_is_inconclusive() -> None:
+    too_little = {"action": "inconclusive", "reason": "too little data: at 2 requests/s ..."}
+    stopped = RolloutState.model_validate(state(decision=too_little))
+    assert stopped.stopped_for_too_little_data()
+    assert stopped.failure_reason() == too_little["reason"]
+    kept = stopped.model_copy(update={"rollback_reason": too_little["reason"]})
+    assert kept.stopped_for_too_little_data()
+    abort = {"Error": "Aborted", "Cause": "x"}
+    aborted = RolloutState.model_validate(state(decision=too_little, error=abort))
+    assert not aborted.stopped_for_too_little_data()
+    harm = RolloutState.model_validate(state(decision={"action": "rollback", "reason": "judge: errors"}))
+    assert not harm.stopped_for_too_little_data()
