@@ -135,9 +135,9 @@ def _summarise(scenario: str, method: str, runs: Sequence[Run]) -> dict[str, str
         "promote_rate": round(share("promote"), 4),
         "inconclusive_rate": round(share("inconclusive"), 4),
         "mean_blast_radius": round(statistics.fmean(r.blast_radius for r in runs), 2) + 0.0,  # no "-0.0"
-        "median_time_to_decision_s": statistics.median(times),
+        "median_time_to_decision_s": round(statistics.median(times), 2) + 0.0,
         "mean_excess_errors": round(statistics.fmean(r.excess_errors for r in runs), 2) + 0.0,
-        "p95_time_to_decision_s": float(np.percentile(times, 95)),
+        "p95_time_to_decision_s": round(float(np.percentile(times, 95)), 2) + 0.0,
         # Printed, not in the CSV: the rollbacks for shown harm (the rest: not shown non-inferior in time).
         "harm_rollback_rate": round(sum(r.for_harm for r in runs) / count, 4),
     }

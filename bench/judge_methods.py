@@ -4,9 +4,9 @@
   (infra/environments/dev.yaml), CloudWatch windows built by the reader's own code
   (``metrics_reader.windows_from_series``, which fills in each statistic as it does in the Lambda),
   and ``lambdas.rollout.decision.decide_look`` -- the function the judge handler calls -- deciding
-  when to look, what the judge sees, when to advance and when to stop. The first look comes one bake
-  after the first step starts (the Wait the rollout's start sets), every later one after the
-  decision's ``next_look_seconds``.
+  when to look, what the judge sees, when to advance and when to stop. The first look comes one look
+  (``look_seconds``) after the first step starts (the Wait the rollout's start sets), every later one
+  after the decision's ``next_look_seconds``.
 * Guardrail methods only ever roll back; a rollout they never stop is promoted at the end of their
   schedule (5-25-50-100 %, 30 minutes each), as SageMaker deployment guardrails and Flagger do.
 * The oracle is Wald's SPRT per metric, knowing the champion's true rates and the scenario's true
@@ -153,7 +153,7 @@ def run_shipped_rollout(
     trace: list[tuple[int, str, str]] = []
     step, step_started, looks, now = 0, 0, 0, 0
     rollout_started = -deploy_seconds  # the lock is taken before the gates and the deployment
-    wait = request.bake_minutes * 60
+    wait = settings.look_seconds  # the first Wait the rollout's start sets
     while True:
         look_at = now + wait
         if look_at // WINDOW_S > horizon_minutes:

@@ -12,7 +12,9 @@ after a pause, and a second failure moves the traffic to the champion from the w
 the lock, is told on the topic and ends the execution as failed, for a person to look at. Whenever the
 function that tells fails, the workflow publishes to the topic itself. A rolled-back rollout ends in the
 Fail state "Rolled back" so that the console and the execution-status events show plainly that the
-candidate did not ship; the ledger holds why.
+candidate did not ship; the ledger holds why. One the judge stopped for too little data restores the
+champion on the same path and ends in "Too little data" (outcome `inconclusive`): nothing was shown wrong
+with the candidate.
 
 Each function's role grants exactly the calls its handler makes (see `tests/infra/test_rollout_workflow.py`).
 """
@@ -422,6 +424,19 @@ class RolloutWorkflow(Construct):
         rolled_back = sfn.Fail(
             self, "Rolled back", error=ROLLED_BACK, cause="The challenger was rolled back; see the ledger."
         )
+        # Stopped for too little data: the champion is restored the same way, but nothing was shown wrong.
+        too_little_data = sfn.Fail(
+            self,
+            "Too little data",
+            error="Inconclusive",
+            cause="Too little data to judge the challenger: the champion serves again and the package waits "
+            "for approval; the notification and the ledger say what would fit.",
+        )
+        ended = (
+            sfn.Choice(self, "Rolled back or too little data?")
+            .when(sfn.Condition.string_equals("$.outcome", "inconclusive"), too_little_data)
+            .otherwise(rolled_back)
+        )
         needs_person = sfn.Fail(
             self,
             "Rollback failed",
@@ -461,7 +476,7 @@ class RolloutWorkflow(Construct):
         recorded = (
             sfn.Choice(self, "Is the rollback recorded?")
             .when(sfn.Condition.string_equals("$.outcome", "failed"), released_anyway)
-            .when(OUTCOME_RECORDED, released.next(rolled_back))
+            .when(OUTCOME_RECORDED, released.next(ended))
             .otherwise(wait)
         )
         rollback.next(recorded)

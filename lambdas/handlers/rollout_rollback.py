@@ -1,4 +1,5 @@
-"""Roll back: the champion takes all traffic at once, the candidate leaves, the package is Rejected.
+"""Roll back: the champion takes all traffic at once, the candidate leaves, the package is Rejected (or,
+stopped for too little data, inconclusive: back to pending approval).
 
 The task is ``lambdas.rollout.tasks.rollback.rollback``.
 """
@@ -24,6 +25,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = run_task(event, rollback)
-    if state.get("outcome") is not None:
-        metrics.add_metric(name="RolloutRolledBack", unit=MetricUnit.Count, value=1)
+    outcome = state.get("outcome")
+    if outcome is not None:
+        name = "RolloutInconclusive" if outcome == "inconclusive" else "RolloutRolledBack"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     return state

@@ -21,11 +21,13 @@ numbers are the product's.
     is rolled back, "not shown non-inferior". The last judged step may use the time the earlier
     steps did not need: the judged plan ends within (judged steps x max_bakes_per_step x bake) of
     the rollout's start, as it always could;
-  - too little data is its own outcome: at the first look the endpoint's measured traffic is
-    projected onto the plan, and if some step cannot serve its minimum samples within its longest
-    bake, the rollout stops at once saying what would (longer bakes, a bigger first step, fewer
-    metrics); a step that runs out of bakes without its samples stops the same way. Both restore
-    the champion (the state machine's ``rollback``) with a reason that starts "too little data".
+  - too little data is its own outcome (``inconclusive``), not a rollback: from the first whole
+    minute the first step served to the end of its first bake, every look projects the endpoint's
+    measured traffic onto the plan, and if the first step (the smallest) cannot serve its minimum
+    samples within its longest bake, the rollout stops at once saying what would (longer bakes, a
+    bigger first step, fewer metrics); a step that runs out of bakes without its samples stops the
+    same way. The state machine restores the champion on its rollback path, and the outcome, the
+    notification and the package say "inconclusive: too little data", not "rolled back".
 
 * ab_test keeps its split until promote, rollback or the sample budget; shadow bakes on mirrored
   traffic up to its limit; blue_green is SageMaker's.
@@ -54,6 +56,11 @@ __all__ = [
 
 TOO_LITTLE_DATA = "too little data"
 """How every reason of the too-little-data outcome starts."""
+PERIOD_SECONDS = 60
+"""The CloudWatch period of a window (the reader's default)."""
+LONGER_PLAN = (
+    "what would fit: longer bakes (bake_minutes, max_bakes_per_step), a bigger step, or fewer judge metrics"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +100,10 @@ class LookDecision:
 
     @property
     def too_little_data(self) -> bool:
-        return self.reason.startswith(TOO_LITTLE_DATA)
+        return self.action is StepAction.INCONCLUSIVE
 
 
-def evidence_range(look: Look, period_seconds: int = 60) -> tuple[int, int]:
+def evidence_range(look: Look, period_seconds: int = PERIOD_SECONDS) -> tuple[int, int]:
     """The minutes to read: from the rollout's start up to the last whole period before now.
 
     A retried look within the same period reads the same minutes.
@@ -214,10 +221,12 @@ def _stepped(
         raise ValueError(f"step {index} is not a judged step of a {len(shares)}-step plan")
     last_judged = index == len(shares) - 2
     here = f"at {shares[index]} % after {elapsed // 60} min"
-    if index == 0 and look.looks_done == 0:
-        shortfall = _plan_shortfall(request, settings, step, elapsed)
+    if index == 0 and elapsed <= bake:
+        # Every look of the first bake, from the first whole minute the step served: the estimate firms up
+        # as the minutes come in, and a plan the traffic cannot meet is said before any more is spent.
+        shortfall = _plan_shortfall(request, settings, step)
         if shortfall:
-            return StepAction.ROLLBACK, index, shortfall
+            return StepAction.INCONCLUSIVE, index, shortfall
     if elapsed < bake:
         return (
             StepAction.BAKE,
@@ -243,7 +252,11 @@ def _stepped(
         return StepAction.BAKE, index, f"judge: {result.verdict.value} {here}"
     if missing or result.verdict is Verdict.INCONCLUSIVE:
         what = ", ".join(missing) or result.reason
-        return StepAction.ROLLBACK, index, f"{TOO_LITTLE_DATA} {here}, the step's longest bake: {what}"
+        return (
+            StepAction.INCONCLUSIVE,
+            index,
+            f"{TOO_LITTLE_DATA} {here}, the step's longest bake: {what}; {LONGER_PLAN}",
+        )
     return (
         StepAction.ROLLBACK,
         index,
@@ -285,7 +298,11 @@ def _single_phase(
     if elapsed + settings.look_seconds <= longest:
         return StepAction.BAKE, index, f"judge: {result.verdict.value}"
     if result.verdict is Verdict.INCONCLUSIVE or _missing_samples(served, settings):
-        return StepAction.ROLLBACK, index, f"{TOO_LITTLE_DATA} on mirrored traffic after {elapsed // 60} min"
+        return (
+            StepAction.INCONCLUSIVE,
+            index,
+            f"{TOO_LITTLE_DATA} on mirrored traffic after {elapsed // 60} min; {LONGER_PLAN}",
+        )
     return (
         StepAction.ROLLBACK,
         index,
@@ -293,19 +310,19 @@ def _single_phase(
     )
 
 
-def _plan_shortfall(
-    request: RolloutRequest, settings: JudgeSettings, step: RolloutWindows, elapsed: int
-) -> str:
-    """At the first look: can the endpoint's traffic give every judged step its minimum samples?
+def _plan_shortfall(request: RolloutRequest, settings: JudgeSettings, step: RolloutWindows) -> str:
+    """Can the endpoint's traffic give every judged step its minimum samples?
 
-    The measured rates (requests per second over both variants; latency samples and feedback trials
-    per request) projected onto each step's share. Empty when the plan fits, or when there is no
-    traffic to measure yet (CloudWatch may lag; the longest bake then decides).
+    The measured rates (requests per second over both variants, over the minutes the step's windows
+    span; latency samples and feedback trials per request) projected onto the first step's share, the
+    smallest. Empty when the plan fits, or when no whole minute of the step has been read yet
+    (CloudWatch may lag; a later look, or the longest bake, decides).
     """
     both = _Served.over(step.champion + step.challenger)
-    if both.requests == 0 or elapsed <= 0:
+    if both.requests == 0 or not step.period_starts:
         return ""
-    rate = both.requests / elapsed
+    span = step.period_starts[-1] + PERIOD_SECONDS - step.period_starts[0]
+    rate = both.requests / span
     per_request = {
         Metric.ERRORS: ("requests", 1.0, settings.min_requests),
         Metric.LATENCY: (

@@ -315,6 +315,8 @@ class StepAction(StrEnum):
     BAKE = "bake"
     ROLLBACK = "rollback"
     PROMOTE = "promote"
+    INCONCLUSIVE = "inconclusive"
+    """Too little data to judge: the champion takes all traffic back, and nothing is said of the model."""
 
 
 class StepOutcome(_Frozen):
@@ -333,11 +335,13 @@ class StepOutcome(_Frozen):
 class OutcomeStatus(StrEnum):
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+    INCONCLUSIVE = "inconclusive"
+    """Stopped for too little data: the champion serves again, the package waits for a person's approval."""
     FAILED = "failed"
 
 
 class RolloutOutcome(_Frozen):
-    """How a rollout ended. Rolled back and failed outcomes always say why."""
+    """How a rollout ended. Every outcome but promoted says why."""
 
     status: OutcomeStatus
     endpoint_name: SageMakerName

@@ -146,7 +146,8 @@ def initial_state(
         endpoint=name,
         request=request,
         started_at=0,
-        bake_seconds=request.bake_minutes * 60,
+        # The first Wait after a traffic step is a look, not a bake: harm is looked for after every window.
+        bake_seconds=defaults.judge.look_seconds,
         execution_role_arn=endpoint.execution_role_arn,
         business_metric=endpoint.business_metric,
         judge=defaults.judge,
@@ -159,7 +160,7 @@ def planned_lease_seconds(state: RolloutState) -> int:
     the judge may ask, each endpoint update as long as its guardrails allow), so that it never expires
     under a rollout that is still running; every task renews it for as long again."""
     request = state.request
-    bakes = len(request.challenger_shares) * request.max_bakes_per_step * state.bake_seconds
+    bakes = len(request.challenger_shares) * request.max_bakes_per_step * request.bake_minutes * 60
     update = UPDATE_ALLOWANCE_SECONDS
     if request.strategy is Strategy.BLUE_GREEN:
         update = max(update, request.blue_green.maximum_execution_timeout_seconds)

@@ -132,10 +132,21 @@ class RolloutState(_Frozen):
             return self.rollback_reason
         if self.error is not None:
             return self.error.describe()
-        if self.decision is not None and self.decision.action is StepAction.ROLLBACK:
+        stopped = (StepAction.ROLLBACK, StepAction.INCONCLUSIVE)
+        if self.decision is not None and self.decision.action in stopped:
             return self.decision.reason
         if self.gates is not None and not self.gates.passed:
             return f"gates: {self.gates.reason}"
         if self.deployment is not None and self.deployment.status == "failed":
             return f"deployment: {self.deployment.reason}"
         return "rolled back without a recorded reason"
+
+    def stopped_for_too_little_data(self) -> bool:
+        """The judge stopped the rollout for too little data, and that is still why it is being rolled
+        back (an abort or a task's failure before the rollback began would be the reason instead)."""
+        decision = self.decision
+        return (
+            decision is not None
+            and decision.action is StepAction.INCONCLUSIVE
+            and self.failure_reason() == decision.reason
+        )

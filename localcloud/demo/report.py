@@ -43,6 +43,7 @@ class DecisionKind(StrEnum):
     TRAFFIC = "traffic"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    INCONCLUSIVE = "inconclusive"
     KILL_SWITCH = "kill_switch"
     ALARM = "alarm"
     RETRAINING = "retraining"
@@ -52,7 +53,8 @@ class DecisionKind(StrEnum):
     @classmethod
     def parse(cls, value: str) -> DecisionKind:
         """A kind from its value, any case, spaces or hyphens for underscores, or a rollout outcome's
-        status (``promoted``, ``rolled_back``, ``failed``: ``lambdas.rollout.payloads.OutcomeStatus``)."""
+        status (``promoted``, ``rolled_back``, ``inconclusive``, ``failed``:
+        ``lambdas.rollout.payloads.OutcomeStatus``)."""
         normal = value.strip().lower().replace(" ", "_").replace("-", "_")
         normal = _OUTCOME_KINDS.get(normal, normal)
         try:
@@ -72,6 +74,7 @@ _KIND_STYLE: dict[DecisionKind, tuple[str, str]] = {
     DecisionKind.TRAFFIC: ("#17becf", ">"),
     DecisionKind.PROMOTE: ("#2ca02c", "^"),
     DecisionKind.ROLLBACK: ("#d62728", "v"),
+    DecisionKind.INCONCLUSIVE: ("#bcbd22", "d"),
     DecisionKind.KILL_SWITCH: ("#000000", "X"),
     DecisionKind.ALARM: ("#ff7f0e", "D"),
     DecisionKind.RETRAINING: ("#e377c2", "*"),

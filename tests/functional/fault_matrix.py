@@ -77,6 +77,8 @@ METRIC_MINUTES = 150
 BOOTSTRAP_MODEL = "churn-v1"
 HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
+# 10 requests a minute on the endpoint: dev's first step (5 %) cannot serve its minimum samples in time.
+TRICKLE = Minute(requests=5, latency_us=20_000, trials=5, successes=1)
 ABORT_REASON = "the fault matrix aborts"
 ROLLBACK_STATE = "Roll back to the champion"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
@@ -509,6 +511,7 @@ class Scenario:
 
     name: str
     challenger: Minute = HEALTHY
+    champion: Minute = HEALTHY
     abort_at: str | None = None
     """A person aborts when the rollout's execution first enters this state (before its task runs)."""
     failing_update_at: str | None = None
@@ -539,6 +542,7 @@ class Scenario:
 
 PROMOTED = Scenario("promoted")
 ROLLED_BACK = Scenario("judged bad", challenger=FAILING)
+TOO_LITTLE_DATA = Scenario("too little traffic", challenger=TRICKLE, champion=TRICKLE)
 ABORTED = Scenario("aborted by a person", abort_at="Ask the judge")
 RESTORE_FAILS = Scenario(
     "rollback's restoring update fails once",
@@ -605,6 +609,7 @@ def broken_invariants(seen: Observed) -> list[str]:
         "promoted": ("Approved", "promoted"),
         "rolled_back": ("Rejected", "rolled_back"),
         "failed": ("Rejected", "failed"),
+        "inconclusive": ("PendingManualApproval", "inconclusive"),
     }.get(status or "", ("Approved", None))
     if (approval, recorded) != want:
         broken.append(f"package {approval} (recorded {recorded}) for outcome {status}")
@@ -1159,7 +1164,7 @@ def run_cell(rig: Rig, scenario: Scenario, state: str, fault: Fault | None) -> C
     with rig.world() as world:
         try:
             world.register_package()
-            world.serve(HEALTHY, scenario.challenger)
+            world.serve(scenario.champion, scenario.challenger)
             if scenario.held_by_another:
                 world.hold_lock_elsewhere(OTHER_ROLLOUT)
             if scenario.unknown_group:

@@ -29,6 +29,7 @@ from tests.functional.fault_matrix import (
     RESTORE_IMPOSSIBLE,
     ROLLBACK_FUNCTION_BROKEN,
     ROLLED_BACK,
+    TOO_LITTLE_DATA,
     CellResult,
     Fault,
     Observed,
@@ -130,6 +131,7 @@ def write_table(results: list[CellResult]) -> None:
             RESTORE_FAILS,
             RESTORE_IMPOSSIBLE,
             ROLLBACK_FUNCTION_BROKEN,
+            TOO_LITTLE_DATA,
             LOCKED,
             REFUSED,
         )
@@ -138,6 +140,13 @@ def write_table(results: list[CellResult]) -> None:
 def test_each_scenario_without_a_fault_ends_well(rig: Rig, scenario: Scenario) -> None:
     result = run_cell(rig, scenario, "", None)
     assert result.broken == (), (result.broken, result.ends)
+
+
+def test_too_little_traffic_ends_inconclusive_not_rolled_back(rig: Rig) -> None:
+    result = run_cell(rig, TOO_LITTLE_DATA, "", None)
+    assert result.broken == (), (result.broken, result.ends)
+    # The execution ends in the Fail state "Too little data" (error Inconclusive), not "Rolled back".
+    assert result.ends == ("rollout: FAILED Inconclusive",), result.ends
 
 
 def test_a_rollback_that_cannot_restore_ends_told_with_the_endpoint_freed(rig: Rig) -> None:

@@ -223,7 +223,7 @@ def test_start_takes_the_lock_records_the_start_and_returns_the_state(rollout: R
     assert state["rollout_id"] == EXECUTION
     assert state["request"]["endpoint_name"] == ENDPOINT_NAME
     assert state["request"]["model_package_group"] == GROUP
-    assert state["bake_seconds"] == BAKE_SECONDS
+    assert state["bake_seconds"] == state["judge"]["look_seconds"]
     assert state["champion_model"] == "churn-v1"
     assert state["gates"] is None
     assert state["deployment"] is None
@@ -417,7 +417,7 @@ def test_no_data_is_inconclusive_and_bakes_again_never_a_pass(rollout: Rollout) 
     assert (judged["step_index"], judged["bakes_done"], judged["bake_seconds"]) == (0, 1, 60)
     rollout.clock.advance(BAKE_SECONDS)
     decision = rollout.run("judge", judged)["decision"]
-    assert decision["action"] == "rollback"
+    assert decision["action"] == "inconclusive"
     assert decision["reason"].startswith("too little data at 5 % after 20 min")
 
 
@@ -548,6 +548,41 @@ def test_rollback_restores_the_champion_rejects_the_package_and_notifies(rollout
     (message,) = rollout.notifications()
     assert message["event"] == "rollout_rolled_back"
     assert message["reason"] == rolled_back["decision"]["reason"]
+
+
+def test_too_little_data_restores_the_champion_and_the_package_waits_for_a_persons_approval(
+    rollout: Rollout,
+) -> None:
+    state = rollout.deployed()
+    trickle = Minute(requests=5, latency_us=20_000, trials=5, successes=1)
+    rollout.serve(state, trickle, trickle)
+    judged = rollout.run("judge", state)
+    assert judged["decision"]["action"] == "inconclusive"
+    reason = judged["decision"]["reason"]
+    assert reason.startswith("too little data: at 0.167 requests/s the first step (5 %) needs about")
+    assert "what would fit: bake_minutes >= " in reason
+    stopped = rollout.finish("rollback", judged)
+    assert stopped["outcome"] == "inconclusive"
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", "churn-v1")]
+    package = rollout.package_status()
+    # Nothing was shown wrong with the model: not Rejected, and no longer Approved while not deployed.
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["ApprovalDescription"] == reason
+    assert package["CustomerMetadataProperties"]["rollout.outcome"] == "inconclusive"
+    outcomes = [e.payload for e in rollout.ledger() if e.kind is EntryKind.OUTCOME]
+    assert [(o["status"], o["reason"]) for o in outcomes] == [("inconclusive", reason)]
+    (message,) = rollout.notifications()
+    assert message["event"] == "rollout_inconclusive"
+    assert message["reason"] == reason
+    assert "approve the package again" in message["action"]
+
+
+def test_a_package_stopped_for_too_little_data_may_start_again(rollout: Rollout) -> None:
+    rollout.sagemaker.update_model_package(
+        ModelPackageArn=rollout.package, CustomerMetadataProperties={"rollout.outcome": "inconclusive"}
+    )
+    assert rollout.start()["rollout_id"] == EXECUTION
 
 
 def test_rollback_after_a_failed_task_gives_the_caught_error_as_the_reason(rollout: Rollout) -> None:

@@ -163,10 +163,11 @@ def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud
     entered = cloud.states_entered(arn)
     assert "Deploy the challenger at 0 %" not in entered
     # Nothing to restore: the rollback records at once, without waiting for an update.
-    assert entered[-4:] == [
+    assert entered[-5:] == [
         "Roll back to the champion",
         "Is the rollback recorded?",
         "Release the lock after the rollback",
+        "Rolled back or too little data?",
         "Rolled back",
     ]
     ledger = cloud.ledger(arn)

@@ -58,6 +58,8 @@ ROLLBACK_PATH = {
     "Release the lock after the rollback",
     "Release the lock after a failed rollback",
     "Rolled back",
+    "Rolled back or too little data?",
+    "Too little data",
     "Rolled back, lock not released",
     "Rollback failed",
 }
@@ -230,7 +232,15 @@ def test_states_are_named_for_people_reading_the_console(definition: dict[str, A
     assert states["Ask the judge"]["Next"] == "What did the judge say?"
     assert states["Release the lock"]["Next"] == "Promoted"
     assert states["Promoted"]["Type"] == "Succeed"
-    assert states["Release the lock after the rollback"]["Next"] == "Rolled back"
+    assert states["Release the lock after the rollback"]["Next"] == "Rolled back or too little data?"
+    # Stopped for too little data, the champion is restored on the same path but the run ends as what it is.
+    assert _choices(states["Rolled back or too little data?"]) == {
+        ("$.outcome", "inconclusive"): "Too little data"
+    }
+    assert states["Rolled back or too little data?"]["Default"] == "Rolled back"
+    assert (
+        states["Too little data"]["Type"] == "Fail" and states["Too little data"]["Error"] == "Inconclusive"
+    )
     assert states["Rolled back"]["Type"] == "Fail" and states["Rolled back"]["Error"] == "RolledBack"
 
 
@@ -324,7 +334,7 @@ def test_choices_follow_the_handlers_fields(definition: dict[str, Any]) -> None:
         ("$.decision.action", "bake"): "Bake",
         ("$.decision.action", "promote"): "Promote the challenger",
     }
-    # An unknown or "rollback" answer is never a pass.
+    # An unknown, "rollback" or "inconclusive" (too little data) answer is never a pass.
     assert states["What did the judge say?"]["Default"] == ROLLBACK
 
 
@@ -514,6 +524,7 @@ def test_the_rollback_path_never_leaves_it_and_always_ends(definition: dict[str,
     # A rolled-back rollout shows as failed in the console and in the execution status events.
     assert {states[name]["Error"] for name in reachable if states[name]["Type"] == "Fail"} == {
         "RolledBack",
+        "Inconclusive",
         "RollbackFailed",
         "LockNotReleased",
     }

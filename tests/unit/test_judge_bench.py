@@ -141,3 +141,13 @@ def test_the_bench_decides_with_the_plan_and_settings_dev_ships(quick_run: tuple
     assert JudgeSettings.model_validate_json(settings) == rollout.judge
     assert f'"bake_minutes":{rollout.bake_minutes}' in plan
     assert [step for step in RolloutRequest.model_fields] and '"strategy":"canary"' in plan
+
+
+def test_the_times_to_decision_are_rounded_like_the_other_columns() -> None:
+    # Interpolating the 95th percentile of whole minutes leaves float noise (here 1310.9999999999998).
+    times = [60.0 * minute for minute in range(24)]
+    runs = [judge_bench.Run("promote", False, 0.0, 0.0, t) for t in times]
+    row = judge_bench._summarise("equal", "judge", runs)
+    for column in ("median_time_to_decision_s", "p95_time_to_decision_s"):
+        value = row[column]
+        assert isinstance(value, float) and value == round(value, 2), (column, value)

@@ -152,9 +152,10 @@ def test_a_step_without_its_samples_at_its_longest_bake_stops_for_too_little_dat
     action, _, reason = next_action(
         CANARY, SETTINGS, at(1, elapsed=3 * BAKE), result(Verdict.INCONCLUSIVE), served(150)
     )
-    assert action is StepAction.ROLLBACK
+    assert action is StepAction.INCONCLUSIVE
     assert reason.startswith(f"{TOO_LITTLE_DATA} at 25 % after 30 min")
     assert "150/200 requests" in reason
+    assert "what would fit: longer bakes" in reason
 
 
 def test_the_first_look_says_when_the_traffic_cannot_meet_the_plan_and_what_would() -> None:
@@ -166,13 +167,35 @@ def test_the_first_look_says_when_the_traffic_cannot_meet_the_plan_and_what_woul
         period_starts=tuple(1000 + 60 * m for m in range(10)),
     )
     action, _, reason = next_action(CANARY, strict, at(0, looks=0), result(Verdict.INCONCLUSIVE), few)
-    assert action is StepAction.ROLLBACK
+    assert action is StepAction.INCONCLUSIVE
     assert reason.startswith(f"{TOO_LITTLE_DATA}: at 6.67 requests/s the first step (5 %) needs about 50 min")
     assert "bake_minutes >= 17" in reason
     assert "a first step of >= 9 %" in reason
     assert (
         next_action(CANARY, SETTINGS, at(0, looks=0), result(Verdict.INCONCLUSIVE), few)[0] is StepAction.BAKE
     )
+
+
+def test_the_plan_is_checked_on_the_first_whole_minute_the_step_served() -> None:
+    # The step began mid-minute: its first look (a minute later) reads no whole minute of it, the second
+    # reads one. The rate is over the minutes read (400 requests in 60 s), not the step's age (120 s).
+    strict = JudgeSettings(metrics=("errors",), min_requests=1000)
+    one_minute = RolloutWindows(
+        champion=(VariantWindow(requests=380),),
+        challenger=(VariantWindow(requests=20),),
+        period_starts=(1080,),
+    )
+    second_look = Look(rollout_started_at=0, step_index=0, step_started_at=1030, looks_done=1, now=1150)
+    action, _, reason = next_action(CANARY, strict, second_look, result(Verdict.INCONCLUSIVE), one_minute)
+    assert action is StepAction.INCONCLUSIVE
+    assert reason.startswith(f"{TOO_LITTLE_DATA}: at 6.67 requests/s the first step (5 %)")
+
+
+def test_after_the_first_bake_the_plan_check_gives_way_to_the_steps_longest_bake() -> None:
+    strict = JudgeSettings(metrics=("errors",), min_requests=1000)
+    few = served(200, minutes=11, start=1000)
+    later = at(0, elapsed=BAKE + 60, looks=10)
+    assert next_action(CANARY, strict, later, result(Verdict.INCONCLUSIVE), few)[0] is StepAction.BAKE
 
 
 def test_without_any_traffic_yet_the_first_look_bakes_on() -> None:
@@ -235,7 +258,7 @@ def run_to_the_end(request: RolloutRequest, verdicts: list[Verdict]) -> tuple[St
         total += 1
         look = Look(0, step, started, looks, now)
         action, index, _ = next_action(request, SETTINGS, look, result(verdict), ENOUGH)
-        if action in (StepAction.PROMOTE, StepAction.ROLLBACK):
+        if action in (StepAction.PROMOTE, StepAction.ROLLBACK, StepAction.INCONCLUSIVE):
             return action, total
         if action is StepAction.ADVANCE:
             step, started, looks = index, now, 0

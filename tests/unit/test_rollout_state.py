@@ -12,6 +12,12 @@ from pydantic import ValidationError
 from lambdas.rollout.aws.metrics_reader import windows_from_series
 from lambdas.rollout.payloads import StepAction
 from lambdas.rollout.settings import SettingsError, load_rollout_settings
+from lambdas.rollout.start import (
+    UPDATE_ALLOWANCE_SECONDS,
+    UPDATES_PER_ROLLOUT,
+    initial_state,
+    planned_lease_seconds,
+)
 from lambdas.rollout.state import RolloutState, TaskError
 
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlrollout-dev-churn/3"
@@ -157,3 +163,27 @@ def test_windows_use_the_percentiles_when_the_judge_compares_one() -> None:
 def test_no_data_is_no_windows() -> None:
     windows = windows_from_series({}, "champion", "challenger")
     assert windows.champion == windows.challenger == ()
+
+
+def test_the_first_look_comes_one_look_after_the_first_step_and_the_lease_still_covers_every_bake() -> None:
+    churn = load_rollout_settings(ENVIRONMENT).endpoints["churn"]
+    started = initial_state("exec-1", "churn", churn, PACKAGE, {"bake_minutes": 15})
+    # Harm is looked for after every window, the first one included: the first Wait is a look, not a bake.
+    assert started.bake_seconds == started.judge.look_seconds < 15 * 60
+    request = started.request
+    every_bake = len(request.challenger_shares) * request.max_bakes_per_step * 15 * 60
+    assert planned_lease_seconds(started) >= every_bake + UPDATES_PER_ROLLOUT * UPDATE_ALLOWANCE_SECONDS
+
+
+def test_only_a_rollback_begun_by_the_judges_too_little_data_is_inconclusive() -> None:
+    too_little = {"action": "inconclusive", "reason": "too little data: at 2 requests/s ..."}
+    stopped = RolloutState.model_validate(state(decision=too_little))
+    assert stopped.stopped_for_too_little_data()
+    assert stopped.failure_reason() == too_little["reason"]
+    kept = stopped.model_copy(update={"rollback_reason": too_little["reason"]})
+    assert kept.stopped_for_too_little_data()
+    abort = {"Error": "Aborted", "Cause": "x"}
+    aborted = RolloutState.model_validate(state(decision=too_little, error=abort))
+    assert not aborted.stopped_for_too_little_data()
+    harm = RolloutState.model_validate(state(decision={"action": "rollback", "reason": "judge: errors"}))
+    assert not harm.stopped_for_too_little_data()

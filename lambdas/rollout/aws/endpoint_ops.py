@@ -67,6 +67,7 @@ __all__ = [
     "read_live_config",
     "reject_package",
     "resting_config_request",
+    "return_package_for_approval",
     "set_weights",
     "update_endpoint",
     "update_endpoint_request",
@@ -510,6 +511,19 @@ def reject_package(
     client.update_model_package(
         ModelPackageArn=model_package_arn,
         ModelApprovalStatus="Rejected",
+        ApprovalDescription=reason[:APPROVAL_DESCRIPTION_MAX],
+        CustomerMetadataProperties=_merged_metadata(client, model_package_arn, summary),
+    )
+
+
+def return_package_for_approval(
+    client: SageMakerControl, model_package_arn: str, summary: Mapping[str, str], reason: str
+) -> None:
+    """Pending a person's approval, with the reason as the approval description: nothing was shown wrong
+    with the model, and approving it again (the plan changed) starts a new rollout."""
+    client.update_model_package(
+        ModelPackageArn=model_package_arn,
+        ModelApprovalStatus="PendingManualApproval",
         ApprovalDescription=reason[:APPROVAL_DESCRIPTION_MAX],
         CustomerMetadataProperties=_merged_metadata(client, model_package_arn, summary),
     )

@@ -1,5 +1,10 @@
 """Roll back: the champion takes all traffic at once, the candidate leaves, the package is Rejected.
 
+A rollout the judge stopped for too little data takes the same path to restore the champion, but its
+outcome is ``inconclusive``: the package goes back to PendingManualApproval (nothing was shown wrong with
+it; approving it again once the plan fits the traffic starts a new rollout) and the notification says what
+would fit.
+
 Runs after a rollback verdict, failed gates, a failed or silently rolled back deployment, an abort
 (alarm, kill switch, operator), or any task's failure (the Catch's ``error`` is the reason). The
 endpoint is restored only if it runs one of this rollout's configs: failed gates, or an update SageMaker
@@ -34,6 +39,7 @@ from lambdas.rollout.aws.endpoint_ops import (
     read_live_config,
     reject_package,
     resting_config_request,
+    return_package_for_approval,
     set_weights,
     update_endpoint,
     update_endpoint_request,
@@ -82,8 +88,10 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
             update={"deployment": DeploymentStatus(status="updating", config_name=running)}
         )
     request = state.request
+    inconclusive = state.stopped_for_too_little_data()
+    status = OutcomeStatus.INCONCLUSIVE if inconclusive else OutcomeStatus.ROLLED_BACK
     outcome = RolloutOutcome(
-        status=OutcomeStatus.ROLLED_BACK,
+        status=status,
         endpoint_name=request.endpoint_name,
         model_package_arn=request.model_package_arn,
         reason=reason,
@@ -91,10 +99,14 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
     )
     state = _record_outcome(state, services, outcome)
     summary = summarize(services.ledger.entries(state.rollout_id))
-    reject_package(services.sagemaker, request.model_package_arn, summary, reason)
-    _notify(state, services, reason)
-    logger.warning("rolled back", extra={"reason": reason})
-    return state.model_copy(update={"outcome": OutcomeStatus.ROLLED_BACK})
+    if inconclusive:
+        return_package_for_approval(services.sagemaker, request.model_package_arn, summary, reason)
+        _notify_inconclusive(state, services, reason)
+    else:
+        reject_package(services.sagemaker, request.model_package_arn, summary, reason)
+        _notify(state, services, reason)
+    logger.warning(status.value.replace("_", " "), extra={"reason": reason})
+    return state.model_copy(update={"outcome": status})
 
 
 def _update_in_progress(state: RolloutState, services: RolloutServices) -> str | None:
@@ -206,5 +218,25 @@ def _notify(
     services.sns.publish(
         TopicArn=services.settings.topic_arn,
         Subject=f"mlrollout: {state.endpoint} {what}"[:SUBJECT_MAX],
+        Message=json.dumps(message, indent=2),
+    )
+
+
+def _notify_inconclusive(state: RolloutState, services: RolloutServices, reason: str) -> None:
+    request = state.request
+    message = {
+        "event": "rollout_inconclusive",
+        "endpoint": state.endpoint,
+        "endpoint_name": request.endpoint_name,
+        "model_package_arn": request.model_package_arn,
+        "rollout_id": state.rollout_id,
+        "reason": reason,
+        "action": "the champion serves all traffic again and nothing was shown wrong with the model; the "
+        "package waits for approval: change the plan as the reason says (longer bakes, a bigger first "
+        "step, fewer judge metrics), then approve the package again to roll it out",
+    }
+    services.sns.publish(
+        TopicArn=services.settings.topic_arn,
+        Subject=f"mlrollout: {state.endpoint} inconclusive: too little data"[:SUBJECT_MAX],
         Message=json.dumps(message, indent=2),
     )

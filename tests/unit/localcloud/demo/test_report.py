@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdas.rollout.payloads import OutcomeStatus
 from localcloud.demo.report import (
     Decision,
     DecisionKind,
@@ -157,3 +158,9 @@ def test_plot_labels_with_dollars_and_underscores_render() -> None:
         Timeline(variants=(odd,), rollouts=(RolloutSummary("$v$", "promoted", started_s=0, duration_s=30),))
     )
     assert len(_images(document)) == 1
+
+
+def test_every_rollout_outcome_is_a_decision_kind_of_its_own() -> None:
+    kinds = {status: DecisionKind.parse(status.value) for status in OutcomeStatus}
+    assert kinds[OutcomeStatus.INCONCLUSIVE] is DecisionKind.INCONCLUSIVE
+    assert len(set(kinds.values())) == len(kinds)
