@@ -66,7 +66,7 @@ demo-retrain: setup
 	$(PY) -m localcloud.demo.retraining --cdk-out cdk.out.local --report demo-retrain-report.html
 
 # Every benchmark; each prints its table and writes bench/results/. Not timed tests: numbers, not verdicts.
-BENCHES := bench.judge_bench bench.router_bench bench.container_bench
+BENCHES := bench.judge_bench bench.router_bench bench.container_bench bench.scale_bench
 
 bench: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench; done

@@ -19,6 +19,7 @@ from typing import Any
 
 from moto.sns.models import sns_backends
 
+from localcloud.cloudformation.template import parameter_values
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.demo.rollout import Demo
 from localcloud.demo.story import (
@@ -178,14 +179,10 @@ class RetrainDemo(Demo):
 
     def _family(self) -> str:
         """The model family whose package group this endpoint's rollouts use (the retraining's settings)."""
-        for resource in self.cloud.template.resources.values():
-            variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-            if "FAMILIES" in variables:
-                families = json.loads(str(self.cloud.resolver.resolve(variables["FAMILIES"])))
-                for family, settings in families.items():
-                    if settings["model_package_group"] == self.group:
-                        return str(family)
-        raise DemoError(f"no retraining function retrains {self.group}")
+        for name, value in parameter_values(self.cloud.template, self.cloud.resolver).items():
+            if "/families/" in name and json.loads(value)["model_package_group"] == self.group:
+                return name.rsplit("/", 1)[1]
+        raise DemoError(f"no family's settings parameter names the package group {self.group}")
 
     def retraining_started_by(self, key: str) -> str:
         machine = self.cloud.stack.retraining_state_machine_arn

@@ -36,7 +36,7 @@ from localcloud.demo.story import (
     Story,
     Version,
     command_line,
-    endpoints_variable,
+    endpoint_settings,
     tell,
 )
 from localcloud.demo.traffic import Traffic
@@ -63,7 +63,7 @@ class Demo:
         self.clock = clock
         self.story = story
         self.versions = versions
-        self.settings = json.loads(endpoints_variable(cloud))["churn"]
+        self.settings = endpoint_settings(cloud, "churn")
         self.endpoint_name = str(self.settings["endpoint_name"])
         self.group = str(self.settings["model_package_group"])
         self.packages: dict[str, str] = {}

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TextIO
 
 from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
 from localcloud.cloud import LocalCloud
+from localcloud.cloudformation.template import parameter_values
 from localcloud.events.delivery import deliver_events
 from localcloud.sagemaker.control import emit_registry_events
 from pipelines.train import TrainConfig, package_model, train
@@ -219,7 +220,7 @@ def open_cloud(
     from localcloud.sagemaker.runtime import serve_endpoints  # noqa: PLC0415
 
     def definition(_logical_id: str, text: str) -> str:
-        bake = json.loads(endpoints_variable(cloud_ref[0]))["churn"]["rollout"]["bake_minutes"] * 60
+        bake = endpoint_settings(cloud_ref[0], "churn")["rollout"]["bake_minutes"] * 60
         return shortened_waits(text, clock, {"$.bake_seconds": bake})
 
     cloud_ref: list[LocalCloud] = []
@@ -249,12 +250,13 @@ def _layer_parameter(cdk_out: Path) -> str:
     return str(name)
 
 
-def endpoints_variable(cloud: LocalCloud) -> str:
-    for resource in cloud.template.resources.values():
-        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
-        if "LEDGER_TABLE" in variables:
-            return str(cloud.resolver.resolve(variables["ENDPOINTS"]))
-    raise DemoError("no rollout function in the template")
+def endpoint_settings(cloud: LocalCloud, endpoint: str) -> dict[str, Any]:
+    """The endpoint's settings document, as the stack's parameter holds it (infra/endpoint_settings.py)."""
+    for name, value in parameter_values(cloud.template, cloud.resolver).items():
+        if name.endswith(f"/endpoints/{endpoint}"):
+            document: dict[str, Any] = json.loads(value)
+            return document
+    raise DemoError(f"no settings parameter of endpoint {endpoint!r} in the template")
 
 
 def write_report(story: Story, path: Path, title: str = "mlrollout on the local cloud") -> Path:
