@@ -25,7 +25,8 @@ def emit_execution_events() -> Iterator[list[dict[str, Any]]]:
 
     def start(execution: Execution) -> None:
         original_start(execution)
-        _emit(execution, emitted)
+        # The start's event says RUNNING even when a short execution has already ended in its thread.
+        _emit(execution, emitted, running=True)
 
     def reflect(communication: BaseExecutionWorkerCommunication) -> None:
         original_reflect(communication)  # type: ignore[no-untyped-call]  # moto: untyped
@@ -38,27 +39,28 @@ def emit_execution_events() -> Iterator[list[dict[str, Any]]]:
         yield emitted
 
 
-def status_change_detail(execution: Execution) -> dict[str, Any]:
-    status = execution.exec_status.value if execution.exec_status is not None else "RUNNING"
+def status_change_detail(execution: Execution, *, running: bool = False) -> dict[str, Any]:
+    status = "RUNNING" if running or execution.exec_status is None else execution.exec_status.value
     output = execution.output if status == "SUCCEEDED" else None
+    ended = status != "RUNNING"
     return {
         "executionArn": execution.exec_arn,
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.name or execution.exec_arn.rsplit(":", 1)[1],
         "status": status,
         "startDate": _epoch_millis(execution.start_date),
-        "stopDate": _epoch_millis(execution.stop_date),
+        "stopDate": _epoch_millis(execution.stop_date) if ended else None,
         "input": json.dumps(execution.input_data),
         "output": None if output is None else json.dumps(output),
         "inputDetails": {"included": True},
         "outputDetails": {"included": True} if output is not None else None,
-        "error": execution.error,
-        "cause": execution.cause,
+        "error": execution.error if ended else None,
+        "cause": execution.cause if ended else None,
     }
 
 
-def _emit(execution: Execution, emitted: list[dict[str, Any]]) -> None:
-    detail = status_change_detail(execution)
+def _emit(execution: Execution, emitted: list[dict[str, Any]], *, running: bool = False) -> None:
+    detail = status_change_detail(execution, running=running)
     entry = {
         "Source": SOURCE,
         "DetailType": DETAIL_TYPE,
