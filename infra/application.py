@@ -26,7 +26,7 @@ def build_app(app: App, *, config_dir: Path = ENVIRONMENTS_DIR) -> PlatformStack
         stack_name(config),
         config=config,
         env=Environment(account=config.aws.account, region=config.aws.region),
-        description=f"mlrollout platform ({config.name}): registry, endpoints, alarms, flags",
+        description=f"mlrollout platform ({config.name}): registry, flags, serving, rollout, retraining",
     )
     add_compliance_checks(app)
     return stack

@@ -40,7 +40,6 @@ from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.registry import ModelRegistry
-from infra.rollout_targets import name_patterns
 from lambdas.gates import GateSettings
 from lambdas.gates.aws.inputs import BASELINE_FILE, GATES_FOLDER, gates_folder_of_artifact
 from lambdas.retraining.drift import DRIFT_NAMESPACE, ENDPOINT_DIMENSION, PSI_MAX_METRIC
@@ -95,6 +94,7 @@ class DriftMonitor(Construct):
         gates: GateSettings | None = None,
         evaluation_periods: int = 1,
         topic: sns.ITopic | None = None,
+        alarm_places: Mapping[str, tuple[Construct, sns.ITopic]] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         _check_endpoints(endpoints)
@@ -143,8 +143,13 @@ class DriftMonitor(Construct):
                 max_event_age=Duration.seconds(min(max(self.interval.to_seconds(), 60), 86400)),
             )
         )
+        # Each alarm where its endpoint lives (its family's stack), with that stack's view of the topic.
+        places = alarm_places or {}
         self.alarms: dict[str, cloudwatch.Alarm] = {
-            endpoint.name: self._alarm(endpoint, evaluation_periods, topic) for endpoint in self._endpoints
+            endpoint.name: self._alarm(
+                endpoint, evaluation_periods, *places.get(endpoint.name, (self, topic))
+            )
+            for endpoint in self._endpoints
         }
         self.alarm_names = {endpoint.name: drift_alarm_name(prefix, endpoint) for endpoint in self._endpoints}
 
@@ -184,13 +189,12 @@ class DriftMonitor(Construct):
         def sagemaker(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
-        physical = sorted(self.endpoint_names.values())
-        patterns = [pattern for name in physical for pattern in name_patterns(name)]
-        groups = sorted({self._registry.package_group_names[e.model_family] for e in self._endpoints})
-        configs = [sagemaker("endpoint-config", pattern) for pattern in patterns]
-        models = [sagemaker("model", pattern) for pattern in patterns]
-        packages = [sagemaker("model-package", f"{group}/*") for group in groups]
-        self._allow(["sagemaker:DescribeEndpoint"], [sagemaker("endpoint", name) for name in physical])
+        # The environment's names as patterns (infra/rollout_targets.py): one policy size for any count.
+        names = f"{self._prefix}-*"
+        configs = [sagemaker("endpoint-config", names)]
+        models = [sagemaker("model", names)]
+        packages = [sagemaker("model-package", f"{names}/*")]
+        self._allow(["sagemaker:DescribeEndpoint"], [sagemaker("endpoint", names)])
         self._allow(["sagemaker:DescribeEndpointConfig"], configs)
         self._allow(["sagemaker:DescribeModel"], models)
         self._allow(["sagemaker:DescribeModelPackage"], packages)
@@ -203,7 +207,7 @@ class DriftMonitor(Construct):
 
         bucket = self._registry.bucket
         any_baseline = f"*/{GATES_FOLDER}/{BASELINE_FILE}"
-        capture_prefixes = [f"data-capture/{endpoint.name}/" for endpoint in self._endpoints]
+        capture_prefixes = ["data-capture/"]
         captures = [bucket.arn_for_objects(f"{prefix}*") for prefix in capture_prefixes]
         bootstrap = _bootstrap_baselines(self._endpoints)
         self._allow(
@@ -254,11 +258,11 @@ class DriftMonitor(Construct):
     # --- the alarms --------------------------------------------------------------------------------------
 
     def _alarm(
-        self, endpoint: Endpoint, evaluation_periods: int, topic: sns.ITopic | None
+        self, endpoint: Endpoint, evaluation_periods: int, scope: Construct, topic: sns.ITopic | None
     ) -> cloudwatch.Alarm:
         physical = self.endpoint_names[endpoint.name]
         alarm = cloudwatch.Alarm(
-            self,
+            scope,
             f"Drift-{endpoint.name}",
             alarm_name=drift_alarm_name(self._prefix, endpoint),
             alarm_description=(

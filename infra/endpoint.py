@@ -47,6 +47,14 @@ FINGERPRINT_VARIABLE = "MLROLLOUT_BOOTSTRAP_FINGERPRINT"
 RUNTIME_ENDPOINT_FIELDS = frozenset({"autoscaling", "business_metric"})
 
 
+EXECUTION_ROLE_SUFFIX = "-sagemaker"
+
+
+def execution_role_name(endpoint_name: str) -> str:
+    """The endpoint's SageMaker execution role (IAM allows 64 characters; endpoint names have 50 at most)."""
+    return f"{endpoint_name}{EXECUTION_ROLE_SUFFIX}"
+
+
 def bootstrap_fingerprint(
     endpoint_name: str, endpoint: Endpoint, rollout: Rollout, rollback_alarm_names: Sequence[str]
 ) -> str:
@@ -179,6 +187,8 @@ class ModelEndpoint(Construct):
         role = iam.Role(
             self,
             "ExecutionRole",
+            # Named, so the environment's functions (another stack) pass it by name, not by reference.
+            role_name=execution_role_name(self.endpoint_name),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role of {self.endpoint_name}",
         )

@@ -1,4 +1,4 @@
-"""Model registry: the encrypted artifact bucket and a model package group per model family."""
+"""Model registry: the encrypted artifact bucket; a model package group per model family (in its stack)."""
 
 from __future__ import annotations
 
@@ -49,13 +49,25 @@ class ModelRegistry(Construct):
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.package_group_names: dict[str, str] = {}
-        for family in model_families:
-            group_name = f"{prefix}-{family}"
-            sagemaker.CfnModelPackageGroup(
-                self,
-                f"Group-{family}",
-                model_package_group_name=group_name,
-                model_package_group_description=f"Model versions of the {family} family",
-            )
-            self.package_group_names[family] = group_name
+        # The groups themselves are created by each family's stack (infra/family_stack.py).
+        self.package_group_names: dict[str, str] = {
+            family: package_group_name(prefix, family) for family in model_families
+        }
+
+
+def package_group_name(prefix: str, family: str) -> str:
+    return f"{prefix}-{family}"
+
+
+class ModelPackageGroup(Construct):
+    """A model family's package group: every version of the family, approved or not."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, family: str) -> None:
+        super().__init__(scope, construct_id)
+        self.group_name = package_group_name(prefix, family)
+        sagemaker.CfnModelPackageGroup(
+            self,
+            "Group",
+            model_package_group_name=self.group_name,
+            model_package_group_description=f"Model versions of the {family} family",
+        )

@@ -25,10 +25,11 @@ if that execution still holds it and notifies (`lambdas/handlers/retraining_ende
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -41,12 +42,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import Endpoint, EnvironmentConfig
+from infra.config import EnvironmentConfig
+from infra.drift_monitor import drift_alarm_name
 from infra.endpoint_settings import grant_read_settings
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications, failure_alarm
-from infra.registry import ModelRegistry
+from infra.registry import ModelRegistry, package_group_name
 from infra.retraining_job_role import RetrainingJobRole
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
 from infra.workflow_task import (
@@ -150,7 +152,6 @@ class RetrainingWorkflow(Construct):
             registry=registry,
             image_uri=self._image_uri,
         )
-        self._family_settings()
         self.functions = self._functions()
         for function in self.functions.all():
             grant_read_settings(function.role, family_settings_path(config.prefix))
@@ -199,31 +200,6 @@ class RetrainingWorkflow(Construct):
         return self._registry.bucket.arn_for_objects(f"{ARTIFACTS_PREFIX}/{pattern}")
 
     # --- Functions --------------------------------------------------------------------------------------
-
-    def _family_settings(self) -> None:
-        """One parameter per family, as per endpoint (infra/endpoint_settings.py): the functions'
-        environment keeps one size however many families the environment retrains."""
-        config = self._config
-        stack = Stack.of(self)
-        # A family served by several endpoints registers one package for all of them: the first
-        # endpoint's serving image (they share the family's package group, hence its image).
-        first_endpoint: dict[str, Endpoint] = {}
-        for endpoint in config.endpoints:
-            first_endpoint.setdefault(endpoint.model_family, endpoint)
-        for family in self.families:
-            document = {
-                "model_package_group": self.package_groups[family],
-                "inference_image": first_endpoint[family].initial_model.image_uri,
-                "gates": config.rollout_for(first_endpoint[family]).gates.model_dump(mode="json"),
-            }
-            ssm.StringParameter(
-                self,
-                f"FamilySettings-{family}",
-                parameter_name=f"{family_settings_path(config.prefix)}{family}",
-                string_value=stack.to_json_string(document),
-                description=f"{config.prefix}: what retraining needs of the {family} family",
-                tier=ssm.ParameterTier.STANDARD,
-            )
 
     def _environment(self) -> dict[str, str]:
         config = self._config
@@ -570,7 +546,17 @@ class RetrainingWorkflow(Construct):
                 self,
                 f"Drift-{endpoint.name}",
                 description=f"{prefix}: {endpoint.name} drifting retrains {endpoint.model_family}",
-                event_pattern=alarm_raised_pattern([alarm.alarm_arn]),
+                # By name: the alarm lives in the endpoint's own stack.
+                event_pattern=alarm_raised_pattern(
+                    [
+                        Stack.of(self).format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=drift_alarm_name(prefix, endpoint),
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ]
+                ),
             )
             detail = {"endpoint": endpoint.name, "alarm": events.EventField.from_path("$.detail.alarmName")}
             drifted.add_target(
@@ -629,3 +615,39 @@ class RetrainingWorkflow(Construct):
         )
         rule.add_target(function_target(self.ended_function, dead_letter_queue=undelivered))
         return rule
+
+
+def family_settings_parameter(
+    scope: Construct, config: EnvironmentConfig, family: str
+) -> ssm.StringParameter:
+    """What retraining needs of one family, as an SSM parameter in the family's stack (as each endpoint's
+    settings are, infra/endpoint_settings.py): the functions' environment keeps one size however many
+    families the environment retrains."""
+    # A family served by several endpoints registers one package for all of them: the first endpoint's
+    # serving image (they share the family's package group, hence its image) and gates.
+    first = next(endpoint for endpoint in config.endpoints if endpoint.model_family == family)
+    document = {
+        "model_package_group": package_group_name(config.prefix, family),
+        "inference_image": first.initial_model.image_uri,
+        "gates": config.rollout_for(first).gates.model_dump(mode="json"),
+    }
+    return ssm.StringParameter(
+        scope,
+        f"FamilySettings-{family}",
+        parameter_name=f"{family_settings_path(config.prefix)}{family}",
+        string_value=json.dumps(document, separators=(",", ":")),
+        description=f"{config.prefix}: what retraining needs of the {family} family",
+        tier=ssm.ParameterTier.STANDARD,
+    )
+
+
+def retrained_artifacts_reader(role: iam.IRole, bucket: s3.IBucket) -> None:
+    """An endpoint's role may load the model.tar.gz of any retrained version, which a rollout deploys."""
+    objects = bucket.arn_for_objects(f"{ARTIFACTS_PREFIX}/*/model/*")
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+    acknowledge_wildcard_resources(
+        role,
+        [objects],
+        "Reads model.tar.gz of a retrained version, which a rollout deploys; run and job names are only "
+        "known at run time, and only retraining's folders are readable.",
+    )

@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.alarms import EndpointAlarms
+from infra.alarms import EndpointAlarms, composite_alarm_name
 from infra.config import EnvironmentConfig
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
@@ -109,7 +109,17 @@ class RolloutAbort(Construct):
         prefix = self._config.prefix
         undelivered = undelivered_events_queue(self, "UndeliveredAborts", of="the abort rules' target")
         self.undelivered_aborts = undelivered
-        alarm_arns = [a.composite_alarm.alarm_arn for a in alarms.values()]
+        # By name: the alarms live in the endpoints' own stacks.
+        alarm_arns = [
+            Stack.of(self).format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=composite_alarm_name(prefix, endpoint),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for endpoint in self._config.endpoints
+            if endpoint.name in alarms
+        ]
         patterns = {
             "AlarmAborts": (
                 f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",

@@ -1,19 +1,20 @@
 """What the rollout's functions may act on: the ARNs their least-privilege statements name.
 
-Its endpoints, the models and endpoint configs named after them (the CDK's bootstrap ones and the
-rollout's own), its families' model packages, its endpoints' alarms and the execution roles a deployed
-model runs as; computed once from the config, tokens resolved at deploy time.
+The environment's endpoints, the models and endpoint configs named after them (the CDK's bootstrap ones
+and the rollout's own), its families' model packages, its endpoints' alarms and the execution roles a
+deployed model runs as: everything named "<prefix>-..." (e.g. mlrollout-dev-...), so that the policies
+keep one size however many endpoints the environment has. An environment whose name extends another's
+with a hyphen (dev and dev-2) would share these patterns: give environments in one account distinct
+first words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Stack
 
-from infra.alarms import EndpointAlarms
-from infra.endpoint import ModelEndpoint
+from infra.endpoint import execution_role_name
 
 # lambdas/rollout/aws/endpoint_ops.py names what a rollout creates "<endpoint name[:42]>-<tag>-<digest>".
 ROLLOUT_NAME_PREFIX_MAX = 42
@@ -37,35 +38,32 @@ class RolloutTargets:
     execution_roles: list[str]
 
     @classmethod
-    def of(
-        cls,
-        stack: Stack,
-        *,
-        endpoints: Mapping[str, ModelEndpoint],
-        alarms: Mapping[str, EndpointAlarms],
-        package_groups: Sequence[str],
-    ) -> RolloutTargets:
+    def of(cls, stack: Stack, *, prefix: str) -> RolloutTargets:
+        """The environment's names, as patterns: the policies keep one size however many endpoints and
+        families the environment has (each lives in its own stack and is named after the prefix)."""
+
         def sagemaker(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
-        names = [endpoint.endpoint_name for endpoint in endpoints.values()]
+        names = f"{prefix}-*"
         return cls(
-            endpoints=[sagemaker("endpoint", name) for name in names],
-            # Models and configs the rollout creates are named "<endpoint>-<suffix>".
-            models=[sagemaker("model", pattern) for name in names for pattern in name_patterns(name)],
-            endpoint_configs=[
-                sagemaker("endpoint-config", pattern) for name in names for pattern in name_patterns(name)
-            ],
-            packages=[sagemaker("model-package", f"{group}/*") for group in package_groups],
+            endpoints=[sagemaker("endpoint", names)],
+            # Models and configs are named "<endpoint>-<suffix>": the bootstrap's and the rollout's own.
+            models=[sagemaker("model", names)],
+            endpoint_configs=[sagemaker("endpoint-config", names)],
+            # Package groups are "<prefix>-<family>" (infra/registry.py).
+            packages=[sagemaker("model-package", f"{names}/*")],
             alarms=[
                 stack.format_arn(
                     service="cloudwatch",
                     resource="alarm",
-                    resource_name=name,
+                    resource_name=names,
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 )
-                for endpoint_alarms in alarms.values()
-                for name in endpoint_alarms.alarm_names
             ],
-            execution_roles=[endpoint.execution_role.role_arn for endpoint in endpoints.values()],
+            execution_roles=[
+                stack.format_arn(
+                    service="iam", region="", resource="role", resource_name=execution_role_name(names)
+                )
+            ],
         )

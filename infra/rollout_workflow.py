@@ -117,9 +117,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         self._notifications = notifications
         self.lock_table = self._lock_table()
         self.ledger_table = self._ledger_table()
-        self._targets = RolloutTargets.of(
-            Stack.of(self), endpoints=endpoints, alarms=alarms, package_groups=self._package_groups()
-        )
+        self._targets = RolloutTargets.of(Stack.of(self), prefix=config.prefix)
         environment = {
             **settings_path_environment(config.prefix),
             "LOCK_TABLE": self.lock_table.table_name,

@@ -16,8 +16,13 @@ from infra.endpoint import ModelEndpoint
 from infra.endpoint_settings import EndpointSettingsParameter, endpoint_settings_document
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
-from infra.registry import ModelRegistry
-from infra.retraining_workflow import RetrainingWorkflow
+from infra.platform_parameters import PlatformParameters
+from infra.registry import ModelPackageGroup, ModelRegistry
+from infra.retraining_workflow import (
+    RetrainingWorkflow,
+    family_settings_parameter,
+    retrained_artifacts_reader,
+)
 from infra.rollout_workflow import RolloutWorkflow
 from infra.serving import ServingApi
 
@@ -36,51 +41,30 @@ class PlatformStack(Stack):
         self.notifications = Notifications(
             self, "Notifications", prefix=config.prefix, emails=config.notifications.emails
         )
-        self.endpoint_alarms: dict[str, EndpointAlarms] = {}
-        self.endpoints: dict[str, ModelEndpoint] = {}
-        for endpoint in config.endpoints:
-            alarms = EndpointAlarms(
-                self,
-                f"Alarms-{endpoint.name}",
-                prefix=config.prefix,
-                endpoint=endpoint,
-                thresholds=config.alarms,
-                topic=self.notifications.topic,
-            )
-            EndpointDashboard(
-                self, f"Dashboard-{endpoint.name}", prefix=config.prefix, endpoint=endpoint, alarms=alarms
-            )
-            self.endpoint_alarms[endpoint.name] = alarms
-            # [endpoints]
-            self.endpoints[endpoint.name] = ModelEndpoint(
-                self,
-                f"Endpoint-{endpoint.name}",
-                endpoint_name=config.endpoint_name(endpoint),
-                endpoint=endpoint,
-                rollout=config.rollout_for(endpoint),
-                artifact_bucket=self.registry.bucket,
-                artifact_key=self.registry.key,
-                rollback_alarm_names=alarms.alarm_names,
-            )
-            # SageMaker checks that the auto-rollback alarms exist; the alarms need nothing from it.
-            self.endpoints[endpoint.name].endpoint.node.add_dependency(alarms)
-            model_endpoint = self.endpoints[endpoint.name]
-            EndpointSettingsParameter(
-                self,
-                f"Settings-{endpoint.name}",
+        self.shared = PlatformParameters(
+            self,
+            "Shared",
+            prefix=config.prefix,
+            bucket=self.registry.bucket,
+            key=self.registry.key,
+            topic=self.notifications.topic,
+        )
+        # Each model family's endpoints live in the family's own stack (`FamilyStack`), which refers to this
+        # one; this stack names their endpoints, alarms and roles by their physical names only.
+        self.families = {
+            family: FamilyStack(
+                scope,
+                f"{construct_id}-{family}",
                 config=config,
-                endpoint=endpoint,
-                document=endpoint_settings_document(
-                    config,
-                    endpoint,
-                    endpoint_name=model_endpoint.endpoint_name,
-                    champion=model_endpoint.champion_variant,
-                    challenger=None if endpoint.shadow else model_endpoint.challenger_variant,
-                    model_package_group=self.registry.package_group_names[endpoint.model_family],
-                    execution_role_arn=model_endpoint.execution_role.role_arn,
-                    rollback_alarm_names=alarms.alarm_names,
-                ),
+                family=family,
+                platform=self,
+                description=f"mlrollout {config.name}: the {family} family's package group and endpoints",
+                env=kwargs.get("env"),
             )
+            for family in config.model_families
+        }
+        self.endpoint_alarms = {n: a for f in self.families.values() for n, a in f.endpoint_alarms.items()}
+        self.endpoints = {n: e for f in self.families.values() for n, e in f.endpoints.items()}
         self.feature_flags = FeatureFlags(self, "FeatureFlags", config=config)
         self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)
         self.feature_flags.monitor([self.serving.server_error_alarm])
@@ -112,6 +96,11 @@ class PlatformStack(Stack):
                 gates=config.rollout.gates,
                 evaluation_periods=drift.evaluation_periods,
                 topic=self.notifications.topic,
+                alarm_places={
+                    name: (family, family.shared.topic)
+                    for family in self.families.values()
+                    for name in family.endpoints
+                },
             )
             self.retraining = RetrainingWorkflow(
                 self,
@@ -121,6 +110,82 @@ class PlatformStack(Stack):
                 lock_table=self.rollout.lock_table,
                 notifications=self.notifications,
                 drift_alarms={e.name: self.drift_monitor.alarm_for(e.name) for e in config.endpoints},
-                artifact_readers=[endpoint.execution_role for endpoint in self.endpoints.values()],
                 gate_readers=[self.rollout.functions.gates.role],
             )
+
+
+class FamilyStack(Stack):
+    """One model family: its package group and, per endpoint, the endpoint, alarms, dashboard, settings.
+
+    Adding an endpoint or a family grows this stack or adds one; the environment's stack keeps its size
+    (bench/scale_bench.py). It refers to the environment's stack (the artifact bucket and key, the topic),
+    never the other way round.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        family: str,
+        platform: PlatformStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        Tags.of(self).add("project", "mlrollout")
+        Tags.of(self).add("environment", config.name)
+        Tags.of(self).add("model-family", family)
+        # What it uses of the environment's stack, read from that stack's parameters at deploy time: no
+        # export ties the two, so either can change without the other (a deliberate, one-way dependency).
+        self.add_stack_dependency(platform)
+        shared = self.shared = PlatformParameters.read(self, "Shared", prefix=config.prefix)
+        self.group = ModelPackageGroup(self, f"Group-{family}", prefix=config.prefix, family=family)
+        self.endpoint_alarms: dict[str, EndpointAlarms] = {}
+        self.endpoints: dict[str, ModelEndpoint] = {}
+        for endpoint in (e for e in config.endpoints if e.model_family == family):
+            alarms = EndpointAlarms(
+                self,
+                f"Alarms-{endpoint.name}",
+                prefix=config.prefix,
+                endpoint=endpoint,
+                thresholds=config.alarms,
+                topic=shared.topic,
+            )
+            EndpointDashboard(
+                self, f"Dashboard-{endpoint.name}", prefix=config.prefix, endpoint=endpoint, alarms=alarms
+            )
+            self.endpoint_alarms[endpoint.name] = alarms
+            model_endpoint = ModelEndpoint(
+                self,
+                f"Endpoint-{endpoint.name}",
+                endpoint_name=config.endpoint_name(endpoint),
+                endpoint=endpoint,
+                rollout=config.rollout_for(endpoint),
+                artifact_bucket=shared.bucket,
+                artifact_key=shared.key,
+                rollback_alarm_names=alarms.alarm_names,
+            )
+            # SageMaker checks that the auto-rollback alarms exist; the alarms need nothing from it.
+            model_endpoint.endpoint.node.add_dependency(alarms)
+            self.endpoints[endpoint.name] = model_endpoint
+            if config.retraining.enabled:
+                retrained_artifacts_reader(model_endpoint.execution_role, shared.bucket)
+            EndpointSettingsParameter(
+                self,
+                f"Settings-{endpoint.name}",
+                config=config,
+                endpoint=endpoint,
+                document=endpoint_settings_document(
+                    config,
+                    endpoint,
+                    endpoint_name=model_endpoint.endpoint_name,
+                    champion=model_endpoint.champion_variant,
+                    challenger=None if endpoint.shadow else model_endpoint.challenger_variant,
+                    model_package_group=self.group.group_name,
+                    execution_role_arn=model_endpoint.execution_role.role_arn,
+                    rollback_alarm_names=alarms.alarm_names,
+                ),
+            )
+        if config.retraining.enabled:
+            family_settings_parameter(self, config, family)
