@@ -194,7 +194,14 @@ class DriftMonitor(Construct):
         configs = [sagemaker("endpoint-config", names)]
         models = [sagemaker("model", names)]
         packages = [sagemaker("model-package", f"{names}/*")]
-        self._allow(["sagemaker:DescribeEndpoint"], [sagemaker("endpoint", names)])
+        endpoints = [sagemaker("endpoint", names)]
+        self._allow(["sagemaker:DescribeEndpoint"], endpoints)
+        acknowledge_wildcard_resources(
+            role,
+            endpoints,
+            "The environment's endpoints, each in its family's stack, named <prefix>-...: the monitor reads "
+            "every endpoint's running config, one policy however many endpoints.",
+        )
         self._allow(["sagemaker:DescribeEndpointConfig"], configs)
         self._allow(["sagemaker:DescribeModel"], models)
         self._allow(["sagemaker:DescribeModelPackage"], packages)

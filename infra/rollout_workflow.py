@@ -130,6 +130,13 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             grant_read_endpoint_settings(function.role, config.prefix)
         self._grant()
         self.state_machine = self._state_machine()
+        # "Send all traffic to the champion, from the workflow" updates the endpoint's weights itself.
+        acknowledge_wildcard_resources(
+            self.state_machine.role,
+            self._targets.endpoints,
+            "The environment's endpoints, each in its family's stack, named <prefix>-...: the workflow's own "
+            "weights update when the rollback function is broken.",
+        )
         # The workflow tells the topic itself when a telling function fails: SNS asks KMS for a data key.
         notifications.key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
@@ -249,6 +256,24 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         # A rollback that failed is told by the release that ends its path.
         self._grant_notify(f.release)
 
+    def _allow(
+        self,
+        function: WorkflowFunction,
+        actions: list[str],
+        resources: list[str],
+        conditions: Mapping[str, object] | None = None,
+    ) -> None:
+        """A grant on the environment's names; their patterns are acknowledged where a role uses them."""
+        function.allow(actions, resources, conditions=conditions)
+        named = [r for r in resources if r in self._targets.environment_patterns()]
+        if named:
+            acknowledge_wildcard_resources(
+                function.role,
+                named,
+                "The environment's endpoints, alarms and execution roles, each in its family's stack, named "
+                "<prefix>-... (infra/rollout_targets.py): one policy however many endpoints.",
+            )
+
     def _grant_sagemaker(self) -> None:
         targets = self._targets
         f = self.functions
@@ -256,11 +281,11 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         for function in f.all():
             if function in (f.release, f.judge, f.resume):
                 continue
-            function.allow(["sagemaker:DescribeEndpoint"], targets.endpoints)
+            self._allow(function, ["sagemaker:DescribeEndpoint"], targets.endpoints)
             if function in live_config_readers:
-                function.allow(["sagemaker:DescribeEndpointConfig"], targets.endpoint_configs)
+                self._allow(function, ["sagemaker:DescribeEndpointConfig"], targets.endpoint_configs)
         for function in live_config_readers:
-            function.allow(["sagemaker:DescribeModelPackage"], targets.packages)
+            self._allow(function, ["sagemaker:DescribeModelPackage"], targets.packages)
             acknowledge_wildcard_resources(
                 function.role,
                 [*targets.packages, *targets.endpoint_configs],
@@ -268,14 +293,16 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
                 "environment's package groups and configs named after its endpoints are reachable.",
             )
         for function in (f.deploy, f.promote, f.rollback):
-            function.allow(["sagemaker:CreateEndpointConfig"], targets.endpoint_configs)
-            function.allow(["sagemaker:UpdateEndpoint"], [*targets.endpoints, *targets.endpoint_configs])
+            self._allow(function, ["sagemaker:CreateEndpointConfig"], targets.endpoint_configs)
+            self._allow(
+                function, ["sagemaker:UpdateEndpoint"], [*targets.endpoints, *targets.endpoint_configs]
+            )
         for function in (f.promote, f.rollback):
-            function.allow(["sagemaker:UpdateModelPackage"], targets.packages)
+            self._allow(function, ["sagemaker:UpdateModelPackage"], targets.packages)
         for function in (f.set_traffic, f.rollback):
-            function.allow(["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
+            self._allow(function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
         # The gates read the champion's model to find its package; deploy creates the candidate's model.
-        f.gates.allow(["sagemaker:DescribeModel"], targets.models)
+        self._allow(f.gates, ["sagemaker:DescribeModel"], targets.models)
         acknowledge_wildcard_resources(
             f.gates.role,
             targets.models,
@@ -305,9 +332,10 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         """Deploy builds the candidate's model from its package and may hand SageMaker rollback alarms."""
         targets = self._targets
         deploy = self.functions.deploy
-        deploy.allow(["sagemaker:CreateModel", "sagemaker:DescribeModel"], targets.models)
-        deploy.allow(["cloudwatch:DescribeAlarms"], targets.alarms)
-        deploy.allow(
+        self._allow(deploy, ["sagemaker:CreateModel", "sagemaker:DescribeModel"], targets.models)
+        self._allow(deploy, ["cloudwatch:DescribeAlarms"], targets.alarms)
+        self._allow(
+            deploy,
             ["iam:PassRole"],
             targets.execution_roles,
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
