@@ -84,10 +84,10 @@ def cdk_json_context() -> dict[str, Any]:
 def synthesize(tmp_root: Path, env: str = "dev", config_dir: Path | None = None) -> Synthesized:
     outdir = tmp_root / f"cdk.out-{env}"
     app = App(outdir=str(outdir), context={**cdk_json_context(), "env": env})
-    stack = build_app(app, config_dir=config_dir) if config_dir else build_app(app)
+    build_app(app, config_dir=config_dir) if config_dir else build_app(app)
     app.synth()  # runs cdk-nag: an unacknowledged finding fails here
     config = load_config(env, config_dir) if config_dir else load_config(env)
-    return Synthesized(config=config, template=Template.from_stack(stack), outdir=outdir)
+    return Synthesized(config=config, template=Template.from_json(merged_templates(outdir)), outdir=outdir)
 
 
 _SHARED: dict[str, Path] = {}
@@ -107,9 +107,22 @@ def shared_outdir(tmp_path_factory: pytest.TempPathFactory, env: str = "dev") ->
     return _SHARED[env]
 
 
+def merged_templates(outdir: Path) -> dict[str, Any]:
+    """Every stack of the app (the environment's and each family's) as one template for assertions: the
+    stacks' logical ids are distinct (a family's constructs keep the ids they had in one stack)."""
+    merged: dict[str, Any] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
+    for path in sorted(outdir.glob("*.template.json")):
+        body = json.loads(path.read_text())
+        for section, entries in merged.items():
+            clash = set(entries) & set(body.get(section, {}))
+            assert section == "Parameters" or not clash, f"{path.name}: {section} {sorted(clash)} repeat"
+            entries.update(body.get(section, {}))
+    return merged
+
+
 def shared_synthesized(tmp_path_factory: pytest.TempPathFactory, env: str = "dev") -> Synthesized:
     outdir = shared_outdir(tmp_path_factory, env)
-    template = json.loads((outdir / f"MlRollout-{env}.template.json").read_text())
+    template = merged_templates(outdir)
     return Synthesized(config=load_config(env), template=Template.from_json(template), outdir=outdir)
 
 
