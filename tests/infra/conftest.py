@@ -17,6 +17,7 @@ from filelock import FileLock
 from infra.application import build_app
 from infra.config import EnvironmentConfig, load_config
 from infra.nag import render
+from infra.platform_parameters import parameter_name
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -34,6 +35,16 @@ class Synthesized:
 
     def of_type(self, resource_type: str) -> dict[str, Any]:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
+
+    def platform_value(self, what: str) -> dict[str, str]:
+        """How a family stack refers to the platform's bucket name, key ARN or topic ARN: the SSM-typed
+        template parameter that reads what the platform stack wrote (infra/platform_parameters.py)."""
+        [parameter] = [
+            key
+            for key, declared in self.template.to_json()["Parameters"].items()
+            if declared.get("Default") == parameter_name(self.config.prefix, what)
+        ]
+        return {"Ref": parameter}
 
     def parameters(self, substitutions: dict[str, str] | None = None) -> TemplateParameters:
         """The template's SSM parameters as the functions read them (tokens rendered, then substituted)."""

@@ -47,7 +47,8 @@ def test_data_capture_writes_encrypted_to_the_artifact_bucket(dev: Synthesized) 
                 {
                     "EnableCapture": True,
                     "InitialSamplingPercentage": 20,
-                    "KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("RegistryArtifactKey"), "Arn"]},
+                    # The environment's artifact key, handed over to the family's stack in SSM.
+                    "KmsKeyId": dev.platform_value("key"),
                     "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 }
             )
