@@ -650,24 +650,22 @@ class _Arns:
 
     def __init__(self, dev: Synthesized) -> None:
         prefix = dev.config.prefix
-        [endpoint] = dev.config.endpoints
-        name = dev.config.endpoint_name(endpoint)
         sagemaker = "arn:aws:sagemaker:us-east-1:<AWS::AccountId>"
-        self.endpoint = f"{sagemaker}:endpoint/{name}"
-        self.models = f"{sagemaker}:model/{name}-*"
-        self.configs = f"{sagemaker}:endpoint-config/{name}-*"
-        self.packages = f"{sagemaker}:model-package/{prefix}-{endpoint.model_family}/*"
+        # The environment's names as patterns (infra/rollout_targets.py): one policy for any count.
+        self.endpoint = f"{sagemaker}:endpoint/{prefix}-*"
+        self.models = f"{sagemaker}:model/{prefix}-*"
+        self.configs = f"{sagemaker}:endpoint-config/{prefix}-*"
+        self.packages = f"{sagemaker}:model-package/{prefix}-*/*"
         self.ledger = f"<{_ledger(dev)}.Arn>"
         self.lock = f"<{_lock(dev)}.Arn>"
         self.artifact_key = f"<{_single(dev, 'AWS::KMS::Key', 'RegistryArtifactKey')}.Arn>"
         self.topic_key = f"<{_single(dev, 'AWS::KMS::Key', 'NotificationsTopicKey')}.Arn>"
         self.topic = f"<{_single(dev, 'AWS::SNS::Topic', 'NotificationsTopic')}>"
         self.bucket = f"<{_single(dev, 'AWS::S3::Bucket', 'RegistryArtifacts')}.Arn>"
-        role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
         passed = json.dumps(
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, sort_keys=True
         )
-        self.pass_role = f"<{role}.Arn>|{passed}"
+        self.pass_role = f"arn:aws:iam::<AWS::AccountId>:role/{prefix}-*-sagemaker|{passed}"
         captures = json.dumps({"StringLike": {"s3:prefix": ["data-capture/*"]}}, sort_keys=True)
         self.list_captures = f"{self.bucket}|{captures}"
         self.machine = f"<{_single(dev, 'AWS::StepFunctions::StateMachine', 'RolloutStateMachine')}>"
@@ -678,10 +676,7 @@ class _Arns:
             f"arn:aws:appconfig:us-east-1:<AWS::AccountId>:application/{flags['Application']}"
             f"/environment/{flags['Environment']}/configuration/{flags['ConfigurationProfile']}"
         )
-        self.alarms = {
-            f"arn:aws:cloudwatch:us-east-1:<AWS::AccountId>:alarm:{alarm}"
-            for alarm in _endpoints_document(dev)[endpoint.name]["rollback_alarm_names"]
-        }
+        self.alarms = {f"arn:aws:cloudwatch:us-east-1:<AWS::AccountId>:alarm:{prefix}-*"}
 
 
 def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
@@ -927,7 +922,19 @@ def test_an_alarm_the_kill_switch_or_an_ended_execution_aborts_the_running_rollo
         {
             "source": ["aws.cloudwatch"],
             "detail-type": ["CloudWatch Alarm State Change"],
-            "resources": [{"Fn::GetAtt": [composite, "Arn"]}],
+            # By name: the alarm lives in the endpoint's family stack.
+            "resources": [
+                {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:aws:cloudwatch:us-east-1:",
+                            {"Ref": "AWS::AccountId"},
+                            f":alarm:{dev.resources[composite]['Properties']['AlarmName']}",
+                        ],
+                    ]
+                }
+            ],
             "detail": {"state": {"value": ["ALARM"]}},
         },
         {
