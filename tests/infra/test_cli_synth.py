@@ -27,9 +27,12 @@ def _synth(env: str, outdir: Path) -> subprocess.CompletedProcess[str]:
 def test_prod_synthesizes_through_the_cli_with_every_endpoint(tmp_path: Path) -> None:
     result = _synth("prod", tmp_path)
     assert result.returncode == 0, result.stderr
-    template = (tmp_path / "MlRollout-prod.template.json").read_text()
-    assert '"EndpointName": "mlrollout-prod-churn"' in template
-    assert '"EndpointName": "mlrollout-prod-fraud"' in template
+    # The environment's stack and one per model family, each endpoint in its family's.
+    assert (tmp_path / "MlRollout-prod.template.json").is_file()
+    churn = (tmp_path / "MlRollout-prod-churn-classifier.template.json").read_text()
+    fraud = (tmp_path / "MlRollout-prod-fraud-scorer.template.json").read_text()
+    assert '"EndpointName": "mlrollout-prod-churn"' in churn
+    assert '"EndpointName": "mlrollout-prod-fraud"' in fraud
 
 
 def test_unknown_environment_fails_synth_naming_the_missing_file(tmp_path: Path) -> None:

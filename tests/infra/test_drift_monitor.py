@@ -249,14 +249,13 @@ def test_s3_reads_reach_only_baselines_and_the_monitored_capture_prefixes(synthe
     # Not the artifacts, not the other gate files, not another endpoint's captured requests.
     assert not may("s3:GetObject", f"{bucket}/models/{PREFIX}-churn-classifier/v3/model.tar.gz")
     assert not may("s3:GetObject", f"{bucket}/models/{PREFIX}-churn-classifier/v3/gates/golden.json")
-    assert not may("s3:GetObject", f"{bucket}/data-capture/spam/{PREFIX}-spam/champion/a.jsonl")
+    # Every endpoint's capture folder of the environment's bucket (named by pattern: one policy for any
+    # count), and nothing else of it.
+    assert may("s3:GetObject", f"{bucket}/data-capture/spam/{PREFIX}-spam/champion/a.jsonl")
+    assert not may("s3:GetObject", f"{bucket}/models/churn/v1/model.tar.gz")
     listing = dict(synthesized.allowed("s3:ListBucket"))
     assert listing == {
-        bucket: {
-            "StringLike": {
-                "s3:prefix": ["data-capture/churn/*", "data-capture/fraud/*", "*/gates/baseline.json"]
-            }
-        },
+        bucket: {"StringLike": {"s3:prefix": ["data-capture/*", "*/gates/baseline.json"]}},
         # The bootstrap models' bucket: only whether their baselines exist.
         "arn:aws:s3:::bootstrap-models": {
             "StringEquals": {"s3:prefix": ["churn/v1/gates/baseline.json", "fraud/v1/gates/baseline.json"]}

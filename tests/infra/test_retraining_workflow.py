@@ -414,7 +414,9 @@ def test_endpoints_load_and_the_rollouts_gates_read_retrained_artifacts_only(dev
     arns = _Arns(dev)
     [endpoint] = dev.config.endpoints
     execution_role = _single(dev, "AWS::IAM::Role", f"Endpoint{endpoint.name}ExecutionRole")
-    assert f"{arns.artifacts}/retraining/*/model/*" in _grants(dev, execution_role)["s3:GetObject"]
+    # The family stack names the environment's bucket by the name the platform stack handed over.
+    bucket = dev.platform_value("bucket")["Ref"]
+    assert f"arn:aws:s3:::<{bucket}>/retraining/*/model/*" in _grants(dev, execution_role)["s3:GetObject"]
     gates_function = next(
         f
         for f in dev.of_type("AWS::Lambda::Function").values()
@@ -527,7 +529,7 @@ def test_a_new_object_under_the_familys_prefix_retrains_it_with_the_object_named
 
 def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(dev: Synthesized) -> None:
     [endpoint] = dev.config.endpoints
-    alarm = _single(dev, "AWS::CloudWatch::Alarm", "DriftMonitor")
+    alarm = _single(dev, "AWS::CloudWatch::Alarm", f"Drift{dev.config.endpoints[0].name}")
     assert (
         dev.resources[alarm]["Properties"]["AlarmName"] == f"{dev.config.prefix}-{endpoint.name}-input-drift"
     )
@@ -539,7 +541,19 @@ def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(dev: Synthe
     assert rule["EventPattern"] == {
         "source": ["aws.cloudwatch"],
         "detail-type": ["CloudWatch Alarm State Change"],
-        "resources": [{"Fn::GetAtt": [alarm, "Arn"]}],
+        # By name: the alarm lives in the endpoint's family stack.
+        "resources": [
+            {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:aws:cloudwatch:us-east-1:",
+                        {"Ref": "AWS::AccountId"},
+                        f":alarm:{dev.resources[alarm]['Properties']['AlarmName']}",
+                    ],
+                ]
+            }
+        ],
         "detail": {"state": {"value": ["ALARM"]}},
     }
     [target] = rule["Targets"]

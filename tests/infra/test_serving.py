@@ -380,7 +380,12 @@ def test_flag_profile_is_validated_by_the_flag_validator_before_any_deployment(d
 
 def _asset_dir(outdir: Path, function: dict[str, Any]) -> Path:
     key = function["Code"]["S3Key"]
-    assets = json.loads(next(outdir.glob("*.assets.json")).read_text())["files"]
+    # Every stack's asset manifest: the functions are the environment's, the family stacks have none.
+    assets = {
+        k: v
+        for path in outdir.glob("*.assets.json")
+        for k, v in json.loads(path.read_text())["files"].items()
+    }
     [source] = [asset["source"] for asset in assets.values() if key in json.dumps(asset["destinations"])]
     assert source["packaging"] == "zip"
     path: str = source["path"]
