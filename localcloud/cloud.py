@@ -5,6 +5,7 @@ How it opens and what it sets: README.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -22,8 +23,8 @@ from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers
 from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloudformation.deploy import deploy_stacks
-from localcloud.cloudformation.models import DefinitionTransform, DeployedStack
-from localcloud.cloudformation.ordering import stack_order
+from localcloud.cloudformation.models import DefinitionTransform, DeployedStack, merged_stack
+from localcloud.cloudformation.ordering import dependents, stack_order
 from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
@@ -155,18 +156,26 @@ class LocalCloud:
 
     @property
     def stack(self) -> DeployedStack:
-        """The deployed stack named `stack_name`."""
-        return self.stacks[self._named("stack")]
+        """The stack named `stack_name` with the stacks deployed around it, seen as one."""
+        return merged_stack(self._named("stack"), list(self.stacks.values()))
 
     @property
     def template(self) -> StackTemplate:
-        """The template of the stack named `stack_name`."""
-        return self.templates[self._named("template")]
+        """The template of the stack named `stack_name` and the stacks deployed around it, as one."""
+        name = self._named("template")
+        templates = list(self.templates.values())
+        if len(templates) == 1:
+            return templates[0]
+        body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
+        for template in templates:
+            for section, entries in body.items():
+                entries.update(template.body.get(section, {}))
+        return dataclasses.replace(self.templates[name], body=body, dependencies=())
 
     @property
     def resolver(self) -> Resolver:
-        """The named stack's resolver as the deployment starts: local names, the given `parameters`."""
-        return self._resolver(self.templates[self._named("resolver")])
+        """The resolver of `template` as the deployment starts: local names, the given `parameters`."""
+        return self._resolver(self.template)
 
     def gap_filler(self, name: str) -> Any:
         """What the gap filler named `name` yielded when it was opened."""
@@ -243,7 +252,10 @@ class LocalCloud:
         if self.stack_name is not None and self.stack_name not in stacks:
             raise LocalCloudError(f"{self.cdk_out} has no stack {self.stack_name!r}; it has {sorted(stacks)}")
         # A dependency cycle between stacks is refused here (`DependencyCycleError`), before opening.
-        order = stack_order(stacks, None if self.stack_name is None else [self.stack_name])
+        # The named stack comes with the stacks it depends on and the ones that depend on it (an
+        # environment's stack with its families' stacks): the app around it, as `cdk deploy --all` has it.
+        named = None if self.stack_name is None else [self.stack_name, *dependents(stacks, self.stack_name)]
+        order = stack_order(stacks, named)
         return {name: stacks[name] for name in order}
 
     def _resolver(self, template: StackTemplate) -> Resolver:

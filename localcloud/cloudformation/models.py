@@ -239,3 +239,40 @@ def unimplemented(error: BaseException) -> bool:
         code = str(error.response.get("Error", {}).get("Code", ""))
         return code in {"404", "NotImplemented", "InvalidAction", "UnknownOperationException"}
     return False
+
+
+def merged_stack(name: str, stacks: Sequence[DeployedStack]) -> DeployedStack:
+    """Several deployed stacks of one app seen as one (an environment and its family stacks): their
+    resources by logical id (distinct across the app's stacks), and a resolver that knows them all."""
+    if len(stacks) == 1:
+        return stacks[0]
+    body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
+    physical_ids: dict[str, str] = {}
+    attributes: dict[str, Mapping[str, str]] = {}
+    parameters: dict[str, str] = {}
+    for stack in stacks:
+        for section, entries in body.items():
+            entries.update(stack.template.body.get(section, {}))
+        physical_ids.update(stack.resolver.physical_ids)
+        attributes.update(stack.resolver.attributes)
+        parameters.update(stack.resolver.parameters)
+    first = stacks[0]
+    template = dataclasses.replace(first.template, name=name, body=body, dependencies=())
+    resolver = dataclasses.replace(
+        first.resolver,
+        template=template,
+        physical_ids=physical_ids,
+        attributes=attributes,
+        parameters=parameters,
+    )
+    return DeployedStack(
+        template=template,
+        resolver=resolver,
+        resources={k: v for s in stacks for k, v in s.resources.items()},
+        not_created={k: v for s in stacks for k, v in s.not_created.items()},
+        skipped={k: v for s in stacks for k, v in s.skipped.items()},
+        order=tuple(k for s in stacks for k in s.order),
+        outputs={k: v for s in stacks for k, v in s.outputs.items()},
+        exports={k: v for s in stacks for k, v in s.exports.items()},
+        outputs_not_evaluated={k: v for s in stacks for k, v in s.outputs_not_evaluated.items()},
+    )

@@ -111,3 +111,16 @@ def _a_cycle(graph: Mapping[str, set[str]]) -> list[str]:
         path.append(node)
         node = min(graph[node])
     return [*path[path.index(node) :], node]
+
+
+def dependents(stacks: Mapping[str, StackTemplate], name: str) -> list[str]:
+    """The stacks that depend on `name`, directly or through others."""
+    found: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for other, template in stacks.items():
+            if other not in found and other != name and ({name, *found} & set(template.dependencies)):
+                found.append(other)
+                changed = True
+    return found
