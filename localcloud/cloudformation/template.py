@@ -7,6 +7,7 @@ fails loudly with the function's name, so a template that needs more is noticed 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -323,11 +324,14 @@ def state_machine_definition(resolver: Resolver, logical_id: str) -> str:
     return definition
 
 
-def parameter_values(template: StackTemplate, resolver: Resolver) -> dict[str, str]:
-    """Name -> value of every `AWS::SSM::Parameter` of the template, resolved as a deployment would."""
+def parameter_values(template: StackTemplate, resolver: Resolver, path: str = "/") -> dict[str, str]:
+    """Name -> value of every `AWS::SSM::Parameter` of the template under `path`, resolved as a
+    deployment would (a value naming a resource that only has an ARN once created cannot be)."""
     values: dict[str, str] = {}
     for logical_id in template.resources_of_type("AWS::SSM::Parameter"):
         properties = template.resources[logical_id].get("Properties", {})
+        if not str(properties.get("Name", "")).startswith(path):
+            continue
         name = (
             resolver.resolve(properties["Name"])
             if "Name" in properties
@@ -335,3 +339,16 @@ def parameter_values(template: StackTemplate, resolver: Resolver) -> dict[str, s
         )
         values[str(name)] = str(resolver.resolve(properties["Value"]))
     return values
+
+
+def app_template(stacks: Mapping[str, StackTemplate], name: str) -> StackTemplate:
+    """The stack `name` and the stacks that depend on it (an environment and its families' stacks) as one
+    template: the app's logical ids are distinct across its stacks."""
+    around = [name, *(other for other, t in stacks.items() if name in t.dependencies)]
+    if len(around) == 1:
+        return stacks[name]
+    body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
+    for member in around:
+        for section, entries in body.items():
+            entries.update(stacks[member].body.get(section, {}))
+    return dataclasses.replace(stacks[name], body=body, dependencies=())

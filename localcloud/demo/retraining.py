@@ -179,7 +179,12 @@ class RetrainDemo(Demo):
 
     def _family(self) -> str:
         """The model family whose package group this endpoint's rollouts use (the retraining's settings)."""
-        for name, value in parameter_values(self.cloud.template, self.cloud.resolver).items():
+        names = [
+            str(r.get("Properties", {}).get("Name", ""))
+            for r in self.cloud.template.resources_of_type("AWS::SSM::Parameter").values()
+        ]
+        paths = sorted({name.rsplit("/", 1)[0] + "/" for name in names if "/families/" in name}) or ["//"]
+        for name, value in parameter_values(self.cloud.template, self.cloud.resolver, paths[0]).items():
             if "/families/" in name and json.loads(value)["model_package_group"] == self.group:
                 return name.rsplit("/", 1)[1]
         raise DemoError(f"no family's settings parameter names the package group {self.group}")

@@ -252,7 +252,14 @@ def _layer_parameter(cdk_out: Path) -> str:
 
 def endpoint_settings(cloud: LocalCloud, endpoint: str) -> dict[str, Any]:
     """The endpoint's settings document, as the stack's parameter holds it (infra/endpoint_settings.py)."""
-    for name, value in parameter_values(cloud.template, cloud.resolver).items():
+    names = [
+        str(r.get("Properties", {}).get("Name", ""))
+        for r in cloud.template.resources_of_type("AWS::SSM::Parameter").values()
+    ]
+    wanted = [name for name in names if name.endswith(f"/endpoints/{endpoint}")]
+    for name, value in parameter_values(
+        cloud.template, cloud.resolver, wanted[0] if wanted else "//"
+    ).items():
         if name.endswith(f"/endpoints/{endpoint}"):
             document: dict[str, Any] = json.loads(value)
             return document

@@ -20,7 +20,7 @@ def with_inline_endpoints(spec: FunctionSpec, template: StackTemplate, resolver:
         return spec
     documents = {
         name.removeprefix(path): json.loads(value)
-        for name, value in parameter_values(template, resolver).items()
+        for name, value in parameter_values(template, resolver, path).items()
         if name.startswith(path)
     }
     environment = {

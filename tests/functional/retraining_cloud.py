@@ -84,7 +84,10 @@ class RetrainingTemplate:
 
     @property
     def parameters(self) -> dict[str, str]:
-        return parameter_values(self.template, self.resolver)
+        """Each family's settings parameter, as the stacks write them."""
+        return parameter_values(
+            self.template, self.resolver, self.functions[0].environment[FAMILY_SETTINGS_PATH_VARIABLE]
+        )
 
     @property
     def family(self) -> str:

@@ -110,7 +110,10 @@ class RolloutTemplate:
 
     @property
     def parameters(self) -> dict[str, str]:
-        return parameter_values(self.template, self.resolver)
+        """Each endpoint's settings parameter, as the stacks write them."""
+        return parameter_values(
+            self.template, self.resolver, self.functions[0].environment[ENDPOINT_SETTINGS_PATH_VARIABLE]
+        )
 
     @property
     def endpoint(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from localcloud.cloudformation.template import load_stacks, state_machine_definition
+from localcloud.cloudformation.template import app_template, load_stacks, state_machine_definition
 from tests.functional.fault_matrix import (
     ABORTED,
     BOOTSTRAP_MODEL,
@@ -79,7 +79,7 @@ KNOWN_SCENARIOS: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    template = rollout_template(load_stacks(shared_outdir(tmp_path_factory))[STACK])
+    template = rollout_template(app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK))
     definition = json.loads(state_machine_definition(template.resolver, template.machine_id))
     for modules in handler_modules(template):
         yield Rig(template, definition, modules)

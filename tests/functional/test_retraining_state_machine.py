@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from infra.config import load_config
-from localcloud.cloudformation.template import load_stacks
+from localcloud.cloudformation.template import app_template, load_stacks
 from tests.functional.retraining_cloud import Deployment, EmulatedAws, deploy, retraining_template
 from tests.infra.conftest import shared_outdir
 from tests.unit.test_preprocess import drop_text
@@ -28,7 +28,7 @@ ROWS = 200
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    template = load_stacks(shared_outdir(tmp_path_factory, "local"))[STACK]
+    template = app_template(load_stacks(shared_outdir(tmp_path_factory, "local")), STACK)
     emulated = EmulatedAws(retraining_template(template))
     yield emulated
     emulated.close()

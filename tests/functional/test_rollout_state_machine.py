@@ -18,7 +18,7 @@ from moto.cloudwatch.models import CloudWatchBackend
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from localcloud.cloudformation.template import load_stacks
+from localcloud.cloudformation.template import app_template, load_stacks
 from tests.functional.rollout_cloud import (
     STACK,
     Deployment,
@@ -41,7 +41,7 @@ BOOTSTRAP_MODEL = "churn-v1"
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    template = load_stacks(shared_outdir(tmp_path_factory))[STACK]
+    template = app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK)
     emulated = EmulatedAws(rollout_template(template))
     yield emulated
     emulated.close()

@@ -33,7 +33,7 @@ from localcloud.awslambda.invocations import create_functions, route_lambda_invo
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloud import LocalCloud
 from localcloud.cloudformation.functions import functions_from_template
-from localcloud.cloudformation.template import load_stacks, local_resolver
+from localcloud.cloudformation.template import app_template, load_stacks, local_resolver
 from tests.functional.inline_settings import with_inline_endpoints
 from tests.functional.serving_support import CATALOG
 from tests.infra.conftest import shared_outdir
@@ -547,7 +547,7 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def validator_runner(cdk_out: Path) -> Iterator[LambdaRunner]:
-    template = load_stacks(cdk_out)[STACK]
+    template = app_template(load_stacks(cdk_out), STACK)
     resolver = local_resolver(template)
     specs = [
         with_inline_endpoints(spec, template, resolver)

@@ -36,6 +36,7 @@ from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import (
     Resolver,
     StackTemplate,
+    app_template,
     load_stacks,
     local_resolver,
     state_machine_definition,
@@ -65,7 +66,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    template = load_stacks(shared_outdir(tmp_path_factory))[STACK]
+    template = app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK)
     resolver = local_resolver(template)
     specs = [
         with_inline_endpoints(spec, template, resolver)

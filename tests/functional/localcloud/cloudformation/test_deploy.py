@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloud import LocalCloud, LocalCloudError
-from localcloud.cloudformation.deploy import NOT_CREATED, RESOURCE_KINDS, deploy_stack
+from localcloud.cloudformation.deploy import NOT_CREATED, RESOURCE_KINDS, deploy_stack, deploy_stacks
 from localcloud.cloudformation.models import (
     AlarmApisUnavailableError,
     AppConfigUnavailableError,
@@ -28,9 +28,15 @@ from localcloud.cloudformation.models import (
     DeployedStack,
     UnsupportedPropertyError,
     UnsupportedResourceTypeError,
+    merged_stack,
 )
 from localcloud.cloudformation.ordering import creation_order, dependencies
-from localcloud.cloudformation.template import StackTemplate, load_stacks, state_machine_definition
+from localcloud.cloudformation.template import (
+    StackTemplate,
+    app_template,
+    load_stacks,
+    state_machine_definition,
+)
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from tests.infra.conftest import shared_outdir
 
@@ -45,7 +51,8 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def template(cdk_out: Path) -> StackTemplate:
-    return load_stacks(cdk_out)[STACK]
+    """The environment's stack and its families' stacks, as one."""
+    return app_template(load_stacks(cdk_out), STACK)
 
 
 def client(service: str) -> Any:  # boto3 clients, typed Any: stubs exist for a few services only
@@ -83,7 +90,8 @@ def runner() -> Iterator[LambdaRunner]:
 def stack(template: StackTemplate, runner: LambdaRunner) -> Iterator[DeployedStack]:
     """The class's deployment; moto's mock stays open until the class's last test has run."""
     with mock_aws(), emulate_alarm_apis():
-        yield deploy_stack(template, runner=runner, require_appconfig=False)
+        deployed = deploy_stacks(load_stacks(template.assembly_dir), runner=runner, require_appconfig=False)
+        yield merged_stack(STACK, list(deployed.values()))
 
 
 class TestDevStackInProcess:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from localcloud.cloudformation.template import StackTemplate, load_stacks, local_resolver
+from localcloud.cloudformation.template import StackTemplate, app_template, load_stacks, local_resolver
 from localcloud.cloudformation.template_alarms import put_template_alarms
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.cloudwatch.models import (
@@ -679,16 +679,23 @@ def test_alarms_and_data_arriving_through_moto_server_are_evaluated_in_process(c
 STACK = "MlRollout-dev"
 
 
+TOPIC_STAND_IN = "arn:aws:sns:us-east-1:123456789012:mlrollout-dev-notifications"
+
+
 @pytest.fixture(scope="module")
 def dev_template(tmp_path_factory: pytest.TempPathFactory) -> StackTemplate:
     outdir: Path = shared_outdir(tmp_path_factory)
-    return load_stacks(outdir)[STACK]
+    return app_template(load_stacks(outdir), STACK)
 
 
 def test_the_dev_stack_alarms_catch_a_failing_challenger_and_leave_the_champion_healthy(
     cloud: Cloud, dev_template: StackTemplate
 ) -> None:
-    created = put_template_alarms(cloud.cloudwatch, dev_template, local_resolver(dev_template))
+    # The family stack's alarms name the topic the platform stack hands over in SSM.
+    handed_over = {name: TOPIC_STAND_IN for name in dev_template.parameters if "platformtopicarn" in name}
+    created = put_template_alarms(
+        cloud.cloudwatch, dev_template, local_resolver(dev_template, parameters=handed_over)
+    )
     endpoint = "mlrollout-dev-churn"
     assert f"{endpoint}-challenger-5xx" in created.metric_alarms.values()
     assert set(created.composite_alarms.values()) == {
