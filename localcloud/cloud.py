@@ -5,7 +5,6 @@ How it opens and what it sets: README.md.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +24,13 @@ from localcloud.awslambda.runner import LambdaRunner
 from localcloud.cloudformation.deploy import deploy_stacks
 from localcloud.cloudformation.models import DefinitionTransform, DeployedStack, merged_stack
 from localcloud.cloudformation.ordering import dependents, stack_order
-from localcloud.cloudformation.template import Resolver, StackTemplate, load_stacks, local_resolver
+from localcloud.cloudformation.template import (
+    Resolver,
+    StackTemplate,
+    load_stacks,
+    local_resolver,
+    merged_template,
+)
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
@@ -163,14 +168,9 @@ class LocalCloud:
     def template(self) -> StackTemplate:
         """The template of the stack named `stack_name` and the stacks deployed around it, as one."""
         name = self._named("template")
-        templates = list(self.templates.values())
-        if len(templates) == 1:
-            return templates[0]
-        body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
-        for template in templates:
-            for section, entries in body.items():
-                entries.update(template.body.get(section, {}))
-        return dataclasses.replace(self.templates[name], body=body, dependencies=())
+        return merged_template(
+            name, [self.templates[name], *(t for n, t in self.templates.items() if n != name)]
+        )
 
     @property
     def resolver(self) -> Resolver:

@@ -168,9 +168,8 @@ class SettingsCatalog(Mapping[str, EndpointT], Generic[EndpointT]):
             raise EndpointSettingsError(
                 name, f"{where} must hold a JSON object, got {type(document).__name__}"
             )
-        fields = {key: value for key, value in document.items() if key in self._model.model_fields}
         try:
-            return self._model.model_validate(fields)
+            return self._model.model_validate(_own_fields(self._model, document))
         except ValidationError as error:
             raise EndpointSettingsError(
                 name, f"{where} is invalid: {describe_problems(error, top_level='(document)')}"

@@ -15,6 +15,7 @@ from localcloud.cloudformation.template import (
     Resolver,
     StackTemplate,
     local_physical_name,
+    merged_template,
 )
 
 # (logical id, definition) -> the definition to create the state machine with.
@@ -246,18 +247,15 @@ def merged_stack(name: str, stacks: Sequence[DeployedStack]) -> DeployedStack:
     resources by logical id (distinct across the app's stacks), and a resolver that knows them all."""
     if len(stacks) == 1:
         return stacks[0]
-    body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
     physical_ids: dict[str, str] = {}
     attributes: dict[str, Mapping[str, str]] = {}
     parameters: dict[str, str] = {}
     for stack in stacks:
-        for section, entries in body.items():
-            entries.update(stack.template.body.get(section, {}))
         physical_ids.update(stack.resolver.physical_ids)
         attributes.update(stack.resolver.attributes)
         parameters.update(stack.resolver.parameters)
     first = stacks[0]
-    template = dataclasses.replace(first.template, name=name, body=body, dependencies=())
+    template = merged_template(name, [stack.template for stack in stacks])
     resolver = dataclasses.replace(
         first.resolver,
         template=template,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,14 +341,19 @@ def parameter_values(template: StackTemplate, resolver: Resolver, path: str = "/
     return values
 
 
-def app_template(stacks: Mapping[str, StackTemplate], name: str) -> StackTemplate:
-    """The stack `name` and the stacks that depend on it (an environment and its families' stacks) as one
-    template: the app's logical ids are distinct across its stacks."""
-    around = [name, *(other for other, t in stacks.items() if name in t.dependencies)]
-    if len(around) == 1:
-        return stacks[name]
+def merged_template(name: str, templates: Sequence[StackTemplate]) -> StackTemplate:
+    """Several stacks of one app as one template named `name` (the app's logical ids are distinct across
+    its stacks); the first template gives the assembly and assets."""
+    if len(templates) == 1:
+        return templates[0]
     body: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
-    for member in around:
+    for template in templates:
         for section, entries in body.items():
-            entries.update(stacks[member].body.get(section, {}))
-    return dataclasses.replace(stacks[name], body=body, dependencies=())
+            entries.update(template.body.get(section, {}))
+    return dataclasses.replace(templates[0], name=name, body=body, dependencies=())
+
+
+def app_template(stacks: Mapping[str, StackTemplate], name: str) -> StackTemplate:
+    """The stack `name` and the stacks that depend on it (an environment and its families' stacks) as one."""
+    around = [name, *(other for other, t in stacks.items() if name in t.dependencies)]
+    return merged_template(name, [stacks[member] for member in around])
