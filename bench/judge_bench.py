@@ -181,7 +181,8 @@ def plot(rows: Sequence[dict[str, str | int | float]], path: Path) -> None:
             axis.bar(positions, values, width, label=method)
         axis.set_title(title)
         axis.set_xticks(range(len(scenarios)), scenarios, rotation=35, ha="right", fontsize=8)
-        if log_scale:
+        # A subset whose column is all zeros (no blast radius anywhere) has nothing to draw on a log axis.
+        if log_scale and any(float(r[column]) > 0 for r in rows):
             axis.set_yscale("log")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=len(METHOD_NAMES))
@@ -338,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out-dir",
         type=Path,
         default=None,
-        help=f"where to write judge.csv and judge.png (default {DEFAULT_OUT_DIR}; quick runs default to "
-        f"{QUICK_OUT_DIR}, so that they never overwrite the committed results)",
+        help=f"where to write judge.csv and judge.png (default {DEFAULT_OUT_DIR}; quick runs and runs of a "
+        f"subset of the scenarios default to {QUICK_OUT_DIR}, so that they never overwrite the committed "
+        "results)",
     )
     args = parser.parse_args(argv)
     replicates = args.replicates or (4 if args.quick else 1000)
@@ -347,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     rows = run_bench(replicates, args.seed, workers, args.scenarios)
     elapsed = time.perf_counter() - started
-    out_dir: Path = args.out_dir or (QUICK_OUT_DIR if args.quick else DEFAULT_OUT_DIR)
+    partial = args.quick or set(args.scenarios) != set(SCENARIO_NAMES)
+    out_dir: Path = args.out_dir or (QUICK_OUT_DIR if partial else DEFAULT_OUT_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out_dir / "judge.csv")
     plot(rows, out_dir / "judge.png")

@@ -151,3 +151,15 @@ def test_the_times_to_decision_are_rounded_like_the_other_columns() -> None:
     for column in ("median_time_to_decision_s", "p95_time_to_decision_s"):
         value = row[column]
         assert isinstance(value, float) and value == round(value, 2), (column, value)
+
+
+def test_a_run_of_some_scenarios_leaves_the_committed_results_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed, scratch = tmp_path / "results", tmp_path / "scratch"
+    monkeypatch.setattr(judge_bench, "DEFAULT_OUT_DIR", committed)
+    monkeypatch.setattr(judge_bench, "QUICK_OUT_DIR", scratch)
+    # overdispersed_equal: no method has a blast radius, so its log-scaled panels have nothing to draw.
+    judge_bench.main(["--replicates", "2", "--workers", "1", "--scenarios", "overdispersed_equal"])
+    assert not committed.exists()
+    assert (scratch / "judge.csv").exists() and (scratch / "judge.png").exists()
