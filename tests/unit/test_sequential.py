@@ -9,6 +9,7 @@ import pytest
 from scipy import integrate, stats
 
 from lambdas.rollout.sequential import (
+    EARLY_DISPERSION,
     MIXTURE_EFFECTS,
     PROMOTION_EFFECTS,
     CountWindow,
@@ -206,3 +207,13 @@ def test_the_rate_ratio_estimate_is_stratified_by_window() -> None:
     # each window says the variants are equal.
     windows = [CountWindow(1900, 950, 100, 50), CountWindow(1000, 10, 1000, 10)]
     assert rate_ratio_estimate(RateRatioData.from_windows(windows)) == pytest.approx(1.0)
+
+
+def test_before_ten_windows_the_dispersion_is_assumed_and_a_burst_cannot_raise_it() -> None:
+    steady = [CountWindow(9_000, 90, 3_000, 30) for _ in range(8)]
+    burst = [CountWindow(9_000, 90, 3_000, 300), *steady[1:]]
+    for windows in (steady, burst):
+        assert rate_ratio_dispersion(RateRatioData.from_windows(windows), 1.0) == EARLY_DISPERSION
+    assert rate_ratio_dispersion(RateRatioData.from_windows([*steady, *steady]), 1.0) == pytest.approx(
+        1.0, abs=0.3
+    )
