@@ -51,6 +51,23 @@ class LambdaContextStub:
     aws_request_id: str = "00000000-0000-4000-8000-000000000000"
 
 
+CALLER_ACCOUNT = "123456789012"
+CALLER_ROLE_ID = "AROAEXAMPLEROLEID0001"
+
+
+def iam_context(role_id: str = CALLER_ROLE_ID, session: str = "client-1") -> dict[str, Any]:
+    """`requestContext.authorizer.iam` as the HTTP API's IAM authorization fills it for an assumed role."""
+    return {
+        "accessKey": "ASIAEXAMPLEACCESSKEY",
+        "accountId": CALLER_ACCOUNT,
+        "callerId": f"{role_id}:{session}",
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": f"arn:aws:sts::{CALLER_ACCOUNT}:assumed-role/client/{session}",
+        "userId": f"{role_id}:{session}",
+    }
+
+
 def http_event(
     body: str | None,
     *,
