@@ -55,6 +55,12 @@ def _publish(result: PredictionResult) -> None:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     metrics.add_metadata(key="routing_reason", value=response.routing.reason.value)
     metrics.add_metadata(key="inference_id", value=response.inference_id)
+    if result.store_failure is not None:
+        metrics.add_metric(name="InferenceNotRecorded", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "inference not recorded: dropped, its feedback will be refused",
+            extra={"inference_id": response.inference_id, "problem": result.store_failure},
+        )
     if response.routing.reason is RouteReason.FLAGS_UNAVAILABLE:
         metrics.add_metric(name="FlagsUnavailable", unit=MetricUnit.Count, value=1)
         logger.warning("flags unavailable: served the champion", extra={"detail": response.routing.detail})

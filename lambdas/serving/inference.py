@@ -27,6 +27,7 @@ from lambdas.serving.ports import (
     InferenceStore,
     JsonScalar,
     ModelInvoker,
+    StoreUnavailable,
     UnknownEndpoint,
     WeightSource,
     WeightsUnavailable,
@@ -76,12 +77,17 @@ class PredictionResponse(ApiModel):
     variant: str = Field(description="the production variant that answered")
     prediction: Any = Field(description="the inference container's JSON answer, unchanged")
     routing: Routing
+    recorded: bool = Field(
+        description="whether the inference was stored; feedback is only accepted for a recorded one"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class PredictionResult:
     response: PredictionResponse
     endpoint_name: str
+    store_failure: str | None = None
+    """Why the inference could not be recorded (it was dropped); None when it was."""
 
 
 class Predictor:
@@ -131,7 +137,7 @@ class Predictor:
             created_at=now,
             expires_at=now + self._ttl_seconds,
         )
-        self._store.save(record)
+        store_failure = self._save(record)
         response = PredictionResponse(
             inference_id=inference_id,
             endpoint=endpoint,
@@ -140,8 +146,23 @@ class Predictor:
             routing=Routing(
                 reason=decision.reason, target_variant=decision.target_variant, detail=decision.detail
             ),
+            recorded=store_failure is None,
         )
-        return PredictionResult(response=response, endpoint_name=settings.endpoint_name)
+        return PredictionResult(
+            response=response, endpoint_name=settings.endpoint_name, store_failure=store_failure
+        )
+
+    def _save(self, record: InferenceRecord) -> str | None:
+        """Store the record; on a store fault (after the store client's one retry) drop it and say why.
+
+        The prediction is computed and answered either way: failing it would make clients retry a
+        model call that succeeded, doubling the load while the store is down.
+        """
+        try:
+            self._store.save(record)
+        except StoreUnavailable as error:
+            return str(error)
+        return None
 
     def route(self, endpoint: str, request: PredictionRequest) -> RouteDecision:
         """The variant choice alone (no model call): what the benchmark times."""

@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from botocore.exceptions import ClientError
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
 
 from lambdas.flags import EndpointVariants, FlagSet
 
@@ -154,6 +157,31 @@ def runtime_error(code: str, message: str, **extra: Any) -> ClientError:
     # botocore puts a modelled error's extra members (OriginalStatusCode...) next to "Error".
     response: Any = {"Error": {"Code": code, "Message": message}, **extra}
     return ClientError(response, "InvokeEndpoint")
+
+
+@dataclass
+class DynamoDBFault:
+    """Makes moto's DynamoDB answer one operation as a throttled or failing table would.
+
+    Injected in moto's backend, behind the HTTP boundary: the client gets DynamoDB's error response and
+    applies its own retry rules to it, as it would on AWS. `attempts` counts the requests that arrived.
+    """
+
+    operation: str
+    """The backend method, e.g. "put_item"."""
+    code: str
+    status: int
+    attempts: int = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> DynamoDBFault:
+        monkeypatch.setattr(DynamoDBBackend, self.operation, self._fail)
+        return self
+
+    def _fail(self, *_: Any, **__: Any) -> None:
+        self.attempts += 1
+        error = DynamodbException(f"{ERROR_TYPE_PREFIX}{self.code}", "injected fault")
+        error.code = self.status  # the HTTP status moto answers with
+        raise error
 
 
 @dataclass

@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from lambdas.flags import FlagSet
 from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
-from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.aws.store import STORE_CONFIG, DynamoDBInferenceStore
 from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded
 from lambdas.serving.settings import FeedbackSettings, RouterSettings, load_settings
@@ -27,6 +27,7 @@ from tests.functional.serving_support import (
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
+    DynamoDBFault,
     FakeRuntime,
     LambdaContextStub,
     create_table,
@@ -137,9 +138,8 @@ def test_batch_labels_are_scored_per_record(feedback: Feedback, capsys: pytest.C
     assert metric_values(blobs, "mlrollout", "Accuracy") == [(CHALLENGER, [1.0, 0.0, 1.0])]
 
 
-def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> None:
-    """End to end: the id the router returns is the one feedback accepts."""
-    runtime = FakeRuntime(label=0)
+def serve_through_router(dynamodb: DynamoDBClient, runtime: FakeRuntime) -> dict[str, Any]:
+    """One prediction through the router's handler on the same table; its JSON answer."""
     flags = FlagSet.initial(load_settings(RouterSettings, ENVIRONMENT).catalog())
 
     class StaticFlags:
@@ -153,7 +153,7 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
     predictor = build_predictor(
         load_settings(RouterSettings, ENVIRONMENT),
         runtime=cast("SageMakerRuntimeClient", runtime),
-        dynamodb=feedback.dynamodb,
+        dynamodb=dynamodb,
         flag_source=StaticFlags(),
         weight_source=StaticWeights(),
     )
@@ -165,9 +165,15 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
             path="/endpoints/churn/invocations",
             path_parameters={"endpoint": "churn"},
         )
-        served = body_of(router.handler(event, LambdaContextStub()))
+        served: dict[str, Any] = body_of(router.handler(event, LambdaContextStub()))
     finally:
         router.use(None)
+    return served
+
+
+def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> None:
+    """End to end: the id the router returns is the one feedback accepts."""
+    served = serve_through_router(feedback.dynamodb, FakeRuntime(label=0))
     response = feedback.post({"inference_id": served["inference_id"], "label": 1})
     assert body_of(response) == {
         "inference_id": served["inference_id"],
@@ -176,6 +182,19 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
         "outcome": "label",
         "values": [0.0],
     }
+
+
+def test_feedback_on_a_prediction_the_store_could_not_record_is_404_saying_so(
+    feedback: Feedback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        DynamoDBFault("put_item", "ThrottlingException", 400).install(patch)
+        served = serve_through_router(boto3.client("dynamodb", config=STORE_CONFIG), FakeRuntime(label=0))
+    assert (served["prediction"], served["recorded"]) == ({"predictions": [0]}, False)
+    response = feedback.post({"inference_id": served["inference_id"], "converted": True})
+    assert response["statusCode"] == 404
+    assert "could not be saved when it was served" in body_of(response)["message"]
+    assert feedback.dynamodb.scan(TableName=TABLE)["Items"] == []
 
 
 def test_a_second_outcome_is_409_and_the_first_stays(feedback: Feedback) -> None:
@@ -204,7 +223,10 @@ def test_unknown_inference_id_is_404(feedback: Feedback) -> None:
     unknown = str(uuid.uuid4())
     response = feedback.post({"inference_id": unknown, "converted": True})
     assert response["statusCode"] == 404
-    assert body_of(response)["message"] == f"no inference {unknown} (unknown id, or expired and deleted)"
+    assert body_of(response)["message"] == (
+        f"no inference {unknown} is recorded: an unknown id, one expired and deleted, or one whose record "
+        "could not be saved when it was served (its prediction answered recorded: false)"
+    )
 
 
 def test_expired_inference_not_yet_deleted_is_404(feedback: Feedback) -> None:

@@ -16,6 +16,7 @@ import requests
 from moto import mock_aws
 
 from lambdas.serving.aws.flags import AppConfigFlagSource
+from lambdas.serving.aws.store import STORE_CONFIG
 from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
 from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.inference import Predictor
@@ -26,6 +27,7 @@ from tests.functional.serving_support import (
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
+    DynamoDBFault,
     FakeAppConfigData,
     FakeRuntime,
     LambdaContextStub,
@@ -365,6 +367,45 @@ def test_model_call_faults_map_to_statuses_and_store_nothing(
     assert response["statusCode"] == status
     assert named in body_of(response)["message"]
     assert serving.stored_items() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("ProvisionedThroughputExceededException", 400),
+        ("InternalServerError", 500),
+    ],
+)
+def test_an_inference_store_outage_still_serves_the_prediction_and_counts_the_dropped_record(
+    serving: Serving,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    status: int,
+) -> None:
+    # The deployed client's retry rule (STORE_CONFIG): one retry, then the record is dropped.
+    serving.dynamodb = boto3.client("dynamodb", config=STORE_CONFIG)
+    serving.handler.use(serving.predictor())
+    fault = DynamoDBFault("put_item", code, status).install(monkeypatch)
+    response = serving.post({"features": FEATURES, "user_id": user_in("challenger", 0.5)})
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    assert (body["variant"], body["prediction"], body["recorded"]) == (
+        "challenger",
+        {"predictions": [1]},
+        False,
+    )
+    assert fault.attempts == 2
+    assert serving.stored_items() == []
+    blobs = emf_blobs(capsys.readouterr().out)
+    challenger = {"EndpointName": ENDPOINT_NAME, "VariantName": "challenger"}
+    assert metric_values(blobs, "mlrollout", "InferenceNotRecorded") == [(challenger, [1.0])]
+    assert metric_values(blobs, "mlrollout", "Requests") == [(challenger, [1.0])]
+
+
+def test_a_recorded_inference_says_so(serving: Serving) -> None:
+    assert body_of(serving.post({"features": FEATURES}))["recorded"] is True
 
 
 def test_after_a_weights_read_failure_requests_go_untargeted_at_once_then_retry(serving: Serving) -> None:

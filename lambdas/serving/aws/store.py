@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, UniversalAttributeValueTypeDef
 
 # Two quick tries: the store sits on the request path of both functions (see wiring's time budget).
-STORE_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1)
+# For the router's save this is the whole retry rule: after the second failure the record is dropped
+# and counted (InferenceNotRecorded), the prediction still answered.
+STORE_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1
+)
 _RECORD_ONCE = "attribute_exists(inference_id) AND attribute_not_exists(outcome) AND expires_at > :now"
 
 
@@ -60,7 +64,10 @@ class DynamoDBInferenceStore:
             raise StoreUnavailable(f"inference store: {error}") from error
         item = found.get("Item")
         if item is None:
-            raise InferenceNotFound(f"no inference {inference_id} (unknown id, or expired and deleted)")
+            raise InferenceNotFound(
+                f"no inference {inference_id} is recorded: an unknown id, one expired and deleted, or one "
+                "whose record could not be saved when it was served (its prediction answered recorded: false)"
+            )
         if int(_number(item, "expires_at")) <= now:
             raise InferenceNotFound(f"inference {inference_id} has expired; feedback is no longer accepted")
         if "outcome" in item:
