@@ -38,8 +38,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = _service().record(request)
     except ServingError as error:
         status = status_of(error)
-        log = logger.error if status >= 500 else logger.info
-        log("feedback refused", extra={"status": status, "problem": str(error)})
+        if status >= 500:
+            logger.error("feedback failed", extra={"status": status, "problem": str(error)})
+        else:
+            # The caller's own mistake: its message (which may quote the request) goes to the caller only.
+            logger.info("feedback refused", extra={"status": status, "error": type(error).__name__})
         metrics.add_dimension(name="StatusClass", value=f"{status // 100}XX")
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return error_response(error)

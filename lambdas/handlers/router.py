@@ -39,8 +39,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = _service().predict(endpoint, request)
     except ServingError as error:
         status = status_of(error)
-        log = logger.error if status >= 500 else logger.info
-        log("prediction refused", extra={"status": status, "problem": str(error)})
+        if status >= 500:
+            logger.error("prediction failed", extra={"status": status, "problem": str(error)})
+        else:
+            # The caller's own mistake: its message (which may quote the request) goes to the caller only.
+            logger.info("prediction refused", extra={"status": status, "error": type(error).__name__})
         metrics.add_dimension(name="StatusClass", value=f"{status // 100}XX")
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return error_response(error)

@@ -37,7 +37,15 @@ from lambdas.serving.settings import EndpointSettings
 from lambdas.shared.business_metric import BusinessMetricName
 
 INFERENCE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-Label = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool
+# As the router bounds string features and records (lambdas/serving/inference.py).
+MAX_LABEL_LENGTH = 256
+MAX_LABELS = 1000
+Label = (
+    Annotated[StrictStr, Field(max_length=MAX_LABEL_LENGTH)]
+    | StrictInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | StrictBool
+)
 OutcomeKind = Literal["label", "conversion"]
 
 
@@ -45,7 +53,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     inference_id: str = Field(pattern=INFERENCE_ID_PATTERN, description="as returned by the prediction")
-    label: Label | Annotated[list[Label], Field(min_length=1)] | None = Field(
+    label: Label | Annotated[list[Label], Field(min_length=1, max_length=MAX_LABELS)] | None = Field(
         default=None, description="the true label (one per record for a batch)"
     )
     converted: StrictBool | None = Field(default=None, description="whether the user converted")

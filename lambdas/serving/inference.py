@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from lambdas.flags import EndpointFlags, EndpointVariants, Segment, UserId
 from lambdas.serving.ports import (
@@ -38,9 +47,27 @@ from lambdas.serving.settings import EndpointSettings
 MAX_RECORDS = 1000
 SECONDS_PER_DAY = 86_400
 
-FeatureValue = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool | None
+# Bounds on what a caller can make the router hold, forward and store; errors name them, never the value.
+MAX_FEATURE_STRING_LENGTH = 256
+MAX_FEATURE_NAME_LENGTH = 128
+
+
+def _short_feature_names(record: dict[str, Any]) -> dict[str, Any]:
+    # Checked here rather than as a key constraint: pydantic would put the offending key in the error.
+    if any(len(name) > MAX_FEATURE_NAME_LENGTH for name in record):
+        raise ValueError(f"feature names are at most {MAX_FEATURE_NAME_LENGTH} characters")
+    return record
+
+
+FeatureValue = (
+    Annotated[StrictStr, Field(max_length=MAX_FEATURE_STRING_LENGTH)]
+    | StrictInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | StrictBool
+    | None
+)
 Record = (
-    Annotated[dict[str, FeatureValue], Field(min_length=1)]
+    Annotated[dict[str, FeatureValue], Field(min_length=1), AfterValidator(_short_feature_names)]
     | Annotated[list[FeatureValue], Field(min_length=1)]
 )
 

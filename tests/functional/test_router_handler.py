@@ -124,6 +124,12 @@ def user_in(bucket: str, share: float) -> str:
     raise AssertionError("no such user")
 
 
+def everything_logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
+    """Every record's message and extra fields (the JSON log line carries them all), and stdout."""
+    records = " ".join(str(vars(record)) for record in caplog.records)
+    return f"{caplog.text} {records} {capsys.readouterr().out}"
+
+
 def body_of(response: dict[str, Any]) -> Any:
     assert response["headers"]["Content-Type"] == "application/json"
     return json.loads(response["body"])
@@ -297,6 +303,57 @@ def test_bad_request_is_400_naming_the_problem_and_changes_nothing(
     assert named in error["message"]
     assert serving.runtime.calls == []
     assert serving.stored_items() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"features": {"plan": "s3cr3t" * 50}}, "features"),
+        ({"features": {"s3cr3t" * 30: 1}}, "features"),
+        ({"features": FEATURES, "user_id": "s3cr3t value"}, "user_id"),
+        ({"features": FEATURES, "segment": "s3cr3t value"}, "segment"),
+        ({"features": FEATURES, "s3cr3t": 1}, "s3cr3t: unknown field"),
+    ],
+)
+def test_string_features_are_bounded_and_refusals_name_the_field_but_log_no_value(
+    serving: Serving,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    caplog.set_level("DEBUG")
+    response = serving.post(body)
+    assert response["statusCode"] == 400
+    error = body_of(response)
+    assert field in error["message"]
+    assert "s3cr3t" * 2 not in error["message"]
+    logged = everything_logged(caplog, capsys)
+    assert "prediction refused" in logged
+    assert "s3cr3t" not in logged
+
+
+def test_a_model_refusal_is_logged_without_its_message(
+    serving: Serving, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    serving.runtime.error = cast(
+        "Any",
+        runtime_error(
+            "ModelError",
+            "Received client error (422)",
+            OriginalStatusCode=422,
+            OriginalMessage="feature 'plan': got s3cr3t",
+        ),
+    )
+    response = serving.post({"features": FEATURES})
+    assert (response["statusCode"], body_of(response)["message"]) == (
+        400,
+        "model rejected the request: feature 'plan': got s3cr3t",
+    )
+    logged = everything_logged(caplog, capsys)
+    assert "prediction refused" in logged
+    assert "s3cr3t" not in logged
 
 
 def test_missing_body_is_400(serving: Serving) -> None:
