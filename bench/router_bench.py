@@ -100,6 +100,7 @@ class InstantSageMaker:
     def describe_endpoint(self, *, EndpointName: str) -> Mapping[str, Any]:
         return {
             "EndpointName": EndpointName,
+            "EndpointConfigName": "bench-deploy-0123456789",
             "ProductionVariants": [
                 {"VariantName": "champion", "CurrentWeight": 75.0},
                 {"VariantName": "challenger", "CurrentWeight": 25.0},

@@ -37,6 +37,7 @@ from lambdas.serving.ports import (
     JsonScalar,
     ModelInvoker,
     StoreUnavailable,
+    TrafficSplit,
     UnknownEndpoint,
     WeightSource,
     WeightsUnavailable,
@@ -199,7 +200,7 @@ class Predictor:
             variants=EndpointVariants(
                 endpoint=endpoint, champion=settings.champion, challenger=settings.challenger
             ),
-            weights=self._current_weights(settings.endpoint_name),
+            traffic=self._current_traffic(settings.endpoint_name),
             user_id=request.user_id,
             segment=request.segment,
         )
@@ -216,9 +217,9 @@ class Predictor:
         except (FlagsUnavailable, KeyError) as error:
             return Unavailable(str(error))
 
-    def _current_weights(self, endpoint_name: str) -> Mapping[str, float] | Unavailable:
+    def _current_traffic(self, endpoint_name: str) -> TrafficSplit | Unavailable:
         try:
-            return self._weights.weights(endpoint_name)
+            return self._weights.traffic(endpoint_name)
         except WeightsUnavailable as error:
             return Unavailable(str(error))
 

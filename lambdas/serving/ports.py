@@ -90,9 +90,23 @@ class FlagSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TrafficSplit:
+    """An endpoint's current weight per production variant, and the rollout those weights belong to.
+
+    `rollout_key` salts the sticky hash: the same within a rollout (stickiness, monotone growth), new with
+    each, so that a rollout's first 5 % are not the previous one's. It is the running endpoint config's
+    name: the rollout workflow deploys one config per rollout (named from the rollout id) and shifts
+    traffic on it without changing it.
+    """
+
+    weights: Mapping[str, float]
+    rollout_key: str
+
+
 class WeightSource(Protocol):
-    def weights(self, endpoint_name: str) -> Mapping[str, float]:
-        """Current weight of each production variant; raises WeightsUnavailable."""
+    def traffic(self, endpoint_name: str) -> TrafficSplit:
+        """Current weight of each production variant and the rollout key; raises WeightsUnavailable."""
         ...
 
 

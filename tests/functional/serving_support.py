@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 TABLE = "mlrollout-dev-inferences"
 ENDPOINT_NAME = "mlrollout-dev-churn"
+ENDPOINT_CONFIG = "churn-config"
 BUSINESS_NAMESPACE = "mlrollout/business"
 BUSINESS_NAME = "ConversionRate"
 ENDPOINTS = {
@@ -106,7 +107,7 @@ def create_table(client: DynamoDBClient) -> None:
     )
 
 
-def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
+def create_endpoint(client: Any, weights: Mapping[str, float], config_name: str = ENDPOINT_CONFIG) -> None:
     """A SageMaker endpoint in moto whose variants carry these weights."""
     client.create_model(
         ModelName="churn-v1",
@@ -114,7 +115,7 @@ def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
     )
     client.create_endpoint_config(
-        EndpointConfigName="churn-config",
+        EndpointConfigName=config_name,
         ProductionVariants=[
             {
                 "VariantName": variant,
@@ -126,7 +127,7 @@ def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
             for variant, weight in weights.items()
         ],
     )
-    client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName="churn-config")
+    client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=config_name)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from lambdas.flags import FlagSet
 from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
 from lambdas.serving.aws.store import STORE_CONFIG, DynamoDBInferenceStore
 from lambdas.serving.aws.wiring import build_predictor
-from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded
+from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded, TrafficSplit
 from lambdas.serving.settings import FeedbackSettings, RouterSettings, load_settings
 from tests.functional.serving_support import (
     BUSINESS_NAME,
@@ -147,8 +147,8 @@ def serve_through_router(dynamodb: DynamoDBClient, runtime: FakeRuntime) -> dict
             return flags
 
     class StaticWeights:
-        def weights(self, endpoint_name: str) -> dict[str, float]:
-            return {"champion": 100.0, "challenger": 0.0}
+        def traffic(self, endpoint_name: str) -> TrafficSplit:
+            return TrafficSplit({"champion": 100.0, "challenger": 0.0}, "churn-config")
 
     predictor = build_predictor(
         load_settings(RouterSettings, ENVIRONMENT),

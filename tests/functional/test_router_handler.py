@@ -20,10 +20,12 @@ from lambdas.serving.aws.store import STORE_CONFIG
 from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
 from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.inference import Predictor
+from lambdas.serving.ports import TrafficSplit
 from lambdas.serving.routing import hash_point
 from lambdas.serving.settings import RouterSettings, load_settings
 from tests.functional.serving_support import (
     CATALOG,
+    ENDPOINT_CONFIG,
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
@@ -119,7 +121,7 @@ def user_in(bucket: str, share: float) -> str:
     """A user id whose hash lands in the challenger's [0, share) or outside it."""
     for number in range(10_000):
         user = f"user-{number}"
-        if (hash_point("churn", user) < share) == (bucket == "challenger"):
+        if (hash_point("churn", user, ENDPOINT_CONFIG) < share) == (bucket == "challenger"):
             return user
     raise AssertionError("no such user")
 
@@ -188,6 +190,28 @@ def test_same_user_stays_on_its_variant_when_the_challenger_grows(serving: Servi
     body = body_of(serving.post({"features": FEATURES, "user_id": user}))
     assert body["variant"] == "challenger"
     assert "challenger share 0.2500" in body["routing"]["detail"]
+
+
+def test_the_next_rollout_hashes_users_anew_from_the_endpoints_running_config(serving: Serving) -> None:
+    """A rollout deploys its own endpoint config; the router salts the sticky hash with its name."""
+    next_config = "mlrollout-dev-churn-deploy-0123456789"
+    user = next(
+        f"user-{number}"
+        for number in range(10_000)
+        if hash_point("churn", f"user-{number}", ENDPOINT_CONFIG) < 0.5
+        and hash_point("churn", f"user-{number}", next_config) >= 0.5
+    )
+    assert body_of(serving.post({"features": FEATURES, "user_id": user}))["variant"] == "challenger"
+    variants = serving.sagemaker.describe_endpoint_config(EndpointConfigName=ENDPOINT_CONFIG)
+    serving.sagemaker.create_endpoint_config(
+        EndpointConfigName=next_config, ProductionVariants=variants["ProductionVariants"]
+    )
+    # What UpdateEndpoint ends with (moto has no UpdateEndpoint): the endpoint running the new config.
+    serving.sagemaker.delete_endpoint(EndpointName=ENDPOINT_NAME)
+    serving.sagemaker.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=next_config)
+    serving.handler.use(serving.predictor())  # a new container: no cached weights
+    body = body_of(serving.post({"features": FEATURES, "user_id": user}))
+    assert (body["variant"], body["routing"]["reason"]) == ("champion", "sticky_hash")
 
 
 def test_kill_switch_sends_a_challenger_user_to_the_champion(serving: Serving) -> None:
@@ -498,12 +522,14 @@ def test_weights_are_cached_for_their_ttl(serving: Serving) -> None:
 
     clock = [100.0]
     weights = EndpointWeightSource(client=CountingSageMaker(), ttl_seconds=30, clock=lambda: clock[0])
-    assert weights.weights(ENDPOINT_NAME) == {"champion": 50.0, "challenger": 50.0}
+    assert weights.traffic(ENDPOINT_NAME) == TrafficSplit(
+        {"champion": 50.0, "challenger": 50.0}, ENDPOINT_CONFIG
+    )
     clock[0] = 129.0
-    weights.weights(ENDPOINT_NAME)
+    weights.traffic(ENDPOINT_NAME)
     assert len(calls) == 1
     clock[0] = 130.0
-    weights.weights(ENDPOINT_NAME)
+    weights.traffic(ENDPOINT_NAME)
     assert len(calls) == 2
 
 

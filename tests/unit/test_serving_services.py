@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from lambdas.serving.ports import (
     InferenceRecord,
     Invocation,
     Outcome,
+    TrafficSplit,
     UnknownEndpoint,
 )
 from lambdas.serving.settings import EndpointSettings
@@ -44,8 +45,8 @@ class Ports:
             [EndpointVariants(endpoint="churn", champion="champion", challenger="challenger")]
         )
 
-    def weights(self, endpoint_name: str) -> Mapping[str, float]:
-        return {"champion": 1.0, "challenger": 0.0}
+    def traffic(self, endpoint_name: str) -> TrafficSplit:
+        return TrafficSplit({"champion": 1.0, "challenger": 0.0}, "churn-config")
 
     def invoke(
         self, *, endpoint_name: str, instances: Sequence[Any], target_variant: str | None, inference_id: str
