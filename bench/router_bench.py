@@ -162,7 +162,11 @@ def _event(body: Mapping[str, Any]) -> dict[str, Any]:
         "version": "2.0",
         "routeKey": "POST /endpoints/{endpoint}/invocations",
         "rawPath": "/endpoints/churn/invocations",
-        "requestContext": {"requestId": "bench", "http": {"method": "POST"}},
+        "requestContext": {
+            "requestId": "bench",
+            "http": {"method": "POST"},
+            "authorizer": {"iam": {"accountId": "123456789012", "userId": "AROABENCHCLIENT:bench"}},
+        },
         "pathParameters": {"endpoint": "churn"},
         "body": json.dumps(body),
         "isBase64Encoded": False,

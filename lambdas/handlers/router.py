@@ -11,7 +11,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.serving.aws.wiring import build_predictor
-from lambdas.serving.http import error_response, json_response, parse_body, path_parameter, status_of
+from lambdas.serving.http import (
+    caller_principal,
+    error_response,
+    json_response,
+    parse_body,
+    path_parameter,
+    status_of,
+)
 from lambdas.serving.inference import PredictionRequest, PredictionResult
 from lambdas.serving.ports import ServingError
 from lambdas.serving.routing import RouteReason
@@ -34,9 +41,10 @@ _service = _container.get
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
+        caller = caller_principal(event)
         endpoint = path_parameter(event, "endpoint")
         request = parse_body(event, PredictionRequest)
-        result = _service().predict(endpoint, request)
+        result = _service().predict(endpoint, request, caller=caller)
     except ServingError as error:
         status = status_of(error)
         if status >= 500:

@@ -28,10 +28,12 @@ from pydantic import (
 
 from lambdas.serving.ports import (
     FeedbackRejected,
+    Forbidden,
     InferenceRecord,
     InferenceStore,
     JsonScalar,
     Outcome,
+    OutcomeAlreadyRecorded,
 )
 from lambdas.serving.settings import EndpointSettings
 from lambdas.shared.business_metric import BusinessMetricName
@@ -130,9 +132,20 @@ class FeedbackRecorder:
         self._store = store
         self._clock = clock
 
-    def record(self, request: FeedbackRequest) -> FeedbackResult:
+    def record(self, request: FeedbackRequest, *, caller: str) -> FeedbackResult:
+        """Record the outcome `caller` (a principal) reports; it must be the one the inference served."""
         now = int(self._clock())
         record = self._store.load(request.inference_id, now=now)
+        if record.caller != caller:
+            # Before the replay check: a stranger learns nothing about the inference's outcome.
+            raise Forbidden(
+                f"inference {record.inference_id} was served to another caller; only that caller can report "
+                "its outcome"
+            )
+        if record.outcome_recorded:
+            raise OutcomeAlreadyRecorded(
+                f"an outcome for inference {record.inference_id} was already recorded"
+            )
         settings = self._endpoints.get(record.endpoint)
         if settings is None:
             # Stored by a deployment that served an endpoint this one no longer has.

@@ -11,10 +11,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.serving.ports import (
     FeedbackRejected,
+    Forbidden,
     InferenceNotFound,
     InvocationFailed,
     OutcomeAlreadyRecorded,
@@ -32,6 +33,7 @@ _SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "none"})
 
 _STATUS: Mapping[type[ServingError], int] = {
     UnknownEndpoint: 404,
+    Forbidden: 403,
     InferenceNotFound: 404,
     OutcomeAlreadyRecorded: 409,
     FeedbackRejected: 400,
@@ -130,6 +132,33 @@ def _check_content_type(headers: Mapping[str, str]) -> None:
         key, _, value = parameter.partition("=")
         if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             raise UnsupportedMediaType("the body must be UTF-8 (charset=utf-8 or none)")
+
+
+class IamCaller(BaseModel):
+    """`requestContext.authorizer.iam`, filled by the HTTP API's IAM authorization on every call."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    accountId: str = Field(min_length=1, max_length=64)
+    userId: str = Field(min_length=1, max_length=256)
+
+    @property
+    def principal(self) -> str:
+        """The account and the role's or user's unique id: stable across a role's sessions."""
+        return f"{self.accountId}:{self.userId.split(':', 1)[0]}"
+
+
+def caller_principal(event: Mapping[str, Any]) -> str:
+    """The signing principal; raises Forbidden when the event carries no IAM identity."""
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
+    identity = authorizer.get("iam") if isinstance(authorizer, Mapping) else None
+    try:
+        return IamCaller.model_validate(identity).principal
+    except ValidationError:
+        raise Forbidden(
+            "the request carries no IAM caller identity; the API takes SigV4-signed calls only"
+        ) from None
 
 
 def path_parameter(event: Mapping[str, Any], name: str) -> str:

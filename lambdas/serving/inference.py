@@ -143,7 +143,8 @@ class Predictor:
         self._clock = clock
         self._new_id = new_id
 
-    def predict(self, endpoint: str, request: PredictionRequest) -> PredictionResult:
+    def predict(self, endpoint: str, request: PredictionRequest, *, caller: str) -> PredictionResult:
+        """Route, invoke and record the inference for `caller` (a principal: it alone may send feedback)."""
         settings = self._endpoint(endpoint)
         decision = self.route(endpoint, request)
         inference_id = self._new_id()
@@ -164,6 +165,7 @@ class Predictor:
             predicted_labels=predicted_labels(invocation.body, len(instances)),
             created_at=now,
             expires_at=now + self._ttl_seconds,
+            caller=caller,
         )
         store_failure = self._save(record)
         response = PredictionResponse(

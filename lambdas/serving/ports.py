@@ -50,6 +50,10 @@ class StoreUnavailable(ServingError):
     """The inference store failed (throttled or down); nothing was recorded."""
 
 
+class Forbidden(ServingError):
+    """The caller has no IAM identity, or is not the principal the inference was served to."""
+
+
 class FeedbackRejected(ServingError):
     """Feedback that is well formed but does not fit its inference (e.g. label count)."""
 
@@ -74,6 +78,9 @@ class InferenceRecord:
     predicted_labels: tuple[JsonScalar, ...] | None
     created_at: int
     expires_at: int
+    caller: str
+    """The principal served (`<account>:<role or user id>`); only it may report the outcome."""
+    outcome_recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +129,7 @@ class InferenceStore(Protocol):
     def save(self, record: InferenceRecord) -> None: ...
 
     def load(self, inference_id: str, *, now: int) -> InferenceRecord:
-        """The live record; raises InferenceNotFound (also when expired) or OutcomeAlreadyRecorded."""
+        """The live record, with or without an outcome; raises InferenceNotFound (also when expired)."""
         ...
 
     def record_outcome(self, inference_id: str, outcome: Outcome, *, now: int) -> None:

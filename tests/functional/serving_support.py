@@ -57,6 +57,8 @@ class LambdaContextStub:
 
 CALLER_ACCOUNT = "123456789012"
 CALLER_ROLE_ID = "AROAEXAMPLEROLEID0001"
+# What the serving functions bind an inference to: the account and the caller's role (or user) id.
+CALLER_PRINCIPAL = f"{CALLER_ACCOUNT}:{CALLER_ROLE_ID}"
 
 
 def iam_context(role_id: str = CALLER_ROLE_ID, session: str = "client-1") -> dict[str, Any]:
@@ -78,8 +80,11 @@ def http_event(
     path: str,
     path_parameters: Mapping[str, str] | None = None,
     base64_body: bool = False,
+    caller: Mapping[str, Any] | None = None,
+    signed: bool = True,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) POST event."""
+    """An API Gateway HTTP API (payload 2.0) POST event, signed by `caller` (iam_context() by default);
+    `signed=False` leaves the IAM identity out, as only a direct invocation of the function would."""
     if base64_body and body is not None:
         body = base64.b64encode(body.encode()).decode()
     return {
@@ -87,7 +92,11 @@ def http_event(
         "routeKey": f"POST {path}",
         "rawPath": path,
         "headers": {"content-type": "application/json"},
-        "requestContext": {"requestId": "req-1", "http": {"method": "POST", "path": path}},
+        "requestContext": {
+            "requestId": "req-1",
+            "http": {"method": "POST", "path": path},
+            **({"authorizer": {"iam": dict(caller or iam_context())}} if signed else {}),
+        },
         "pathParameters": dict(path_parameters) if path_parameters is not None else None,
         "body": body,
         "isBase64Encoded": base64_body,

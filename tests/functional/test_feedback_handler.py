@@ -24,6 +24,7 @@ from lambdas.serving.settings import FeedbackSettings, RouterSettings, load_sett
 from tests.functional.serving_support import (
     BUSINESS_NAME,
     BUSINESS_NAMESPACE,
+    CALLER_PRINCIPAL,
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
@@ -33,6 +34,7 @@ from tests.functional.serving_support import (
     create_table,
     emf_blobs,
     http_event,
+    iam_context,
     metric_values,
 )
 
@@ -49,8 +51,10 @@ class Feedback:
     dynamodb: DynamoDBClient
     store: DynamoDBInferenceStore
 
-    def post(self, body: Any, *, raw: bool = False) -> dict[str, Any]:
-        event = http_event(body if raw else json.dumps(body), path="/feedback")
+    def post(
+        self, body: Any, *, raw: bool = False, caller: dict[str, Any] | None = None, signed: bool = True
+    ) -> dict[str, Any]:
+        event = http_event(body if raw else json.dumps(body), path="/feedback", caller=caller, signed=signed)
         response: dict[str, Any] = self.handler.handler(event, LambdaContextStub())
         return response
 
@@ -68,6 +72,7 @@ class Feedback:
                 predicted_labels=labels,
                 created_at=now - 60,
                 expires_at=now + expires_in,
+                caller=CALLER_PRINCIPAL,
             )
         )
         return inference_id
@@ -195,6 +200,44 @@ def test_feedback_on_a_prediction_the_store_could_not_record_is_404_saying_so(
     assert response["statusCode"] == 404
     assert "could not be saved when it was served" in body_of(response)["message"]
     assert feedback.dynamodb.scan(TableName=TABLE)["Items"] == []
+
+
+def test_feedback_from_another_principal_is_403_and_records_nothing(feedback: Feedback) -> None:
+    """The id alone (seen in a log, guessed) is not enough: the caller must be the one it was served to."""
+    inference_id = feedback.stored()
+    other = iam_context(role_id="AROAOTHERROLEID000002", session="client-1")
+    response = feedback.post({"inference_id": inference_id, "converted": True}, caller=other)
+    assert response["statusCode"] == 403
+    assert body_of(response) == {
+        "error": "forbidden",
+        "message": f"inference {inference_id} was served to another caller; only that caller can report its "
+        "outcome",
+    }
+    assert "outcome" not in feedback.item(inference_id)
+    # The principal it was served to, in another session of its role, is who may report it; once.
+    same_role = iam_context(session="client-2")
+    assert (
+        feedback.post({"inference_id": inference_id, "converted": True}, caller=same_role)["statusCode"]
+        == 200
+    )
+    replay = feedback.post({"inference_id": inference_id, "converted": False})
+    assert replay["statusCode"] == 409
+
+
+def test_feedback_without_an_iam_identity_is_403(feedback: Feedback) -> None:
+    inference_id = feedback.stored()
+    response = feedback.post({"inference_id": inference_id, "converted": True}, signed=False)
+    assert response["statusCode"] == 403
+    assert "IAM" in body_of(response)["message"]
+    assert "outcome" not in feedback.item(inference_id)
+
+
+def test_a_fabricated_or_tampered_id_is_refused(feedback: Feedback) -> None:
+    fabricated = str(uuid.uuid4())
+    assert feedback.post({"inference_id": fabricated, "converted": True})["statusCode"] == 404
+    tampered = feedback.stored()[:-1] + "'"
+    response = feedback.post({"inference_id": tampered, "converted": True})
+    assert (response["statusCode"], body_of(response)["problems"][0]["field"]) == (400, "inference_id")
 
 
 def test_a_second_outcome_is_409_and_the_first_stays(feedback: Feedback) -> None:

@@ -24,6 +24,7 @@ from lambdas.serving.ports import TrafficSplit
 from lambdas.serving.routing import hash_point
 from lambdas.serving.settings import RouterSettings, load_settings
 from tests.functional.serving_support import (
+    CALLER_PRINCIPAL,
     CATALOG,
     ENDPOINT_CONFIG,
     ENDPOINT_NAME,
@@ -378,6 +379,21 @@ def test_a_model_refusal_is_logged_without_its_message(
     logged = everything_logged(caplog, capsys)
     assert "prediction refused" in logged
     assert "s3cr3t" not in logged
+
+
+def test_an_inference_is_stored_with_the_principal_it_was_served_to(serving: Serving) -> None:
+    body = body_of(serving.post({"features": FEATURES}))
+    (item,) = serving.stored_items()
+    assert (item["inference_id"]["S"], item["caller"]["S"]) == (body["inference_id"], CALLER_PRINCIPAL)
+
+
+def test_a_request_without_an_iam_identity_is_403_and_calls_nothing(serving: Serving) -> None:
+    event = http_event(
+        json.dumps({"features": FEATURES}), path=PATH, path_parameters={"endpoint": "churn"}, signed=False
+    )
+    response = serving.handler.handler(event, LambdaContextStub())
+    assert (response["statusCode"], body_of(response)["error"]) == (403, "forbidden")
+    assert (serving.runtime.calls, serving.stored_items()) == ([], [])
 
 
 def test_missing_body_is_400(serving: Serving) -> None:

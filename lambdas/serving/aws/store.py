@@ -47,6 +47,7 @@ class DynamoDBInferenceStore:
             "records": {"N": str(record.records)},
             "created_at": {"N": str(record.created_at)},
             "expires_at": {"N": str(record.expires_at)},
+            "caller": {"S": record.caller},
         }
         if record.predicted_labels is not None:
             item["predicted_labels"] = {"S": json.dumps(list(record.predicted_labels))}
@@ -70,8 +71,6 @@ class DynamoDBInferenceStore:
             )
         if int(_number(item, "expires_at")) <= now:
             raise InferenceNotFound(f"inference {inference_id} has expired; feedback is no longer accepted")
-        if "outcome" in item:
-            raise OutcomeAlreadyRecorded(f"an outcome for inference {inference_id} was already recorded")
         return _record(item)
 
     def record_outcome(self, inference_id: str, outcome: Outcome, *, now: int) -> None:
@@ -119,4 +118,7 @@ def _record(item: dict[str, AttributeValueTypeDef]) -> InferenceRecord:
         predicted_labels=tuple(json.loads(labels["S"])) if labels is not None and "S" in labels else None,
         created_at=int(_number(item, "created_at")),
         expires_at=int(_number(item, "expires_at")),
+        # Stored before inferences were bound to their caller: no principal matches it.
+        caller=_string(item, "caller") if "caller" in item else "",
+        outcome_recorded="outcome" in item,
     )
