@@ -136,6 +136,11 @@ class FeedbackRecorder:
         """Record the outcome `caller` (a principal) reports; it must be the one the inference served."""
         now = int(self._clock())
         record = self._store.load(request.inference_id, now=now)
+        if not record.caller:
+            raise Forbidden(
+                f"inference {record.inference_id} was stored before feedback was bound to its caller; "
+                "its outcome cannot be reported"
+            )
         if record.caller != caller:
             # Before the replay check: a stranger learns nothing about the inference's outcome.
             raise Forbidden(

@@ -137,3 +137,12 @@ def test_feedback_from_another_principal_is_forbidden_and_records_nothing() -> N
             FeedbackRequest(inference_id=INFERENCE_ID, converted=True), caller="123456789012:AIDAOTHERUSER"
         )
     assert ports.outcomes == []
+
+
+def test_feedback_for_an_inference_stored_without_its_caller_is_forbidden() -> None:
+    ports = Ports()
+    predictor(ports).predict("churn", PredictionRequest(features={"a": 1}), caller="")
+    recorder = FeedbackRecorder(endpoints={"churn": CHURN}, store=ports)
+    with pytest.raises(Forbidden, match="stored before feedback was bound to its caller"):
+        recorder.record(FeedbackRequest(inference_id=INFERENCE_ID, converted=True), caller="")
+    assert ports.outcomes == []
