@@ -100,6 +100,7 @@ class InstantSageMaker:
     def describe_endpoint(self, *, EndpointName: str) -> Mapping[str, Any]:
         return {
             "EndpointName": EndpointName,
+            "EndpointConfigName": "bench-deploy-0123456789",
             "ProductionVariants": [
                 {"VariantName": "champion", "CurrentWeight": 75.0},
                 {"VariantName": "challenger", "CurrentWeight": 25.0},
@@ -161,7 +162,11 @@ def _event(body: Mapping[str, Any]) -> dict[str, Any]:
         "version": "2.0",
         "routeKey": "POST /endpoints/{endpoint}/invocations",
         "rawPath": "/endpoints/churn/invocations",
-        "requestContext": {"requestId": "bench", "http": {"method": "POST"}},
+        "requestContext": {
+            "requestId": "bench",
+            "http": {"method": "POST"},
+            "authorizer": {"iam": {"accountId": "123456789012", "userId": "AROABENCHCLIENT:bench"}},
+        },
         "pathParameters": {"endpoint": "churn"},
         "body": json.dumps(body),
         "isBase64Encoded": False,

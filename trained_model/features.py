@@ -114,19 +114,15 @@ class FeatureSpec:
     def check(self, value: float, index: int) -> float:
         """The value if it is finite, of the right type and within bounds; else a FeatureError."""
         if not math.isfinite(value):
-            raise FeatureError(
-                "not_finite", f"value must be finite, got {value}", index=index, feature=self.name
-            )
+            raise FeatureError("not_finite", "value must be finite", index=index, feature=self.name)
         if self.type == "int" and not value.is_integer():
-            raise FeatureError(
-                "not_an_integer", f"expected an integer, got {value}", index=index, feature=self.name
-            )
+            raise FeatureError("not_an_integer", "expected an integer", index=index, feature=self.name)
         below = self.minimum is not None and value < self.minimum
         above = self.maximum is not None and value > self.maximum
         if below or above:
             raise FeatureError(
                 "out_of_range",
-                f"value {value} is outside [{self.minimum}, {self.maximum}]",
+                f"value is outside [{self.minimum}, {self.maximum}]",
                 index=index,
                 feature=self.name,
             )
@@ -224,10 +220,11 @@ class FeatureSchema:
     def row_from_mapping(self, record: Mapping[str, object], index: int) -> list[float]:
         """One record keyed by feature name; every feature present, no others."""
         names = self.names
-        unknown = [key for key in record if key not in names]
+        unknown = [_bounded_name(key) for key in record if key not in names]
         if unknown:
+            listed = unknown[:MAX_NAMED_UNKNOWN] + (["..."] if len(unknown) > MAX_NAMED_UNKNOWN else [])
             raise FeatureError(
-                "unknown_feature", f"unknown feature(s) {unknown}", index=index, feature=str(unknown[0])
+                "unknown_feature", f"unknown feature(s) {listed}", index=index, feature=unknown[0]
             )
         missing = [name for name in names if name not in record]
         if missing:
@@ -302,10 +299,24 @@ class FeatureSchema:
         return tuple(i for i, spec in enumerate(self.features) if spec.transform == "log1p")
 
 
+# A caller's unknown keys are named in the error, but only so many and so long.
+MAX_NAMED_UNKNOWN = 5
+MAX_NAME_SHOWN = 64
+
+
+def _bounded_name(key: object) -> str:
+    name = str(key)
+    return name if len(name) <= MAX_NAME_SHOWN else name[:MAX_NAME_SHOWN] + "..."
+
+
+_JSON_TYPE_NAMES: dict[type, str] = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
+
+
 def _json_number(value: object, index: int, name: str) -> float:
     # JSON booleans and numeric strings are rejected: a client sending them has a bug worth seeing.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        shown = "null" if value is None else f"{type(value).__name__} {value!r}"
+        # The type, never the value: errors reach the caller, the endpoint's logs and the router's.
+        shown = "null" if value is None else _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
         raise FeatureError("not_a_number", f"expected a number, got {shown}", index=index, feature=name)
     try:
         return float(value)
@@ -319,9 +330,7 @@ def _text_number(cell: str, index: int, name: str) -> float:
     try:
         return float(cell)
     except ValueError:
-        raise FeatureError(
-            "not_a_number", f"expected a number, got {cell!r}", index=index, feature=name
-        ) from None
+        raise FeatureError("not_a_number", "expected a number", index=index, feature=name) from None
 
 
 def apply_transforms(matrix: Matrix, log1p_columns: tuple[int, ...] = ()) -> Matrix:

@@ -46,7 +46,17 @@ def _json_records(text: str) -> list[object]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise RequestError(400, "malformed_json", f"body is not valid JSON: {error}") from error
+        raise RequestError(
+            400,
+            "malformed_json",
+            f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
+        ) from None
+    except RecursionError:
+        # The C parser counts its depth against the interpreter's limit and stops cleanly.
+        raise RequestError(400, "malformed_json", "body is not valid JSON: nested too deeply") from None
+    except ValueError:
+        # Integers of more digits than Python converts (sys.get_int_max_str_digits()).
+        raise RequestError(400, "malformed_json", "body is not valid JSON: a number is too long") from None
     if isinstance(document, dict):
         if "instances" not in document:
             return [document]

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
 from lambdas.serving.feedback import FeedbackRequest, FeedbackResult
-from lambdas.serving.http import error_response, json_response, parse_body, status_of
+from lambdas.serving.http import caller_principal, error_response, json_response, parse_body, status_of
 from lambdas.serving.ports import ServingError
 from lambdas.serving.settings import FeedbackSettings, load_settings
 from lambdas.shared.container import ContainerServices
@@ -34,12 +34,16 @@ _service = _container.get
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
+        caller = caller_principal(event)
         request = parse_body(event, FeedbackRequest)
-        result = _service().record(request)
+        result = _service().record(request, caller=caller)
     except ServingError as error:
         status = status_of(error)
-        log = logger.error if status >= 500 else logger.info
-        log("feedback refused", extra={"status": status, "problem": str(error)})
+        if status >= 500:
+            logger.error("feedback failed", extra={"status": status, "problem": str(error)})
+        else:
+            # The caller's own mistake: its message (which may quote the request) goes to the caller only.
+            logger.info("feedback refused", extra={"status": status, "error": type(error).__name__})
         metrics.add_dimension(name="StatusClass", value=f"{status // 100}XX")
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return error_response(error)

@@ -28,16 +28,26 @@ from pydantic import (
 
 from lambdas.serving.ports import (
     FeedbackRejected,
+    Forbidden,
     InferenceRecord,
     InferenceStore,
     JsonScalar,
     Outcome,
+    OutcomeAlreadyRecorded,
 )
 from lambdas.serving.settings import EndpointSettings
 from lambdas.shared.business_metric import BusinessMetricName
 
 INFERENCE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-Label = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool
+# As the router bounds string features and records (lambdas/serving/inference.py).
+MAX_LABEL_LENGTH = 256
+MAX_LABELS = 1000
+Label = (
+    Annotated[StrictStr, Field(max_length=MAX_LABEL_LENGTH)]
+    | StrictInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | StrictBool
+)
 OutcomeKind = Literal["label", "conversion"]
 
 
@@ -45,7 +55,7 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     inference_id: str = Field(pattern=INFERENCE_ID_PATTERN, description="as returned by the prediction")
-    label: Label | Annotated[list[Label], Field(min_length=1)] | None = Field(
+    label: Label | Annotated[list[Label], Field(min_length=1, max_length=MAX_LABELS)] | None = Field(
         default=None, description="the true label (one per record for a batch)"
     )
     converted: StrictBool | None = Field(default=None, description="whether the user converted")
@@ -122,9 +132,25 @@ class FeedbackRecorder:
         self._store = store
         self._clock = clock
 
-    def record(self, request: FeedbackRequest) -> FeedbackResult:
+    def record(self, request: FeedbackRequest, *, caller: str) -> FeedbackResult:
+        """Record the outcome `caller` (a principal) reports; it must be the one the inference served."""
         now = int(self._clock())
         record = self._store.load(request.inference_id, now=now)
+        if not record.caller:
+            raise Forbidden(
+                f"inference {record.inference_id} was stored before feedback was bound to its caller; "
+                "its outcome cannot be reported"
+            )
+        if record.caller != caller:
+            # Before the replay check: a stranger learns nothing about the inference's outcome.
+            raise Forbidden(
+                f"inference {record.inference_id} was served to another caller; only that caller can report "
+                "its outcome"
+            )
+        if record.outcome_recorded:
+            raise OutcomeAlreadyRecorded(
+                f"an outcome for inference {record.inference_id} was already recorded"
+            )
         settings = self._endpoints.get(record.endpoint)
         if settings is None:
             # Stored by a deployment that served an endpoint this one no longer has.

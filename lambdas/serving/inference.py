@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from lambdas.flags import EndpointFlags, EndpointVariants, Segment, UserId
 from lambdas.serving.ports import (
@@ -27,6 +36,8 @@ from lambdas.serving.ports import (
     InferenceStore,
     JsonScalar,
     ModelInvoker,
+    StoreUnavailable,
+    TrafficSplit,
     UnknownEndpoint,
     WeightSource,
     WeightsUnavailable,
@@ -37,9 +48,27 @@ from lambdas.serving.settings import EndpointSettings
 MAX_RECORDS = 1000
 SECONDS_PER_DAY = 86_400
 
-FeatureValue = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool | None
+# Bounds on what a caller can make the router hold, forward and store; errors name them, never the value.
+MAX_FEATURE_STRING_LENGTH = 256
+MAX_FEATURE_NAME_LENGTH = 128
+
+
+def _short_feature_names(record: dict[str, Any]) -> dict[str, Any]:
+    # Checked here rather than as a key constraint: pydantic would put the offending key in the error.
+    if any(len(name) > MAX_FEATURE_NAME_LENGTH for name in record):
+        raise ValueError(f"feature names are at most {MAX_FEATURE_NAME_LENGTH} characters")
+    return record
+
+
+FeatureValue = (
+    Annotated[StrictStr, Field(max_length=MAX_FEATURE_STRING_LENGTH)]
+    | StrictInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | StrictBool
+    | None
+)
 Record = (
-    Annotated[dict[str, FeatureValue], Field(min_length=1)]
+    Annotated[dict[str, FeatureValue], Field(min_length=1), AfterValidator(_short_feature_names)]
     | Annotated[list[FeatureValue], Field(min_length=1)]
 )
 
@@ -76,12 +105,17 @@ class PredictionResponse(ApiModel):
     variant: str = Field(description="the production variant that answered")
     prediction: Any = Field(description="the inference container's JSON answer, unchanged")
     routing: Routing
+    recorded: bool = Field(
+        description="whether the inference was stored; feedback is only accepted for a recorded one"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class PredictionResult:
     response: PredictionResponse
     endpoint_name: str
+    store_failure: str | None = None
+    """Why the inference could not be recorded (it was dropped); None when it was."""
 
 
 class Predictor:
@@ -109,7 +143,8 @@ class Predictor:
         self._clock = clock
         self._new_id = new_id
 
-    def predict(self, endpoint: str, request: PredictionRequest) -> PredictionResult:
+    def predict(self, endpoint: str, request: PredictionRequest, *, caller: str) -> PredictionResult:
+        """Route, invoke and record the inference for `caller` (a principal: it alone may send feedback)."""
         settings = self._endpoint(endpoint)
         decision = self.route(endpoint, request)
         inference_id = self._new_id()
@@ -130,8 +165,9 @@ class Predictor:
             predicted_labels=predicted_labels(invocation.body, len(instances)),
             created_at=now,
             expires_at=now + self._ttl_seconds,
+            caller=caller,
         )
-        self._store.save(record)
+        store_failure = self._save(record)
         response = PredictionResponse(
             inference_id=inference_id,
             endpoint=endpoint,
@@ -140,8 +176,23 @@ class Predictor:
             routing=Routing(
                 reason=decision.reason, target_variant=decision.target_variant, detail=decision.detail
             ),
+            recorded=store_failure is None,
         )
-        return PredictionResult(response=response, endpoint_name=settings.endpoint_name)
+        return PredictionResult(
+            response=response, endpoint_name=settings.endpoint_name, store_failure=store_failure
+        )
+
+    def _save(self, record: InferenceRecord) -> str | None:
+        """Store the record; on a store fault (after the store client's one retry) drop it and say why.
+
+        The prediction is computed and answered either way: failing it would make clients retry a
+        model call that succeeded, doubling the load while the store is down.
+        """
+        try:
+            self._store.save(record)
+        except StoreUnavailable as error:
+            return str(error)
+        return None
 
     def route(self, endpoint: str, request: PredictionRequest) -> RouteDecision:
         """The variant choice alone (no model call): what the benchmark times."""
@@ -151,7 +202,7 @@ class Predictor:
             variants=EndpointVariants(
                 endpoint=endpoint, champion=settings.champion, challenger=settings.challenger
             ),
-            weights=self._current_weights(settings.endpoint_name),
+            traffic=self._current_traffic(settings.endpoint_name),
             user_id=request.user_id,
             segment=request.segment,
         )
@@ -168,9 +219,9 @@ class Predictor:
         except (FlagsUnavailable, KeyError) as error:
             return Unavailable(str(error))
 
-    def _current_weights(self, endpoint_name: str) -> Mapping[str, float] | Unavailable:
+    def _current_traffic(self, endpoint_name: str) -> TrafficSplit | Unavailable:
         try:
-            return self._weights.weights(endpoint_name)
+            return self._weights.traffic(endpoint_name)
         except WeightsUnavailable as error:
             return Unavailable(str(error))
 

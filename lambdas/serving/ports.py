@@ -50,6 +50,10 @@ class StoreUnavailable(ServingError):
     """The inference store failed (throttled or down); nothing was recorded."""
 
 
+class Forbidden(ServingError):
+    """The caller has no IAM identity, or is not the principal the inference was served to."""
+
+
 class FeedbackRejected(ServingError):
     """Feedback that is well formed but does not fit its inference (e.g. label count)."""
 
@@ -74,6 +78,9 @@ class InferenceRecord:
     predicted_labels: tuple[JsonScalar, ...] | None
     created_at: int
     expires_at: int
+    caller: str
+    """The principal served (`<account>:<role or user id>`); only it may report the outcome."""
+    outcome_recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +97,23 @@ class FlagSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TrafficSplit:
+    """An endpoint's current weight per production variant, and the rollout those weights belong to.
+
+    `rollout_key` salts the sticky hash: the same within a rollout (stickiness, monotone growth), new with
+    each, so that a rollout's first 5 % are not the previous one's. It is the running endpoint config's
+    name: the rollout workflow deploys one config per rollout (named from the rollout id) and shifts
+    traffic on it without changing it.
+    """
+
+    weights: Mapping[str, float]
+    rollout_key: str
+
+
 class WeightSource(Protocol):
-    def weights(self, endpoint_name: str) -> Mapping[str, float]:
-        """Current weight of each production variant; raises WeightsUnavailable."""
+    def traffic(self, endpoint_name: str) -> TrafficSplit:
+        """Current weight of each production variant and the rollout key; raises WeightsUnavailable."""
         ...
 
 
@@ -108,7 +129,7 @@ class InferenceStore(Protocol):
     def save(self, record: InferenceRecord) -> None: ...
 
     def load(self, inference_id: str, *, now: int) -> InferenceRecord:
-        """The live record; raises InferenceNotFound (also when expired) or OutcomeAlreadyRecorded."""
+        """The live record, with or without an outcome; raises InferenceNotFound (also when expired)."""
         ...
 
     def record_outcome(self, inference_id: str, outcome: Outcome, *, now: int) -> None:

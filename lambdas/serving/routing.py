@@ -7,8 +7,9 @@ The first rule that applies decides:
 3. an allow-listed user or a pinned segment -> the pinned variant;
 4. no production challenger (shadow endpoint) -> no TargetVariant: the champion is the only choice,
    and SageMaker copies the request to the shadow variant as configured;
-5. a user id -> a stable point in [0, 1) per (endpoint, user); the challenger owns [0, share), so a
-   larger share only adds users and nobody in the 5 % leaves it at 25 %;
+5. a user id -> a stable point in [0, 1) per (endpoint, rollout, user); the challenger owns [0, share),
+   so within a rollout a larger share only adds users and nobody in the 5 % leaves it at 25 %; the next
+   rollout hashes anew, so its 5 % are a fresh draw, not the same users again;
 6. otherwise -> no TargetVariant: SageMaker splits by its own weights.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from lambdas.flags import EndpointFlags, EndpointVariants
+from lambdas.serving.ports import TrafficSplit
 
 _HASH_BYTES = 8
 _HASH_SPAN = float(2 ** (8 * _HASH_BYTES))
@@ -52,9 +54,9 @@ class RouteDecision:
     detail: str
 
 
-def hash_point(endpoint: str, user_id: str) -> float:
-    """A user's fixed point in [0, 1) for an endpoint; the same on every container and every run."""
-    digest = hashlib.sha256(f"{endpoint}\x00{user_id}".encode()).digest()
+def hash_point(endpoint: str, user_id: str, rollout_key: str) -> float:
+    """A user's fixed point in [0, 1) for an endpoint's rollout; the same on every container and run."""
+    digest = hashlib.sha256(f"{endpoint}\x00{rollout_key}\x00{user_id}".encode()).digest()
     return int.from_bytes(digest[:_HASH_BYTES], "big") / _HASH_SPAN
 
 
@@ -70,7 +72,7 @@ def choose_variant(
     *,
     flags: EndpointFlags | Unavailable,
     variants: EndpointVariants,
-    weights: Mapping[str, float] | Unavailable,
+    traffic: TrafficSplit | Unavailable,
     user_id: str | None,
     segment: str | None,
 ) -> RouteDecision:
@@ -88,7 +90,7 @@ def choose_variant(
         return RouteDecision(None, RouteReason.NO_CHALLENGER, only)
     if user_id is None:
         return RouteDecision(None, RouteReason.SAGEMAKER_SPLIT, "no user id: SageMaker splits by weight")
-    return _sticky(variants, variants.challenger, weights, user_id)
+    return _sticky(variants, variants.challenger, traffic, user_id)
 
 
 def _pin(flags: EndpointFlags, *, user_id: str | None, segment: str | None) -> RouteDecision | None:
@@ -103,15 +105,15 @@ def _pin(flags: EndpointFlags, *, user_id: str | None, segment: str | None) -> R
 
 
 def _sticky(
-    variants: EndpointVariants, challenger: str, weights: Mapping[str, float] | Unavailable, user_id: str
+    variants: EndpointVariants, challenger: str, traffic: TrafficSplit | Unavailable, user_id: str
 ) -> RouteDecision:
-    if isinstance(weights, Unavailable):
-        why = f"weights unavailable ({weights.why}): SageMaker splits by weight"
+    if isinstance(traffic, Unavailable):
+        why = f"weights unavailable ({traffic.why}): SageMaker splits by weight"
         return RouteDecision(None, RouteReason.WEIGHTS_UNAVAILABLE, why)
-    share = challenger_share(weights, variants)
+    share = challenger_share(traffic.weights, variants)
     if share is None:
         return RouteDecision(None, RouteReason.SAGEMAKER_SPLIT, "no weight on champion or challenger")
-    point = hash_point(variants.endpoint, user_id)
+    point = hash_point(variants.endpoint, user_id, traffic.rollout_key)
     variant = challenger if point < share else variants.champion
     why = f"user bucket {point:.4f}, challenger share {share:.4f}"
     return RouteDecision(variant, RouteReason.STICKY_HASH, why)

@@ -10,10 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localcloud.account import LOCAL_ACCOUNT_ID
 from pipelines.train import CHURN_SCHEMA, synthetic_churn
 
 ROUTE = "/endpoints/{endpoint}/invocations"
 FEEDBACK_ROUTE = "/feedback"
+DEMO_CLIENT = {
+    "accountId": LOCAL_ACCOUNT_ID,
+    "userId": "AROADEMOCLIENTROLE0001:demo-traffic",
+    "callerId": "AROADEMOCLIENTROLE0001:demo-traffic",
+    "userArn": f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/mlrollout-demo-client/demo-traffic",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,9 @@ def http_event(
         "requestContext": {
             "requestId": f"local-{random.getrandbits(48):012x}",
             "http": {"method": "POST", "path": path},
+            # What the API's IAM authorization adds: the simulated users call through one client role,
+            # as an application backend would, so their feedback matches the inferences it was served.
+            "authorizer": {"iam": DEMO_CLIENT},
         },
         "pathParameters": path_parameters,
         "body": json.dumps(body),

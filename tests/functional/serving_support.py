@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from botocore.exceptions import ClientError
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
 
 from lambdas.flags import EndpointVariants, FlagSet
 
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
 
 TABLE = "mlrollout-dev-inferences"
 ENDPOINT_NAME = "mlrollout-dev-churn"
+ENDPOINT_CONFIG = "churn-config"
 BUSINESS_NAMESPACE = "mlrollout/business"
 BUSINESS_NAME = "ConversionRate"
 ENDPOINTS = {
@@ -51,14 +55,36 @@ class LambdaContextStub:
     aws_request_id: str = "00000000-0000-4000-8000-000000000000"
 
 
+CALLER_ACCOUNT = "123456789012"
+CALLER_ROLE_ID = "AROAEXAMPLEROLEID0001"
+# What the serving functions bind an inference to: the account and the caller's role (or user) id.
+CALLER_PRINCIPAL = f"{CALLER_ACCOUNT}:{CALLER_ROLE_ID}"
+
+
+def iam_context(role_id: str = CALLER_ROLE_ID, session: str = "client-1") -> dict[str, Any]:
+    """`requestContext.authorizer.iam` as the HTTP API's IAM authorization fills it for an assumed role."""
+    return {
+        "accessKey": "ASIAEXAMPLEACCESSKEY",
+        "accountId": CALLER_ACCOUNT,
+        "callerId": f"{role_id}:{session}",
+        "cognitoIdentity": None,
+        "principalOrgId": None,
+        "userArn": f"arn:aws:sts::{CALLER_ACCOUNT}:assumed-role/client/{session}",
+        "userId": f"{role_id}:{session}",
+    }
+
+
 def http_event(
     body: str | None,
     *,
     path: str,
     path_parameters: Mapping[str, str] | None = None,
     base64_body: bool = False,
+    caller: Mapping[str, Any] | None = None,
+    signed: bool = True,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) POST event."""
+    """An API Gateway HTTP API (payload 2.0) POST event, signed by `caller` (iam_context() by default);
+    `signed=False` leaves the IAM identity out, as only a direct invocation of the function would."""
     if base64_body and body is not None:
         body = base64.b64encode(body.encode()).decode()
     return {
@@ -66,7 +92,11 @@ def http_event(
         "routeKey": f"POST {path}",
         "rawPath": path,
         "headers": {"content-type": "application/json"},
-        "requestContext": {"requestId": "req-1", "http": {"method": "POST", "path": path}},
+        "requestContext": {
+            "requestId": "req-1",
+            "http": {"method": "POST", "path": path},
+            **({"authorizer": {"iam": dict(caller or iam_context())}} if signed else {}),
+        },
         "pathParameters": dict(path_parameters) if path_parameters is not None else None,
         "body": body,
         "isBase64Encoded": base64_body,
@@ -86,7 +116,7 @@ def create_table(client: DynamoDBClient) -> None:
     )
 
 
-def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
+def create_endpoint(client: Any, weights: Mapping[str, float], config_name: str = ENDPOINT_CONFIG) -> None:
     """A SageMaker endpoint in moto whose variants carry these weights."""
     client.create_model(
         ModelName="churn-v1",
@@ -94,7 +124,7 @@ def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
     )
     client.create_endpoint_config(
-        EndpointConfigName="churn-config",
+        EndpointConfigName=config_name,
         ProductionVariants=[
             {
                 "VariantName": variant,
@@ -106,7 +136,7 @@ def create_endpoint(client: Any, weights: Mapping[str, float]) -> None:
             for variant, weight in weights.items()
         ],
     )
-    client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName="churn-config")
+    client.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=config_name)
 
 
 @dataclass
@@ -137,6 +167,31 @@ def runtime_error(code: str, message: str, **extra: Any) -> ClientError:
     # botocore puts a modelled error's extra members (OriginalStatusCode...) next to "Error".
     response: Any = {"Error": {"Code": code, "Message": message}, **extra}
     return ClientError(response, "InvokeEndpoint")
+
+
+@dataclass
+class DynamoDBFault:
+    """Makes moto's DynamoDB answer one operation as a throttled or failing table would.
+
+    Injected in moto's backend, behind the HTTP boundary: the client gets DynamoDB's error response and
+    applies its own retry rules to it, as it would on AWS. `attempts` counts the requests that arrived.
+    """
+
+    operation: str
+    """The backend method, e.g. "put_item"."""
+    code: str
+    status: int
+    attempts: int = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> DynamoDBFault:
+        monkeypatch.setattr(DynamoDBBackend, self.operation, self._fail)
+        return self
+
+    def _fail(self, *_: Any, **__: Any) -> None:
+        self.attempts += 1
+        error = DynamodbException(f"{ERROR_TYPE_PREFIX}{self.code}", "injected fault")
+        error.code = self.status  # the HTTP status moto answers with
+        raise error
 
 
 @dataclass

@@ -17,21 +17,24 @@ from moto import mock_aws
 
 from lambdas.flags import FlagSet
 from lambdas.serving.aws.feedback_wiring import build_feedback_recorder
-from lambdas.serving.aws.store import DynamoDBInferenceStore
+from lambdas.serving.aws.store import STORE_CONFIG, DynamoDBInferenceStore
 from lambdas.serving.aws.wiring import build_predictor
-from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded
+from lambdas.serving.ports import InferenceRecord, Outcome, OutcomeAlreadyRecorded, TrafficSplit
 from lambdas.serving.settings import FeedbackSettings, RouterSettings, load_settings
 from tests.functional.serving_support import (
     BUSINESS_NAME,
     BUSINESS_NAMESPACE,
+    CALLER_PRINCIPAL,
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
+    DynamoDBFault,
     FakeRuntime,
     LambdaContextStub,
     create_table,
     emf_blobs,
     http_event,
+    iam_context,
     metric_values,
 )
 
@@ -48,8 +51,10 @@ class Feedback:
     dynamodb: DynamoDBClient
     store: DynamoDBInferenceStore
 
-    def post(self, body: Any, *, raw: bool = False) -> dict[str, Any]:
-        event = http_event(body if raw else json.dumps(body), path="/feedback")
+    def post(
+        self, body: Any, *, raw: bool = False, caller: dict[str, Any] | None = None, signed: bool = True
+    ) -> dict[str, Any]:
+        event = http_event(body if raw else json.dumps(body), path="/feedback", caller=caller, signed=signed)
         response: dict[str, Any] = self.handler.handler(event, LambdaContextStub())
         return response
 
@@ -67,6 +72,7 @@ class Feedback:
                 predicted_labels=labels,
                 created_at=now - 60,
                 expires_at=now + expires_in,
+                caller=CALLER_PRINCIPAL,
             )
         )
         return inference_id
@@ -137,9 +143,8 @@ def test_batch_labels_are_scored_per_record(feedback: Feedback, capsys: pytest.C
     assert metric_values(blobs, "mlrollout", "Accuracy") == [(CHALLENGER, [1.0, 0.0, 1.0])]
 
 
-def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> None:
-    """End to end: the id the router returns is the one feedback accepts."""
-    runtime = FakeRuntime(label=0)
+def serve_through_router(dynamodb: DynamoDBClient, runtime: FakeRuntime) -> dict[str, Any]:
+    """One prediction through the router's handler on the same table; its JSON answer."""
     flags = FlagSet.initial(load_settings(RouterSettings, ENVIRONMENT).catalog())
 
     class StaticFlags:
@@ -147,13 +152,13 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
             return flags
 
     class StaticWeights:
-        def weights(self, endpoint_name: str) -> dict[str, float]:
-            return {"champion": 100.0, "challenger": 0.0}
+        def traffic(self, endpoint_name: str) -> TrafficSplit:
+            return TrafficSplit({"champion": 100.0, "challenger": 0.0}, "churn-config")
 
     predictor = build_predictor(
         load_settings(RouterSettings, ENVIRONMENT),
         runtime=cast("SageMakerRuntimeClient", runtime),
-        dynamodb=feedback.dynamodb,
+        dynamodb=dynamodb,
         flag_source=StaticFlags(),
         weight_source=StaticWeights(),
     )
@@ -165,9 +170,15 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
             path="/endpoints/churn/invocations",
             path_parameters={"endpoint": "churn"},
         )
-        served = body_of(router.handler(event, LambdaContextStub()))
+        served: dict[str, Any] = body_of(router.handler(event, LambdaContextStub()))
     finally:
         router.use(None)
+    return served
+
+
+def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> None:
+    """End to end: the id the router returns is the one feedback accepts."""
+    served = serve_through_router(feedback.dynamodb, FakeRuntime(label=0))
     response = feedback.post({"inference_id": served["inference_id"], "label": 1})
     assert body_of(response) == {
         "inference_id": served["inference_id"],
@@ -176,6 +187,57 @@ def test_feedback_on_a_prediction_served_by_the_router(feedback: Feedback) -> No
         "outcome": "label",
         "values": [0.0],
     }
+
+
+def test_feedback_on_a_prediction_the_store_could_not_record_is_404_saying_so(
+    feedback: Feedback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        DynamoDBFault("put_item", "ThrottlingException", 400).install(patch)
+        served = serve_through_router(boto3.client("dynamodb", config=STORE_CONFIG), FakeRuntime(label=0))
+    assert (served["prediction"], served["recorded"]) == ({"predictions": [0]}, False)
+    response = feedback.post({"inference_id": served["inference_id"], "converted": True})
+    assert response["statusCode"] == 404
+    assert "could not be saved when it was served" in body_of(response)["message"]
+    assert feedback.dynamodb.scan(TableName=TABLE)["Items"] == []
+
+
+def test_feedback_from_another_principal_is_403_and_records_nothing(feedback: Feedback) -> None:
+    """The id alone (seen in a log, guessed) is not enough: the caller must be the one it was served to."""
+    inference_id = feedback.stored()
+    other = iam_context(role_id="AROAOTHERROLEID000002", session="client-1")
+    response = feedback.post({"inference_id": inference_id, "converted": True}, caller=other)
+    assert response["statusCode"] == 403
+    assert body_of(response) == {
+        "error": "forbidden",
+        "message": f"inference {inference_id} was served to another caller; only that caller can report its "
+        "outcome",
+    }
+    assert "outcome" not in feedback.item(inference_id)
+    # The principal it was served to, in another session of its role, is who may report it; once.
+    same_role = iam_context(session="client-2")
+    assert (
+        feedback.post({"inference_id": inference_id, "converted": True}, caller=same_role)["statusCode"]
+        == 200
+    )
+    replay = feedback.post({"inference_id": inference_id, "converted": False})
+    assert replay["statusCode"] == 409
+
+
+def test_feedback_without_an_iam_identity_is_403(feedback: Feedback) -> None:
+    inference_id = feedback.stored()
+    response = feedback.post({"inference_id": inference_id, "converted": True}, signed=False)
+    assert response["statusCode"] == 403
+    assert "IAM" in body_of(response)["message"]
+    assert "outcome" not in feedback.item(inference_id)
+
+
+def test_a_fabricated_or_tampered_id_is_refused(feedback: Feedback) -> None:
+    fabricated = str(uuid.uuid4())
+    assert feedback.post({"inference_id": fabricated, "converted": True})["statusCode"] == 404
+    tampered = feedback.stored()[:-1] + "'"
+    response = feedback.post({"inference_id": tampered, "converted": True})
+    assert (response["statusCode"], body_of(response)["problems"][0]["field"]) == (400, "inference_id")
 
 
 def test_a_second_outcome_is_409_and_the_first_stays(feedback: Feedback) -> None:
@@ -204,7 +266,10 @@ def test_unknown_inference_id_is_404(feedback: Feedback) -> None:
     unknown = str(uuid.uuid4())
     response = feedback.post({"inference_id": unknown, "converted": True})
     assert response["statusCode"] == 404
-    assert body_of(response)["message"] == f"no inference {unknown} (unknown id, or expired and deleted)"
+    assert body_of(response)["message"] == (
+        f"no inference {unknown} is recorded: an unknown id, one expired and deleted, or one whose record "
+        "could not be saved when it was served (its prediction answered recorded: false)"
+    )
 
 
 def test_expired_inference_not_yet_deleted_is_404(feedback: Feedback) -> None:

@@ -165,6 +165,31 @@ def test_bad_requests_get_a_json_4xx_naming_what_is_wrong(
     assert answer["message"]
 
 
+SECRET = 987654.125
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "code"),
+    [
+        (f"3,80.5,4,1,2,12.0,{SECRET},0".encode(), CSV, "out_of_range"),
+        (b"3,80.5,4,1,2,12.0,tok-SECRET-tok,0", CSV, "not_a_number"),
+        (json.dumps([3, 80.5, 4.5, 1, 2, 12.0, 2.1, 0]).encode(), JSON, "not_an_integer"),
+        (json.dumps([3, 80.5, 4, 1, 2, 12.0, "tok-SECRET-tok", 0]).encode(), JSON, "not_a_number"),
+        (json.dumps([3, 80.5, 4, 1, 2, 12.0, SECRET, 0]).encode(), JSON, "out_of_range"),
+        (b"[3, 80.5, 4, 1, 2, 12.0, -Infinity, 0]", JSON, "not_finite"),
+    ],
+)
+def test_a_422_names_the_record_and_feature_but_never_echoes_the_value(
+    server: LocalServer, body: bytes, headers: dict[str, str], code: str
+) -> None:
+    status, raw = server.request("POST", "/invocations", body, headers)
+    answer = json.loads(raw)
+    assert (status, answer["error"], answer["record"], answer["feature"]) == (422, code, 0, answer["feature"])
+    assert answer["feature"] in train.CHURN_SCHEMA.names
+    for echoed in ("secret", "987654", "4.5", "inf"):
+        assert echoed not in answer["message"].lower(), answer["message"]
+
+
 def test_unknown_and_missing_features_are_named(server: LocalServer, rows: Matrix) -> None:
     good = _as_dicts(rows[:2])
     unknown = {"instances": [good[0], {**good[1], "shoe_size": 43}]}

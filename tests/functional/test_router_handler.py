@@ -16,16 +16,21 @@ import requests
 from moto import mock_aws
 
 from lambdas.serving.aws.flags import AppConfigFlagSource
+from lambdas.serving.aws.store import STORE_CONFIG
 from lambdas.serving.aws.weights import DescribesEndpoints, EndpointWeightSource
 from lambdas.serving.aws.wiring import build_predictor
 from lambdas.serving.inference import Predictor
+from lambdas.serving.ports import TrafficSplit
 from lambdas.serving.routing import hash_point
 from lambdas.serving.settings import RouterSettings, load_settings
 from tests.functional.serving_support import (
+    CALLER_PRINCIPAL,
     CATALOG,
+    ENDPOINT_CONFIG,
     ENDPOINT_NAME,
     ENVIRONMENT,
     TABLE,
+    DynamoDBFault,
     FakeAppConfigData,
     FakeRuntime,
     LambdaContextStub,
@@ -117,9 +122,15 @@ def user_in(bucket: str, share: float) -> str:
     """A user id whose hash lands in the challenger's [0, share) or outside it."""
     for number in range(10_000):
         user = f"user-{number}"
-        if (hash_point("churn", user) < share) == (bucket == "challenger"):
+        if (hash_point("churn", user, ENDPOINT_CONFIG) < share) == (bucket == "challenger"):
             return user
     raise AssertionError("no such user")
+
+
+def everything_logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
+    """Every record's message and extra fields (the JSON log line carries them all), and stdout."""
+    records = " ".join(str(vars(record)) for record in caplog.records)
+    return f"{caplog.text} {records} {capsys.readouterr().out}"
 
 
 def body_of(response: dict[str, Any]) -> Any:
@@ -180,6 +191,28 @@ def test_same_user_stays_on_its_variant_when_the_challenger_grows(serving: Servi
     body = body_of(serving.post({"features": FEATURES, "user_id": user}))
     assert body["variant"] == "challenger"
     assert "challenger share 0.2500" in body["routing"]["detail"]
+
+
+def test_the_next_rollout_hashes_users_anew_from_the_endpoints_running_config(serving: Serving) -> None:
+    """A rollout deploys its own endpoint config; the router salts the sticky hash with its name."""
+    next_config = "mlrollout-dev-churn-deploy-0123456789"
+    user = next(
+        f"user-{number}"
+        for number in range(10_000)
+        if hash_point("churn", f"user-{number}", ENDPOINT_CONFIG) < 0.5
+        and hash_point("churn", f"user-{number}", next_config) >= 0.5
+    )
+    assert body_of(serving.post({"features": FEATURES, "user_id": user}))["variant"] == "challenger"
+    variants = serving.sagemaker.describe_endpoint_config(EndpointConfigName=ENDPOINT_CONFIG)
+    serving.sagemaker.create_endpoint_config(
+        EndpointConfigName=next_config, ProductionVariants=variants["ProductionVariants"]
+    )
+    # What UpdateEndpoint ends with (moto has no UpdateEndpoint): the endpoint running the new config.
+    serving.sagemaker.delete_endpoint(EndpointName=ENDPOINT_NAME)
+    serving.sagemaker.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=next_config)
+    serving.handler.use(serving.predictor())  # a new container: no cached weights
+    body = body_of(serving.post({"features": FEATURES, "user_id": user}))
+    assert (body["variant"], body["routing"]["reason"]) == ("champion", "sticky_hash")
 
 
 def test_kill_switch_sends_a_challenger_user_to_the_champion(serving: Serving) -> None:
@@ -297,6 +330,72 @@ def test_bad_request_is_400_naming_the_problem_and_changes_nothing(
     assert serving.stored_items() == []
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"features": {"plan": "s3cr3t" * 50}}, "features"),
+        ({"features": {"s3cr3t" * 30: 1}}, "features"),
+        ({"features": FEATURES, "user_id": "s3cr3t value"}, "user_id"),
+        ({"features": FEATURES, "segment": "s3cr3t value"}, "segment"),
+        ({"features": FEATURES, "s3cr3t": 1}, "s3cr3t: unknown field"),
+    ],
+)
+def test_string_features_are_bounded_and_refusals_name_the_field_but_log_no_value(
+    serving: Serving,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    caplog.set_level("DEBUG")
+    response = serving.post(body)
+    assert response["statusCode"] == 400
+    error = body_of(response)
+    assert field in error["message"]
+    assert "s3cr3t" * 2 not in error["message"]
+    logged = everything_logged(caplog, capsys)
+    assert "prediction refused" in logged
+    assert "s3cr3t" not in logged
+
+
+def test_a_model_refusal_is_logged_without_its_message(
+    serving: Serving, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    serving.runtime.error = cast(
+        "Any",
+        runtime_error(
+            "ModelError",
+            "Received client error (422)",
+            OriginalStatusCode=422,
+            OriginalMessage="feature 'plan': got s3cr3t",
+        ),
+    )
+    response = serving.post({"features": FEATURES})
+    assert (response["statusCode"], body_of(response)["message"]) == (
+        400,
+        "model rejected the request: feature 'plan': got s3cr3t",
+    )
+    logged = everything_logged(caplog, capsys)
+    assert "prediction refused" in logged
+    assert "s3cr3t" not in logged
+
+
+def test_an_inference_is_stored_with_the_principal_it_was_served_to(serving: Serving) -> None:
+    body = body_of(serving.post({"features": FEATURES}))
+    (item,) = serving.stored_items()
+    assert (item["inference_id"]["S"], item["caller"]["S"]) == (body["inference_id"], CALLER_PRINCIPAL)
+
+
+def test_a_request_without_an_iam_identity_is_403_and_calls_nothing(serving: Serving) -> None:
+    event = http_event(
+        json.dumps({"features": FEATURES}), path=PATH, path_parameters={"endpoint": "churn"}, signed=False
+    )
+    response = serving.handler.handler(event, LambdaContextStub())
+    assert (response["statusCode"], body_of(response)["error"]) == (403, "forbidden")
+    assert (serving.runtime.calls, serving.stored_items()) == ([], [])
+
+
 def test_missing_body_is_400(serving: Serving) -> None:
     event = http_event(None, path=PATH, path_parameters={"endpoint": "churn"})
     response = serving.handler.handler(event, LambdaContextStub())
@@ -367,6 +466,45 @@ def test_model_call_faults_map_to_statuses_and_store_nothing(
     assert serving.stored_items() == []
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("ProvisionedThroughputExceededException", 400),
+        ("InternalServerError", 500),
+    ],
+)
+def test_an_inference_store_outage_still_serves_the_prediction_and_counts_the_dropped_record(
+    serving: Serving,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    status: int,
+) -> None:
+    # The deployed client's retry rule (STORE_CONFIG): one retry, then the record is dropped.
+    serving.dynamodb = boto3.client("dynamodb", config=STORE_CONFIG)
+    serving.handler.use(serving.predictor())
+    fault = DynamoDBFault("put_item", code, status).install(monkeypatch)
+    response = serving.post({"features": FEATURES, "user_id": user_in("challenger", 0.5)})
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    assert (body["variant"], body["prediction"], body["recorded"]) == (
+        "challenger",
+        {"predictions": [1]},
+        False,
+    )
+    assert fault.attempts == 2
+    assert serving.stored_items() == []
+    blobs = emf_blobs(capsys.readouterr().out)
+    challenger = {"EndpointName": ENDPOINT_NAME, "VariantName": "challenger"}
+    assert metric_values(blobs, "mlrollout", "InferenceNotRecorded") == [(challenger, [1.0])]
+    assert metric_values(blobs, "mlrollout", "Requests") == [(challenger, [1.0])]
+
+
+def test_a_recorded_inference_says_so(serving: Serving) -> None:
+    assert body_of(serving.post({"features": FEATURES}))["recorded"] is True
+
+
 def test_after_a_weights_read_failure_requests_go_untargeted_at_once_then_retry(serving: Serving) -> None:
     calls = []
 
@@ -400,12 +538,14 @@ def test_weights_are_cached_for_their_ttl(serving: Serving) -> None:
 
     clock = [100.0]
     weights = EndpointWeightSource(client=CountingSageMaker(), ttl_seconds=30, clock=lambda: clock[0])
-    assert weights.weights(ENDPOINT_NAME) == {"champion": 50.0, "challenger": 50.0}
+    assert weights.traffic(ENDPOINT_NAME) == TrafficSplit(
+        {"champion": 50.0, "challenger": 50.0}, ENDPOINT_CONFIG
+    )
     clock[0] = 129.0
-    weights.weights(ENDPOINT_NAME)
+    weights.traffic(ENDPOINT_NAME)
     assert len(calls) == 1
     clock[0] = 130.0
-    weights.weights(ENDPOINT_NAME)
+    weights.traffic(ENDPOINT_NAME)
     assert len(calls) == 2
 
 

@@ -32,6 +32,7 @@ from lambdas.serving.settings import RouterSettings, load_settings
 from pipelines.train import Recipe, TrainConfig, train
 from tests.functional.serving_support import (
     CATALOG,
+    ENDPOINT_CONFIG,
     ENVIRONMENT,
     TABLE,
     FakeAppConfigData,
@@ -174,7 +175,7 @@ def _predictor(path: RequestPath, dynamodb: Any, sagemaker: Any) -> Predictor:
 def _user(in_challenger: bool, share: float = 0.25) -> str:
     for number in range(10_000):
         user = f"customer-{number}"
-        if (hash_point("churn", user) < share) == in_challenger:
+        if (hash_point("churn", user, ENDPOINT_CONFIG) < share) == in_challenger:
             return user
     raise AssertionError("no such user")
 

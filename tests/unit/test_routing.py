@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdas.flags import EndpointFlags, EndpointVariants, KillSwitch, SegmentPin, UserPin
+from lambdas.serving.ports import TrafficSplit
 from lambdas.serving.routing import (
     RouteReason,
     Unavailable,
@@ -29,8 +31,13 @@ percent = st.integers(min_value=0, max_value=100)
 variant_names = st.sampled_from(VARIANTS.pinnable)
 
 
-def weights_for(challenger_percent: int) -> dict[str, float]:
-    return {"champion": float(100 - challenger_percent), "challenger": float(challenger_percent)}
+ROLLOUT = "mlrollout-dev-churn-deploy-0a1b2c3d4e"
+HASH_OF_USER_1 = 0.8974511940183784
+
+
+def traffic_for(challenger_percent: int, rollout_key: str = ROLLOUT) -> TrafficSplit:
+    weights = {"champion": float(100 - challenger_percent), "challenger": float(challenger_percent)}
+    return TrafficSplit(weights, rollout_key)
 
 
 @st.composite
@@ -66,7 +73,7 @@ def test_same_user_and_weights_get_the_same_variant(user_id: str, challenger_per
         choose_variant(
             flags=NO_FLAGS,
             variants=VARIANTS,
-            weights=weights_for(challenger_percent),
+            traffic=traffic_for(challenger_percent),
             user_id=user_id,
             segment=None,
         )
@@ -78,8 +85,59 @@ def test_same_user_and_weights_get_the_same_variant(user_id: str, challenger_per
 
 def test_hash_point_is_stable_across_processes() -> None:
     # A fixed value: Python's salted hash() would differ between Lambda containers and break stickiness.
-    assert hash_point("churn", "user-1") == pytest.approx(0.7006235571168162, abs=1e-15)
-    assert hash_point("churn", "user-1") != hash_point("fraud", "user-1")
+    assert hash_point("churn", "user-1", ROLLOUT) == pytest.approx(HASH_OF_USER_1, abs=1e-15)
+    assert hash_point("churn", "user-1", ROLLOUT) != hash_point("fraud", "user-1", ROLLOUT)
+    assert hash_point("churn", "user-1", ROLLOUT) != hash_point("churn", "user-1", ROLLOUT + "x")
+
+
+def cohort(rollout_key: str, challenger_percent: int, users: list[str]) -> set[str]:
+    """The users a rollout sends to the challenger at this weight."""
+    return {
+        user
+        for user in users
+        if choose_variant(
+            flags=NO_FLAGS,
+            variants=VARIANTS,
+            traffic=traffic_for(challenger_percent, rollout_key),
+            user_id=user,
+            segment=None,
+        ).target_variant
+        == "challenger"
+    }
+
+
+def test_two_rollouts_first_five_percent_overlap_as_chance_says_not_entirely() -> None:
+    users = [f"user-{number:06d}" for number in range(100_000)]
+    first = cohort("mlrollout-dev-churn-deploy-1111111111", 5, users)
+    second = cohort("mlrollout-dev-churn-deploy-2222222222", 5, users)
+    assert len(first) == pytest.approx(5_000, rel=0.06)
+    assert len(second) == pytest.approx(5_000, rel=0.06)
+    # Independent 5 % draws share 5 % of a cohort: about 250 users (binomial sd about 15), not 5 000.
+    shared = len(first & second) / len(first)
+    assert shared == pytest.approx(0.05, abs=0.01)
+
+
+def test_within_a_rollout_the_cohort_only_grows() -> None:
+    users = [f"user-{number:06d}" for number in range(20_000)]
+    cohorts = [cohort(ROLLOUT, percent, users) for percent in (5, 25, 50, 100)]
+    assert all(smaller <= larger for smaller, larger in itertools.pairwise(cohorts))
+    assert cohorts[-1] == set(users)
+
+
+@PROPERTIES
+@given(user_id=user_ids, rollout_key=st.text(max_size=63), challenger_percent=percent)
+def test_a_pinned_user_gets_its_variant_in_every_rollout(
+    user_id: str, rollout_key: str, challenger_percent: int
+) -> None:
+    flags = EndpointFlags(endpoint=VARIANTS, user_pin=UserPin(users=(user_id,), variant="champion"))
+    decision = choose_variant(
+        flags=flags,
+        variants=VARIANTS,
+        traffic=traffic_for(challenger_percent, rollout_key),
+        user_id=user_id,
+        segment=None,
+    )
+    assert (decision.target_variant, decision.reason) == ("champion", RouteReason.USER_PIN)
 
 
 @PROPERTIES
@@ -89,10 +147,10 @@ def test_a_challenger_user_stays_in_the_challenger_as_its_weight_grows(
 ) -> None:
     low, high = sorted((low, high))
     before = choose_variant(
-        flags=NO_FLAGS, variants=VARIANTS, weights=weights_for(low), user_id=user_id, segment=None
+        flags=NO_FLAGS, variants=VARIANTS, traffic=traffic_for(low), user_id=user_id, segment=None
     )
     after = choose_variant(
-        flags=NO_FLAGS, variants=VARIANTS, weights=weights_for(high), user_id=user_id, segment=None
+        flags=NO_FLAGS, variants=VARIANTS, traffic=traffic_for(high), user_id=user_id, segment=None
     )
     if before.target_variant == "challenger":
         assert after.target_variant == "challenger"
@@ -114,7 +172,7 @@ def test_kill_switch_sends_everything_to_the_champion(
     decision = choose_variant(
         flags=killed,
         variants=VARIANTS,
-        weights=weights_for(challenger_percent),
+        traffic=traffic_for(challenger_percent),
         user_id=user_id,
         segment=segment,
     )
@@ -137,7 +195,7 @@ def test_an_allow_listed_user_gets_the_pinned_variant_whatever_the_weights(
     decision = choose_variant(
         flags=flags,
         variants=VARIANTS,
-        weights=weights_for(challenger_percent),
+        traffic=traffic_for(challenger_percent),
         user_id=user_id,
         segment=segment,
     )
@@ -153,7 +211,7 @@ def test_a_pinned_segment_beats_the_hash(
     decision = choose_variant(
         flags=flags,
         variants=VARIANTS,
-        weights=weights_for(challenger_percent),
+        traffic=traffic_for(challenger_percent),
         user_id=user_id,
         segment=segment,
     )
@@ -168,7 +226,7 @@ def test_unreadable_flags_fail_safe_to_the_champion(
     decision = choose_variant(
         flags=Unavailable("AppConfig timed out"),
         variants=VARIANTS,
-        weights=weights_for(challenger_percent),
+        traffic=traffic_for(challenger_percent),
         user_id=user_id,
         segment=segment,
     )
@@ -184,7 +242,7 @@ def test_share_of_hashed_users_in_the_challenger_matches_its_weight(challenger_p
         choose_variant(
             flags=NO_FLAGS,
             variants=VARIANTS,
-            weights=weights_for(challenger_percent),
+            traffic=traffic_for(challenger_percent),
             user_id=user,
             segment=None,
         ).target_variant
@@ -197,14 +255,14 @@ def test_share_of_hashed_users_in_the_challenger_matches_its_weight(challenger_p
 
 def test_without_a_user_id_sagemaker_splits() -> None:
     decision = choose_variant(
-        flags=NO_FLAGS, variants=VARIANTS, weights=weights_for(25), user_id=None, segment="x"
+        flags=NO_FLAGS, variants=VARIANTS, traffic=traffic_for(25), user_id=None, segment="x"
     )
     assert (decision.target_variant, decision.reason) == (None, RouteReason.SAGEMAKER_SPLIT)
 
 
 def test_unreadable_weights_let_sagemaker_split() -> None:
     decision = choose_variant(
-        flags=NO_FLAGS, variants=VARIANTS, weights=Unavailable("throttled"), user_id="u-1", segment=None
+        flags=NO_FLAGS, variants=VARIANTS, traffic=Unavailable("throttled"), user_id="u-1", segment=None
     )
     assert (decision.target_variant, decision.reason) == (None, RouteReason.WEIGHTS_UNAVAILABLE)
 
@@ -213,7 +271,7 @@ def test_a_shadow_endpoint_is_not_targeted() -> None:
     decision = choose_variant(
         flags=EndpointFlags(endpoint=SHADOW),
         variants=SHADOW,
-        weights={"champion": 1.0},
+        traffic=TrafficSplit({"champion": 1.0}, ROLLOUT),
         user_id="u",
         segment=None,
     )

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, UniversalAttributeValueTypeDef
 
 # Two quick tries: the store sits on the request path of both functions (see wiring's time budget).
-STORE_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1)
+# For the router's save this is the whole retry rule: after the second failure the record is dropped
+# and counted (InferenceNotRecorded), the prediction still answered.
+STORE_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1
+)
 _RECORD_ONCE = "attribute_exists(inference_id) AND attribute_not_exists(outcome) AND expires_at > :now"
 
 
@@ -43,6 +47,7 @@ class DynamoDBInferenceStore:
             "records": {"N": str(record.records)},
             "created_at": {"N": str(record.created_at)},
             "expires_at": {"N": str(record.expires_at)},
+            "caller": {"S": record.caller},
         }
         if record.predicted_labels is not None:
             item["predicted_labels"] = {"S": json.dumps(list(record.predicted_labels))}
@@ -60,11 +65,12 @@ class DynamoDBInferenceStore:
             raise StoreUnavailable(f"inference store: {error}") from error
         item = found.get("Item")
         if item is None:
-            raise InferenceNotFound(f"no inference {inference_id} (unknown id, or expired and deleted)")
+            raise InferenceNotFound(
+                f"no inference {inference_id} is recorded: an unknown id, one expired and deleted, or one "
+                "whose record could not be saved when it was served (its prediction answered recorded: false)"
+            )
         if int(_number(item, "expires_at")) <= now:
             raise InferenceNotFound(f"inference {inference_id} has expired; feedback is no longer accepted")
-        if "outcome" in item:
-            raise OutcomeAlreadyRecorded(f"an outcome for inference {inference_id} was already recorded")
         return _record(item)
 
     def record_outcome(self, inference_id: str, outcome: Outcome, *, now: int) -> None:
@@ -112,4 +118,7 @@ def _record(item: dict[str, AttributeValueTypeDef]) -> InferenceRecord:
         predicted_labels=tuple(json.loads(labels["S"])) if labels is not None and "S" in labels else None,
         created_at=int(_number(item, "created_at")),
         expires_at=int(_number(item, "expires_at")),
+        # Stored before inferences were bound to their caller: no principal matches it.
+        caller=_string(item, "caller") if "caller" in item else "",
+        outcome_recorded="outcome" in item,
     )

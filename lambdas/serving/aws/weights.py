@@ -1,4 +1,4 @@
-"""The endpoint's current production-variant weights (DescribeEndpoint), cached for a TTL."""
+"""The endpoint's current variant weights and running config (DescribeEndpoint), cached for a TTL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.serving.ports import WeightsUnavailable
+from lambdas.serving.ports import TrafficSplit, WeightsUnavailable
 
 # After a failed read, requests go untargeted at once for this long instead of each calling again.
 RETRY_AFTER_FAILURE_SECONDS = 5.0
@@ -33,10 +33,10 @@ class EndpointWeightSource:
         self._ttl_seconds = ttl_seconds
         self._clock = clock
         self._retry_after_seconds = retry_after_seconds
-        self._cache: dict[str, tuple[float, Mapping[str, float]]] = {}
+        self._cache: dict[str, tuple[float, TrafficSplit]] = {}
         self._failures: dict[str, tuple[float, str]] = {}
 
-    def weights(self, endpoint_name: str) -> Mapping[str, float]:
+    def traffic(self, endpoint_name: str) -> TrafficSplit:
         now = self._clock()
         cached = self._cache.get(endpoint_name)
         if cached is not None and now - cached[0] < self._ttl_seconds:
@@ -51,9 +51,13 @@ class EndpointWeightSource:
             self._failures[endpoint_name] = (now, f"DescribeEndpoint {endpoint_name}: {error}")
             raise WeightsUnavailable(self._failures[endpoint_name][1]) from error
         self._failures.pop(endpoint_name, None)
-        weights = current_weights(description)
-        self._cache[endpoint_name] = (now, weights)
-        return weights
+        traffic = TrafficSplit(
+            weights=current_weights(description),
+            # While an update is pending the running config still serves: its rollout is the current one.
+            rollout_key=str(description.get("EndpointConfigName", "")),
+        )
+        self._cache[endpoint_name] = (now, traffic)
+        return traffic
 
 
 def current_weights(description: Mapping[str, Any]) -> dict[str, float]:

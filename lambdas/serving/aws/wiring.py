@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 # Worst case within the router's 30 s budget (the HTTP API's limit): flags and weights at most 3 s each
 # (no retry: a failed read backs off and falls back), the model two tries of at most 2 + 8 s, the store
 # two of 1 + 1 s. A slow model call ends as this function's 504, not as the API's own timeout.
-CONTROL_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2)
-RUNTIME_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=8)
+CONTROL_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2
+)
+RUNTIME_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=8
+)
 
 
 def build_predictor(

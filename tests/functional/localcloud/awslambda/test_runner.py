@@ -42,7 +42,7 @@ from localcloud.cloudformation.template import (
     state_machine_definition,
 )
 from tests.functional.inline_settings import with_inline_endpoints
-from tests.functional.serving_support import http_event
+from tests.functional.serving_support import CALLER_PRINCIPAL, http_event
 from tests.infra.conftest import shared_outdir
 
 STACK = "MlRollout-dev"
@@ -484,6 +484,7 @@ def test_a_handlers_aws_calls_reach_the_emulator_the_test_sees(
         predicted_labels=(1,),
         created_at=now - 60,
         expires_at=now + 3600,
+        caller=CALLER_PRINCIPAL,
     )
     DynamoDBInferenceStore(client=dynamodb, table_name=table).save(record)
     body = json.dumps({"inference_id": inference_id, "label": 1})
