@@ -251,12 +251,13 @@ class RetrainingWorkflow(Construct):
     # --- Least privilege --------------------------------------------------------------------------------
 
     def job_arns(self, kind: str) -> list[str]:
-        """ARNs of this environment's jobs of a kind ("processing-job", "training-job"), by name stem."""
-        stack = Stack.of(self)
-        stems = sorted({job_name_stem(self._config.prefix, family) for family in self.families})
-        return [
-            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{stem}-*") for stem in stems
-        ]
+        """ARNs of this environment's jobs of a kind ("processing-job", "training-job"): every family's
+        job name starts with "<prefix>-" (`job_name_stem` keeps more than the prefix). One pattern, not one
+        per family: a role's policies stop at 10 KB inline, and the policies keep their size however many
+        families the environment retrains."""
+        prefix = self._config.prefix
+        assert all(job_name_stem(prefix, family).startswith(f"{prefix}-") for family in self.families)
+        return [Stack.of(self).format_arn(service="sagemaker", resource=kind, resource_name=f"{prefix}-*")]
 
     def _grant(self) -> None:
         """Each function gets the calls its handler makes (lambdas/handlers/retraining_*.py) on these ARNs."""
@@ -304,21 +305,22 @@ class RetrainingWorkflow(Construct):
         run_objects = self._artifacts()
         register.allow(["s3:GetObject"], [run_objects])
         self._registry.key.grant(register.role, "kms:Decrypt")
-        groups = sorted(set(self.package_groups.values()))
-        packages = [
-            stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")
-            for group in groups
-        ]
-        package_groups = [
-            stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group)
-            for group in groups
-        ]
-        register.allow(["sagemaker:CreateModelPackage"], [*packages, *package_groups])
+        # Every family's group is "<prefix>-<family>" (infra/registry.py): one pattern for them all, as for
+        # the jobs, so the policy keeps its size however many families there are.
+        prefix = self._config.prefix
+        assert all(group.startswith(f"{prefix}-") for group in self.package_groups.values())
+        packages = stack.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{prefix}-*/*"
+        )
+        package_groups = stack.format_arn(
+            service="sagemaker", resource="model-package-group", resource_name=f"{prefix}-*"
+        )
+        register.allow(["sagemaker:CreateModelPackage"], [packages, package_groups])
         acknowledge_wildcard_resources(
             register.role,
-            [run_objects, *packages],
+            [run_objects, packages, package_groups],
             "The evaluation's files are under the run's folder named at run time; package versions are "
-            "numbered by SageMaker within this environment's groups only.",
+            "numbered by SageMaker, and only in this environment's groups (named <prefix>-<family>).",
         )
 
     def _grant_artifact_readers(

@@ -310,11 +310,12 @@ def _own_grants(dev: Synthesized, module: str) -> dict[str, set[str]]:
 
 class _Arns:
     def __init__(self, dev: Synthesized) -> None:
-        stem = f"{dev.config.prefix}-churn-classifier"
+        # Every family's jobs and package group, by the environment's prefix (one pattern however many).
+        names = f"{dev.config.prefix}-*"
         self.lock = f"<{_single(dev, 'AWS::DynamoDB::Table', 'RolloutLockTable')}.Arn>"
-        self.processing = f"{SAGEMAKER}:processing-job/{stem}-*"
-        self.training = f"{SAGEMAKER}:training-job/{stem}-*"
-        self.packages = {f"{SAGEMAKER}:model-package/{stem}/*", f"{SAGEMAKER}:model-package-group/{stem}"}
+        self.processing = f"{SAGEMAKER}:processing-job/{names}"
+        self.training = f"{SAGEMAKER}:training-job/{names}"
+        self.packages = {f"{SAGEMAKER}:model-package/{names}/*", f"{SAGEMAKER}:model-package-group/{names}"}
         self.artifacts = f"<{_single(dev, 'AWS::S3::Bucket', 'RegistryArtifacts')}.Arn>"
         self.data = f"<{_single(dev, 'AWS::S3::Bucket', 'RetrainingTrainingData')}.Arn>"
         self.key = f"<{_single(dev, 'AWS::KMS::Key', 'RegistryArtifactKey')}.Arn>"
