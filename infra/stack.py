@@ -122,9 +122,10 @@ class FamilyStack(Stack):
     """One model family: its package group and retraining triggers and, per endpoint, the endpoint, alarms,
     dashboard, settings.
 
-    Adding an endpoint or a family grows this stack or adds one; the environment's stack keeps its size
-    (bench/scale_bench.py). It refers to the environment's stack (the artifact bucket and key, the topic),
-    never the other way round.
+    Adding an endpoint or a family grows this stack or adds one; the environment's stack takes only the
+    endpoint's flags and a line in its abort and approval rules (docs/scale.md, bench/scale_bench.py). It
+    refers to the environment's stack (the artifact bucket and key, the topic, the retraining machine and
+    its data bucket), never the other way round.
     """
 
     def __init__(
