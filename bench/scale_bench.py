@@ -86,10 +86,12 @@ def generated_config(count: int, base: str = BASE_ENVIRONMENT) -> dict[str, Any]
     return {**raw, "endpoints": endpoints}
 
 
-def synthesize(count: int, workdir: Path) -> ScaleRow:
+def synthesize(count: int, workdir: Path, config: dict[str, Any] | None = None) -> ScaleRow:
+    """The app with `count` generated endpoints, or with `config` (a generated one, changed) instead."""
     config_dir = workdir / "environments"
     config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / f"{BASE_ENVIRONMENT}.yaml").write_text(yaml.safe_dump(generated_config(count)))
+    raw = generated_config(count) if config is None else config
+    (config_dir / f"{BASE_ENVIRONMENT}.yaml").write_text(yaml.safe_dump(raw))
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     outdir = workdir / "cdk.out"
     started = time.perf_counter()

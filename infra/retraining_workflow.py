@@ -14,9 +14,12 @@ with the caught error and its message.
 
 The training data lives in its own bucket (objects under ``<family>/``), encrypted with the registry's
 key, TLS-only, versioned, with EventBridge notifications on: a new object under a family's prefix starts
-that family's retraining. Each function's role grants exactly the calls its handler makes, and the
-SageMaker jobs run as a role that reads the data, reads and writes the run's prefix of the artifact
-bucket and pulls the training image (see `tests/infra/test_retraining_workflow.py`).
+that family's retraining. The triggers (the schedule, new data, the drift alarms) are per family, so they
+live in the family's stack (`RetrainingTriggers`) and start this machine by its name, which the platform
+publishes as an SSM parameter (infra/platform_parameters.py). Each function's role grants exactly the
+calls its handler makes, and the SageMaker jobs run as a role that reads the data, reads and writes the
+run's prefix of the artifact bucket and pulls the training image (see
+`tests/infra/test_retraining_workflow.py`).
 
 An execution stopped by hand or timed out runs none of its states: a rule on its status change (ABORTED,
 TIMED_OUT) invokes `retraining_ended`, which stops the run's job in progress, releases the family's lock
@@ -36,18 +39,18 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import EnvironmentConfig
+from infra.config import Endpoint, EnvironmentConfig
 from infra.drift_monitor import drift_alarm_name
 from infra.endpoint_settings import grant_read_settings
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications, failure_alarm
+from infra.platform_parameters import SharedRetraining
 from infra.registry import ModelRegistry, package_group_name
 from infra.retraining_job_role import RetrainingJobRole
 from infra.state_machine import acknowledge_state_machine_role, logged_state_machine
@@ -124,13 +127,12 @@ class RetrainingWorkflow(Construct):
         registry: ModelRegistry,
         lock_table: dynamodb.ITable,
         notifications: Notifications,
-        drift_alarms: Mapping[str, cloudwatch.IAlarm] | None = None,
         artifact_readers: Sequence[iam.IRole] = (),
         gate_readers: Sequence[iam.IRole] = (),
     ) -> None:
-        """`drift_alarms`: endpoint name (the config's) -> its drift alarm, whose ALARM retrains the
-        endpoint's family. `artifact_readers` (the endpoints' execution roles) load retrained artifacts;
-        `gate_readers` (the rollout's gates function) read the gate files beside them."""
+        """`artifact_readers` (the endpoints' execution roles) load retrained artifacts; `gate_readers`
+        (the rollout's gates function) read the gate files beside them. What starts a run is in each
+        family's stack (`RetrainingTriggers`)."""
         super().__init__(scope, construct_id)
         retraining = config.retraining
         if retraining.training_image_uri is None:
@@ -159,7 +161,6 @@ class RetrainingWorkflow(Construct):
         self._grant_artifact_readers(artifact_readers, gate_readers)
         self.state_machine = self._state_machine()
         self._acknowledge_state_machine_role()
-        self.rules = self._triggers(drift_alarms or {})
         self.ended_function = self._ended_function()
         grant_read_settings(self.ended_function.role, family_settings_path(config.prefix))
         self.ended_rule = self._ended_rule()
@@ -250,12 +251,13 @@ class RetrainingWorkflow(Construct):
     # --- Least privilege --------------------------------------------------------------------------------
 
     def job_arns(self, kind: str) -> list[str]:
-        """ARNs of this environment's jobs of a kind ("processing-job", "training-job"), by name stem."""
-        stack = Stack.of(self)
-        stems = sorted({job_name_stem(self._config.prefix, family) for family in self.families})
-        return [
-            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{stem}-*") for stem in stems
-        ]
+        """ARNs of this environment's jobs of a kind ("processing-job", "training-job"): every family's
+        job name starts with "<prefix>-" (`job_name_stem` keeps more than the prefix). One pattern, not one
+        per family: a role's policies stop at 10 KB inline, and the policies keep their size however many
+        families the environment retrains."""
+        prefix = self._config.prefix
+        assert all(job_name_stem(prefix, family).startswith(f"{prefix}-") for family in self.families)
+        return [Stack.of(self).format_arn(service="sagemaker", resource=kind, resource_name=f"{prefix}-*")]
 
     def _grant(self) -> None:
         """Each function gets the calls its handler makes (lambdas/handlers/retraining_*.py) on these ARNs."""
@@ -303,21 +305,22 @@ class RetrainingWorkflow(Construct):
         run_objects = self._artifacts()
         register.allow(["s3:GetObject"], [run_objects])
         self._registry.key.grant(register.role, "kms:Decrypt")
-        groups = sorted(set(self.package_groups.values()))
-        packages = [
-            stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")
-            for group in groups
-        ]
-        package_groups = [
-            stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group)
-            for group in groups
-        ]
-        register.allow(["sagemaker:CreateModelPackage"], [*packages, *package_groups])
+        # Every family's group is "<prefix>-<family>" (infra/registry.py): one pattern for them all, as for
+        # the jobs, so the policy keeps its size however many families there are.
+        prefix = self._config.prefix
+        assert all(group.startswith(f"{prefix}-") for group in self.package_groups.values())
+        packages = stack.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{prefix}-*/*"
+        )
+        package_groups = stack.format_arn(
+            service="sagemaker", resource="model-package-group", resource_name=f"{prefix}-*"
+        )
+        register.allow(["sagemaker:CreateModelPackage"], [packages, package_groups])
         acknowledge_wildcard_resources(
             register.role,
-            [run_objects, *packages],
+            [run_objects, packages, package_groups],
             "The evaluation's files are under the run's folder named at run time; package versions are "
-            "numbered by SageMaker within this environment's groups only.",
+            "numbered by SageMaker, and only in this environment's groups (named <prefix>-<family>).",
         )
 
     def _grant_artifact_readers(
@@ -496,75 +499,6 @@ class RetrainingWorkflow(Construct):
             ),
         ]
 
-    # --- Triggers ---------------------------------------------------------------------------------------
-
-    def _target(self, execution: Mapping[str, object], dlq: sqs.IQueue) -> targets.SfnStateMachine:
-        return state_machine_target(
-            self.state_machine,
-            dead_letter_queue=dlq,
-            execution_input=events.RuleTargetInput.from_object(execution),
-        )
-
-    def _triggers(self, drift_alarms: Mapping[str, cloudwatch.IAlarm]) -> list[events.Rule]:
-        """Per family: the schedule, a new object under its data prefix, its endpoints' drift alarms."""
-        prefix = self._config.prefix
-        undelivered = undelivered_events_queue(self, "UndeliveredTriggers", of="the retraining triggers")
-        self.undelivered_triggers = undelivered
-        rules: list[events.Rule] = []
-        for family in self.families:
-            scheduled = events.Rule(
-                self,
-                f"Schedule-{family}",
-                description=f"{prefix}: retrain {family} on schedule",
-                schedule=events.Schedule.expression(self._config.retraining.schedule),
-            )
-            scheduled.add_target(self._target(execution_input(family, "schedule"), undelivered))
-            new_data = events.Rule(
-                self,
-                f"NewData-{family}",
-                description=f"{prefix}: a new object under {family}/ in the training-data bucket retrains it",
-                event_pattern=events.EventPattern(
-                    source=["aws.s3"],
-                    detail_type=["Object Created"],
-                    detail={
-                        "bucket": {"name": [self.data_bucket.bucket_name]},
-                        "object": {"key": [{"prefix": f"{family}/"}]},
-                    },
-                ),
-            )
-            detail = {
-                "bucket": events.EventField.from_path("$.detail.bucket.name"),
-                "key": events.EventField.from_path("$.detail.object.key"),
-            }
-            new_data.add_target(self._target(execution_input(family, "new_data", detail), undelivered))
-            rules += [scheduled, new_data]
-        for endpoint in self._config.endpoints:
-            alarm = drift_alarms.get(endpoint.name)
-            if alarm is None:
-                continue
-            drifted = events.Rule(
-                self,
-                f"Drift-{endpoint.name}",
-                description=f"{prefix}: {endpoint.name} drifting retrains {endpoint.model_family}",
-                # By name: the alarm lives in the endpoint's own stack.
-                event_pattern=alarm_raised_pattern(
-                    [
-                        Stack.of(self).format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name=drift_alarm_name(prefix, endpoint),
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    ]
-                ),
-            )
-            detail = {"endpoint": endpoint.name, "alarm": events.EventField.from_path("$.detail.alarmName")}
-            drifted.add_target(
-                self._target(execution_input(endpoint.model_family, "drift_alarm", detail), undelivered)
-            )
-            rules.append(drifted)
-        return rules
-
     # --- An execution stopped by hand or timed out --------------------------------------------------------
 
     def _ended_function(self) -> ProjectFunction:
@@ -615,6 +549,87 @@ class RetrainingWorkflow(Construct):
         )
         rule.add_target(function_target(self.ended_function, dead_letter_queue=undelivered))
         return rule
+
+
+class RetrainingTriggers(Construct):
+    """What starts one family's retraining, in the family's stack: its schedule, a new object under its
+    prefix of the training-data bucket, each of its endpoints' drift alarms going into ALARM.
+
+    The rules start the environment's retraining machine (`SharedRetraining`, read from the platform's
+    parameters) with the family in the input; an event that cannot be delivered waits in the family's own
+    dead-letter queue. Adding a family adds these to its stack: the platform stack keeps its size.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        family: str,
+        endpoints: Sequence[Endpoint],
+        schedule: str,
+        retraining: SharedRetraining,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._machine = retraining.state_machine
+        # Named for the family: the app's logical ids stay distinct across its stacks.
+        self.undelivered = undelivered_events_queue(
+            self, f"UndeliveredTriggers-{family}", of=f"the {family} family's retraining triggers"
+        )
+        scheduled = events.Rule(
+            self,
+            f"Schedule-{family}",
+            description=f"{prefix}: retrain {family} on schedule",
+            schedule=events.Schedule.expression(schedule),
+        )
+        scheduled.add_target(self._target(execution_input(family, "schedule")))
+        new_data = events.Rule(
+            self,
+            f"NewData-{family}",
+            description=f"{prefix}: a new object under {family}/ in the training-data bucket retrains it",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [retraining.data_bucket_name]},
+                    "object": {"key": [{"prefix": f"{family}/"}]},
+                },
+            ),
+        )
+        detail = {
+            "bucket": events.EventField.from_path("$.detail.bucket.name"),
+            "key": events.EventField.from_path("$.detail.object.key"),
+        }
+        new_data.add_target(self._target(execution_input(family, "new_data", detail)))
+        self.rules = [scheduled, new_data]
+        for endpoint in endpoints:
+            drifted = events.Rule(
+                self,
+                f"Drift-{endpoint.name}",
+                description=f"{prefix}: {endpoint.name} drifting retrains {family}",
+                # By name: the drift monitor names the alarm it publishes for.
+                event_pattern=alarm_raised_pattern(
+                    [
+                        Stack.of(self).format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=drift_alarm_name(prefix, endpoint),
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ]
+                ),
+            )
+            detail = {"endpoint": endpoint.name, "alarm": events.EventField.from_path("$.detail.alarmName")}
+            drifted.add_target(self._target(execution_input(family, "drift_alarm", detail)))
+            self.rules.append(drifted)
+
+    def _target(self, execution: Mapping[str, object]) -> targets.SfnStateMachine:
+        return state_machine_target(
+            self._machine,
+            dead_letter_queue=self.undelivered,
+            execution_input=events.RuleTargetInput.from_object(execution),
+        )
 
 
 def family_settings_parameter(

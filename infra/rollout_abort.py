@@ -32,11 +32,13 @@ from infra.rollout_parts import (
     RolloutFunctions,
 )
 from infra.workflow_task import (
+    ALARMS_PER_RULE,
     METRICS_NAMESPACE,
     alarm_raised_pattern,
     execution_ended_pattern,
     function_target,
     handler_name,
+    split_for_rules,
     undelivered_events_queue,
 )
 
@@ -121,20 +123,25 @@ class RolloutAbort(Construct):
             if endpoint.name in alarms
         ]
         patterns = {
-            "AlarmAborts": (
+            rule_id: (
                 f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",
-                alarm_raised_pattern(alarm_arns),
-            ),
-            "KillSwitchAborts": (
-                f"{prefix}: a flag deployment aborts the rollouts whose kill switch it turned on",
-                events.EventPattern(source=["aws.appconfig"], detail_type=["On Deployment Complete"]),
-            ),
-            "EndedExecutionAborts": (
-                f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released; "
-                "one that failed after its outcome has its lock released",
-                execution_ended_pattern(self.state_machine, ABORTING_STATUSES),
-            ),
+                alarm_raised_pattern(arns),
+            )
+            for rule_id, arns in split_for_rules("AlarmAborts", alarm_arns, ALARMS_PER_RULE).items()
         }
+        patterns.update(
+            {
+                "KillSwitchAborts": (
+                    f"{prefix}: a flag deployment aborts the rollouts whose kill switch it turned on",
+                    events.EventPattern(source=["aws.appconfig"], detail_type=["On Deployment Complete"]),
+                ),
+                "EndedExecutionAborts": (
+                    f"{prefix}: a rollout timed out or stopped by hand is rolled back and its lock released; "
+                    "one that failed after its outcome has its lock released",
+                    execution_ended_pattern(self.state_machine, ABORTING_STATUSES),
+                ),
+            }
+        )
         rules = []
         for rule_id, (description, pattern) in patterns.items():
             rule = events.Rule(self, rule_id, description=description, event_pattern=pattern)

@@ -65,7 +65,9 @@ from infra.rollout_targets import RolloutTargets
 from infra.state_machine import acknowledge_state_machine_role
 from infra.workflow_task import (
     METRICS_NAMESPACE,
+    PACKAGE_GROUPS_PER_RULE,
     WorkflowFunction,
+    split_for_rules,
     state_machine_target,
     undelivered_events_queue,
 )
@@ -142,7 +144,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         acknowledge_state_machine_role(self.state_machine, [step.function for step in self.functions.all()])
         self.abort_function = self._abort_function(environment)
         grant_read_endpoint_settings(self.abort_function.role, config.prefix)
-        self.rules = [self._approval_rule(), *self._abort_rules(alarms)]
+        self.rules = [*self._approval_rules(), *self._abort_rules(alarms)]
         self._abort_dead_letters()
         self.failure_alarms = self._failure_alarms()
         self._reserve_concurrency()
@@ -355,20 +357,27 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
 
     # --- Triggers ---------------------------------------------------------------------------------------
 
-    def _approval_rule(self) -> events.Rule:
-        rule = events.Rule(
-            self,
-            "PackageApproved",
-            description=f"{self._config.prefix}: an approved model package starts its rollout",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Model Package State Change"],
-                detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": self._package_groups()},
-            ),
-        )
+    def _approval_rules(self) -> list[events.Rule]:
+        """An approved package of one of the environment's groups starts its rollout (one rule per
+        PACKAGE_GROUPS_PER_RULE groups: EventBridge bounds a pattern's size)."""
         # An approval whose rollout could not be started must not vanish: it waits here for a person.
         undelivered = undelivered_events_queue(self, "UndeliveredApprovals", of="the approval rule's target")
-        # The event itself is the execution's input.
-        rule.add_target(state_machine_target(self.state_machine, dead_letter_queue=undelivered))
         self.undelivered_approvals = undelivered
-        return rule
+        rules = []
+        for rule_id, groups in split_for_rules(
+            "PackageApproved", self._package_groups(), PACKAGE_GROUPS_PER_RULE
+        ).items():
+            rule = events.Rule(
+                self,
+                rule_id,
+                description=f"{self._config.prefix}: an approved model package starts its rollout",
+                event_pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=["SageMaker Model Package State Change"],
+                    detail={"ModelApprovalStatus": ["Approved"], "ModelPackageGroupName": groups},
+                ),
+            )
+            # The event itself is the execution's input.
+            rule.add_target(state_machine_target(self.state_machine, dead_letter_queue=undelivered))
+            rules.append(rule)
+        return rules

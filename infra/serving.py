@@ -29,6 +29,7 @@ from infra.config import EnvironmentConfig
 from infra.endpoint_settings import grant_read_endpoint_settings, settings_path_environment
 from infra.feature_flags import FeatureFlags
 from infra.lambda_function import LOG_RETENTION, ProjectFunction
+from infra.nag import acknowledge_wildcard_resources
 
 METRICS_NAMESPACE = "mlrollout"
 INFERENCE_TTL_DAYS = 30
@@ -180,15 +181,22 @@ class ServingApi(Construct):
         )
 
     def _grant_router(self, role: iam.IRole, config: EnvironmentConfig, flags: FeatureFlags) -> None:
-        stack = Stack.of(self)
-        endpoint_arns = [
-            stack.format_arn(service="sagemaker", resource="endpoint", resource_name=config.endpoint_name(e))
-            for e in config.endpoints
-        ]
+        # Every endpoint's name is "<prefix>-<endpoint>" (config.endpoint_name): one pattern, so the
+        # policy keeps its size however many endpoints (one ARN each took it past IAM's 10 KB near 75).
+        assert all(config.endpoint_name(e).startswith(f"{config.prefix}-") for e in config.endpoints)
+        endpoints = Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=f"{config.prefix}-*"
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"], resources=endpoint_arns
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"], resources=[endpoints]
             )
+        )
+        acknowledge_wildcard_resources(
+            role,
+            [endpoints],
+            "The environment's endpoints, all named <prefix>-<endpoint>; the router calls only the endpoints "
+            "whose settings the environment wrote.",
         )
         flags.grant_read(role)
         self.table.grant(role, "dynamodb:PutItem")

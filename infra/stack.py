@@ -19,6 +19,7 @@ from infra.notifications import Notifications
 from infra.platform_parameters import PlatformParameters
 from infra.registry import ModelPackageGroup, ModelRegistry
 from infra.retraining_workflow import (
+    RetrainingTriggers,
     RetrainingWorkflow,
     family_settings_parameter,
     retrained_artifacts_reader,
@@ -109,17 +110,22 @@ class PlatformStack(Stack):
                 registry=self.registry,
                 lock_table=self.rollout.lock_table,
                 notifications=self.notifications,
-                drift_alarms={e.name: self.drift_monitor.alarm_for(e.name) for e in config.endpoints},
                 gate_readers=[self.rollout.functions.gates.role],
+            )
+            # The families' triggers start the machine and watch the bucket (FamilyStack).
+            self.shared.publish_retraining(
+                state_machine_name=self.retraining.state_machine_name, data_bucket=self.retraining.data_bucket
             )
 
 
 class FamilyStack(Stack):
-    """One model family: its package group and, per endpoint, the endpoint, alarms, dashboard, settings.
+    """One model family: its package group and retraining triggers and, per endpoint, the endpoint, alarms,
+    dashboard, settings.
 
-    Adding an endpoint or a family grows this stack or adds one; the environment's stack keeps its size
-    (bench/scale_bench.py). It refers to the environment's stack (the artifact bucket and key, the topic),
-    never the other way round.
+    Adding an endpoint or a family grows this stack or adds one; the environment's stack takes only the
+    endpoint's flags and a line in its abort and approval rules (docs/scale.md, bench/scale_bench.py). It
+    refers to the environment's stack (the artifact bucket and key, the topic, the retraining machine and
+    its data bucket), never the other way round.
     """
 
     def __init__(
@@ -187,5 +193,18 @@ class FamilyStack(Stack):
                     rollback_alarm_names=alarms.alarm_names,
                 ),
             )
+        self.retraining_triggers: RetrainingTriggers | None = None
         if config.retraining.enabled:
             family_settings_parameter(self, config, family)
+            self.retraining_triggers = RetrainingTriggers(
+                self,
+                "Retraining",
+                prefix=config.prefix,
+                family=family,
+                endpoints=[e for e in config.endpoints if e.model_family == family],
+                schedule=config.retraining.schedule,
+                # Named for the family: the target's role is created beside the imported machine.
+                retraining=PlatformParameters.read_retraining(
+                    self, f"SharedRetraining-{family}", prefix=config.prefix
+                ),
+            )

@@ -14,7 +14,7 @@ that, to a dead-letter queue a person reads: ``undelivered_events_queue``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from aws_cdk import Duration
@@ -47,6 +47,25 @@ TRANSIENT_ERRORS = (
 # EventBridge retries a failed delivery (throttled, say) this often before the dead-letter queue.
 EVENT_RETRY_ATTEMPTS = 8
 EVENT_MAX_AGE = Duration.hours(2)
+
+
+# EventBridge refuses an event pattern over 2,048 characters (its default quota). A rule that lists one
+# value per endpoint or family lists at most so many, and more rules take the rest: these bounds keep a
+# pattern within the quota with the longest names the config allows (a 61-character alarm name in an
+# ARN of about 125 characters; a 51-character package group name).
+ALARMS_PER_RULE = 12
+PACKAGE_GROUPS_PER_RULE = 30
+
+
+def split_for_rules(construct_id: str, values: Sequence[str], per_rule: int) -> dict[str, list[str]]:
+    """Rule id -> its share of `values`, `per_rule` at most: the first keeps `construct_id`, the next are
+    `<construct_id>-2`, `-3`... (so an environment with few endpoints keeps its one rule)."""
+    return {
+        construct_id if start == 0 else f"{construct_id}-{start // per_rule + 1}": list(
+            values[start : start + per_rule]
+        )
+        for start in range(0, len(values), per_rule)
+    }
 
 
 def handler_name(module: str) -> str:

@@ -39,8 +39,10 @@ from localcloud.awslambda.invocations import create_functions, route_lambda_invo
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import (
+    SSM_PARAMETER_TYPE_PREFIX,
     Resolver,
     StackTemplate,
+    TemplateError,
     local_resolver,
     parameter_values,
     state_machine_definition,
@@ -106,6 +108,7 @@ def retraining_template(template: StackTemplate) -> RetrainingTemplate:
         for logical_id in template.resources_of_type(BUCKET_TYPE)
     }
     resolver = dataclasses.replace(resolver, physical_ids={**resolver.physical_ids, **buckets})
+    resolver = dataclasses.replace(resolver, parameters={**resolver.parameters, **_platform_values(resolver)})
     functions = tuple(
         spec
         for spec in functions_from_template(template, resolver)
@@ -117,6 +120,24 @@ def retraining_template(template: StackTemplate) -> RetrainingTemplate:
     return RetrainingTemplate(
         template=template, resolver=resolver, functions=functions, machine_id=machine_id
     )
+
+
+def _platform_values(resolver: Resolver) -> dict[str, str]:
+    """The family stacks' SSM-typed parameters (the retraining machine the triggers start, say), valued as
+    the platform stack, merged into the same template, writes them."""
+    template = resolver.template
+    values: dict[str, str] = {}
+    for name, declaration in template.parameters.items():
+        ssm_name = str(declaration.get("Default", ""))
+        if not str(declaration.get("Type", "")).startswith(SSM_PARAMETER_TYPE_PREFIX):
+            continue
+        try:
+            written = parameter_values(template, resolver, ssm_name)
+        except TemplateError:  # an ARN only a deployment knows; the retraining needs none of these
+            continue
+        if ssm_name in written:
+            values[name] = written[ssm_name]
+    return values
 
 
 class EmulatedAws:

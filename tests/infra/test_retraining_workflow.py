@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from infra.nag import render
+from infra.platform_parameters import parameter_name
 from infra.retraining_workflow import (
     ENDED_MODULE,
     HANDLER_MODULES,
@@ -309,11 +310,12 @@ def _own_grants(dev: Synthesized, module: str) -> dict[str, set[str]]:
 
 class _Arns:
     def __init__(self, dev: Synthesized) -> None:
-        stem = f"{dev.config.prefix}-churn-classifier"
+        # Every family's jobs and package group, by the environment's prefix (one pattern however many).
+        names = f"{dev.config.prefix}-*"
         self.lock = f"<{_single(dev, 'AWS::DynamoDB::Table', 'RolloutLockTable')}.Arn>"
-        self.processing = f"{SAGEMAKER}:processing-job/{stem}-*"
-        self.training = f"{SAGEMAKER}:training-job/{stem}-*"
-        self.packages = {f"{SAGEMAKER}:model-package/{stem}/*", f"{SAGEMAKER}:model-package-group/{stem}"}
+        self.processing = f"{SAGEMAKER}:processing-job/{names}"
+        self.training = f"{SAGEMAKER}:training-job/{names}"
+        self.packages = {f"{SAGEMAKER}:model-package/{names}/*", f"{SAGEMAKER}:model-package-group/{names}"}
         self.artifacts = f"<{_single(dev, 'AWS::S3::Bucket', 'RegistryArtifacts')}.Arn>"
         self.data = f"<{_single(dev, 'AWS::S3::Bucket', 'RetrainingTrainingData')}.Arn>"
         self.key = f"<{_single(dev, 'AWS::KMS::Key', 'RegistryArtifactKey')}.Arn>"
@@ -484,12 +486,66 @@ def _rules(dev: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
+def _published(dev: Synthesized, what: str) -> Any:
+    """The value the platform stack writes to its parameter `what` (infra/platform_parameters.py)."""
+    [value] = [
+        parameter["Properties"]["Value"]
+        for parameter in dev.of_type("AWS::SSM::Parameter").values()
+        if parameter["Properties"]["Name"] == parameter_name(dev.config.prefix, what)
+    ]
+    return value
+
+
+def _machine_arn(dev: Synthesized) -> Any:
+    """The retraining machine as a family stack names it: by the name the platform publishes, in the family
+    stack's own account and region."""
+    [arn] = [
+        target["Arn"]
+        for rule in _rules(dev).values()
+        for target in rule["Targets"]
+        if "ScheduleExpression" in rule
+    ]
+    parameter = dev.platform_value("retraining")["Ref"]
+    assert render(arn) == f"arn:aws:states:us-east-1:<AWS::AccountId>:stateMachine:<{parameter}>"
+    return arn
+
+
+def test_the_triggers_live_in_the_familys_stack_and_reach_the_platform_through_its_parameters(
+    dev: Synthesized,
+) -> None:
+    [family] = dev.config.model_families
+    stacks = {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())["Resources"]
+        for path in dev.outdir.glob("*.template.json")
+    }
+    platform, family_stack = (
+        stacks[f"MlRollout-{dev.config.name}"],
+        stacks[f"MlRollout-{dev.config.name}-{family}"],
+    )
+    triggers = {
+        key for key in _rules(dev) if key != _single(dev, "AWS::Events::Rule", "RetrainingEndedExecution")
+    }
+    assert triggers and triggers <= set(family_stack) and not triggers & set(platform)
+    # What the rules start and watch: the platform's machine and data bucket, by the ARN and name it writes.
+    assert _published(dev, "retraining") == _machine(dev)["StateMachineName"]
+    assert _published(dev, "training_data") == {
+        "Ref": _single(dev, "AWS::S3::Bucket", "RetrainingTrainingData")
+    }
+    # The role the rules start it with may start that machine and nothing else.
+    [role] = [key for key, r in family_stack.items() if r["Type"] == "AWS::IAM::Role" and "EventsRole" in key]
+    [policy] = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in family_stack.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+    ]
+    assert policy == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": _machine_arn(dev)}]
+
+
 def test_the_schedule_retrains_each_family_with_the_contracts_input(dev: Synthesized) -> None:
-    machine = _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")
     scheduled = [rule for rule in _rules(dev).values() if "ScheduleExpression" in rule]
     assert [rule["ScheduleExpression"] for rule in scheduled] == [dev.config.retraining.schedule]
     [target] = scheduled[0]["Targets"]
-    assert target["Arn"] == {"Ref": machine}
+    assert target["Arn"] == _machine_arn(dev)
     assert json.loads(target["Input"]) == {
         "model_family": "churn-classifier",
         "trigger": {"kind": "schedule", "detail": {}},
@@ -498,7 +554,6 @@ def test_the_schedule_retrains_each_family_with_the_contracts_input(dev: Synthes
 
 
 def test_a_new_object_under_the_familys_prefix_retrains_it_with_the_object_named(dev: Synthesized) -> None:
-    bucket_id = _single(dev, "AWS::S3::Bucket", "RetrainingTrainingData")
     [rule] = [
         rule for rule in _rules(dev).values() if rule.get("EventPattern", {}).get("source") == ["aws.s3"]
     ]
@@ -506,7 +561,7 @@ def test_a_new_object_under_the_familys_prefix_retrains_it_with_the_object_named
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {
-            "bucket": {"name": [{"Ref": bucket_id}]},
+            "bucket": {"name": [dev.platform_value("training_data")]},
             "object": {"key": [{"prefix": "churn-classifier/"}]},
         },
     }
@@ -567,7 +622,7 @@ def test_an_endpoints_drift_alarm_going_to_alarm_retrains_its_family(dev: Synthe
 
 
 def test_only_the_retraining_rules_start_the_retraining_machine(dev: Synthesized) -> None:
-    machine = {"Ref": _single(dev, "AWS::StepFunctions::StateMachine", "Retraining")}
+    machine = _machine_arn(dev)
     starters = {
         logical_id
         for logical_id, rule in dev.of_type("AWS::Events::Rule").items()
