@@ -107,7 +107,7 @@ def test_the_first_minutes_allow_for_rates_that_wander_before_the_windows_can_te
     result = judge(rollout(4, share=0.05, error_rate=0.02), JudgeSettings(metrics=(Metric.ERRORS,)))
     (evidence,) = result.evidence
     assert result.verdict is Verdict.CONTINUE
-    assert "dispersion 1.5" in evidence.rule
+    assert "dispersion 2" in evidence.rule
 
 
 def test_slower_challenger_rolls_back_on_latency() -> None:
