@@ -31,6 +31,7 @@ from infra.rollout_parts import (
     ORDINARY_FAILED_ENDS,
     RolloutFunctions,
 )
+from infra.rollout_targets import guardrail_alarm_arns
 from infra.workflow_task import (
     METRICS_NAMESPACE,
     alarm_raised_pattern,
@@ -120,9 +121,12 @@ class RolloutAbort(Construct):
             for endpoint in self._config.endpoints
             if endpoint.name in alarms
         ]
+        # The alarms outside the stack that guard the endpoints' rollouts: referenced, never owned.
+        alarm_arns += guardrail_alarm_arns(Stack.of(self), self._config)
         patterns = {
             "AlarmAborts": (
-                f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",
+                f"{prefix}: an endpoint's composite alarm or a guardrail alarm in ALARM aborts its running "
+                "rollout",
                 alarm_raised_pattern(alarm_arns),
             ),
             "KillSwitchAborts": (
