@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -70,7 +70,7 @@ def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
         yield deployment
 
 
-def set_alarm(name: str, state: str, reason: str) -> None:
+def set_alarm(name: str, state: Literal["ALARM", "OK"], reason: str) -> None:
     boto3.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
 
