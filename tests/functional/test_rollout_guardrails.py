@@ -100,6 +100,31 @@ def test_the_settings_carry_the_guardrails_and_the_abort_rule_matches_the_alarm_
         if "CloudWatch Alarm State Change" in str(rule["Properties"].get("EventPattern"))
     ]
     assert any(GUARDRAIL_ALARM_ARN in pattern["resources"] for pattern in patterns)
+    # The start and the gates read it (DescribeAlarms on it alone); no other function is allowed to.
+    readers = {
+        spec.handler.removeprefix("lambdas.handlers.").removesuffix(".handler")
+        for spec in aws.rollout.functions
+        if spec.logical_id and _may_describe(aws, spec.logical_id, GUARDRAIL_ALARM_ARN)
+    }
+    assert readers == {"rollout_start", "rollout_gates"}
+
+
+def _may_describe(aws: EmulatedAws, function_id: str, alarm_arn: str) -> bool:
+    """Whether the function's role's policies allow DescribeAlarms on the alarm."""
+    resolve = aws.rollout.resolver.resolve
+    template = aws.rollout.template
+    role = template.resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    for policy in template.resources_of_type("AWS::IAM::Policy").values():
+        if {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "cloudwatch:DescribeAlarms" not in actions:
+                continue
+            resources = resolve(statement["Resource"])
+            if alarm_arn in (resources if isinstance(resources, list) else [resources]):
+                return True
+    return False
 
 
 def test_a_rollout_does_not_start_while_a_guardrail_alarm_is_in_alarm(cloud: Deployment) -> None:
