@@ -4,13 +4,16 @@ guarded by an alarm outside the stack and by a cost tolerance.
 
 * an alarm outside the stack going to ALARM aborts the running rollout through the abort rule;
 * a rollout does not start while that alarm is in ALARM;
-* a challenger whose cost per 1,000 predictions is over the tolerance is rolled back for cost.
+* a challenger whose cost per 1,000 predictions is over the tolerance is rolled back for cost;
+* end to end, the alarm driven by a metric the test publishes and evaluated by the local cloud's
+  CloudWatch (`localcloud.cloudwatch`), its state change delivered by the stack's rule.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +22,7 @@ import pytest
 
 from lambdas.rollout.ledger import EntryKind
 from localcloud.cloudformation.template import app_template, load_stacks
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, rollout_template
 from tests.functional.rollout_support import Minute
 from tests.infra.conftest import synthesize
@@ -28,7 +32,7 @@ GUARDRAIL_ALARM = "orders-db-cpu-high"
 GUARDRAIL_ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{GUARDRAIL_ALARM}"
 MAX_COST_INCREASE = 0.2
 BOOTSTRAP_MODEL = "churn-v1"
-TRAFFIC_DEADLINE_SECONDS = 20.0
+TRAFFIC_DEADLINE_SECONDS = 60.0
 HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 # As accurate and error-free, three times as slow: three times the instances at the champion's load.
 SLOW = Minute(requests=3000, latency_us=60_000, trials=3000, successes=300)
@@ -65,6 +69,7 @@ def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
             EvaluationPeriods=1,
             Threshold=90,
             ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
         )
         set_alarm(GUARDRAIL_ALARM, "OK", "Threshold Crossed: 1 datapoint [40.0] was not greater than 90.0")
         yield deployment
@@ -74,10 +79,13 @@ def set_alarm(name: str, state: Literal["ALARM", "OK"], reason: str) -> None:
     boto3.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
 
-def wait_for_traffic(cloud: Deployment) -> None:
+def wait_for_traffic(cloud: Deployment, rollout: str) -> None:
     deadline = time.monotonic() + TRAFFIC_DEADLINE_SECONDS
     while cloud.weights().get("challenger", 0.0) == 0.0:
-        assert time.monotonic() < deadline, f"no traffic step within {TRAFFIC_DEADLINE_SECONDS} s"
+        assert time.monotonic() < deadline, (
+            f"no traffic step within {TRAFFIC_DEADLINE_SECONDS} s: {cloud.states_entered(rollout)}, "
+            f"{cloud.task_errors(rollout)}"
+        )
         time.sleep(0.05)
 
 
@@ -156,7 +164,7 @@ def test_a_guardrail_alarm_going_to_alarm_aborts_the_running_rollout_naming_it(c
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
     rollout = cloud.start(cloud.approval_event(package))
-    wait_for_traffic(cloud)
+    wait_for_traffic(cloud, rollout)
     reason = "Threshold Crossed: 1 datapoint [97.5] was greater than 90.0"
     set_alarm(GUARDRAIL_ALARM, "ALARM", reason)
     detail: dict[str, Any] = {
@@ -219,3 +227,48 @@ def test_a_challenger_over_the_cost_tolerance_is_rolled_back_for_cost_with_the_f
     assert metadata["rollout.reason"].startswith("cost: ")
     assert "increase=+200pct" in metadata["rollout.cost"]
     assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+
+
+def test_the_orders_database_running_hot_aborts_the_rollout_through_the_evaluated_alarm(
+    cloud: Deployment,
+) -> None:
+    """End to end: the test publishes the database's CPU; the local cloud's CloudWatch evaluates the alarm
+    outside the stack and puts its state change on the bus; the stack's abort rule delivers it to the
+    abort function, which stops the rollout and rolls it back."""
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    evaluator = AlarmEvaluator(clock=cloud.aws.clock.now)
+    rollout = cloud.start(cloud.approval_event(package))
+    wait_for_traffic(cloud, rollout)
+    assert evaluator.evaluate() == []  # OK so far: no datapoint breaches
+    minute = int(cloud.aws.clock.now()) // 60 * 60
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "orders"}],
+                "Timestamp": datetime.fromtimestamp(minute - offset, UTC),
+                "Value": 97.5,
+            }
+            for offset in (60, 120)
+        ],
+    )
+    [transition] = evaluator.evaluate()
+    assert (transition.alarm_name, transition.state) == (GUARDRAIL_ALARM, "ALARM")
+    [delivery] = cloud.events.wait()
+    assert delivery.error is None, delivery.result
+    [aborted] = delivery.result["aborted"]
+    assert aborted["rollout_id"] == rollout
+    assert aborted["reason"].startswith(f"guardrail alarm {GUARDRAIL_ALARM} in ALARM: Threshold Crossed")
+    assert cloud.finished(rollout)["status"] == "ABORTED"
+    [rollback] = [e for e in cloud.executions() if e["name"].startswith("abort-")]
+    ended = cloud.finished(rollback["executionArn"])
+    assert (ended["status"], ended["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(
+        ended["executionArn"]
+    )
+    outcome = cloud.ledger(rollout)[-1]
+    assert outcome.kind is EntryKind.OUTCOME
+    assert f"guardrail alarm {GUARDRAIL_ALARM} in ALARM" in str(outcome.payload["reason"])
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert cloud.lock_holder() is None
