@@ -2,8 +2,8 @@
 and the next action, recorded in the ledger.
 
 The cost guardrail (``lambdas.rollout.guardrails``) looks at the same windows: its figures go into the
-verdict's entry, and a challenger over the endpoint's ``max_cost_increase`` is rolled back for cost where
-the judge would have let it go on (a rollback or a stop for too little data keeps its own reason)."""
+verdict's entry, and a challenger over the endpoint's ``max_cost_increase`` is rolled back for cost,
+whatever the judge said (its verdict stays in the entry)."""
 
 from __future__ import annotations
 
@@ -123,13 +123,16 @@ def _cost(state: RolloutState, windows: RolloutWindows) -> CostFromWindows | Non
 
 
 def _with_cost(step: StepOutcome, cost: CostFromWindows | None) -> StepOutcome:
-    """The step rolled back for cost when the challenger is over its tolerance and the judge would let it
-    go on."""
+    """The step rolled back for cost when the challenger is over its tolerance: whatever the judge said (a
+    rollback of its own keeps its reason after the cost's). The cost needs only the latency samples, the
+    judge's latency its windows as well: a slow challenger is rolled back for cost no later than for
+    latency."""
     if cost is None or cost.comparison is None or not cost.comparison.over_tolerance:
         return step
-    if step.action in (StepAction.ROLLBACK, StepAction.INCONCLUSIVE):
-        return step
-    return step.model_copy(update={"action": StepAction.ROLLBACK, "reason": cost.comparison.reason()})
+    reason = cost.comparison.reason()
+    if step.action is StepAction.ROLLBACK:
+        reason = f"{reason}; and {step.reason}"
+    return step.model_copy(update={"action": StepAction.ROLLBACK, "reason": reason})
 
 
 def _outcome(state: RolloutState, decision: LookDecision) -> StepOutcome:
