@@ -14,14 +14,18 @@ from lambdas.rollout.abort import AlarmEvent, InvalidAbortTrigger, targets_for_a
 from lambdas.rollout.guardrails import (
     COST_REASON,
     CostBasis,
+    CostFromWindows,
     GuardrailSettings,
     alarm_name,
     compare_cost,
     cost_over_windows,
     cost_per_thousand,
 )
-from lambdas.rollout.judge import LatencyStats, RolloutWindows, VariantWindow
+from lambdas.rollout.judge import LatencyStats, RolloutWindows, VariantWindow, Verdict
+from lambdas.rollout.ledger import EntryKind, LedgerEntry, summarize
+from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.settings import RolloutEndpoint
+from lambdas.rollout.tasks.judge import _with_cost
 from tests.unit.test_config import dev_document, write_env
 
 DB_ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:orders-db-cpu-high"
@@ -268,3 +272,64 @@ def test_a_guardrail_alarm_in_alarm_aborts_every_endpoint_it_guards_naming_it() 
 def test_an_alarm_guarding_nothing_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(InvalidAbortTrigger, match="orders-db-cpu-high"):
         targets_for_alarm(alarm_event("unrelated"), {"churn": endpoint_guarded_by("orders-db-cpu-high")})
+
+
+# --- the judge task's use of it -----------------------------------------------------------------------
+
+
+def slow_challenger_cost(max_increase: float | None) -> CostFromWindows:
+    windows = RolloutWindows(champion=(window(300, 2_000),), challenger=(window(100, 80_000),))
+    basis = CostBasis(instance_type="ml.m5.large", champion_instances=1, price_per_hour=0.115)
+    return cost_over_windows(windows, basis=basis, max_increase=max_increase, min_latency_samples=100)
+
+
+def step(action: StepAction, reason: str) -> StepOutcome:
+    return StepOutcome(
+        step_index=0, challenger_percent=25, bake=1, verdict=Verdict.CONTINUE, action=action, reason=reason
+    )
+
+
+@pytest.mark.parametrize(
+    "action", [StepAction.BAKE, StepAction.ADVANCE, StepAction.PROMOTE, StepAction.INCONCLUSIVE]
+)
+def test_a_challenger_over_the_cost_tolerance_is_rolled_back_for_cost_whatever_the_judge_said(
+    action: StepAction,
+) -> None:
+    decided = _with_cost(step(action, "judge: undecided"), slow_challenger_cost(0.2))
+    assert decided.action is StepAction.ROLLBACK
+    assert decided.reason.startswith("cost: ")
+
+
+def test_the_judges_own_rollback_is_named_after_the_cost() -> None:
+    decided = _with_cost(step(StepAction.ROLLBACK, "judge: latency harm"), slow_challenger_cost(0.2))
+    assert decided.action is StepAction.ROLLBACK
+    assert decided.reason.startswith("cost: ")
+    assert decided.reason.endswith("; and judge: latency harm")
+
+
+def test_without_a_tolerance_or_a_comparison_the_judge_decides() -> None:
+    bake = step(StepAction.BAKE, "judge: undecided")
+    assert _with_cost(bake, slow_challenger_cost(None)) == bake
+    assert _with_cost(bake, None) == bake
+
+
+def test_the_packages_metadata_carries_the_last_cost_comparison() -> None:
+    cost = slow_challenger_cost(0.2).record()
+    entries = [
+        LedgerEntry(
+            rollout_id="r",
+            sequence=0,
+            recorded_at=1,
+            kind=EntryKind.JUDGE_VERDICT,
+            payload={"cost": {"note": "not yet"}},
+        ),
+        LedgerEntry(
+            rollout_id="r", sequence=1, recorded_at=2, kind=EntryKind.JUDGE_VERDICT, payload={"cost": cost}
+        ),
+    ]
+    summary = summarize(entries)
+    assert summary["rollout.cost"] == (
+        f"usd_per_1000 challenger={cost['challenger_cost_per_1000']} "
+        f"champion={cost['champion_cost_per_1000']} increase=+3900pct instances=40.0/1 ml.m5.large"
+    )
+    assert "rollout.cost" not in summarize(entries[:1])
