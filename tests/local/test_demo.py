@@ -103,5 +103,7 @@ def test_report_has_the_plots_and_every_decision(story: tuple[Story, Path]) -> N
     assert page.count("data:image/png;base64,") >= 3
     for version in ("v2", "v3", "v4"):
         assert version in page
-    assert "judge: latency" in page
+    # v3's outcome, and each verdict's cost figures.
+    assert "cost: the challenger would cost $" in page
+    assert "cost per 1,000 predictions $" in page
     assert lambda_log_path(report).stat().st_size > 0
