@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DescribesAlarms", "GuardrailAlarmsInAlarm", "GuardrailAlarmsMissing", "check_guardrail_alarms"]
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+__all__ = ["GuardrailAlarmsInAlarm", "GuardrailAlarmsMissing", "check_guardrail_alarms"]
 
 # DescribeAlarms takes at most 100 names a call.
 NAMES_PER_CALL = 100
-
-
-class DescribesAlarms(Protocol):
-    """CloudWatch DescribeAlarms (boto3's `cloudwatch` client has it)."""
-
-    def describe_alarms(self, **request: Any) -> Any: ...
 
 
 class GuardrailAlarmsInAlarm(Exception):
@@ -33,27 +30,27 @@ class AlarmState:
     reason: str
 
 
-def read_alarm_states(client: DescribesAlarms, names: Sequence[str]) -> dict[str, AlarmState]:
+def read_alarm_states(client: CloudWatchClient, names: Sequence[str]) -> dict[str, AlarmState]:
     """The alarms' current states by name; an alarm that does not exist is absent."""
     states: dict[str, AlarmState] = {}
     for first in range(0, len(names), NAMES_PER_CALL):
-        request: dict[str, Any] = {
-            "AlarmNames": list(names[first : first + NAMES_PER_CALL]),
-            "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
-        }
+        names_now = list(names[first : first + NAMES_PER_CALL])
+        token: str | None = None
         while True:
-            page = client.describe_alarms(**request)
+            extra: dict[str, Any] = {"NextToken": token} if token else {}
+            page = client.describe_alarms(
+                AlarmNames=names_now, AlarmTypes=["MetricAlarm", "CompositeAlarm"], **extra
+            )
             for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
                 name = str(alarm["AlarmName"])
                 states[name] = AlarmState(name, str(alarm["StateValue"]), str(alarm.get("StateReason", "")))
             token = page.get("NextToken")
             if not token:
                 break
-            request["NextToken"] = token
     return states
 
 
-def check_guardrail_alarms(client: DescribesAlarms, names: Sequence[str], *, endpoint: str) -> None:
+def check_guardrail_alarms(client: CloudWatchClient, names: Sequence[str], *, endpoint: str) -> None:
     """Raise naming every guardrail alarm that is missing or in ALARM; nothing when all are OK (or have
     too little data, which is no sign of harm)."""
     if not names:

@@ -21,7 +21,6 @@ from lambdas.locking.aws.lock_table import DynamoDBLockTable
 from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerControl
 from lambdas.rollout.aws.fence import Fence, FencedLedgerStore, LockGenerations
-from lambdas.rollout.aws.guardrail_alarms import DescribesAlarms
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
@@ -57,10 +56,10 @@ class RolloutServices:
     generations: LockGenerations | None = None
     """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
     ledger_store: DynamoDBLedgerStore | None = None
-    alarms: DescribesAlarms | None = None
+    alarms: CloudWatchClient | None = None
     """Reads the guardrail alarms' states (CloudWatch); needed where an endpoint has guardrail alarms."""
 
-    def guardrail_alarms(self) -> DescribesAlarms:
+    def guardrail_alarms(self) -> CloudWatchClient:
         if self.alarms is None:
             raise RuntimeError(
                 "the rollout's services read no alarms, and this endpoint has guardrail alarms"
@@ -143,7 +142,7 @@ def build_services(
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,
-        alarms=cast("DescribesAlarms", cloudwatch),
+        alarms=cloudwatch,
     )
 
 
