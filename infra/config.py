@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lambdas.gates import GateSettings
 from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUTES, Recipe
+from lambdas.rollout.guardrails import ALARM_ARN_PATTERN, DEFAULT_INSTANCE_PRICES, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantSlots
 
@@ -91,6 +92,7 @@ class RolloutOverrides(StrictModel):
     blue_green: BlueGreenSettings | None = None
     gates: GateSettings | None = None
     judge: JudgeSettings | None = None
+    guardrails: GuardrailSettings | None = None
 
 
 class Endpoint(StrictModel):
@@ -118,6 +120,8 @@ class Rollout(StrictModel):
     gates: GateSettings = GateSettings()
     # The judge's own model (lambdas/): the same schema validates the YAML here and runs in the Lambda.
     judge: JudgeSettings = JudgeSettings()
+    # Alarms outside the stack and the cost tolerance (lambdas/rollout/guardrails.py).
+    guardrails: GuardrailSettings = GuardrailSettings()
 
     @field_validator("traffic_steps")
     @classmethod
@@ -268,6 +272,21 @@ class EnvironmentConfig(StrictModel):
     retraining: Retraining = Retraining()
     flag_deployment: FlagDeployment = FlagDeployment()
     reserved_concurrency: ReservedConcurrency = ReservedConcurrency()
+    instance_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="on-demand USD per instance-hour, over the defaults (lambdas/rollout/guardrails.py)",
+    )
+
+    @field_validator("instance_prices")
+    @classmethod
+    def _prices_valid(cls, prices: dict[str, float]) -> dict[str, float]:
+        bad_types = sorted(name for name in prices if not re.match(INSTANCE_TYPE_PATTERN, name))
+        if bad_types:
+            raise ValueError(f"not SageMaker instance types (ml.<family>.<size>): {bad_types}")
+        bad_prices = {name: price for name, price in prices.items() if not 0 < price < 1000}
+        if bad_prices:
+            raise ValueError(f"prices must be positive USD per hour below 1000, got {bad_prices}")
+        return prices
 
     @field_validator("endpoints")
     @classmethod
@@ -304,6 +323,7 @@ class EnvironmentConfig(StrictModel):
                     f"{where}.strategy: 'shadow' needs a shadow slot, and this endpoint's second slot is the "
                     "challenger its pins point to: set shadow: true, or another strategy"
                 )
+            problems += self._guardrail_problems(where, endpoint, rollout.guardrails)
             if rollout.gates.require_drift_data and not endpoint.data_capture.enabled:
                 problems.append(
                     f"{where}.gates.require_drift_data: endpoint {endpoint.name!r} captures no requests, "
@@ -312,6 +332,41 @@ class EnvironmentConfig(StrictModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _guardrail_problems(self, where: str, endpoint: Endpoint, guardrails: GuardrailSettings) -> list[str]:
+        """Alarms outside the stack, in the stack's region (their events reach its default bus only);
+        a price for the endpoint's instance type when its cost is judged."""
+        problems = []
+        for reference in guardrails.alarms:
+            arn = ALARM_ARN_PATTERN.match(reference)
+            name = arn["name"] if arn else reference
+            if name.startswith(f"{self.prefix}-"):
+                problems.append(
+                    f"{where}.guardrails.alarms: {name!r} is named like this environment's own alarms "
+                    f"({self.prefix}-...): its endpoints' alarms abort their rollouts already; list alarms "
+                    "outside the stack"
+                )
+            if arn and arn["region"] != self.aws.region:
+                problems.append(
+                    f"{where}.guardrails.alarms: {reference!r} is in {arn['region']}, the stack in "
+                    f"{self.aws.region}: an alarm's state changes reach only its own region's event bus"
+                )
+            if arn and self.aws.account is not None and arn["account"] != self.aws.account:
+                problems.append(
+                    f"{where}.guardrails.alarms: {reference!r} is in account {arn['account']}, the stack "
+                    f"in {self.aws.account}: an alarm's state changes reach only its own account's event bus"
+                )
+        if guardrails.max_cost_increase is not None and endpoint.instance_type not in self.prices:
+            problems.append(
+                f"{where}.guardrails.max_cost_increase: no on-demand price for {endpoint.instance_type}: "
+                "add it to instance_prices"
+            )
+        return problems
+
+    @property
+    def prices(self) -> dict[str, float]:
+        """On-demand USD per instance-hour: the defaults with the config's instance_prices over them."""
+        return {**DEFAULT_INSTANCE_PRICES, **self.instance_prices}
 
     def rollout_for(self, endpoint: Endpoint) -> Rollout:
         """The endpoint's rollout settings: the environment's, with the endpoint's own fields over them."""

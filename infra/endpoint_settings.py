@@ -63,6 +63,11 @@ def endpoint_settings_document(
             "namespace": endpoint.business_metric.namespace,
             "name": endpoint.business_metric.name,
         },
+        # The price of the type the endpoint runs on (the challenger's slot copies the champion's): the
+        # whole table would crowd the parameter's 4 KB.
+        "instance_prices": {
+            name: price for name, price in config.prices.items() if name == endpoint.instance_type
+        },
     }
 
 

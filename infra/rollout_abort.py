@@ -31,6 +31,7 @@ from infra.rollout_parts import (
     ORDINARY_FAILED_ENDS,
     RolloutFunctions,
 )
+from infra.rollout_targets import guardrail_alarm_arns
 from infra.workflow_task import (
     ALARMS_PER_RULE,
     METRICS_NAMESPACE,
@@ -122,9 +123,12 @@ class RolloutAbort(Construct):
             for endpoint in self._config.endpoints
             if endpoint.name in alarms
         ]
+        # The alarms outside the stack that guard the endpoints' rollouts: referenced, never owned.
+        alarm_arns += guardrail_alarm_arns(Stack.of(self), self._config)
         patterns = {
             rule_id: (
-                f"{prefix}: an endpoint's composite alarm in ALARM aborts its running rollout",
+                f"{prefix}: an endpoint's composite alarm or a guardrail alarm in ALARM aborts its running "
+                "rollout",
                 alarm_raised_pattern(arns),
             )
             for rule_id, arns in split_for_rules("AlarmAborts", alarm_arns, ALARMS_PER_RULE).items()

@@ -5,7 +5,8 @@ and the rollout's own), its families' model packages, its endpoints' alarms and 
 deployed model runs as: everything named "<prefix>-..." (e.g. mlrollout-dev-...), so that the policies
 keep one size however many endpoints the environment has. An environment whose name extends another's
 with a hyphen (dev and dev-2) would share these patterns: give environments in one account distinct
-first words.
+first words. The alarms outside the stack that guard its rollouts are named one by one
+(`guardrail_alarm_arns`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Stack
 
+from infra.config import EnvironmentConfig
 from infra.endpoint import execution_role_name
+from lambdas.rollout.guardrails import ALARM_ARN_PATTERN
 
 # lambdas/rollout/aws/endpoint_ops.py names what a rollout creates "<endpoint name[:42]>-<tag>-<digest>".
 ROLLOUT_NAME_PREFIX_MAX = 42
@@ -71,3 +74,23 @@ class RolloutTargets:
     def environment_patterns(self) -> list[str]:
         """The patterns that stand for names of one endpoint each before (cdk-nag asks why)."""
         return [*self.endpoints, *self.alarms, *self.execution_roles]
+
+
+def guardrail_alarm_arns(stack: Stack, config: EnvironmentConfig) -> list[str]:
+    """The ARNs of the alarms outside the stack that guard the environment's rollouts
+    (``rollout.guardrails.alarms``, per endpoint): named ones in the stack's account and region."""
+    arns = set()
+    for endpoint in config.endpoints:
+        for reference in config.rollout_for(endpoint).guardrails.alarms:
+            if ALARM_ARN_PATTERN.match(reference):
+                arns.add(reference)
+                continue
+            arns.add(
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=reference,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            )
+    return sorted(arns)

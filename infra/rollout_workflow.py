@@ -61,7 +61,7 @@ from infra.rollout_parts import (
     RolloutFunctions,
     workflow_timeout,
 )
-from infra.rollout_targets import RolloutTargets
+from infra.rollout_targets import RolloutTargets, guardrail_alarm_arns
 from infra.state_machine import acknowledge_state_machine_role
 from infra.workflow_task import (
     METRICS_NAMESPACE,
@@ -242,6 +242,12 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         self.ledger_table.grant(f.resume.role, "dynamodb:Query")
         self.lock_table.grant(f.resume.role, "dynamodb:UpdateItem")
         self._grant_sagemaker()
+        guardrails = guardrail_alarm_arns(Stack.of(self), self._config)
+        if guardrails:
+            # The guardrail alarms outside the stack: one in ALARM refuses the start, or fails the gates of
+            # a rollout that started as it went to ALARM (before the abort could find the rollout).
+            for function in (f.start, f.gates):
+                function.allow(["cloudwatch:DescribeAlarms"], guardrails)
         self._grant_gates_reads()
         f.judge.allow(["cloudwatch:GetMetricData"], ["*"])
         acknowledge_wildcard_resources(

@@ -2,8 +2,9 @@
 
 Three triggers abort the rollout running on an endpoint, whatever step it is at:
 
-* its composite alarm (``<prefix>-<endpoint>-unhealthy``) going to ALARM (a CloudWatch "Alarm State
-  Change" event);
+* its composite alarm (``<prefix>-<endpoint>-unhealthy``), or one of its guardrail alarms outside the
+  stack (``rollout.guardrails.alarms``: a database, a downstream API), going to ALARM (a CloudWatch
+  "Alarm State Change" event);
 * its kill switch deployed ON (an AppConfig deployment event: the event carries no flag values, so the
   flags are read, and every endpoint whose switch is on is aborted);
 * a person: ``{"endpoint": "churn", "reason": "..."}``;
@@ -183,18 +184,30 @@ def targets_for_operator(
 
 
 def targets_for_alarm(event: AlarmEvent, endpoints: Mapping[str, RolloutEndpoint]) -> list[AbortTarget]:
-    """The endpoint whose abort alarm went to ALARM; nothing for another state."""
+    """The endpoints whose abort alarm or one of whose guardrail alarms (outside the stack) went to
+    ALARM; nothing for another state."""
     detail = event.detail
     if detail.state.value != "ALARM":
         return []
-    named = [name for name, endpoint in endpoints.items() if endpoint.abort_alarm_name == detail.alarm_name]
-    if not named:
-        known = sorted(e.abort_alarm_name for e in endpoints.values() if e.abort_alarm_name)
-        raise InvalidAbortTrigger(
-            f"alarm {detail.alarm_name!r} aborts no endpoint here (abort alarms: {known})"
+    targets = []
+    for name, endpoint in endpoints.items():
+        if endpoint.abort_alarm_name == detail.alarm_name:
+            what = "alarm"
+        elif detail.alarm_name in endpoint.rollout.guardrails.alarm_names:
+            what = "guardrail alarm"
+        else:
+            continue
+        reason = f"{what} {detail.alarm_name} in ALARM: {detail.state.reason}".rstrip(": ")
+        targets.append(AbortTarget(name, reason[:REASON_MAX]))
+    if not targets:
+        known = sorted(
+            {e.abort_alarm_name for e in endpoints.values() if e.abort_alarm_name}
+            | {alarm for e in endpoints.values() for alarm in e.rollout.guardrails.alarm_names}
         )
-    reason = f"alarm {detail.alarm_name} in ALARM: {detail.state.reason}".rstrip(": ")
-    return [AbortTarget(name, reason[:REASON_MAX]) for name in named]
+        raise InvalidAbortTrigger(
+            f"alarm {detail.alarm_name!r} aborts no endpoint here (abort and guardrail alarms: {known})"
+        )
+    return targets
 
 
 def targets_for_flags(flags: FlagSet, endpoints: Mapping[str, RolloutEndpoint]) -> list[AbortTarget]:

@@ -188,6 +188,9 @@ def summarize(entries: Sequence[LedgerEntry]) -> dict[str, str]:
     head["gates"] = _joined(
         f"{p.get('gate')}={p.get('status')}" for p in _of_kind(ordered, EntryKind.GATE_RESULT)
     )
+    cost = _cost_summary(_of_kind(ordered, EntryKind.JUDGE_VERDICT))
+    if cost is not None:
+        head["cost"] = cost
     tail = {
         "verdicts": _joined(
             f"{p.get('challenger_percent')}pct={p.get('verdict')}"
@@ -208,6 +211,21 @@ def _key(name: str) -> str:
 
 def _of_kind(entries: Iterable[LedgerEntry], kind: EntryKind) -> list[dict[str, JsonValue]]:
     return [entry.payload for entry in entries if entry.kind is kind]
+
+
+def _cost_summary(verdicts: list[dict[str, JsonValue]]) -> str | None:
+    """The last cost comparison of the judge's looks, in USD per 1,000 predictions."""
+    for payload in reversed(verdicts):
+        cost = payload.get("cost")
+        if isinstance(cost, dict) and "increase" in cost:
+            increase = float(str(cost["increase"]))
+            return (
+                f"usd_per_1000 challenger={cost.get('challenger_cost_per_1000')} "
+                f"champion={cost.get('champion_cost_per_1000')} increase={increase * 100:+.0f}pct "
+                f"instances={cost.get('challenger_instances')}/{cost.get('champion_instances')} "
+                f"{cost.get('instance_type')}"
+            )
+    return None
 
 
 def _outcome_summary(outcomes: list[dict[str, JsonValue]]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from lambdas.flags import EndpointVariants, Name
 from lambdas.gates import GateSettings
+from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
 from lambdas.shared.business_metric import BusinessMetricName
@@ -68,6 +69,7 @@ class RolloutDefaults(_Strict):
     blue_green: BlueGreenSettings = BlueGreenSettings()
     judge: JudgeSettings = JudgeSettings()
     gates: GateSettings = GateSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
 
 
 class RolloutEndpoint(_Strict):
@@ -82,6 +84,17 @@ class RolloutEndpoint(_Strict):
         default=None, min_length=1, max_length=255, description="its ALARM aborts a running rollout"
     )
     rollout: RolloutDefaults = RolloutDefaults()
+    instance_prices: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="on-demand USD per instance-hour of the types its cost is read on"
+    )
+
+    def cost_basis(self, instance_type: str, champion_instances: int) -> CostBasis:
+        """What the cost guardrail compares on, for the champion's type and count as the rollout starts."""
+        return CostBasis(
+            instance_type=instance_type,
+            champion_instances=champion_instances,
+            price_per_hour=self.instance_prices.get(instance_type),
+        )
 
     @property
     def variants(self) -> VariantNames:

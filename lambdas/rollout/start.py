@@ -152,6 +152,7 @@ def initial_state(
         business_metric=endpoint.business_metric,
         judge=defaults.judge,
         gate_settings=defaults.gates,
+        guardrails=defaults.guardrails,
     )
 
 

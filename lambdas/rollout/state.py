@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.gates import GateSettings
+from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
 from lambdas.shared.business_metric import BusinessMetricName
@@ -91,6 +92,10 @@ class RolloutState(_Frozen):
     business_metric: BusinessMetricName
     judge: JudgeSettings = JudgeSettings()
     gate_settings: GateSettings = GateSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+    cost_basis: CostBasis | None = Field(
+        default=None, description="the champion's instance type, count and price as the rollout started"
+    )
     sequence: int = Field(default=SEQUENCE_START, ge=0, description="the next free ledger sequence")
     step_index: int = Field(default=0, ge=0)
     bakes_done: int = Field(default=0, ge=0, description="judged bakes at the current step")

@@ -315,6 +315,9 @@ class Demo:
         for entry in entries:
             self._decision_of(name, entry)
         challenger = [s for s in self.traffic.since(self._traffic_time(began)) if s.variant == "challenger"]
+        costs = [
+            e.payload["cost"] for e in entries if e.kind is EntryKind.JUDGE_VERDICT and "cost" in e.payload
+        ]
         record = {
             "version": name,
             "execution": execution,
@@ -326,6 +329,8 @@ class Demo:
             "challenger_users": len({s.user for s in challenger}),
             "seconds": round(self.story.at() - began, 1),
             "started": round(began, 1),
+            # The cost guardrail's last figures (lambdas/rollout/guardrails.py), or why there are none.
+            "cost": costs[-1] if costs else {},
             "steps_percent": sorted(
                 {
                     float(e.payload["challenger_percent"])  # type: ignore[arg-type]
@@ -353,6 +358,12 @@ class Demo:
             text = (
                 f"{payload.get('challenger_percent')} %: {payload.get('verdict')} -> {payload.get('action')}"
             )
+            cost = payload.get("cost")
+            if isinstance(cost, dict) and "increase" in cost:
+                text += (
+                    f"; cost per 1,000 predictions ${cost.get('challenger_cost_per_1000')} against "
+                    f"${cost.get('champion_cost_per_1000')} ({float(str(cost['increase'])):+.0%})"
+                )
             self.story.decide(name, "verdict", text, at)
         elif entry.kind is EntryKind.OUTCOME:
             self.story.decide(name, str(payload.get("status")), str(payload.get("reason")), at)

@@ -813,6 +813,37 @@ def test_gates_fail_with_their_reasons_recorded(rollout: Rollout) -> None:
     assert "leaving" in json.dumps(golden.payload["detail"])
 
 
+def test_a_guardrail_alarm_raised_after_the_start_fails_the_gates_before_any_traffic(
+    rollout: Rollout,
+) -> None:
+    rollout.gate_files()
+    cloudwatch = boto3.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="orders-db-cpu-high",
+        Namespace="AWS/RDS",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=90,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="orders-db-cpu-high", StateValue="OK", StateReason="40 % CPU")
+    # What the start returns for an endpoint guarded by the database's alarm, which was OK then.
+    started = rollout.start() | {"guardrails": {"alarms": ["orders-db-cpu-high"]}}
+    # The alarm went to ALARM between the start's read and its record: the abort found no rollout yet.
+    # (With the alarm OK the gates run as ever: tests/functional/test_rollout_guardrails.py.)
+    cloudwatch.set_alarm_state(AlarmName="orders-db-cpu-high", StateValue="ALARM", StateReason="97 % CPU")
+    state = rollout.run("gates", started)
+    assert state["gates"]["passed"] is False
+    assert (
+        state["gates"]["reason"]
+        == "endpoint churn: guardrail alarm(s) in ALARM: orders-db-cpu-high (97 % CPU)"
+    )
+    recorded = rollout.ledger()[int(started["sequence"])]
+    assert (recorded.payload["gate"], recorded.payload["status"]) == ("guardrail_alarms", "failed")
+
+
 def test_drifted_captured_requests_fail_the_drift_gate(rollout: Rollout) -> None:
     rollout.gate_files()
     # A categorical value beside the numeric feature is ignored; the tenure has moved far out.

@@ -830,7 +830,9 @@ def test_endpoints_variable_names_what_each_endpoint_rolls_out_with(dev: Synthes
     assert entry["challenger"] == (None if endpoint.shadow else endpoint.variants.challenger)
     assert entry["model_package_group"] == f"{config.prefix}-{endpoint.model_family}"
     assert entry["execution_role_arn"] == f"<{role}.Arn>"
-    assert entry["rollout"] == config.rollout.model_dump(mode="json")
+    # The stack's JSON leaves nulls out (an unset cost tolerance): the functions read the same default.
+    assert entry["rollout"] == config.rollout.model_dump(mode="json", exclude_none=True)
+    assert entry["instance_prices"] == {endpoint.instance_type: config.prices[endpoint.instance_type]}
     assert entry["business_metric"] == {
         "namespace": endpoint.business_metric.namespace,
         "name": endpoint.business_metric.name,

@@ -1,7 +1,7 @@
 """`make demo`'s story as a test: the local environment's stack on the local cloud, every act checked.
 
 One run (about 3 minutes on 2 cores): v1 serves simulated users through the router; v2 is gated and
-promoted step by step by the judge; the slow v3 is rolled back by the judge at its first step; the kill
+promoted step by step by the judge; the slow v3 is rolled back for its cost at its first step; the kill
 switch sends every user back to the champion within the router's flags cache and the abort rule rolls v4
 back. `localcloud.demo.rollout` itself raises when an act ends otherwise; this test checks the evidence.
 """
@@ -9,6 +9,7 @@ back. `localcloud.demo.rollout` itself raises when an act ends otherwise; this t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,15 +54,30 @@ def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[Story, Path]) -> 
     assert sorted(gates) == ["golden_inputs: passed", "input_drift: passed", "metric_thresholds: passed"]
 
 
-def test_slow_v3_is_rolled_back_by_the_judge_at_its_first_step(
+def test_slow_v3_is_rolled_back_for_its_cost_at_its_first_step_with_the_figures(
     story: tuple[Story, Path],
 ) -> None:
     told, _ = story
     v2, v3 = rollout(told, "v2"), rollout(told, "v3")
-    first_step = float(load_config("local").rollout.traffic_steps[0])
+    config = load_config("local")
+    first_step = float(config.rollout.traffic_steps[0])
+    tolerance = config.rollout.guardrails.max_cost_increase
+    assert tolerance is not None
     assert v3["outcome"] == "rolled_back"
-    assert str(v3["reason"]).startswith("judge: latency")
+    # The cost guardrail needs the latency samples only, the judge's latency its windows too: cost first.
+    assert str(v3["reason"]).startswith("cost: the challenger would cost $")
     assert v3["steps_percent"] == [first_step]
+    cost: Any = v3["cost"]
+    assert cost["over_tolerance"] is True
+    assert cost["increase"] > tolerance
+    # As accurate, far slower: the instances it would need at the champion's load follow its latency.
+    ratio = cost["challenger_latency_ms"] / cost["champion_latency_ms"]
+    assert ratio > 1 + tolerance
+    assert cost["challenger_instances"] == pytest.approx(ratio * cost["champion_instances"], rel=1e-2)
+    assert cost["challenger_cost_per_1000"] > cost["champion_cost_per_1000"] * (1 + tolerance)
+    # v2, as fast as v1, is within the tolerance at its last look.
+    v2_cost: Any = v2["cost"]
+    assert v2_cost["over_tolerance"] is False
     # The blast radius: what v3's users saw of it, smaller than what a good version serves to be promoted.
     assert 0 < int(str(v3["challenger_requests"])) < int(str(v2["challenger_requests"]))
 
@@ -87,5 +103,7 @@ def test_report_has_the_plots_and_every_decision(story: tuple[Story, Path]) -> N
     assert page.count("data:image/png;base64,") >= 3
     for version in ("v2", "v3", "v4"):
         assert version in page
-    assert "judge: latency" in page
+    # v3's outcome, and each verdict's cost figures.
+    assert "cost: the challenger would cost $" in page
+    assert "cost per 1,000 predictions $" in page
     assert lambda_log_path(report).stat().st_size > 0

@@ -56,6 +56,15 @@ class RolloutServices:
     generations: LockGenerations | None = None
     """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
     ledger_store: DynamoDBLedgerStore | None = None
+    alarms: CloudWatchClient | None = None
+    """Reads the guardrail alarms' states (CloudWatch); needed where an endpoint has guardrail alarms."""
+
+    def guardrail_alarms(self) -> CloudWatchClient:
+        if self.alarms is None:
+            raise RuntimeError(
+                "the rollout's services read no alarms, and this endpoint has guardrail alarms"
+            )
+        return self.alarms
 
     def now(self) -> int:
         return int(self.clock())
@@ -119,6 +128,7 @@ def build_services(
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
+    cloudwatch = cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)
     ledger_store = DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)
     return RolloutServices(
         settings=settings,
@@ -126,12 +136,13 @@ def build_services(
         sagemaker=sagemaker or cast("SageMakerControl", boto3.client("sagemaker", config=CLIENT_CONFIG)),
         lock=EndpointLock(DynamoDBLockTable(client=dynamodb, table_name=settings.lock_table), clock=clock),
         ledger=Ledger(ledger_store),
-        windows=CloudWatchWindowReader(client=cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)),
+        windows=CloudWatchWindowReader(client=cloudwatch),
         sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
         s3=s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG)),
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,
+        alarms=cloudwatch,
     )
 
 

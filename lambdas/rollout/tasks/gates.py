@@ -12,6 +12,7 @@ The champion's metrics come the same way from the package its model was created 
 champion was not created from a package). Captured requests are the newest data-capture files of the
 champion variant under the live endpoint config's capture destination; the numeric values of the
 baseline's features are taken from each captured ``{"instances": [{feature: value, ...}]}`` request.
+Before them, the guardrail alarms are read again: one in ALARM fails the gates (``guardrail_alarms``).
 Every gate's result is recorded; ``gates.passed`` says whether the rollout may go on. Finding and reading
 these inputs is shared with the drift monitor (``lambdas/gates/aws/inputs.py``).
 """
@@ -36,6 +37,7 @@ from lambdas.gates.aws.inputs import (
     gates_folder_of_package,
     read_gate_json,
 )
+from lambdas.rollout.aws.guardrail_alarms import GuardrailAlarmsInAlarm, check_guardrail_alarms
 from lambdas.rollout.aws.wiring import RolloutServices
 from lambdas.rollout.ledger import EntryKind, gate_payload
 from lambdas.rollout.state import GatesStatus, RolloutState
@@ -43,8 +45,17 @@ from lambdas.rollout.state import GatesStatus, RolloutState
 logger = Logger()
 
 
+GUARDRAIL_GATE = "guardrail_alarms"
+
+
 def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
     services.hold_lock(state)
+    raised = _guardrail_alarm_raised(state, services)
+    if raised is not None:
+        state = services.record(
+            state, EntryKind.GATE_RESULT, gate_payload(GUARDRAIL_GATE, "failed", {"reason": raised})
+        )
+        return state.model_copy(update={"gates": GatesStatus(passed=False, reason=raised)})
     sagemaker, s3 = services.sagemaker, services.s3
     candidate = gates_folder_of_package(
         sagemaker.describe_model_package(ModelPackageName=state.request.model_package_arn)
@@ -67,6 +78,19 @@ def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
             state, EntryKind.GATE_RESULT, gate_payload(result.gate.value, result.status.value, detail)
         )
     return state.model_copy(update={"gates": GatesStatus(passed=report.passed, reason=report.reason)})
+
+
+def _guardrail_alarm_raised(state: RolloutState, services: RolloutServices) -> str | None:
+    """Why the rollout must not reach traffic: a guardrail alarm that went to ALARM after the start read it
+    and before the start was recorded, when the abort could not find the rollout yet."""
+    names = state.guardrails.alarm_names
+    if not names:
+        return None
+    try:
+        check_guardrail_alarms(services.guardrail_alarms(), names, endpoint=state.endpoint)
+    except GuardrailAlarmsInAlarm as raised:
+        return str(raised)
+    return None
 
 
 def _champion_metrics(state: RolloutState, services: RolloutServices) -> dict[str, float] | None:

@@ -1,5 +1,9 @@
 """Judge the rollout after a look: the windows `lambdas.rollout.decision` says it sees, the judge's verdict
-and the next action, recorded in the ledger."""
+and the next action, recorded in the ledger.
+
+The cost guardrail (``lambdas.rollout.guardrails``) looks at the same windows: its figures go into the
+verdict's entry, and a challenger over the endpoint's ``max_cost_increase`` is rolled back for cost,
+whatever the judge said (its verdict stays in the entry)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from aws_lambda_powertools import Logger
 from lambdas.rollout.aws.metrics_reader import WindowQuery
 from lambdas.rollout.aws.wiring import RolloutServices
 from lambdas.rollout.decision import Look, LookDecision, decide_look, evidence_range
-from lambdas.rollout.judge import Metric, Verdict
+from lambdas.rollout.guardrails import CostFromWindows, cost_over_windows
+from lambdas.rollout.judge import Metric, RolloutWindows, Verdict
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
 from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
@@ -27,15 +32,18 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         state = state.model_copy(update={"sequence": state.sequence + 1})
     else:
         look = _look(state, services)
-        decision = decide_look(
-            state.request, state.judge, look, services.windows.windows(_query(state, look))
-        )
-        step = _outcome(state, decision)
+        windows = services.windows.windows(_query(state, look))
+        decision = decide_look(state.request, state.judge, look, windows)
+        cost = _cost(state, windows)
+        step = _with_cost(_outcome(state, decision), cost)
         logger.info(
             "judged",
             extra={"verdict": decision.result.verdict.value, "action": step.action, "reason": step.reason},
         )
-        state = services.record(state, EntryKind.JUDGE_VERDICT, verdict_payload(step, decision.result))
+        payload = verdict_payload(step, decision.result)
+        if cost is not None:
+            payload["cost"] = cost.record()
+        state = services.record(state, EntryKind.JUDGE_VERDICT, payload)
     if step.action is not StepAction.BAKE:
         served = traffic_payload(
             step.step_index, step.challenger_percent, step.champion_requests, step.challenger_requests
@@ -100,6 +108,31 @@ def _query(state: RolloutState, look: Look) -> WindowQuery:
         if Metric.LATENCY in state.judge.metrics
         else "average",
     )
+
+
+def _cost(state: RolloutState, windows: RolloutWindows) -> CostFromWindows | None:
+    """The cost comparison over the rollout's windows; None where nothing can be priced (serverless)."""
+    if state.cost_basis is None:
+        return None
+    return cost_over_windows(
+        windows,
+        basis=state.cost_basis,
+        max_increase=state.guardrails.max_cost_increase,
+        min_latency_samples=state.judge.min_latency_samples,
+    )
+
+
+def _with_cost(step: StepOutcome, cost: CostFromWindows | None) -> StepOutcome:
+    """The step rolled back for cost when the challenger is over its tolerance: whatever the judge said (a
+    rollback of its own keeps its reason after the cost's). The cost needs only the latency samples, the
+    judge's latency its windows as well: a slow challenger is rolled back for cost no later than for
+    latency."""
+    if cost is None or cost.comparison is None or not cost.comparison.over_tolerance:
+        return step
+    reason = cost.comparison.reason()
+    if step.action is StepAction.ROLLBACK:
+        reason = f"{reason}; and {step.reason}"
+    return step.model_copy(update={"action": StepAction.ROLLBACK, "reason": reason})
 
 
 def _outcome(state: RolloutState, decision: LookDecision) -> StepOutcome:

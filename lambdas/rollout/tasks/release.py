@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.rollout.aws.guardrail_alarms import GuardrailAlarmsInAlarm
 from lambdas.rollout.aws.wiring import RolloutServices
 from lambdas.rollout.start import (
     InvalidWorkflowInput,
@@ -76,6 +77,15 @@ class NotStarted(BaseModel):
     error: TaskError
 
 
+GUARDRAIL_REFUSAL = GuardrailAlarmsInAlarm.__name__
+
+
+def _not_started_action(error: TaskError) -> str:
+    if error.error == GUARDRAIL_REFUSAL:
+        return "the package stays approved: start its rollout again once the guardrail alarm is OK"
+    return "the package stays approved: start its rollout again once the endpoint is free"
+
+
 def not_started(failed: NotStarted, services: RolloutServices) -> None:
     """A rollout that did not start is refused with a notification, never queued: the approval stays in
     the registry, and a person starts it again once the endpoint is free (a queued candidate would be
@@ -100,7 +110,7 @@ def not_started(failed: NotStarted, services: RolloutServices) -> None:
         "model_package_arn": package,
         "rollout_id": rollout_id,
         "reason": reason,
-        "action": "the package stays approved: start its rollout again once the endpoint is free",
+        "action": _not_started_action(failed.error),
     }
     services.sns.publish(
         TopicArn=services.settings.topic_arn,
