@@ -195,6 +195,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
                 workflow="rollout workflow",
                 prefix=self._config.prefix,
                 environment=environment,
+                log_key=self._registry.key,
                 timeout=timeout,
                 memory_size=memory_size,
             )

@@ -214,7 +214,7 @@ def test_the_golden_gate_runs_the_deployed_candidate_and_rolls_back_one_that_ans
     ledger = cloud.ledger(arn)
     [golden] = [e.payload for e in ledger if e.payload.get("gate") == "golden_inputs"]
     assert golden["status"] == "failed"
-    failed = golden["detail"]["failed_cases"]
+    failed = cast("dict[str, Any]", golden["detail"])["failed_cases"]
     assert failed
     rejected = cloud.package(package)
     assert rejected["ModelApprovalStatus"] == "Rejected"
@@ -233,7 +233,8 @@ def test_the_golden_gate_passes_a_deployed_candidate_that_reproduces_its_cases(c
     assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
     [golden] = [e.payload for e in cloud.ledger(arn) if e.payload.get("gate") == "golden_inputs"]
     assert golden["status"] == "passed"
-    assert all(case["actual_probabilities"] for case in golden["detail"]["cases"])
+    cases = cast("dict[str, Any]", golden["detail"])["cases"]
+    assert cases and all(case["actual_probabilities"] for case in cases)
 
 
 class AccessDeniedException(CloudWatchException):
