@@ -71,7 +71,8 @@ ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
 # 300 emulated seconds per real second: a 10-minute bake takes 2 s; the lock's 2-hour lease 24 s, far
 # longer than the few seconds between two steps renewing it.
 CLOCK_RATE = 300.0
-EXECUTION_DEADLINE_SECONDS = 60.0
+# A rollout's gates start a real inference server for its candidate: seconds more on a busy machine.
+EXECUTION_DEADLINE_SECONDS = 180.0
 POLL_SECONDS = 0.1
 # Metrics are written from a minute before the execution starts to this many emulated minutes after it:
 # longer than any execution here lasts on the accelerated clock.
