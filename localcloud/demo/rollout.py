@@ -42,7 +42,9 @@ from localcloud.demo.story import (
 from localcloud.demo.traffic import Traffic
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
-ROLLOUT_DEADLINE_SECONDS = 240.0
+# A rollout deploys its candidate, starts its inference server and asks it the golden cases before any
+# traffic step: on a busy 2-core machine that and the bakes take minutes.
+ROLLOUT_DEADLINE_SECONDS = 360.0
 KILL_SWITCH_DEADLINE_SECONDS = 120.0
 # Requests the challenger serves in the kill-switch act before the switch is pulled.
 KILL_SWITCH_AFTER_REQUESTS = 20
