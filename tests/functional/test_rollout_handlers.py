@@ -382,6 +382,25 @@ def test_blue_green_deploys_the_promote_config_under_guardrails_and_promotion_se
     assert rollout.package_status()["CustomerMetadataProperties"]["rollout.outcome"] == "promoted"
 
 
+def test_shadow_asks_the_candidate_at_zero_percent_then_deploys_it_as_the_shadow_and_rolls_back_cleanly(
+    rollout: Rollout,
+) -> None:
+    state = rollout.run("check_deployment", rollout.run("deploy", rollout.start(strategy="shadow")))
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    (gated,) = rollout.sagemaker.updates
+    assert gated["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "gate")
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", model)]
+    state["gates"] = {"passed": True, "reason": "all gates passed"}
+    state = rollout.run("check_deployment", rollout.run("deploy", state))
+    _, shadowed = rollout.sagemaker.updates
+    assert shadowed["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "deploy")
+    config = rollout.sagemaker.describe_endpoint_config(EndpointConfigName=shadowed["EndpointConfigName"])
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["champion"]
+    state = rollout.finish("rollback", rollout.run("set_traffic", state))
+    assert state["outcome"] == "rolled_back"
+    assert {m for _, m in rollout.sagemaker.running_models()} == {"churn-v1"}
+
+
 def test_deploy_after_failed_gates_is_refused_and_sends_nothing(
     rollout: Rollout,
 ) -> None:
