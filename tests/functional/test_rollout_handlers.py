@@ -865,14 +865,6 @@ def test_the_golden_gate_fails_a_deployed_candidate_that_answers_otherwise_namin
     assert "expected [" in state["gates"]["reason"]
 
 
-def test_gates_fail_with_their_reasons_recorded(rollout: Rollout, served: None) -> None:
-    rollout.gate_files(metrics={"accuracy": 0.55, "auc": 0.95})
-    state = rollout.gated()
-    assert state["gates"]["passed"] is False
-    assert "metric_thresholds" in state["gates"]["reason"]
-    assert gate_statuses(rollout)["metric_thresholds"] == "failed"
-
-
 def test_a_golden_case_the_candidate_refuses_fails_the_gate_with_the_endpoints_answer(
     rollout: Rollout, served: None
 ) -> None:
