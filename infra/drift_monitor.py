@@ -125,6 +125,7 @@ class DriftMonitor(Construct):
             description=f"{prefix}: drift monitor of the champions' captured inputs",
             environment=self._environment(),
             timeout=TIMEOUT,
+            log_key=registry.key,
             memory_size=MEMORY_MB,
         )
         self._grant()

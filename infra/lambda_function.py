@@ -14,6 +14,7 @@ from typing import cast
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
@@ -62,7 +63,8 @@ def lambdas_asset() -> lambda_.Code:
 
 
 class ProjectFunction(Construct):
-    """One function: its own role (nothing granted but its log group and X-Ray) and its own log group."""
+    """One function: its own role (nothing granted but its log group and X-Ray) and its own log group,
+    encrypted with `log_key` (requests, and so their values, can reach the logs)."""
 
     def __init__(
         self,
@@ -73,10 +75,11 @@ class ProjectFunction(Construct):
         description: str,
         environment: Mapping[str, str],
         timeout: Duration,
+        log_key: kms.IKey,
         memory_size: int = 256,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "LogGroup", retention=LOG_RETENTION)
+        self.log_group = logs.LogGroup(self, "LogGroup", retention=LOG_RETENTION, encryption_key=log_key)
         # An explicit role: the default one carries AWSLambdaBasicExecutionRole (writes to every log group).
         self.role = iam.Role(
             self,

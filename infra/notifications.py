@@ -51,17 +51,8 @@ class Notifications(Construct):
                 conditions=from_own_alarms,
             )
         )
-        # SNS documents the bare service principal for EventBridge delivery to an encrypted topic (source
-        # conditions are not carried on that KMS request); which rules may publish is the topic policy's job.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowEventBridgeToPublish",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=PUBLISH_KEY_ACTIONS,
-                resources=["*"],
-            )
-        )
-
+        # No EventBridge rule targets the topic (the workflows publish through their functions and
+        # Step Functions' SNS integration, as their roles): events.amazonaws.com gets no grant on the key.
         self.topic = sns.Topic(
             self,
             "Topic",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
@@ -10,7 +11,8 @@ from constructs import Construct
 
 
 class ModelRegistry(Construct):
-    """Artifacts, data manifests and captured requests live in one KMS-encrypted, TLS-only bucket."""
+    """Artifacts, data manifests and captured requests live in one KMS-encrypted, TLS-only bucket; its key
+    (the environment's) also encrypts the functions' log groups."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, prefix: str, model_families: list[str]
@@ -23,6 +25,27 @@ class ModelRegistry(Construct):
             description=f"{prefix}: model artifacts, data manifests and captured requests",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The functions' log groups are encrypted with this key too (requests can reach the logs):
+        # CloudWatch Logs may use it for this account's log groups only.
+        stack = Stack.of(self)
+        log_groups = stack.format_arn(
+            service="logs", resource="log-group", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],  # in a key policy "*" means this key only
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+            )
         )
         # Server access logs cannot go to a KMS-encrypted bucket; S3-managed keys are the documented choice.
         self.access_log_bucket = s3.Bucket(

@@ -236,6 +236,7 @@ class RetrainingWorkflow(Construct):
                 workflow="retraining workflow",
                 prefix=self._config.prefix,
                 environment=self._environment(),
+                log_key=self._registry.key,
             )
 
         return RetrainingFunctions(
@@ -516,6 +517,7 @@ class RetrainingWorkflow(Construct):
                 "POWERTOOLS_SERVICE_NAME": service,
             },
             timeout=Duration.minutes(1),
+            log_key=self._registry.key,
             memory_size=256,
         )
         role = function.role

@@ -24,6 +24,7 @@ from infra.feature_flags import FeatureFlags
 from infra.lambda_function import ProjectFunction
 from infra.nag import acknowledge_wildcard_resources
 from infra.notifications import Notifications, failure_alarm
+from infra.registry import ModelRegistry
 from infra.rollout_parts import (
     ABORT_MODULE,
     ABORTING_STATUSES,
@@ -59,6 +60,7 @@ class RolloutAbort(Construct):
     lock_table: dynamodb.Table
     ledger_table: dynamodb.Table
     _notifications: Notifications
+    _registry: ModelRegistry
 
     # --- Abort ------------------------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class RolloutAbort(Construct):
                 "APPCONFIG_PROFILE": flags.profile_name,
             },
             timeout=Duration.minutes(1),
+            log_key=self._registry.key,
             memory_size=256,
         )
         role = function.role

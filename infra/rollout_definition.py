@@ -326,24 +326,35 @@ class RolloutDefinition(Construct):
             result_path="$.error",
         )
 
-        gates = self._task("Run pre-traffic gates", self.functions.gates)
         deploy = self._task("Deploy the challenger at 0 %", self.functions.deploy)
         check = self._task("Is the deployment done?", self.functions.check_deployment)
+        gates = self._task("Run pre-traffic gates", self.functions.gates)
+        # shadow and blue_green: the gates asked the candidate at 0 %; now it is deployed their way.
+        deploy_for_strategy = self._task("Deploy the challenger for its strategy", self.functions.deploy)
         shift = self._task("Shift traffic to the next step", self.functions.set_traffic)
         judge = self._task("Ask the judge", self.functions.judge)
-        for task in (gates, deploy, check, shift, judge):
+        for task in (deploy, check, gates, deploy_for_strategy, shift, judge):
             task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
 
         wait_for_endpoint = sfn.Wait(self, "Wait for the endpoint", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         bake = sfn.Wait(self, "Bake", time=sfn.WaitTime.seconds_path("$.bake_seconds"))
         wait_for_endpoint.next(check)
+        deploy.next(wait_for_endpoint)
+        deploy_for_strategy.next(wait_for_endpoint)
         shift.next(bake)
         bake.next(judge)
         in_service = sfn.Condition.string_equals("$.deployment.status", "in_service")
+        gates_ran = sfn.Condition.and_(
+            sfn.Condition.is_present("$.gates"), sfn.Condition.is_not_null("$.gates")
+        )
         # blue_green: SageMaker's guardrails have shifted all traffic and baked by then; nothing to step.
         guarded = sfn.Condition.string_equals("$.request.strategy", "blue_green")
+        deployed_after_the_gates = sfn.Condition.or_(
+            guarded, sfn.Condition.string_equals("$.request.strategy", "shadow")
+        )
         check.next(
             sfn.Choice(self, "Is the endpoint in service?")
+            .when(sfn.Condition.and_(in_service, sfn.Condition.not_(gates_ran)), gates)
             .when(sfn.Condition.and_(in_service, guarded), promote)
             .when(in_service, shift)
             .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
@@ -356,13 +367,15 @@ class RolloutDefinition(Construct):
             .when(sfn.Condition.string_equals("$.decision.action", "promote"), promote)
             .otherwise(rollback)
         )
-        gates_passed = (
+        # Gates that fail roll back: the candidate, at 0 % in the challenger slot, is removed and rejected.
+        gates.next(
             sfn.Choice(self, "Did the gates pass?")
-            .when(sfn.Condition.boolean_equals("$.gates.passed", True), deploy.next(wait_for_endpoint))
-            .otherwise(rollback)
+            .when(sfn.Condition.boolean_equals("$.gates.passed", False), rollback)
+            .when(deployed_after_the_gates, deploy_for_strategy)
+            .otherwise(shift)
         )
         resume = self._resume(rollback)
-        name_rollout.next(take_lock).next(gates).next(gates_passed)
+        name_rollout.next(take_lock).next(deploy)
         # The abort function starts the machine with {"abort": ...} to roll a stopped rollout back.
         return (
             sfn.Choice(self, "Abort or new rollout?")

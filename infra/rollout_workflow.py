@@ -2,8 +2,10 @@
 
 Each handler receives the whole state and returns the whole state (tasks are `payload_response_only`;
 the start task gets the execution's input with `execution_id` merged in), so the Choice states read what
-the last handler decided: `gates.passed`, `deployment.status` (with `request.strategy`: blue/green goes
-from in service to promote), `decision.action`, and the Wait reads `bake_seconds`. A failed start (the
+the last handler decided: `deployment.status` (in service and no `gates` yet: the candidate is deployed at
+0 %, the gates ask it), `gates.passed` (with `request.strategy`: shadow and blue/green deploy their own
+way once the gates passed), `deployment.status` again (blue/green goes from in service to promote),
+`decision.action`, and the Wait reads `bake_seconds`. A failed start (the
 lock is held elsewhere, or the input is refused) ends the execution at once: nothing was deployed.
 
 Every task retries the transient errors with backoff; every task after the start catches everything else
@@ -195,6 +197,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
                 workflow="rollout workflow",
                 prefix=self._config.prefix,
                 environment=environment,
+                log_key=self._registry.key,
                 timeout=timeout,
                 memory_size=memory_size,
             )
@@ -311,6 +314,8 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             self._allow(function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], targets.endpoints)
         # The gates read the champion's model to find its package; deploy creates the candidate's model.
         self._allow(f.gates, ["sagemaker:DescribeModel"], targets.models)
+        # The golden inputs go to the deployed candidate's variant (TargetVariant) before any traffic.
+        self._allow(f.gates, ["sagemaker:InvokeEndpoint"], targets.endpoints)
         acknowledge_wildcard_resources(
             f.gates.role,
             targets.models,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -20,6 +20,7 @@ from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -33,7 +34,8 @@ from infra.nag import acknowledge_wildcard_resources
 
 METRICS_NAMESPACE = "mlrollout"
 INFERENCE_TTL_DAYS = 30
-FLAGS_TTL_SECONDS = 30
+# AppConfigData's minimum poll interval: a kill switch reaches every router within it once deployed.
+FLAGS_TTL_SECONDS = 15
 WEIGHTS_TTL_SECONDS = 30
 # API Gateway ends an HTTP API integration after 30 s, so a longer router would answer nobody.
 ROUTER_TIMEOUT = Duration.seconds(30)
@@ -76,7 +78,13 @@ class _AccessLogSettings:
 
 class ServingApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, flags: FeatureFlags
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        flags: FeatureFlags,
+        log_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self.table = self._table()
@@ -103,6 +111,7 @@ class ServingApi(Construct):
                 "WEIGHTS_TTL_SECONDS": str(WEIGHTS_TTL_SECONDS),
             },
             timeout=ROUTER_TIMEOUT,
+            log_key=log_key,
             memory_size=512,
         )
         feedback = ProjectFunction(
@@ -112,6 +121,7 @@ class ServingApi(Construct):
             description=f"{config.prefix}: records the outcome of an inference and its business metric",
             environment={**shared, "POWERTOOLS_SERVICE_NAME": "feedback"},
             timeout=Duration.seconds(10),
+            log_key=log_key,
         )
         validator = ProjectFunction(
             self,
@@ -120,6 +130,7 @@ class ServingApi(Construct):
             description=f"{config.prefix}: rejects a flag document the router could not use",
             environment={**catalog, "POWERTOOLS_SERVICE_NAME": "flag-validator"},
             timeout=Duration.seconds(10),
+            log_key=log_key,
         )
         for function in (router, feedback, validator):
             grant_read_endpoint_settings(function.role, config.prefix)
@@ -215,8 +226,18 @@ class ServingApi(Construct):
                 type=validator.type.value, content=validator.content
             )
         ]
-        # AppConfig invokes the validator when a deployment starts: the permission must exist by then.
+        # AppConfig invokes the validator when a deployment starts: the permission must exist by then. Only
+        # this account's AppConfig, for this application (its profile's ARN lies under the application's).
         permission = function.permissions_node.find_child("AppConfigPermission")
+        assert isinstance(permission, lambda_.CfnPermission)
+        stack = Stack.of(self)
+        permission.source_account = stack.account
+        permission.source_arn = stack.format_arn(
+            service="appconfig",
+            resource="application",
+            resource_name=f"{flags.application_id}*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
         for child in flags.profile.node.children:
             if isinstance(child, appconfig.CfnDeployment | appconfig.CfnHostedConfigurationVersion):
                 child.node.add_dependency(permission)

@@ -67,7 +67,9 @@ class PlatformStack(Stack):
         self.endpoint_alarms = {n: a for f in self.families.values() for n, a in f.endpoint_alarms.items()}
         self.endpoints = {n: e for f in self.families.values() for n, e in f.endpoints.items()}
         self.feature_flags = FeatureFlags(self, "FeatureFlags", config=config)
-        self.serving = ServingApi(self, "Serving", config=config, flags=self.feature_flags)
+        self.serving = ServingApi(
+            self, "Serving", config=config, flags=self.feature_flags, log_key=self.registry.key
+        )
         self.feature_flags.monitor([self.serving.server_error_alarm])
         self.serving.server_error_alarm.add_alarm_action(
             cloudwatch_actions.SnsAction(self.notifications.topic)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -84,6 +85,7 @@ class WorkflowFunction(ProjectFunction):
         workflow: str,
         prefix: str,
         environment: Mapping[str, str],
+        log_key: kms.IKey,
         timeout: Duration | None = None,
         memory_size: int = 256,
     ) -> None:
@@ -97,6 +99,7 @@ class WorkflowFunction(ProjectFunction):
             description=f"{prefix}: {service} step of the {workflow}",
             environment={**environment, "POWERTOOLS_SERVICE_NAME": service},
             timeout=timeout or Duration.minutes(1),
+            log_key=log_key,
             memory_size=memory_size,
         )
         self.module = module

@@ -14,7 +14,8 @@ the gates Lambda looks for them (``lambdas/handlers/rollout_gates.py``):
                              inference server's own code (``trained_model``: the model loaded by
                              ``load_model``, the cases sent as a JSON ``{"instances": [...]}`` body
                              through ``parse_records`` and ``predict``, as ``containers.inference.server``
-                             does), so it is what the endpoint will answer.
+                             does): the evaluation's record. The rollout's golden gate does not read it:
+                             it sends the cases to the deployed candidate and judges its answers.
 * ``metrics.json``        -- the held-out metrics ``metadata.json`` registered at training.
 * ``baseline.json``       -- the training baseline (``TrainingBaseline.from_columns``: per feature at
                              most ``BASELINE_MAX_VALUES`` evenly spaced order statistics of the training

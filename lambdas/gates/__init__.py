@@ -4,8 +4,10 @@ Three gates run before the challenger sees a single request, and every one of th
 reports, so the evidence shows all that is wrong with a candidate, not only the first thing:
 
 * golden inputs      -- fixed inputs stored with the model package, with the outputs they must give;
-                        the challenger must return every expected label exactly and every expected
-                        class probability within ``golden_tolerance``.
+                        the deployed challenger (asked by the rollout before it takes any traffic)
+                        must return every expected label exactly and every expected class
+                        probability within ``golden_tolerance``; a case it gives no prediction for
+                        (``Unanswered``: a refused input, a failing container) fails.
 * metric thresholds  -- the candidate's registered held-out metrics (accuracy, precision, recall, F1,
                         AUC) against absolute minimums, and against the champion's registered metrics:
                         none may drop by more than ``max_relative_drop`` relative to the champion's.
@@ -41,11 +43,13 @@ from lambdas.gates.drift import (
     drift_gate,
 )
 from lambdas.gates.golden import (
+    CandidateAnswer,
     GoldenCase,
     GoldenCaseResult,
     GoldenGateResult,
     GoldenSet,
     Prediction,
+    Unanswered,
     golden_gate,
 )
 from lambdas.gates.metrics import MetricCheck, MetricGateResult, metric_gate
@@ -70,6 +74,7 @@ __all__ = [
     "BASELINE_MAX_VALUES",
     "CLASSIFICATION_METRICS",
     "EXACT_KS_MAX_CELLS",
+    "CandidateAnswer",
     "CapturedFeatures",
     "ClassificationMetric",
     "DriftGateResult",
@@ -87,6 +92,7 @@ __all__ = [
     "MetricGateResult",
     "Prediction",
     "TrainingBaseline",
+    "Unanswered",
     "drift_gate",
     "evaluate_gates",
     "golden_gate",

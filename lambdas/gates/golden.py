@@ -9,7 +9,15 @@ from pydantic import Field, FiniteFloat, StrictInt, StrictStr, field_validator
 
 from lambdas.gates.settings import FrozenModel, GateName, GateResult, GateSettings, GateStatus
 
-__all__ = ["GoldenCase", "GoldenCaseResult", "GoldenGateResult", "GoldenSet", "Prediction", "golden_gate"]
+__all__ = [
+    "GoldenCase",
+    "GoldenCaseResult",
+    "GoldenGateResult",
+    "GoldenSet",
+    "Prediction",
+    "Unanswered",
+    "golden_gate",
+]
 
 # -- golden inputs -----------------------------------------------------------------------------------
 
@@ -57,11 +65,22 @@ class Prediction(FrozenModel):
     probabilities: tuple[FiniteFloat, ...] | None = None
 
 
+class Unanswered(FrozenModel):
+    """The challenger gave no prediction for one golden case: it refused the input or failed."""
+
+    error: str = Field(min_length=1, description="What the endpoint answered instead of a prediction.")
+
+
+CandidateAnswer = Prediction | Unanswered
+
+
 class GoldenCaseResult(FrozenModel):
     case_id: str
     passed: bool
     expected_label: Label
-    actual_label: Label
+    actual_label: Label | None = Field(description="None when the challenger gave no prediction.")
+    expected_probabilities: tuple[float, ...] | None = None
+    actual_probabilities: tuple[float, ...] | None = None
     max_probability_error: float | None = Field(
         description="Largest absolute probability difference; None when probabilities were not compared."
     )
@@ -76,7 +95,7 @@ class GoldenGateResult(GateResult):
 
 
 def golden_gate(
-    golden: GoldenSet, outputs: Mapping[str, Prediction], settings: GateSettings
+    golden: GoldenSet, outputs: Mapping[str, CandidateAnswer], settings: GateSettings
 ) -> GoldenGateResult:
     """Check the challenger's outputs (keyed by case_id) against the golden cases.
 
@@ -114,7 +133,7 @@ def golden_gate(
     )
 
 
-def _check_outputs_match_cases(golden: GoldenSet, outputs: Mapping[str, Prediction]) -> None:
+def _check_outputs_match_cases(golden: GoldenSet, outputs: Mapping[str, CandidateAnswer]) -> None:
     expected = {case.case_id for case in golden.cases}
     missing = sorted(expected - set(outputs))
     unknown = sorted(set(outputs) - expected)
@@ -124,14 +143,24 @@ def _check_outputs_match_cases(golden: GoldenSet, outputs: Mapping[str, Predicti
         )
 
 
-def _check_golden_case(case: GoldenCase, output: Prediction, tolerance: float) -> GoldenCaseResult:
+def _check_golden_case(case: GoldenCase, output: CandidateAnswer, tolerance: float) -> GoldenCaseResult:
+    expected = case.expected_probabilities
+    if isinstance(output, Unanswered):
+        return GoldenCaseResult(
+            case_id=case.case_id,
+            passed=False,
+            expected_label=case.expected_label,
+            actual_label=None,
+            expected_probabilities=expected,
+            max_probability_error=None,
+            reason=f"no prediction: {output.error}",
+        )
     problems: list[str] = []
     if output.label != case.expected_label:
         problems.append(f"label {output.label!r}, expected {case.expected_label!r}")
     error: float | None = None
-    expected = case.expected_probabilities
+    actual = output.probabilities
     if expected is not None:
-        actual = output.probabilities
         if actual is None:
             problems.append("no probabilities returned")
         elif len(actual) != len(expected):
@@ -139,12 +168,21 @@ def _check_golden_case(case: GoldenCase, output: Prediction, tolerance: float) -
         else:
             error = max(abs(a - e) for a, e in zip(actual, expected, strict=True))
             if error > tolerance:
-                problems.append(f"probabilities differ by up to {error:.3g} > tolerance {tolerance:g}")
+                problems.append(
+                    f"probabilities {_rounded(actual)}, expected {_rounded(expected)}: they differ by up "
+                    f"to {error:.3g} > tolerance {tolerance:g}"
+                )
     return GoldenCaseResult(
         case_id=case.case_id,
         passed=not problems,
         expected_label=case.expected_label,
         actual_label=output.label,
+        expected_probabilities=expected,
+        actual_probabilities=actual,
         max_probability_error=error,
         reason="; ".join(problems) or "reproduced",
     )
+
+
+def _rounded(values: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{value:.4g}" for value in values) + "]"

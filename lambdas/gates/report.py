@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from pydantic import model_validator
 
 from lambdas.gates.drift import CapturedFeatures, DriftGateResult, TrainingBaseline, drift_gate
-from lambdas.gates.golden import GoldenGateResult, GoldenSet, Prediction, golden_gate
+from lambdas.gates.golden import CandidateAnswer, GoldenGateResult, GoldenSet, golden_gate
 from lambdas.gates.metrics import MetricGateResult, metric_gate
 from lambdas.gates.settings import FrozenModel, GateName, GateSettings, GateStatus
 
@@ -43,7 +43,7 @@ def evaluate_gates(
     *,
     settings: GateSettings,
     golden: GoldenSet,
-    challenger_outputs: Mapping[str, Prediction],
+    challenger_outputs: Mapping[str, CandidateAnswer],
     candidate_metrics: Mapping[str, float],
     champion_metrics: Mapping[str, float] | None,
     baseline: TrainingBaseline,

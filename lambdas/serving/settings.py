@@ -73,7 +73,7 @@ class RouterSettings(CatalogSettings):
     appconfig_environment: str = Field(min_length=1)
     appconfig_profile: str = Field(min_length=1)
     # AppConfigData will not be polled more often than every 15 s.
-    flags_ttl_seconds: int = Field(default=30, ge=15, le=3600)
+    flags_ttl_seconds: int = Field(default=15, ge=15, le=3600)
     weights_ttl_seconds: int = Field(default=30, ge=0, le=3600)
     inference_table: str = Field(min_length=3, max_length=255)
     inference_ttl_days: int = Field(default=30, ge=1, le=3650)

@@ -66,7 +66,7 @@ class Story:
     decisions: list[tuple[float, str, str, str]] = field(default_factory=list)
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
-    # Real seconds from the kill switch's deployment to the last request the challenger served.
+    # Real seconds from the kill switch's deployment completing to the last request the challenger served.
     kill_switch_seconds: float | None = None
     # Every simulated request: how many, how many answered other than 200.
     requests: int = 0

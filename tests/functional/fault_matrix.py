@@ -45,6 +45,7 @@ from lambdas.rollout.settings import RolloutSettings, load_abort_settings
 from lambdas.rollout.tasks.rollback import MAX_RESTORES
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects
 from localcloud.sagemaker.control import switch_config
+from localcloud.sagemaker.runtime import serve_endpoints
 from tests.functional.rollout_cloud import (
     RolloutTemplate,
     create_endpoint_and_registry,
@@ -720,11 +721,24 @@ class Rig:
         self.template = template
         self.definition = definition
         self.modules = modules
+        self._world: World | None = None
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """InvokeEndpoint on real inference servers for every run of the rig (the gates ask the candidate):
+        one runtime, so a run reuses the server of the same artifact a former run started; its metrics
+        are on the running world's clock."""
+        with serve_endpoints(clock=lambda: self._world.clock.now if self._world else 0.0):
+            yield
 
     @contextmanager
     def world(self) -> Iterator[World]:
         with mock_aws():
-            yield World(self)
+            self._world = World(self)
+            try:
+                yield self._world
+            finally:
+                self._world = None
 
 
 def _function_environment(template: RolloutTemplate, handler: str) -> Mapping[str, str]:

@@ -9,7 +9,8 @@ What is emulated, and how:
   clock runs `CLOCK_RATE` times faster (`localcloud.awslambda.clock`), and the definition's Wait states are
   shortened by the same rate, so a 10-minute bake passes in 2 s and both sides agree on what a minute is.
   The test writes the variants' metrics on that clock (`AcceleratedClock.now`).
-* SageMaker's UpdateEndpoint, which moto lacks: `localcloud.sagemaker.control`.
+* SageMaker's UpdateEndpoint, which moto lacks: `localcloud.sagemaker.control`; InvokeEndpoint (the
+  gates ask the candidate) on real inference servers: `localcloud.sagemaker.runtime`.
 * Resources the stack would deploy (tables, topic, bucket, endpoint, package group): created here with
   the names the template gives them; the ones outside the stack (the endpoint's bootstrap model, gate
   files, captured requests, approved packages) as the platform and the training pipeline create them.
@@ -46,6 +47,8 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
+from localcloud.sagemaker.runtime import serve_endpoints
+from tests.functional.golden_models import GOOD, ModelName, put_model
 from tests.functional.rollout_support import (
     BUCKET,
     BUSINESS_NAME,
@@ -68,22 +71,17 @@ ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
 # 300 emulated seconds per real second: a 10-minute bake takes 2 s; the lock's 2-hour lease 24 s, far
 # longer than the few seconds between two steps renewing it.
 CLOCK_RATE = 300.0
-EXECUTION_DEADLINE_SECONDS = 60.0
+# A rollout's gates start a real inference server for its candidate: seconds more on a busy machine.
+EXECUTION_DEADLINE_SECONDS = 180.0
 POLL_SECONDS = 0.1
 # Metrics are written from a minute before the execution starts to this many emulated minutes after it:
 # longer than any execution here lasts on the accelerated clock.
 METRIC_MINUTES = 6 * 60
 FAILED_TASK_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
 STATES_ROLE_ARN = "arn:aws:iam::123456789012:role/local-states"
-# The candidate's gate files: golden cases it reproduces, and a baseline the captured requests match.
+# The candidate's gate files: golden cases (tests/functional/golden_models.py), and a baseline the
+# captured requests match.
 CAPTURED_RECORDS = 600
-GOLDEN = {
-    "cases": [
-        {"case_id": "loyal", "record": {"tenure": 48.0}, "expected_label": 0},
-        {"case_id": "leaving", "record": {"tenure": 1.0}, "expected_label": 1},
-    ]
-}
-GOLDEN_OUTPUTS = {"loyal": {"label": 0}, "leaving": {"label": 1}}
 BASELINE = {"features": {"tenure": [float(v % 60) for v in range(CAPTURED_RECORDS)]}}
 
 
@@ -195,14 +193,15 @@ class Deployment:
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client("dynamodb")
 
-    def register_package(self, metrics: Mapping[str, float] | None = None) -> str:
-        """An approved package of the family with its gate files, as the training pipeline leaves it."""
+    def register_package(self, metrics: Mapping[str, float] | None = None, model: ModelName = GOOD) -> str:
+        """An approved package of the family with its gate files, as the training pipeline leaves it; its
+        artifact is `model`, its golden cases `GOOD`'s answers."""
         group = self.package_group
         version = len(
             self.sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
         )
         folder = f"models/{group}/v{version + 1}"
-        write_gate_files(folder, metrics or {"accuracy": 0.91, "auc": 0.95})
+        write_gate_files(folder, metrics or {"accuracy": 0.91, "auc": 0.95}, model)
         created = self.sagemaker.create_model_package(
             ModelPackageGroupName=group,
             InferenceSpecification={
@@ -322,12 +321,12 @@ class Deployment:
         return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
 
 
-def write_gate_files(folder: str, metrics: Mapping[str, float]) -> None:
-    """The gate files beside a package's artifact: golden cases and outputs, metrics, baseline."""
+def write_gate_files(folder: str, metrics: Mapping[str, float], model: ModelName = GOOD) -> None:
+    """A package's artifact (`model`) and the gate files beside it: golden cases and outputs, metrics,
+    baseline."""
     s3 = boto3.client("s3")
+    put_model(s3, BUCKET, folder, model)
     files = {
-        "golden.json": GOLDEN,
-        "golden_outputs.json": GOLDEN_OUTPUTS,
         "metrics.json": dict(metrics),
         "baseline.json": BASELINE,
     }
@@ -340,6 +339,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         updates = stack.enter_context(emulate_update_endpoint())
+        # The gates send the golden inputs to the candidate's variant: real inference servers answer.
+        stack.enter_context(serve_endpoints(clock=aws.clock.now))
         stack.enter_context(route_lambda_invocations(aws.runner))
         role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
         create_functions(boto3.client("lambda"), aws.functions, role_arn=role["Role"]["Arn"])

@@ -82,7 +82,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     template = rollout_template(app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK))
     definition = json.loads(state_machine_definition(template.resolver, template.machine_id))
     for modules in handler_modules(template):
-        yield Rig(template, definition, modules)
+        rig = Rig(template, definition, modules)
+        with rig.serving():
+            yield rig
 
 
 @pytest.fixture(scope="module")

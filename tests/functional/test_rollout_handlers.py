@@ -30,6 +30,9 @@ from lambdas.rollout.settings import load_rollout_settings
 from lambdas.rollout.state import EndpointBusy
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects, ThrottlingException
 from lambdas.shared.business_metric import BusinessMetricName
+from localcloud.sagemaker.runtime import serve_endpoints
+from tests.functional.golden_models import GOOD as GOOD_MODEL
+from tests.functional.golden_models import OTHER, ModelName, golden_document, put_model
 from tests.functional.rollout_support import (
     BAKE_MINUTES,
     BUCKET,
@@ -131,24 +134,20 @@ class Rollout:
     def put_json(self, key: str, document: Any) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
 
-    def gate_files(
-        self, outputs: dict[str, Any] | None = None, metrics: dict[str, float] | None = None
-    ) -> None:
-        """The candidate's gate files beside its artifact: two golden cases, metrics and a baseline."""
-        golden = {
-            "cases": [
-                {"case_id": "loyal", "record": {"tenure": 48.0}, "expected_label": 0},
-                {"case_id": "leaving", "record": {"tenure": 1.0}, "expected_label": 1},
-            ]
-        }
-        self.put_json(GATES_PREFIX + "golden.json", golden)
-        self.put_json(
-            GATES_PREFIX + "golden_outputs.json", outputs or {"loyal": {"label": 0}, "leaving": {"label": 1}}
-        )
+    def gate_files(self, metrics: dict[str, float] | None = None, model: ModelName = GOOD_MODEL) -> None:
+        """The candidate's artifact (`model`) and its gate files beside it: the golden cases computed from
+        `GOOD`, metrics and a baseline."""
+        put_model(self.s3, BUCKET, GATES_PREFIX.removesuffix("/gates/"), model)
         self.put_json(GATES_PREFIX + "metrics.json", metrics or {"accuracy": 0.91, "auc": 0.95})
         self.put_json(
             GATES_PREFIX + "baseline.json", {"features": {"tenure": [float(v % 60) for v in range(600)]}}
         )
+
+    def gated(self, **overrides: Any) -> dict[str, Any]:
+        """Started, the candidate deployed at 0 % and in service, its gates run (they ask it)."""
+        state = self.run("check_deployment", self.run("deploy", self.start(**overrides)))
+        assert state["deployment"]["status"] == "in_service"
+        return self.run("gates", state)
 
     def notifications(self) -> list[dict[str, Any]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
@@ -207,6 +206,13 @@ def rollout(handlers: dict[str, ModuleType]) -> Iterator[Rollout]:
             register_package(sagemaker),
         )
         use(None)
+
+
+@pytest.fixture
+def served(rollout: Rollout) -> Iterator[None]:
+    """InvokeEndpoint answered by the real inference server of each variant's model (the gates ask it)."""
+    with serve_endpoints(clock=rollout.clock):
+        yield
 
 
 GOOD = Minute(requests=2000, errors_5xx=0, latency_us=20_000)
@@ -356,16 +362,53 @@ def test_blue_green_deploys_the_promote_config_under_guardrails_and_promotion_se
 ) -> None:
     state = rollout.run("check_deployment", rollout.run("deploy", rollout.start(strategy="blue_green")))
     assert state["deployment"]["status"] == "in_service"
-    (update,) = rollout.sagemaker.updates
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    # First the candidate at 0 % beside the champion, where the gates ask it, with no guardrails.
+    (gated,) = rollout.sagemaker.updates
+    assert gated["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "gate")
+    assert "DeploymentConfig" not in gated
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", model)]
+    assert rollout.sagemaker.weights() == {"champion": 100.0, "challenger": 0.0}
+    state["gates"] = {"passed": True, "reason": "all gates passed"}
+    state = rollout.run("check_deployment", rollout.run("deploy", state))
+    _, update = rollout.sagemaker.updates
     assert update["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "promote")
     assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
         "Alarms": [{"AlarmName": "mlrollout-dev-churn-composite"}]
     }
     rollout.run("promote", state)
-    assert len(rollout.sagemaker.updates) == 1
-    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    assert len(rollout.sagemaker.updates) == 2
     assert rollout.sagemaker.running_models() == [("champion", model), ("challenger", model)]
     assert rollout.package_status()["CustomerMetadataProperties"]["rollout.outcome"] == "promoted"
+
+
+def test_shadow_asks_the_candidate_at_zero_percent_then_deploys_it_as_the_shadow_and_rolls_back_cleanly(
+    rollout: Rollout,
+) -> None:
+    state = rollout.run("check_deployment", rollout.run("deploy", rollout.start(strategy="shadow")))
+    model = model_name_for(ENDPOINT_NAME, rollout.package)
+    (gated,) = rollout.sagemaker.updates
+    assert gated["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "gate")
+    assert rollout.sagemaker.running_models() == [("champion", "churn-v1"), ("challenger", model)]
+    state["gates"] = {"passed": True, "reason": "all gates passed"}
+    state = rollout.run("check_deployment", rollout.run("deploy", state))
+    _, shadowed = rollout.sagemaker.updates
+    assert shadowed["EndpointConfigName"] == config_name_for(ENDPOINT_NAME, EXECUTION, "deploy")
+    config = rollout.sagemaker.describe_endpoint_config(EndpointConfigName=shadowed["EndpointConfigName"])
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["champion"]
+    state = rollout.finish("rollback", rollout.run("set_traffic", state))
+    assert state["outcome"] == "rolled_back"
+    assert {m for _, m in rollout.sagemaker.running_models()} == {"churn-v1"}
+
+
+def test_deploy_after_failed_gates_is_refused_and_sends_nothing(
+    rollout: Rollout,
+) -> None:
+    state = rollout.run("check_deployment", rollout.run("deploy", rollout.start(strategy="blue_green")))
+    state["gates"] = {"passed": False, "reason": "blocked by golden_inputs"}
+    with pytest.raises(ValueError, match="nothing to deploy after its gates"):
+        rollout.run("deploy", state)
+    assert len(rollout.sagemaker.updates) == 1
 
 
 # --- traffic steps and the judge ----------------------------------------------------------------------
@@ -791,9 +834,9 @@ def gate_statuses(rollout: Rollout) -> dict[str, Any]:
     return {str(payload["gate"]): payload["status"] for payload in gates}
 
 
-def test_gates_pass_and_every_gate_result_is_recorded(rollout: Rollout) -> None:
+def test_gates_pass_and_every_gate_result_is_recorded(rollout: Rollout, served: None) -> None:
     rollout.gate_files()
-    state = rollout.run("gates", rollout.start())
+    state = rollout.gated()
     assert state["gates"]["passed"] is True
     # This environment captures no requests yet, and its config lets drift go unjudged.
     assert gate_statuses(rollout) == {
@@ -803,18 +846,27 @@ def test_gates_pass_and_every_gate_result_is_recorded(rollout: Rollout) -> None:
     }
 
 
-def test_gates_fail_with_their_reasons_recorded(rollout: Rollout) -> None:
-    rollout.gate_files(outputs={"loyal": {"label": 0}, "leaving": {"label": 0}}, metrics={"accuracy": 0.2})
-    state = rollout.run("gates", rollout.start())
+def test_the_golden_gate_fails_a_deployed_candidate_that_answers_otherwise_naming_cases_and_values(
+    rollout: Rollout, served: None
+) -> None:
+    # The package's golden cases and its own golden_outputs.json agree; the artifact it deploys does not.
+    rollout.gate_files(model=OTHER)
+    state = rollout.gated()
     assert state["gates"]["passed"] is False
-    assert "golden_inputs" in state["gates"]["reason"]
     assert gate_statuses(rollout)["golden_inputs"] == "failed"
     golden = next(e for e in rollout.ledger() if e.payload.get("gate") == "golden_inputs")
-    assert "leaving" in json.dumps(golden.payload["detail"])
+    detail = cast("dict[str, Any]", golden.payload["detail"])
+    cases = {case["case_id"]: case for case in detail["cases"]}
+    failed = list(detail["failed_cases"])
+    assert failed and set(failed) <= set(cases)
+    first = cases[failed[0]]
+    assert first["actual_probabilities"] != first["expected_probabilities"]
+    assert f"{failed[0]}: probabilities [" in state["gates"]["reason"]
+    assert "expected [" in state["gates"]["reason"]
 
 
 def test_a_guardrail_alarm_raised_after_the_start_fails_the_gates_before_any_traffic(
-    rollout: Rollout,
+    rollout: Rollout, served: None
 ) -> None:
     rollout.gate_files()
     cloudwatch = boto3.client("cloudwatch")
@@ -834,30 +886,51 @@ def test_a_guardrail_alarm_raised_after_the_start_fails_the_gates_before_any_tra
     # The alarm went to ALARM between the start's read and its record: the abort found no rollout yet.
     # (With the alarm OK the gates run as ever: tests/functional/test_rollout_guardrails.py.)
     cloudwatch.set_alarm_state(AlarmName="orders-db-cpu-high", StateValue="ALARM", StateReason="97 % CPU")
-    state = rollout.run("gates", started)
+    deployed = rollout.run("check_deployment", rollout.run("deploy", started))
+    state = rollout.run("gates", deployed)
     assert state["gates"]["passed"] is False
     assert (
         state["gates"]["reason"]
         == "endpoint churn: guardrail alarm(s) in ALARM: orders-db-cpu-high (97 % CPU)"
     )
-    recorded = rollout.ledger()[int(started["sequence"])]
-    assert (recorded.payload["gate"], recorded.payload["status"]) == ("guardrail_alarms", "failed")
+    recorded = [e.payload for e in rollout.ledger() if e.payload.get("gate") == "guardrail_alarms"]
+    assert [p["status"] for p in recorded] == ["failed"]
 
 
-def test_drifted_captured_requests_fail_the_drift_gate(rollout: Rollout) -> None:
+def test_a_golden_case_the_candidate_refuses_fails_the_gate_with_the_endpoints_answer(
+    rollout: Rollout, served: None
+) -> None:
+    rollout.gate_files()
+    golden = golden_document()
+    broken = {
+        **golden,
+        "cases": [{**golden["cases"][0], "record": {"tenure_months": 3.0}}, *golden["cases"][1:]],
+    }
+    rollout.put_json(GATES_PREFIX + "golden.json", broken)
+    state = rollout.gated()
+    assert state["gates"]["passed"] is False
+    case_id = golden["cases"][0]["case_id"]
+    assert f"{case_id}: no prediction: ModelError" in state["gates"]["reason"]
+
+
+def test_gates_before_the_candidate_is_deployed_are_refused(rollout: Rollout) -> None:
+    rollout.gate_files()
+    with pytest.raises(ValueError, match="before its candidate is deployed in service at 0 %"):
+        rollout.run("gates", rollout.start())
+
+
+def test_drifted_captured_requests_fail_the_drift_gate(rollout: Rollout, served: None) -> None:
     rollout.gate_files()
     # A categorical value beside the numeric feature is ignored; the tenure has moved far out.
     shifted: list[dict[str, Any]] = [{"tenure": 100.0 + v % 7, "plan": "pro"} for v in range(300)]
     key = f"data-capture/{ENDPOINT_NAME}/champion/2026/01/01/00/capture.jsonl"
     rollout.s3.put_object(Bucket=BUCKET, Key=key, Body=capture_file(shifted).encode())
-    state = rollout.run("gates", rollout.start())
+    state = rollout.gated()
     assert state["gates"]["passed"] is False
     assert gate_statuses(rollout)["input_drift"] == "failed"
 
 
-def test_gates_without_their_files_are_a_clear_error(rollout: Rollout) -> None:
-    with pytest.raises(
-        Exception, match=f"s3://{BUCKET}/{GATES_PREFIX}golden_outputs.json is missing"
-    ) as raised:
-        rollout.run("gates", rollout.start())
+def test_gates_without_their_files_are_a_clear_error(rollout: Rollout, served: None) -> None:
+    with pytest.raises(Exception, match=f"s3://{BUCKET}/{GATES_PREFIX}golden.json is missing") as raised:
+        rollout.gated()
     assert type(raised.value).__name__ == "GateInputMissing"

@@ -19,6 +19,7 @@ from moto.cloudwatch.models import CloudWatchBackend
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from localcloud.cloudformation.template import app_template, load_stacks
+from tests.functional.golden_models import GOOD, OTHER
 from tests.functional.rollout_cloud import (
     STACK,
     Deployment,
@@ -100,9 +101,9 @@ def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: De
     advanced = ["deployment:set_weights", "judge_verdict:advance", "traffic_step"]
     assert actions(ledger) == [
         "deployment:rollout_started",
-        *(f"gate_result:{gate}" for gate in GATES),
         "deployment:deploy_challenger",
         "deployment:update_checked",
+        *(f"gate_result:{gate}" for gate in GATES),
         *advanced * 2,
         "deployment:set_weights",
         "judge_verdict:promote",
@@ -121,7 +122,7 @@ def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: De
     challenger = cloud.package(package)
     assert challenger["ModelApprovalStatus"] == "Approved"
     assert challenger["CustomerMetadataProperties"]["rollout.outcome"] == "promoted"
-    assert set(cloud.running_models().values()) == {ledger[4].payload["model"]}
+    assert set(cloud.running_models().values()) == {ledger[1].payload["model"]}
     assert cloud.lock_holder() is None
 
 
@@ -161,8 +162,13 @@ def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud
     arn = execution["executionArn"]
     assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack")
     entered = cloud.states_entered(arn)
-    assert "Deploy the challenger at 0 %" not in entered
-    # Nothing to restore: the rollback records at once, without waiting for an update.
+    assert "Shift traffic to the next step" not in entered
+    # The candidate was deployed at 0 % for the gates: the rollback removes it, waits, records.
+    assert entered[entered.index("Run pre-traffic gates") :][:3] == [
+        "Run pre-traffic gates",
+        "Did the gates pass?",
+        "Roll back to the champion",
+    ]
     assert entered[-5:] == [
         "Roll back to the champion",
         "Is the rollback recorded?",
@@ -173,7 +179,10 @@ def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud
     ledger = cloud.ledger(arn)
     assert actions(ledger) == [
         "deployment:rollout_started",
+        "deployment:deploy_challenger",
+        "deployment:update_checked",
         *(f"gate_result:{gate}" for gate in GATES),
+        "deployment:update_checked",
         "outcome:rolled_back",
     ]
     assert [e.payload["status"] for e in ledger if e.kind is EntryKind.GATE_RESULT] == [
@@ -185,9 +194,47 @@ def test_a_failed_gate_rolls_back_before_any_traffic_with_the_gate_results(cloud
     assert rejected["ModelApprovalStatus"] == "Rejected"
     assert rejected["ApprovalDescription"].startswith("gates:")
     assert "accuracy" in rejected["ApprovalDescription"]
-    assert cloud.updates.requests == []
+    # The candidate never had a weight: deployed at 0 %, then removed with the champion's resting config.
+    assert [w for r in cloud.updates.requests for w in r.get("DesiredWeightsAndCapacities", [])] == []
+    assert cloud.running_models() == {"champion": BOOTSTRAP_MODEL, "challenger": BOOTSTRAP_MODEL}
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+    assert cloud.lock_holder() is None
+
+
+def test_the_golden_gate_runs_the_deployed_candidate_and_rolls_back_one_that_answers_otherwise(
+    cloud: Deployment,
+) -> None:
+    # The package's own golden_outputs.json matches its golden cases; the artifact it deploys does not.
+    package = cloud.register_package(model=OTHER)
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
+    assert "Shift traffic to the next step" not in cloud.states_entered(arn)
+    ledger = cloud.ledger(arn)
+    [golden] = [e.payload for e in ledger if e.payload.get("gate") == "golden_inputs"]
+    assert golden["status"] == "failed"
+    failed = cast("dict[str, Any]", golden["detail"])["failed_cases"]
+    assert failed
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    description = rejected["ApprovalDescription"]
+    assert description.startswith("gates: blocked by golden_inputs")
+    assert f"{failed[0]}: probabilities [" in description
     assert cloud.running_models() == {"champion": BOOTSTRAP_MODEL, "challenger": BOOTSTRAP_MODEL}
     assert cloud.lock_holder() is None
+
+
+def test_the_golden_gate_passes_a_deployed_candidate_that_reproduces_its_cases(cloud: Deployment) -> None:
+    package = cloud.register_package(model=GOOD)
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    execution = cloud.run(cloud.approval_event(package))
+    arn = execution["executionArn"]
+    assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
+    [golden] = [e.payload for e in cloud.ledger(arn) if e.payload.get("gate") == "golden_inputs"]
+    assert golden["status"] == "passed"
+    cases = cast("dict[str, Any]", golden["detail"])["cases"]
+    assert cases and all(case["actual_probabilities"] for case in cases)
 
 
 class AccessDeniedException(CloudWatchException):
@@ -212,9 +259,9 @@ def test_a_task_failing_mid_way_rolls_back_and_loses_no_evidence(cloud: Deployme
     ledger = cloud.ledger(arn)
     assert actions(ledger) == [
         "deployment:rollout_started",
-        *(f"gate_result:{gate}" for gate in GATES),
         "deployment:deploy_challenger",
         "deployment:update_checked",
+        *(f"gate_result:{gate}" for gate in GATES),
         "deployment:set_weights",
         "deployment:update_checked",
         "outcome:rolled_back",

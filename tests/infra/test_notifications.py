@@ -1,4 +1,4 @@
-"""The notification topic: encrypted with its own key, TLS-only, reachable by alarms and EventBridge."""
+"""The notification topic: encrypted with its own key, TLS-only, reachable by this environment's alarms."""
 
 from __future__ import annotations
 
@@ -69,18 +69,25 @@ def test_topic_refuses_publishes_without_tls(dev: Synthesized) -> None:
     )
 
 
-def test_key_policy_lets_cloudwatch_alarms_and_eventbridge_encrypt_messages(dev: Synthesized) -> None:
+def test_key_policy_lets_cloudwatch_alarms_encrypt_messages_and_grants_eventbridge_nothing(
+    dev: Synthesized,
+) -> None:
     statements = _topic_key(dev)["Properties"]["KeyPolicy"]["Statement"]
     by_service = {
         statement["Principal"]["Service"]: statement
         for statement in statements
         if isinstance(statement.get("Principal"), dict) and "Service" in statement["Principal"]
     }
-    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
-        assert service in by_service, f"no key policy statement for {service}"
-        statement = by_service[service]
-        assert statement["Effect"] == "Allow"
-        assert sorted(statement["Action"]) == KEY_ACTIONS
+    cloudwatch = by_service["cloudwatch.amazonaws.com"]
+    assert cloudwatch["Effect"] == "Allow"
+    assert sorted(cloudwatch["Action"]) == KEY_ACTIONS
+    # No EventBridge rule targets the topic, so no unconditioned grant to events.amazonaws.com.
+    assert "events.amazonaws.com" not in by_service
+    assert not any(
+        target["Arn"] == {"Ref": _topic(dev)[0]}
+        for rule in dev.of_type("AWS::Events::Rule").values()
+        for target in rule["Properties"].get("Targets", [])
+    )
 
 
 def test_cloudwatch_may_use_the_key_only_for_this_environments_alarms(dev: Synthesized) -> None:

@@ -67,6 +67,7 @@ TASK_HANDLERS = {
     START: "rollout_start",
     "Run pre-traffic gates": "rollout_gates",
     "Deploy the challenger at 0 %": "rollout_deploy",
+    "Deploy the challenger for its strategy": "rollout_deploy",
     "Is the deployment done?": "rollout_check_deployment",
     "Shift traffic to the next step": "rollout_set_traffic",
     "Ask the judge": "rollout_judge",
@@ -310,12 +311,40 @@ def _choices(state: dict[str, Any]) -> dict[tuple[str, Any], str]:
 
 def test_choices_follow_the_handlers_fields(definition: dict[str, Any]) -> None:
     states = definition["States"]
-    assert _choices(states["Did the gates pass?"]) == {
-        ("$.gates.passed", True): "Deploy the challenger at 0 %"
+    # The gates run on the candidate deployed at 0 %: failed, roll back (it is removed); passed, shadow and
+    # blue_green deploy their own way, the others take their first traffic step.
+    gates_passed = states["Did the gates pass?"]
+    failed, strategy = gates_passed["Choices"]
+    assert failed == {"Variable": "$.gates.passed", "BooleanEquals": False, "Next": ROLLBACK}
+    assert strategy == {
+        "Or": [
+            {"Variable": "$.request.strategy", "StringEquals": "blue_green"},
+            {"Variable": "$.request.strategy", "StringEquals": "shadow"},
+        ],
+        "Next": "Deploy the challenger for its strategy",
     }
-    assert states["Did the gates pass?"]["Default"] == ROLLBACK
+    assert gates_passed["Default"] == "Shift traffic to the next step"
+    assert states["Run pre-traffic gates"]["Next"] == "Did the gates pass?"
+    assert states["Take the endpoint's lock"]["Next"] == "Deploy the challenger at 0 %"
+    for deploy in ("Deploy the challenger at 0 %", "Deploy the challenger for its strategy"):
+        assert states[deploy]["Next"] == "Wait for the endpoint"
     in_service = states["Is the endpoint in service?"]
-    guarded, *stepped = in_service["Choices"]
+    gates_first, guarded, *stepped = in_service["Choices"]
+    # In service before any gate ran: the candidate is at 0 %, the gates ask it.
+    assert gates_first == {
+        "And": [
+            {"Variable": "$.deployment.status", "StringEquals": "in_service"},
+            {
+                "Not": {
+                    "And": [
+                        {"Variable": "$.gates", "IsPresent": True},
+                        {"Variable": "$.gates", "IsNull": False},
+                    ]
+                }
+            },
+        ],
+        "Next": "Run pre-traffic gates",
+    }
     # blue_green: SageMaker's guardrails moved the traffic; once in service there is nothing to step.
     assert guarded == {
         "And": [
@@ -712,6 +741,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             **describe_package,
             **live_config,
             "sagemaker:DescribeModel": {arns.models},
+            # The golden inputs go to the deployed candidate's variant (lambdas/gates/aws/candidate.py).
+            "sagemaker:InvokeEndpoint": {arns.endpoint},
             # Retrained packages keep their gate files under retraining/ (infra/retraining_workflow.py).
             "s3:GetObject": {
                 f"{arns.bucket}/models/*",

@@ -274,7 +274,7 @@ def test_router_reads_the_flag_profile_that_the_stack_deploys(dev: Synthesized) 
     _only(dev, "AWS::AppConfig::Application", {"Name": variables["APPCONFIG_APPLICATION"]})
     _only(dev, "AWS::AppConfig::Environment", {"Name": variables["APPCONFIG_ENVIRONMENT"]})
     assert variables["APPCONFIG_PROFILE"] == PROFILE_NAME
-    assert variables["FLAGS_TTL_SECONDS"] == str(FLAGS_TTL_SECONDS) == "30"
+    assert variables["FLAGS_TTL_SECONDS"] == str(FLAGS_TTL_SECONDS) == "15"
     assert variables["WEIGHTS_TTL_SECONDS"] == str(WEIGHTS_TTL_SECONDS) == "30"
 
 

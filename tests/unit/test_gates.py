@@ -25,6 +25,7 @@ from lambdas.gates import (
     GoldenSet,
     Prediction,
     TrainingBaseline,
+    Unanswered,
     drift_gate,
     evaluate_gates,
     golden_gate,
@@ -137,7 +138,19 @@ def test_golden_gate_fails_when_probabilities_move_beyond_the_tolerance() -> Non
     assert result.failed_cases == ("loyal",)
     loyal = next(case for case in result.cases if case.case_id == "loyal")
     assert loyal.max_probability_error == pytest.approx(0.02)
-    assert "probabilities differ by up to 0.02 > tolerance 0.01" in loyal.reason
+    assert "probabilities [0.88, 0.12], expected [0.9, 0.1]: they differ by up to 0.02 > tolerance 0.01" in (
+        loyal.reason
+    )
+    assert (loyal.actual_probabilities, loyal.expected_probabilities) == ((0.88, 0.12), (0.9, 0.1))
+
+
+def test_golden_gate_fails_a_case_the_candidate_gave_no_prediction_for_and_says_what_it_answered() -> None:
+    outputs = exact_outputs() | {"unhappy": Unanswered(error="ModelError: Received server error (500)")}
+    result = golden_gate(golden_cases(), outputs, GateSettings())
+    assert result.status is GateStatus.FAILED and result.failed_cases == ("unhappy",)
+    unhappy = next(case for case in result.cases if case.case_id == "unhappy")
+    assert (unhappy.actual_label, unhappy.max_probability_error) == (None, None)
+    assert "unhappy: no prediction: ModelError: Received server error (500)" in result.reason
 
 
 def test_golden_gate_fails_when_probabilities_are_missing_or_of_another_length() -> None:

@@ -156,6 +156,26 @@ def test_resting_config_of_a_shadow_endpoint_keeps_its_shadow_slot() -> None:
     assert request["ShadowProductionVariants"] == [production_variant("shadow", "churn-v1", 100)]
 
 
+def test_a_shadow_endpoint_rolled_back_from_its_gate_config_gets_its_shadow_slot_back() -> None:
+    # The gate config of a shadow endpoint: the candidate at weight 0 in the challenger slot, no shadow.
+    gate_config = LiveConfig(
+        name="cfg-gate",
+        production_variants=(
+            production_variant("champion", "churn-v1", 1.0),
+            production_variant("challenger", "churn-v2", 0.0),
+        ),
+        shadow_variants=(),
+        carried={},
+    )
+    request = resting_config_request(
+        "cfg-rollback", gate_config, VARIANTS, champion_model="churn-v1", shadow_slot=True
+    )
+    assert request["ProductionVariants"] == [production_variant("champion", "churn-v1", 100)]
+    [shadow] = request["ShadowProductionVariants"]
+    assert (shadow["VariantName"], shadow["ModelName"]) == ("shadow", "churn-v1")
+    assert_valid("CreateEndpointConfig", request)
+
+
 def test_a_live_config_without_the_champion_variant_is_refused() -> None:
     odd = LiveConfig(
         name="cfg",

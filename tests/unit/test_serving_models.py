@@ -121,8 +121,9 @@ def test_router_settings_read_the_environment_with_defaults() -> None:
             "INFERENCE_TABLE": "mlrollout-dev-inferences",
         },
     )
+    # The flags at AppConfigData's minimum poll interval: a kill switch reaches every router within 15 s.
     assert (settings.flags_ttl_seconds, settings.weights_ttl_seconds, settings.inference_ttl_days) == (
-        30,
+        15,
         30,
         30,
     )

@@ -4,6 +4,9 @@ The endpoint's shape follows ``infra/endpoint.py``: a ``champion`` production va
 name for good, and a challenger slot beside it (a production variant at weight 0, or a shadow variant
 on a shadow endpoint). The rollout creates its own endpoint configs:
 
+* gate       -- (shadow and blue_green) the live champion unchanged plus the candidate in the challenger
+                slot at weight 0, where the pre-traffic gates ask it: SageMaker routes no TargetVariant
+                to a shadow variant, and blue/green shifts traffic as soon as it deploys;
 * deploy     -- the live champion unchanged (model, instances, weight 100) plus the candidate in the
                 challenger slot at weight 0, or as the shadow variant (it sees a copy of every request);
 * promote    -- the candidate's model becomes the ``champion`` variant's model at weight 100;
@@ -45,6 +48,7 @@ from lambdas.shared.endpoint_config import (
 )
 
 __all__ = [
+    "ConfigPurpose",
     "DeploymentFailed",
     "DeploymentReport",
     "DeploymentState",
@@ -74,7 +78,7 @@ __all__ = [
     "wait_for_deployment",
 ]
 
-ConfigPurpose = Literal["deploy", "promote", "rollback"]
+ConfigPurpose = Literal["gate", "deploy", "promote", "rollback"]
 # Per-variant settings copied from the champion to the challenger slot (the model is set separately).
 VARIANT_SETTINGS = (
     "InstanceType",
@@ -264,10 +268,13 @@ def resting_config_request(
     *,
     champion_model: str,
     keep_idle_slot: bool = True,
+    shadow_slot: bool | None = None,
 ) -> dict[str, Any]:
     """`champion_model` alone serves, as the champion variant; the challenger slot idles on it or is gone.
 
-    Promotion passes the candidate's model, a rollback the live champion's.
+    Promotion passes the candidate's model, a rollback the live champion's. The idle slot is a shadow
+    variant when `shadow_slot` says so, or (None) when the live config has one: a shadow endpoint rolled
+    back from its gate config, which has no shadow, passes True.
     """
     champion = live.variant(variants.champion)
     # Whichever model serves as champion takes the champion's traffic: it keeps the instances the
@@ -287,7 +294,7 @@ def resting_config_request(
     }
     if not keep_idle_slot:
         return request
-    if live.shadow_variants:
+    if shadow_slot if shadow_slot is not None else bool(live.shadow_variants):
         request["ShadowProductionVariants"] = [
             _variant_like(
                 champion,

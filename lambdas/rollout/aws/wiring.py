@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 from botocore.exceptions import ClientError
 
+from lambdas.gates.aws.candidate import InvokesEndpoints
 from lambdas.locking.aws.lock_table import DynamoDBLockTable
 from lambdas.locking.lock import EndpointLock
 from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerControl
@@ -52,6 +53,8 @@ class RolloutServices:
     windows: CloudWatchWindowReader
     sns: PublishesNotifications
     s3: ReadsObjects
+    runtime: InvokesEndpoints | None = None
+    """SageMaker Runtime, for the golden inputs the gates send to the deployed candidate."""
     clock: Callable[[], float] = time.time
     generations: LockGenerations | None = None
     """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
@@ -125,6 +128,7 @@ def build_services(
     cloudwatch: CloudWatchClient | None = None,
     sns: PublishesNotifications | None = None,
     s3: ReadsObjects | None = None,
+    runtime: InvokesEndpoints | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
@@ -139,6 +143,7 @@ def build_services(
         windows=CloudWatchWindowReader(client=cloudwatch),
         sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
         s3=s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG)),
+        runtime=runtime or cast("InvokesEndpoints", boto3.client("sagemaker-runtime", config=CLIENT_CONFIG)),
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,

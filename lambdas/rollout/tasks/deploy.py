@@ -1,8 +1,12 @@
 """Deploy the candidate: a model from its package, an endpoint config beside the champion, UpdateEndpoint.
 
-canary / linear / ab_test: the candidate in the challenger slot at weight 0 (set_traffic gives it
-traffic); shadow: the candidate as the shadow variant; blue_green: the candidate as the champion's model,
-shifted by SageMaker's guardrails (the promote config, so promotion has nothing left to update).
+Before the gates (``gates`` not yet in the state) every strategy deploys the candidate in the challenger
+slot at weight 0, where the gates send it the golden inputs with TargetVariant and no user reaches it.
+For canary / linear / ab_test that is the deploy config itself (set_traffic then gives it traffic). After
+gates that passed, the state machine calls again for the two strategies that deploy otherwise:
+shadow, the candidate as the shadow variant (SageMaker routes no TargetVariant to a shadow); blue_green,
+the candidate as the champion's model, shifted by SageMaker's guardrails (the promote config, so
+promotion has nothing left to update).
 The output's ``deployment.status`` is ``updating``: rollout_check_deployment follows it.
 """
 
@@ -13,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lambdas.rollout.aws.endpoint_ops import (
+    ConfigPurpose,
     blue_green_deployment_config,
     challenger_config_request,
     config_name_for,
@@ -32,9 +37,18 @@ from lambdas.rollout.state import DeploymentStatus, RolloutState
 logger = Logger()
 
 
+# The strategies whose own deployment follows the gates' config: the candidate is asked before it.
+DEPLOYED_AFTER_THE_GATES = frozenset({Strategy.SHADOW, Strategy.BLUE_GREEN})
+
+
 def deploy(state: RolloutState, services: RolloutServices) -> RolloutState:
-    services.hold_lock(state)
     request = state.request
+    if state.gates is not None and not (state.gates.passed and request.strategy in DEPLOYED_AFTER_THE_GATES):
+        raise ValueError(
+            f"rollout {state.rollout_id} ({request.strategy.value}) has nothing to deploy after its gates "
+            f"(passed: {state.gates.passed})"
+        )
+    services.hold_lock(state)
     model = create_model_from_package(
         services.sagemaker,
         model_name=model_name_for(request.endpoint_name, request.model_package_arn),
@@ -55,7 +69,8 @@ def deploy(state: RolloutState, services: RolloutServices) -> RolloutState:
             "deployment": DeploymentStatus(status="updating", config_name=config),
         }
     )
-    payload = deployment_payload("deploy_challenger", config, model=model, strategy=request.strategy.value)
+    action = "deploy_challenger" if state.gates is None else "deploy_for_strategy"
+    payload = deployment_payload(action, config, model=model, strategy=request.strategy.value)
     return services.record(state, EntryKind.DEPLOYMENT, payload)
 
 
@@ -64,12 +79,15 @@ def _config_for(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     request = state.request
     live = read_live_config(services.sagemaker, request.endpoint_name)
+    if state.gates is None:
+        purpose: ConfigPurpose = "gate" if request.strategy in DEPLOYED_AFTER_THE_GATES else "deploy"
+        name = config_name_for(request.endpoint_name, state.rollout_id, purpose)
+        return challenger_config_request(
+            name, live, request.variants, challenger_model=model, shadow=False
+        ), None
     if request.strategy is Strategy.BLUE_GREEN:
         name = config_name_for(request.endpoint_name, state.rollout_id, "promote")
         resting = resting_config_request(name, live, request.variants, champion_model=model)
         return resting, blue_green_deployment_config(request.blue_green)
     name = config_name_for(request.endpoint_name, state.rollout_id, "deploy")
-    shadow = request.strategy is Strategy.SHADOW
-    return challenger_config_request(
-        name, live, request.variants, challenger_model=model, shadow=shadow
-    ), None
+    return challenger_config_request(name, live, request.variants, challenger_model=model, shadow=True), None

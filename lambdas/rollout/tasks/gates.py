@@ -1,12 +1,17 @@
 """Pre-traffic gates: golden inputs, metric thresholds and input drift, before the candidate sees a request.
 
+They run once the candidate is deployed in the challenger slot at weight 0 (the state machine checks
+the update is in service first): the golden cases are sent to that variant with TargetVariant
+(``lambdas/gates/aws/candidate.py``), so the gate judges what the endpoint will answer, not what the
+package says it answered when it was evaluated.
+
 Where the inputs are (beside the package's model artifact, ``s3://<bucket>/<dir>/model.tar.gz``):
 
 * ``<dir>/gates/golden.json``          -- the golden cases (GoldenSet);
-* ``<dir>/gates/golden_outputs.json``  -- ``{case_id: {"label": ..., "probabilities": [...]}}``, what this
-                                          model version returned for them when it was evaluated;
 * ``<dir>/gates/metrics.json``         -- its held-out metrics (``{"accuracy": 0.91, ...}``);
 * ``<dir>/gates/baseline.json``        -- the training baseline (TrainingBaseline).
+
+(``golden_outputs.json``, the evaluation step's own answers, is not read: the candidate is asked.)
 
 The champion's metrics come the same way from the package its model was created from (none when the
 champion was not created from a package). Captured requests are the newest data-capture files of the
@@ -27,10 +32,10 @@ from aws_lambda_powertools import Logger
 from lambdas.gates import (
     CapturedFeatures,
     GoldenSet,
-    Prediction,
     TrainingBaseline,
     evaluate_gates,
 )
+from lambdas.gates.aws.candidate import ask_candidate
 from lambdas.gates.aws.inputs import (
     captured_features,
     captured_records,
@@ -49,6 +54,13 @@ GUARDRAIL_GATE = "guardrail_alarms"
 
 
 def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
+    deployment = state.deployment
+    if state.challenger_model is None or deployment is None or deployment.status != "in_service":
+        raise ValueError(
+            f"rollout {state.rollout_id} runs its gates before its candidate is deployed in service at 0 %"
+        )
+    if services.runtime is None:
+        raise ValueError("the gates need a SageMaker Runtime client to ask the candidate")
     services.hold_lock(state)
     raised = _guardrail_alarm_raised(state, services)
     if raised is not None:
@@ -57,15 +69,22 @@ def run_gates(state: RolloutState, services: RolloutServices) -> RolloutState:
         )
         return state.model_copy(update={"gates": GatesStatus(passed=False, reason=raised)})
     sagemaker, s3 = services.sagemaker, services.s3
+    request = state.request
     candidate = gates_folder_of_package(
-        sagemaker.describe_model_package(ModelPackageName=state.request.model_package_arn)
+        sagemaker.describe_model_package(ModelPackageName=request.model_package_arn)
     )
-    outputs = read_gate_json(s3, candidate, "golden_outputs.json")
+    golden = GoldenSet.model_validate(read_gate_json(s3, candidate, "golden.json"))
     baseline = TrainingBaseline.model_validate(read_gate_json(s3, candidate, "baseline.json"))
+    answers = ask_candidate(
+        services.runtime,
+        endpoint_name=request.endpoint_name,
+        variant=request.variants.challenger,
+        golden=golden,
+    )
     report = evaluate_gates(
         settings=state.gate_settings,
-        golden=GoldenSet.model_validate(read_gate_json(s3, candidate, "golden.json")),
-        challenger_outputs={case: Prediction.model_validate(output) for case, output in outputs.items()},
+        golden=golden,
+        challenger_outputs=answers,
         candidate_metrics=read_gate_json(s3, candidate, "metrics.json"),
         champion_metrics=_champion_metrics(state, services),
         baseline=baseline,

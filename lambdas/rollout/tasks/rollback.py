@@ -7,9 +7,10 @@ would fit.
 
 Runs after a rollback verdict, failed gates, a failed or silently rolled back deployment, an abort
 (alarm, kill switch, operator), or any task's failure (the Catch's ``error`` is the reason). The
-endpoint is restored only if it runs one of this rollout's configs: failed gates, or an update SageMaker
-undid itself, leave nothing to restore. The restoring update carries no DeploymentConfig, so the alarms
-that may have caused the rollback cannot undo it.
+endpoint is restored only if it runs one of this rollout's configs (gate, deploy, promote): failed
+gates leave the candidate at weight 0 in the challenger slot, which the restoring config removes; an
+update SageMaker undid itself, or a failure before the deploy, leaves nothing to restore. The
+restoring update carries no DeploymentConfig, so the alarms that may have caused the rollback cannot undo it.
 
 Two calls when there is something to restore: the first moves the weights to the champion at once and
 sends the restoring update, the state machine waits for it and checks it, and the second (the endpoint
@@ -124,7 +125,7 @@ def _runs_this_rollout(state: RolloutState, services: RolloutServices) -> bool:
     status = str(description.get("EndpointStatus", ""))
     if status in IN_PROGRESS_STATUSES:
         raise EndpointBusy(f"endpoint {name} is {status}; it is rolled back once the update has ended")
-    ours = {config_name_for(name, state.rollout_id, purpose) for purpose in ("deploy", "promote")}
+    ours = {config_name_for(name, state.rollout_id, purpose) for purpose in ("gate", "deploy", "promote")}
     return str(description.get("EndpointConfigName")) in ours
 
 
@@ -140,7 +141,13 @@ def _restore_champion(state: RolloutState, services: RolloutServices) -> Rollout
     config_name = config_name_for(name, state.rollout_id, "rollback")
     config = create_endpoint_config(
         services.sagemaker,
-        resting_config_request(config_name, live, request.variants, champion_model=champion_model),
+        resting_config_request(
+            config_name,
+            live,
+            request.variants,
+            champion_model=champion_model,
+            shadow_slot=request.strategy is Strategy.SHADOW,
+        ),
     )
     with busy_as_retryable(name):
         update_endpoint(services.sagemaker, update_endpoint_request(name, config))
