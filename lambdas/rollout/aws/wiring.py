@@ -29,6 +29,7 @@ from lambdas.rollout.state import EndpointBusy, RolloutState
 from lambdas.shared.aws_clients import (
     CLIENT_CONFIG,
     PublishesNotifications,
+    PutsEvents,
     ReadsObjects,
     throttling_as_retryable,
 )
@@ -56,6 +57,8 @@ class RolloutServices:
     generations: LockGenerations | None = None
     """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
     ledger_store: DynamoDBLedgerStore | None = None
+    events: PutsEvents | None = None
+    """EventBridge, for the promote's offer to the next environment (settings.release_to)."""
 
     def now(self) -> int:
         return int(self.clock())
@@ -116,6 +119,7 @@ def build_services(
     cloudwatch: CloudWatchClient | None = None,
     sns: PublishesNotifications | None = None,
     s3: ReadsObjects | None = None,
+    events: PutsEvents | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
@@ -132,6 +136,7 @@ def build_services(
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,
+        events=events or cast("PutsEvents", boto3.client("events", config=CLIENT_CONFIG)),
     )
 
 
