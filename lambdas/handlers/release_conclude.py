@@ -11,8 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lambdas.release.wiring import services
-from lambdas.release.workflow import ReleaseState, approve, refused, reject
-from lambdas.rollout.state import TaskError
+from lambdas.release.workflow import ReleaseState, StepError, approve, refused, reject
 from lambdas.shared.aws_clients import throttling_as_retryable
 from lambdas.shared.validation import describe_problems
 
@@ -33,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         parsed = ConcludeInput.model_validate(event)
         if parsed.action == "refused":
-            error = TaskError.model_validate(parsed.state.get("error") or {"Error": "ReleaseRefused"})
+            error = StepError.model_validate(parsed.state.get("error") or {"Error": "ReleaseRefused"})
             with throttling_as_retryable():
                 refused(parsed.state, error, services())
             return parsed.state

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.release.offer import ReleaseOffer, evidence_metadata
 from lambdas.release.settings import ReleaseSettings
-from lambdas.rollout.state import TaskError
 from lambdas.shared.aws_clients import PublishesNotifications
 from lambdas.shared.endpoint_store import EndpointSettingsError
 
@@ -35,6 +34,7 @@ __all__ = [
     "ReleaseRefused",
     "ReleaseServices",
     "ReleaseState",
+    "StepError",
     "approve",
     "ask",
     "refused",
@@ -83,6 +83,25 @@ class ApprovalAnswer(BaseModel):
     approved_by: str = Field(default="a person", min_length=1, max_length=128)
 
 
+class StepError(BaseModel):
+    """What a Catch with ``ResultPath: "$.error"`` puts in the state; a rejection sent without a cause
+    (``send-task-failure`` with no ``--cause``) has none."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+    def describe(self) -> str:
+        """`Error: message`; a Lambda's Cause is a JSON document whose errorMessage says what happened."""
+        try:
+            cause: Any = json.loads(self.cause or "")
+        except json.JSONDecodeError:
+            cause = self.cause
+        message = cause.get("errorMessage", self.cause) if isinstance(cause, dict) else self.cause
+        return f"{self.error}: {message}" if message else self.error
+
+
 class ReleaseState(BaseModel):
     """The workflow's state: the offer, the package registered for it, and how the approval went."""
 
@@ -91,7 +110,7 @@ class ReleaseState(BaseModel):
     offer: ReleaseOffer
     model_package_arn: str | None = None
     approval: ApprovalAnswer | None = None
-    error: TaskError | None = None
+    error: StepError | None = None
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -203,6 +222,8 @@ def approve(state: ReleaseState, services: ReleaseServices) -> ReleaseState:
         ApprovalDescription=(
             f"released from {offer.source_environment} (rollout {offer.rollout_id}), approved by {who}"
         )[:APPROVAL_DESCRIPTION_MAX],
+        # UpdateModelPackage adds these keys on AWS, and moto replaces the map: resent, the evidence stays.
+        CustomerMetadataProperties=evidence_metadata(offer),
     )
     return state
 
@@ -214,12 +235,13 @@ def reject(state: ReleaseState, services: ReleaseServices) -> ReleaseState:
         ModelPackageArn=_registered(state),
         ModelApprovalStatus="Rejected",
         ApprovalDescription=reason[:APPROVAL_DESCRIPTION_MAX],
+        CustomerMetadataProperties=evidence_metadata(state.offer),
     )
     _tell(state, services, "release_rejected", reason, "rejected")
     return state
 
 
-def refused(offer: Any, error: TaskError, services: ReleaseServices) -> None:
+def refused(offer: Any, error: StepError, services: ReleaseServices) -> None:
     """An offer that could not be registered, told (the execution then fails)."""
     detail = offer if isinstance(offer, Mapping) else {}
     message = {
@@ -238,7 +260,7 @@ def refused(offer: Any, error: TaskError, services: ReleaseServices) -> None:
     )
 
 
-def _rejection_reason(error: TaskError | None) -> str:
+def _rejection_reason(error: StepError | None) -> str:
     if error is None:
         return "rejected"
     if error.error == APPROVAL_TIMED_OUT:
