@@ -23,7 +23,7 @@ import yaml
 from aws_cdk import App
 
 from infra.application import build_app
-from lambdas.release.offer import DETAIL_TYPE, EVENT_SOURCE, ReleaseOffer, offer_entry
+from lambdas.release.offer import ReleaseOffer, offer_entry
 from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
 from localcloud.cloud import LocalCloud
 from localcloud.events.delivery import deliver_events
@@ -35,9 +35,9 @@ from tests.infra.conftest import cdk_json_context
 STAGING, PROD = "localstaging", "local"
 FAMILY = "churn-classifier"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.2.0"
-ARN_PREFIX = "arn:aws:sagemaker:us-east-1:123456789012"
 CLOCK_RATE = 300.0
-DEADLINE_SECONDS = 90.0
+# Two rollouts one after the other on a loaded laptop: far more than they take alone (about a minute).
+DEADLINE_SECONDS = 240.0
 # Per emulated minute and variant: enough for the local judge's minimum samples within one bake.
 HEALTHY = Minute(requests=600, latency_us=20_000, trials=600, successes=60)
 FAILING = Minute(requests=600, errors_5xx=120, latency_us=20_000, trials=600, successes=60)
@@ -98,6 +98,7 @@ class Chain:
         self.states = boto3.client("stepfunctions")
         self.queues = {env: self._subscribe(env) for env in (STAGING, PROD)}
         self._serving: list[threading.Thread] = []
+        self._told: dict[str, list[dict[str, Any]]] = {STAGING: [], PROD: []}
         self._closed = threading.Event()
 
     def stack(self, env: str) -> Any:
@@ -121,8 +122,36 @@ class Chain:
         return url
 
     def told(self, env: str) -> list[dict[str, Any]]:
-        received = boto3.client("sqs").receive_message(QueueUrl=self.queues[env], MaxNumberOfMessages=10)
-        return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
+        """Every message the environment's topic has published so far."""
+        sqs = boto3.client("sqs")
+        received = sqs.receive_message(QueueUrl=self.queues[env], MaxNumberOfMessages=10)
+        for message in received.get("Messages", []):
+            self._told[env].append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=self.queues[env], ReceiptHandle=message["ReceiptHandle"])
+        return list(self._told[env])
+
+    def released(self, source: str) -> list[dict[str, Any]]:
+        """Prod's packages registered for the staging package `source`."""
+        return [
+            p
+            for p in self.packages(PROD)
+            if p.get("CustomerMetadataProperties", {}).get("release.source-package") == source
+        ]
+
+    def runs_of(self, env: str, machine: str, package: str) -> list[dict[str, Any]]:
+        """The machine's executions whose input names the package."""
+        return [
+            e
+            for e in self.executions(env, machine)
+            if package in self.states.describe_execution(executionArn=e["executionArn"])["input"]
+        ]
+
+    def ended_release_of(self, source: str) -> dict[str, Any]:
+        def ended() -> list[dict[str, Any]]:
+            return [e for e in self.runs_of(PROD, "Release", source) if e["status"] != "RUNNING"]
+
+        [run] = until(f"release of {source}", ended)
+        return dict(run)
 
     def serve(self, env: str, challenger: Minute) -> None:
         """From now on the endpoint's variants serve these minutes on the workers' clock (a thread keeps
@@ -208,10 +237,10 @@ class Chain:
         found: dict[str, Any] = until(f"{env} {machine} run", first)
         return found
 
-    def offer_from_staging(self) -> str:
+    def offer_from_staging(self, version: int, outcome: str = "promoted") -> str:
         """What staging's promote puts on the bus for a package it promoted (without running its rollout:
-        the tests of the approval start here)."""
-        folder = f"models/{self.group(STAGING)}/v2"
+        the tests of the approval start here); `version` names the package's folder."""
+        folder = f"models/{self.group(STAGING)}/v{version}"
         bucket = self.bucket(STAGING)
         self.s3.put_object(Bucket=bucket, Key=f"{folder}/model.tar.gz", Body=b"model")
         self.s3.put_object(Bucket=bucket, Key=f"{folder}/gates/golden.json", Body=json.dumps(GOLDEN).encode())
@@ -233,7 +262,7 @@ class Chain:
             image=IMAGE,
             model_data_url=f"s3://{bucket}/{folder}/model.tar.gz",
             rollout_id="a-staging-rollout",
-            metadata={"rollout.id": "a-staging-rollout", "rollout.outcome": "promoted"},
+            metadata={"rollout.id": "a-staging-rollout", "rollout.outcome": outcome},
         )
         [put] = boto3.client("events").put_events(Entries=[offer_entry(offer)])["Entries"]
         assert "EventId" in put, put
@@ -273,8 +302,9 @@ def chain(chain_out: Path) -> Iterator[Chain]:
     yield from open_chain(chain_out)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def manual_chain(manual_chain_out: Path) -> Iterator[Chain]:
+    """One deployment for the approval tests: each offers its own package and follows its own release."""
     yield from open_chain(manual_chain_out)
 
 
@@ -315,69 +345,66 @@ def test_a_package_rolled_back_in_staging_never_reaches_prod(chain: Chain) -> No
     assert chain.executions(PROD, "Release") == []
 
 
+def approval_request(chain: Chain, source: str) -> dict[str, Any]:
+    def asked() -> list[dict[str, Any]]:
+        return [m for m in chain.told(PROD) if m.get("source_package") == source and "approve" in m]
+
+    [request] = until("approval request", asked)
+    return dict(request)
+
+
 def test_a_manual_release_waits_for_a_person_and_proceeds_once_approved(manual_chain: Chain) -> None:
     chain = manual_chain
-    chain.offer_from_staging()
-    [waiting] = until("approval request", lambda: [m for m in chain.told(PROD) if "approve" in m])
-    [registered] = chain.packages(PROD)
+    source = chain.offer_from_staging(2)
+    waiting = approval_request(chain, source)
+    [registered] = chain.released(source)
     assert registered["ModelApprovalStatus"] == "PendingManualApproval"
-    assert chain.executions(PROD, "Release", "RUNNING")
+    assert [run["status"] for run in chain.runs_of(PROD, "Release", source)] == ["RUNNING"]
     token = waiting["approve"].split("--task-token ")[1].split(" --task-output")[0].strip("'")
     chain.states.send_task_success(taskToken=token, output=json.dumps({"approved_by": "Dana"}))
-    [release_run] = until("release run", lambda: chain.ended(PROD, "Release"))
-    assert release_run["status"] == "SUCCEEDED"
-    [approved] = chain.packages(PROD)
+    assert chain.ended_release_of(source)["status"] == "SUCCEEDED"
+    [approved] = chain.released(source)
     assert approved["ModelApprovalStatus"] == "Approved"
     assert "approved by Dana" in approved["ApprovalDescription"]
     # The approval started prod's own rollout of the package (its gates then find no golden outputs).
-    prod_run = chain.first_ended(PROD, "Rollout")
-    assert approved["ModelPackageArn"] in json.dumps(
-        chain.states.describe_execution(executionArn=prod_run["executionArn"])["input"]
-    )
+    until("prod rollout", lambda: chain.runs_of(PROD, "Rollout", approved["ModelPackageArn"]))
 
 
 def test_a_manual_release_nobody_approves_in_time_is_rejected_and_told(manual_chain: Chain) -> None:
     chain = manual_chain
-    chain.offer_from_staging()
-    [release_run] = until("release run", lambda: chain.ended(PROD, "Release"))
-    assert release_run["status"] == "FAILED"
-    [rejected] = chain.packages(PROD)
+    source = chain.offer_from_staging(3)
+    assert chain.ended_release_of(source)["status"] == "FAILED"
+    [rejected] = chain.released(source)
     assert rejected["ModelApprovalStatus"] == "Rejected"
     assert "nobody approved" in rejected["ApprovalDescription"]
-    assert any(m.get("event") == "release_rejected" for m in chain.told(PROD))
-    assert chain.executions(PROD, "Rollout") == []
+    told = [m for m in chain.told(PROD) if m.get("event") == "release_rejected"]
+    assert [m["model_package_arn"] for m in told] == [rejected["ModelPackageArn"]]
+    assert chain.runs_of(PROD, "Rollout", rejected["ModelPackageArn"]) == []
 
 
 def test_a_release_a_person_rejects_is_rejected_with_the_reason(manual_chain: Chain) -> None:
     chain = manual_chain
-    chain.offer_from_staging()
-    [waiting] = until("approval request", lambda: [m for m in chain.told(PROD) if "reject" in m])
+    source = chain.offer_from_staging(4)
+    waiting = approval_request(chain, source)
     token = waiting["reject"].split("--task-token ")[1].split(" --error")[0].strip("'")
     chain.states.send_task_failure(taskToken=token, error="Rejected", cause="the holdout looks odd")
-    [release_run] = until("release run", lambda: chain.ended(PROD, "Release"))
-    assert release_run["status"] == "FAILED"
-    [rejected] = chain.packages(PROD)
+    assert chain.ended_release_of(source)["status"] == "FAILED"
+    [rejected] = chain.released(source)
     assert rejected["ModelApprovalStatus"] == "Rejected"
     # moto's SendTaskFailure drops the cause (AWS passes it on): the person's rejection is what is kept.
     assert rejected["ApprovalDescription"].startswith("rejected by a person:")
-    assert any(m.get("event") == "release_rejected" for m in chain.told(PROD))
+    told = [m for m in chain.told(PROD) if m.get("event") == "release_rejected"]
+    assert rejected["ModelPackageArn"] in [m["model_package_arn"] for m in told]
+    assert chain.runs_of(PROD, "Rollout", rejected["ModelPackageArn"]) == []
 
 
-def test_an_offer_of_a_package_not_promoted_is_refused_and_nothing_is_registered(chain: Chain) -> None:
-    detail = {
-        "source_environment": STAGING,
-        "target_environment": PROD,
-        "endpoint": "churn",
-        "model_package_arn": f"{ARN_PREFIX}:model-package/{chain.group(STAGING)}/7",
-        "image": IMAGE,
-        "model_data_url": f"s3://{chain.bucket(STAGING)}/models/x/model.tar.gz",
-        "rollout_id": "rollout-of-another-package",
-        "metadata": {"rollout.outcome": "rolled_back"},
-    }
-    entry = {"Source": EVENT_SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail)}
-    boto3.client("events").put_events(Entries=[entry])
-    [release_run] = until("release run", lambda: chain.ended(PROD, "Release"))
-    assert release_run["status"] == "FAILED"
-    assert chain.packages(PROD) == []
-    [told] = [m for m in chain.told(PROD) if m.get("event") == "release_refused"]
+def test_an_offer_of_a_package_not_promoted_is_refused_and_nothing_is_registered(manual_chain: Chain) -> None:
+    chain = manual_chain
+    source = chain.offer_from_staging(5, outcome="rolled_back")
+    run = chain.ended_release_of(source)
+    assert run["status"] == "FAILED"
+    assert chain.released(source) == []
+    [told] = [
+        m for m in chain.told(PROD) if m.get("event") == "release_refused" and m["source_package"] == source
+    ]
     assert "was not promoted" in told["reason"]

@@ -41,7 +41,7 @@ def load_mutated(tmp_path: Path, mutate: Mutation) -> EnvironmentConfig:
     return load_config("dev", tmp_path)
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ["dev", "prod", "local", "localstaging"])
 def test_shipped_environment_files_are_valid(env: str) -> None:
     config = load_config(env)
     assert config.name == env
