@@ -80,6 +80,7 @@ class ReleaseOffering(Construct):
         target: ReleaseTarget,
         promote: WorkflowFunction,
         registry: ModelRegistry,
+        notifications: Notifications,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -90,6 +91,9 @@ class ReleaseOffering(Construct):
             [default_bus_arn(stack)],
             conditions={"StringEquals": {"events:source": EVENT_SOURCE}},
         )
+        # An offer that cannot be sent is told on the topic (the promotion stands).
+        promote.allow(["sns:Publish"], [notifications.topic.topic_arn])
+        notifications.key.grant(promote.role, "kms:Decrypt", "kms:GenerateDataKey")
         self.forward_rule: events.Rule | None = None
         if target.account is not None or target.region != stack.region:
             self.forward_rule = self._forward(config, target)

@@ -100,6 +100,7 @@ class PlatformStack(Stack):
                 target=chain.next,
                 promote=self.rollout.functions.promote,
                 registry=self.registry,
+                notifications=self.notifications,
             )
         )
         self.release = (

@@ -113,6 +113,7 @@ def two_accounts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Te
         target=ReleaseTarget(environment="prod", region="eu-west-1", account=PROD_ACCOUNT),
         promote=promote,
         registry=registry,
+        notifications=Notifications(staging, "Notifications", prefix=staging_config.prefix, emails=[]),
     )
     prod = Stack(app, "Prod", env=Environment(account=PROD_ACCOUNT, region="eu-west-1"))
     ReleaseWorkflow(
