@@ -8,6 +8,7 @@ the problem named; nothing is synthesized from it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -257,9 +258,47 @@ class ReservedConcurrency(StrictModel):
     rollback: int | None = Field(default=2, ge=1, le=100)
 
 
+ACCOUNT_PATTERN = r"^\d{12}$"
+
+
 class Aws(StrictModel):
-    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    account: str | None = Field(default=None, pattern=ACCOUNT_PATTERN)
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+# Step Functions ends a task after at most a year; a release nobody looks at for that long is stale.
+MAX_APPROVAL_TIMEOUT_HOURS = 365 * 24
+
+
+class Release(StrictModel):
+    """Where a package this environment's rollout promotes is offered next (docs/release-chain.md): the
+    next environment registers it with this one's evidence and, after the approval asked for here, rolls
+    it out. The next environment's file says where it runs (its `aws` section)."""
+
+    next_environment: EnvironmentName
+    approval: Literal["none", "manual"] = Field(
+        default="manual", description="none: the next environment rolls the package out at once"
+    )
+    approval_timeout_hours: int = Field(
+        default=72,
+        ge=1,
+        le=MAX_APPROVAL_TIMEOUT_HOURS,
+        description="a manual approval not given within this time rejects the package",
+    )
+    next_account: str | None = Field(
+        default=None,
+        pattern=ACCOUNT_PATTERN,
+        description="the next environment's account when it is not this one (cross-account release)",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_only_when_manual(self) -> Self:
+        if self.approval == "none" and "approval_timeout_hours" in self.model_fields_set:
+            raise ValueError(
+                "approval_timeout_hours applies to a manual approval only: with approval none the next "
+                "environment rolls the package out at once; remove it or set approval: manual"
+            )
+        return self
 
 
 class EnvironmentConfig(StrictModel):
@@ -287,6 +326,33 @@ class EnvironmentConfig(StrictModel):
         if bad_prices:
             raise ValueError(f"prices must be positive USD per hour below 1000, got {bad_prices}")
         return prices
+
+    release: Release | None = Field(
+        default=None, description="the next environment a promoted package is offered to"
+    )
+
+    @model_validator(mode="after")
+    def _release_elsewhere(self) -> Self:
+        release = self.release
+        if release is None:
+            return self
+        if release.next_environment == self.name:
+            raise ValueError(
+                f"release.next_environment: {self.name!r} cannot release into itself; name the next "
+                "environment (e.g. prod)"
+            )
+        if release.next_account is not None:
+            if self.aws.account is None:
+                raise ValueError(
+                    "release.next_account: a cross-account release needs this environment's own account "
+                    "(aws.account): the next environment trusts it to send packages and reads its registry"
+                )
+            if release.next_account == self.aws.account:
+                raise ValueError(
+                    f"release.next_account: {release.next_account} is this environment's own account; "
+                    "leave next_account out for a release within one account"
+                )
+        return self
 
     @field_validator("endpoints")
     @classmethod
@@ -423,3 +489,97 @@ def load_config(env: str, directory: Path = ENVIRONMENTS_DIR) -> EnvironmentConf
         return EnvironmentConfig.model_validate({"name": env, **raw})
     except ValidationError as error:
         raise ConfigError(_describe(error, path)) from error
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """The environment a promoted package is offered to, as the releasing environment sees it."""
+
+    environment: str
+    region: str
+    account: str | None = None  # None: the releasing environment's own account
+
+
+@dataclass(frozen=True)
+class ReleaseSource:
+    """The environment that offers its promoted packages to this one, and the approval they wait for."""
+
+    environment: str
+    region: str
+    approval: Literal["none", "manual"]
+    approval_timeout_hours: int
+    account: str | None = None  # None: this environment's own account
+
+
+@dataclass(frozen=True)
+class ReleaseChain:
+    """An environment's neighbours in the release chain (`release:` in the releasing one's file)."""
+
+    next: ReleaseTarget | None = None
+    previous: ReleaseSource | None = None
+
+
+def release_chain(config: EnvironmentConfig, directory: Path = ENVIRONMENTS_DIR) -> ReleaseChain:
+    """Read the chain around `config` from the environment files: the next environment's file (where it
+    runs) and the one file, if any, whose `release.next_environment` names this environment."""
+    return ReleaseChain(next=_release_target(config, directory), previous=_release_source(config, directory))
+
+
+def _release_target(config: EnvironmentConfig, directory: Path) -> ReleaseTarget | None:
+    release = config.release
+    if release is None:
+        return None
+    where = directory / f"{config.name}.yaml"
+    try:
+        following = load_config(release.next_environment, directory)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: release.next_environment: {error}") from None
+    declared = following.aws.account
+    if declared is not None and release.next_account is None and declared != config.aws.account:
+        raise ConfigError(
+            f"{where}: release.next_account: {release.next_environment!r} runs in account {declared}, "
+            "not this environment's: set release.next_account to it (a cross-account release)"
+        )
+    if declared is not None and release.next_account is not None and declared != release.next_account:
+        raise ConfigError(
+            f"{where}: release.next_account: {release.next_account} differs from "
+            f"{release.next_environment!r}'s aws.account {declared}"
+        )
+    return ReleaseTarget(
+        environment=following.name, region=following.aws.region, account=release.next_account
+    )
+
+
+def _release_source(config: EnvironmentConfig, directory: Path) -> ReleaseSource | None:
+    sources = [
+        env
+        for env in available_environments(directory)
+        if env != config.name and _releases_into(directory / f"{env}.yaml", config.name)
+    ]
+    if len(sources) > 1:
+        raise ConfigError(
+            f"{directory}: {sources} all release into {config.name!r}; an environment takes packages from "
+            "one environment only"
+        )
+    if not sources:
+        return None
+    source = load_config(sources[0], directory)
+    assert source.release is not None
+    return ReleaseSource(
+        environment=source.name,
+        region=source.aws.region,
+        approval=source.release.approval,
+        approval_timeout_hours=source.release.approval_timeout_hours,
+        account=source.aws.account if source.release.next_account is not None else None,
+    )
+
+
+def _releases_into(path: Path, env: str) -> bool:
+    """Whether the file names `env` as its next environment (read loosely: other files' own problems are
+    theirs, reported when they are synthesized)."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    release = raw.get("release") if isinstance(raw, dict) else None
+    return isinstance(release, dict) and release.get("next_environment") == env

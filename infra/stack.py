@@ -9,7 +9,7 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from constructs import Construct
 
 from infra.alarms import EndpointAlarms
-from infra.config import EnvironmentConfig
+from infra.config import EnvironmentConfig, ReleaseChain
 from infra.dashboard import EndpointDashboard
 from infra.drift_monitor import DriftMonitor
 from infra.endpoint import ModelEndpoint
@@ -18,6 +18,7 @@ from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
 from infra.platform_parameters import PlatformParameters
 from infra.registry import ModelPackageGroup, ModelRegistry
+from infra.release_chain import ReleaseOffering, ReleaseWorkflow
 from infra.retraining_workflow import (
     RetrainingTriggers,
     RetrainingWorkflow,
@@ -30,8 +31,15 @@ from infra.serving import ServingApi
 
 class PlatformStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        chain: ReleaseChain | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`chain`: the environments around this one in the release chain (infra/release_chain.py)."""
         super().__init__(scope, construct_id, **kwargs)
         Tags.of(self).add("project", "mlrollout")
         Tags.of(self).add("environment", config.name)
@@ -83,6 +91,32 @@ class PlatformStack(Stack):
             alarms=self.endpoint_alarms,
             notifications=self.notifications,
             flags=self.feature_flags,
+        )
+        chain = chain or ReleaseChain()
+        self.release_offering = (
+            None
+            if chain.next is None
+            else ReleaseOffering(
+                self,
+                "ReleaseOffering",
+                config=config,
+                target=chain.next,
+                promote=self.rollout.functions.promote,
+                registry=self.registry,
+                notifications=self.notifications,
+            )
+        )
+        self.release = (
+            None
+            if chain.previous is None
+            else ReleaseWorkflow(
+                self,
+                "Release",
+                config=config,
+                source=chain.previous,
+                registry=self.registry,
+                notifications=self.notifications,
+            )
         )
         self.drift_monitor: DriftMonitor | None = None
         self.retraining: RetrainingWorkflow | None = None

@@ -52,6 +52,8 @@ ENV_VARIABLES = {
     "lock_table": "LOCK_TABLE",
     "ledger_table": "LEDGER_TABLE",
     "topic_arn": "TOPIC_ARN",
+    "environment": "ENVIRONMENT_NAME",
+    "release_to": "RELEASE_TO",
 }
 
 
@@ -110,6 +112,9 @@ class RolloutSettings(_Strict):
     lock_table: str = Field(min_length=3, max_length=255)
     ledger_table: str = Field(min_length=3, max_length=255)
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$")
+    # The promote function's: a promoted package is offered to the next environment (docs/release-chain.md).
+    environment: str | None = Field(default=None, min_length=1, description="this environment's name")
+    release_to: str | None = Field(default=None, min_length=1, description="the next environment's name")
 
     @classmethod
     def env_variables(cls) -> dict[str, str]:

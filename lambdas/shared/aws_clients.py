@@ -16,6 +16,7 @@ __all__ = [
     "CLIENT_CONFIG",
     "THROTTLING_CODES",
     "PublishesNotifications",
+    "PutsEvents",
     "ReadsObjects",
     "ThrottlingException",
     "throttling_as_retryable",
@@ -66,6 +67,12 @@ class ReadsObjects(Protocol):
 
     def get_object(self, *, Bucket: str, Key: str) -> Any: ...
     def list_objects_v2(self, **request: Any) -> Any: ...
+
+
+class PutsEvents(Protocol):
+    """EventBridge PutEvents (boto3's `events` client has it)."""
+
+    def put_events(self, *, Entries: Any) -> Any: ...
 
 
 class PublishesNotifications(Protocol):

@@ -204,6 +204,7 @@ class MetricWriter:
 
     client: CloudWatchClient
     published: list[tuple[str, int]] = field(default_factory=list)
+    endpoint_name: str = ENDPOINT_NAME
 
     def minutes(self, variant: str, start: int, served: list[Minute]) -> None:
         for index, minute in enumerate(served):
@@ -234,7 +235,7 @@ class MetricWriter:
                 {
                     "MetricName": name,
                     "Dimensions": [
-                        {"Name": "EndpointName", "Value": ENDPOINT_NAME},
+                        {"Name": "EndpointName", "Value": self.endpoint_name},
                         {"Name": "VariantName", "Value": variant},
                     ],
                     "Timestamp": timestamp,

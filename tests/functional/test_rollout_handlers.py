@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import random
@@ -20,6 +21,7 @@ from moto.sagemaker.models import sagemaker_backends
 
 from bench.judge_methods import run_shipped_rollout
 from lambdas.locking.lock import EndpointLocked
+from lambdas.release.offer import DETAIL_TYPE, EVENT_SOURCE, ReleaseOffer
 from lambdas.rollout.aws.endpoint_ops import SageMakerControl, config_name_for, model_name_for
 from lambdas.rollout.aws.metrics_reader import WindowQuery, windows_from_series
 from lambdas.rollout.aws.wiring import RolloutServices, build_services, use
@@ -575,6 +577,51 @@ def test_promotion_makes_the_candidate_champion_and_approves_the_package_with_th
     assert metadata["rollout.verdicts"] == "50pct=promote"
     assert metadata["rollout.traffic"] == "50pct:20000/20000"
     assert promoted["deployment"]["config_name"] == config_name_for(ENDPOINT_NAME, EXECUTION, "promote")
+
+
+def _releasing(rollout: Rollout, events: Any) -> None:
+    """The rollout's services as in an environment that releases into prod (`release:` in its file)."""
+    settings = rollout.services.settings.model_copy(update={"environment": "dev", "release_to": "prod"})
+    use(dataclasses.replace(rollout.services, settings=settings, events=events))
+
+
+def test_a_promotion_offers_the_package_to_the_next_environment_with_its_evidence(rollout: Rollout) -> None:
+    events, sqs = boto3.client("events"), rollout.sqs
+    queue_url = sqs.create_queue(QueueName="offers")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name="offers", EventPattern=json.dumps({"source": [EVENT_SOURCE]}), State="ENABLED")
+    events.put_targets(Rule="offers", Targets=[{"Id": "queue", "Arn": queue_arn["QueueArn"]}])
+    _releasing(rollout, events)
+    state = rollout.deployed(traffic_steps=[50, 100])
+    rollout.serve(state, GOOD, GOOD)
+    rollout.finish("promote", rollout.run("judge", state))
+    [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == DETAIL_TYPE
+    offer = ReleaseOffer.model_validate(event["detail"])
+    assert (offer.source_environment, offer.target_environment, offer.endpoint) == ("dev", "prod", "churn")
+    assert offer.model_package_arn == rollout.package
+    assert offer.rollout_id == EXECUTION
+    assert offer.metadata["rollout.outcome"] == "promoted"
+    assert offer.metadata["data_version"] == "sha256-abc"
+    assert offer.refusal() is None
+
+
+class _RefusingEvents:
+    def put_events(self, *, Entries: Any) -> Any:
+        return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "down"}]}
+
+
+def test_a_promotion_whose_offer_cannot_be_sent_stands_and_is_told(rollout: Rollout) -> None:
+    _releasing(rollout, _RefusingEvents())
+    state = rollout.deployed(traffic_steps=[50, 100])
+    rollout.serve(state, GOOD, GOOD)
+    promoted = rollout.finish("promote", rollout.run("judge", state))
+    assert promoted["outcome"] == "promoted"
+    assert rollout.package_status()["ModelApprovalStatus"] == "Approved"
+    [told] = [m for m in rollout.notifications() if m["event"] == "release_not_offered"]
+    assert told["next_environment"] == "prod" and "InternalFailure" in told["reason"]
+    assert told["model_package_arn"] == rollout.package
 
 
 def test_rollback_restores_the_champion_rejects_the_package_and_notifies(rollout: Rollout) -> None:

@@ -38,6 +38,7 @@ def test_prod_synthesizes_through_the_cli_with_every_endpoint(tmp_path: Path) ->
 def test_unknown_environment_fails_synth_naming_the_missing_file(tmp_path: Path) -> None:
     result = _synth("staging", tmp_path)
     assert result.returncode != 0
-    expected = "staging.yaml: no configuration for environment 'staging' (known: dev, local, prod)"
+    known = "dev, local, localstaging, prod"
+    expected = f"staging.yaml: no configuration for environment 'staging' (known: {known})"
     assert expected in result.stderr
     assert not list(tmp_path.glob("*.template.json"))

@@ -162,6 +162,8 @@ def _synth_with(tmp_path: Path, changes: dict[str, Any]) -> Synthesized:
             node = node[int(part)] if part.isdigit() else node[part]
         node[leaf] = value
     (tmp_path / "dev.yaml").write_text(yaml.safe_dump(document))
+    # dev releases into prod (its `release:`): the chain's next file is read at synth.
+    (tmp_path / "prod.yaml").write_text((ENVIRONMENTS_DIR / "prod.yaml").read_text())
     return synthesize(tmp_path, config_dir=tmp_path)
 
 

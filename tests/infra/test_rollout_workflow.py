@@ -773,6 +773,14 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             **live_config,
             **new_config,
             **verdict,
+            # dev releases into prod: the promote offers the package, and tells when it cannot.
+            "events:PutEvents": {
+                "arn:aws:events:us-east-1:<AWS::AccountId>:event-bus/default"
+                '|{"StringEquals": {"events:source": "mlrollout.release"}}'
+            },
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
         },
         "rollout_rollback": {
             **ledger,

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ENVIRONMENTS_DIR, ConfigError, EnvironmentConfig, load_config
+from infra.config import (
+    ENVIRONMENTS_DIR,
+    ConfigError,
+    EnvironmentConfig,
+    ReleaseSource,
+    ReleaseTarget,
+    load_config,
+    release_chain,
+)
 from lambdas.rollout.payloads import Strategy
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -33,7 +41,7 @@ def load_mutated(tmp_path: Path, mutate: Mutation) -> EnvironmentConfig:
     return load_config("dev", tmp_path)
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
+@pytest.mark.parametrize("env", ["dev", "prod", "local", "localstaging"])
 def test_shipped_environment_files_are_valid(env: str) -> None:
     config = load_config(env)
     assert config.name == env
@@ -142,6 +150,36 @@ BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
         "endpoints.0.name",
         "should match pattern",
     ),
+    "release into itself": (
+        _set("release", {"next_environment": "dev"}),
+        "(top level)",
+        "'dev' cannot release into itself",
+    ),
+    "release approval misspelt": (
+        _set("release", {"next_environment": "prod", "approval": "auto"}),
+        "release.approval",
+        "'none' or 'manual'",
+    ),
+    "release timeout without a manual approval": (
+        _set("release", {"next_environment": "prod", "approval": "none", "approval_timeout_hours": 4}),
+        "release",
+        "approval_timeout_hours applies to a manual approval only",
+    ),
+    "release timeout past a year": (
+        _set("release", {"next_environment": "prod", "approval_timeout_hours": 9000}),
+        "release.approval_timeout_hours",
+        "less than or equal to 8760",
+    ),
+    "cross-account release without its own account": (
+        _set("release", {"next_environment": "prod", "next_account": "210987654321"}),
+        "(top level)",
+        "needs this environment's own account (aws.account)",
+    ),
+    "release unknown key": (
+        _set("release", {"next_environment": "prod", "next_acount": "210987654321"}),
+        "release.next_acount",
+        "unknown key",
+    ),
 }
 
 
@@ -206,3 +244,64 @@ def test_shadow_endpoint_keeps_distinct_variant_names(tmp_path: Path) -> None:
     mutate = _set("endpoints.0.variants", {"champion": "blue", "challenger": "blue"})
     with pytest.raises(ConfigError, match="variant names must be distinct"):
         load_mutated(tmp_path, mutate)
+
+
+def chain_files(directory: Path, **release: Any) -> None:
+    """dev releasing into prod (the shipped files), with `release` over dev's own release section."""
+    dev = dev_document()
+    dev["release"] = {**dev["release"], **release}
+    write_env(directory, dev)
+    write_env(directory, yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text()), "prod")
+
+
+def test_the_shipped_chain_offers_dev_packages_to_prod_after_a_person_approves() -> None:
+    dev, prod = load_config("dev"), load_config("prod")
+    to_prod = release_chain(dev)
+    assert to_prod.next == ReleaseTarget(environment="prod", region="eu-west-1", account=None)
+    assert to_prod.previous is None
+    from_dev = release_chain(prod).previous
+    assert from_dev == ReleaseSource(
+        environment="dev", region="us-east-1", approval="manual", approval_timeout_hours=72, account=None
+    )
+    assert release_chain(prod).next is None
+
+
+def test_a_cross_account_chain_names_both_accounts(tmp_path: Path) -> None:
+    chain_files(tmp_path, next_account="210987654321")
+    dev = dev_document() | {"aws": {"region": "us-east-1", "account": "123456789012"}}
+    dev["release"] = {**dev["release"], "next_account": "210987654321"}
+    write_env(tmp_path, dev)
+    assert release_chain(load_config("dev", tmp_path), tmp_path).next == ReleaseTarget(
+        environment="prod", region="eu-west-1", account="210987654321"
+    )
+    source = release_chain(load_config("prod", tmp_path), tmp_path).previous
+    assert source is not None and source.account == "123456789012"
+
+
+def test_a_release_to_an_environment_without_a_file_names_the_field(tmp_path: Path) -> None:
+    dev = dev_document()
+    dev["release"] = {"next_environment": "prd"}
+    write_env(tmp_path, dev)
+    with pytest.raises(
+        ConfigError, match=r"dev.yaml: release.next_environment: .*no configuration for .*'prd'"
+    ):
+        release_chain(load_config("dev", tmp_path), tmp_path)
+
+
+def test_a_next_environment_in_another_account_needs_next_account(tmp_path: Path) -> None:
+    chain_files(tmp_path)
+    prod = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text())
+    prod["aws"] = {"region": "eu-west-1", "account": "210987654321"}
+    write_env(tmp_path, prod, "prod")
+    dev = dev_document() | {"aws": {"region": "us-east-1", "account": "123456789012"}}
+    write_env(tmp_path, dev)
+    with pytest.raises(ConfigError, match=r"runs in account 210987654321.*set release.next_account"):
+        release_chain(load_config("dev", tmp_path), tmp_path)
+
+
+def test_two_environments_releasing_into_one_are_refused(tmp_path: Path) -> None:
+    chain_files(tmp_path)
+    other = dev_document() | {"name": "qa"}
+    write_env(tmp_path, other, "qa")
+    with pytest.raises(ConfigError, match=r"\['dev', 'qa'\] all release into 'prod'"):
+        release_chain(load_config("prod", tmp_path), tmp_path)

@@ -30,6 +30,7 @@ from lambdas.rollout.state import EndpointBusy, RolloutState
 from lambdas.shared.aws_clients import (
     CLIENT_CONFIG,
     PublishesNotifications,
+    PutsEvents,
     ReadsObjects,
     throttling_as_retryable,
 )
@@ -61,6 +62,8 @@ class RolloutServices:
     ledger_store: DynamoDBLedgerStore | None = None
     alarms: CloudWatchClient | None = None
     """Reads the guardrail alarms' states (CloudWatch); needed where an endpoint has guardrail alarms."""
+    events: PutsEvents | None = None
+    """EventBridge, for the promote's offer to the next environment (settings.release_to)."""
 
     def guardrail_alarms(self) -> CloudWatchClient:
         if self.alarms is None:
@@ -129,6 +132,7 @@ def build_services(
     sns: PublishesNotifications | None = None,
     s3: ReadsObjects | None = None,
     runtime: InvokesEndpoints | None = None,
+    events: PutsEvents | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RolloutServices:
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
@@ -148,6 +152,7 @@ def build_services(
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,
         alarms=cloudwatch,
+        events=events or cast("PutsEvents", boto3.client("events", config=CLIENT_CONFIG)),
     )
 
 

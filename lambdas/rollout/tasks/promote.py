@@ -5,12 +5,20 @@ blue_green that config is already running: nothing is sent, and the second part 
 state machine waits for that update and checks it, and a second call, seeing the promote config in
 service, records the outcome and approves the package with the ledger's summary. A promotion update
 that fails goes to the rollback path instead: nothing was approved yet.
+
+In an environment with a next one (``release_to``), the approved package is then offered to it on
+EventBridge with its metadata (``lambdas.release.offer``). The promotion stands whatever becomes of the
+offer: one that cannot be sent is told on the topic with the package to offer by hand.
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
+import json
 
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from lambdas.release.offer import ReleaseOffer, offer_entry, package_container
 from lambdas.rollout.aws.endpoint_ops import (
     approve_package,
     config_name_for,
@@ -24,6 +32,7 @@ from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable
 from lambdas.rollout.ledger import EntryKind, outcome_payload, summarize
 from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome
 from lambdas.rollout.state import DeploymentStatus, RolloutState
+from lambdas.shared.aws_clients import THROTTLING_CODES
 
 logger = Logger()
 
@@ -71,9 +80,67 @@ def _record_promotion(state: RolloutState, services: RolloutServices, config: st
         f"promoted by rollout {state.rollout_id}: {reason}",
     )
     logger.info("promoted", extra={"model": state.challenger_model, "config": config, "reason": reason})
+    if services.settings.release_to is not None:
+        offer_to_next_environment(state, services, services.settings.release_to)
     return state.model_copy(
         update={
             "deployment": DeploymentStatus(status="in_service", config_name=config),
             "outcome": OutcomeStatus.PROMOTED,
         }
     )
+
+
+class OfferNotSent(Exception):
+    """EventBridge did not take the offer."""
+
+
+def offer_to_next_environment(state: RolloutState, services: RolloutServices, target: str) -> None:
+    """Put the promoted package, its container and its metadata on the bus for the next environment;
+    a failure is told on the topic (throttling is retried by the state machine with the whole task)."""
+    request = state.request
+    settings = services.settings
+    try:
+        described = services.sagemaker.describe_model_package(ModelPackageName=request.model_package_arn)
+        image, model_data_url = package_container(described)
+        offer = ReleaseOffer(
+            source_environment=settings.environment or "-",
+            target_environment=target,
+            endpoint=state.endpoint,
+            model_package_arn=request.model_package_arn,
+            image=image,
+            model_data_url=model_data_url,
+            rollout_id=state.rollout_id,
+            metadata=dict(described.get("CustomerMetadataProperties") or {}),
+        )
+        if services.events is None:
+            raise OfferNotSent("this function has no EventBridge client")
+        answer = services.events.put_events(Entries=[offer_entry(offer)])
+        if answer.get("FailedEntryCount"):
+            raise OfferNotSent(json.dumps(answer.get("Entries"), default=str))
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) in THROTTLING_CODES:
+            raise
+        _tell_offer_failed(state, services, target, str(error))
+    except (ValueError, OfferNotSent) as error:
+        _tell_offer_failed(state, services, target, str(error))
+    else:
+        logger.info("offered to the next environment", extra={"target": target, "rollout": state.rollout_id})
+
+
+def _tell_offer_failed(state: RolloutState, services: RolloutServices, target: str, reason: str) -> None:
+    request = state.request
+    message = {
+        "event": "release_not_offered",
+        "endpoint": state.endpoint,
+        "model_package_arn": request.model_package_arn,
+        "rollout_id": state.rollout_id,
+        "next_environment": target,
+        "reason": reason,
+        "action": f"the package stays promoted here; offer it to {target} by hand (docs/release-chain.md)",
+    }
+    services.sns.publish(
+        TopicArn=services.settings.topic_arn,
+        Subject=f"mlrollout: {state.endpoint} not offered to {target}"[:100],
+        Message=json.dumps(message, indent=2),
+    )
+    logger.error("release offer not sent", extra={"target": target, "reason": reason})
