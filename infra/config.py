@@ -19,6 +19,7 @@ from lambdas.gates import GateSettings
 from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUTES, Recipe
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantSlots
+from lambdas.shared.operations import environment_prefix
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
@@ -320,7 +321,7 @@ class EnvironmentConfig(StrictModel):
 
     @property
     def prefix(self) -> str:
-        return f"mlrollout-{self.name}"
+        return environment_prefix(self.name)
 
     def endpoint_name(self, endpoint: Endpoint) -> str:
         """The physical SageMaker endpoint name; alarms use it too, so they never reference the resource."""

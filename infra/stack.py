@@ -16,6 +16,7 @@ from infra.endpoint import ModelEndpoint
 from infra.endpoint_settings import EndpointSettingsParameter, endpoint_settings_document
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
+from infra.operations_parameter import OperationsParameter
 from infra.platform_parameters import PlatformParameters
 from infra.registry import ModelPackageGroup, ModelRegistry
 from infra.retraining_workflow import (
@@ -80,6 +81,14 @@ class PlatformStack(Stack):
             alarms=self.endpoint_alarms,
             notifications=self.notifications,
             flags=self.feature_flags,
+        )
+        self.operations = OperationsParameter(
+            self,
+            "Operations",
+            prefix=config.prefix,
+            rollout=self.rollout,
+            flags=self.feature_flags,
+            topic=self.notifications.topic,
         )
         self.drift_monitor: DriftMonitor | None = None
         self.retraining: RetrainingWorkflow | None = None
