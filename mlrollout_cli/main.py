@@ -127,7 +127,9 @@ def cli(
             os.environ.setdefault(name, value)
         region = region or "us-east-1"
         profile = None
-    ctx.obj = Context(environment, profile, region, endpoint_url, Console())
+    # A caller may hand in its own clock (a test on an emulated one).
+    clock = ctx.obj.clock if isinstance(ctx.obj, Context) else time.time
+    ctx.obj = Context(environment, profile, region, endpoint_url, Console(), clock=clock)
 
 
 def _context(ctx: click.Context) -> Context:
