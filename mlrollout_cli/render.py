@@ -33,6 +33,14 @@ def _duration(seconds: int) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def _shares(weights: dict[str, float]) -> str:
+    """SageMaker's variant weights are relative: each as its share of the traffic."""
+    total = sum(weights.values())
+    if not total:
+        return "-"
+    return ", ".join(f"{variant} {weight / total * 100:.4g} %" for variant, weight in weights.items())
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
@@ -58,7 +66,7 @@ def _metrics_table(metrics: Sequence[MetricStatus]) -> Table:
 def status_view(status: RolloutStatus, now: int) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
-    head.add_column()
+    head.add_column(overflow="fold")
     steps = " → ".join(
         f"[reverse]{share}[/reverse]" if i == status.step_index else str(share)
         for i, share in enumerate(status.traffic_steps)
@@ -69,7 +77,7 @@ def status_view(status: RolloutStatus, now: int) -> RenderableType:
         ("package", status.model_package_arn),
         ("strategy", f"{status.strategy}, steps {steps} %"),
         ("phase", status.phase if status.step_index is None else f"{status.phase} {status.step_index + 1}"),
-        ("weights", ", ".join(f"{v} {w:g}" for v, w in status.weights.items()) or "-"),
+        ("weights", _shares(status.weights)),
         ("started", moment(status.started_at, now)),
     ]
     if status.seconds_in_step is not None:
