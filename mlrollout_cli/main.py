@@ -21,7 +21,9 @@ import click
 from pydantic import BaseModel
 from rich.console import Console
 
+from lambdas.rollout.aws.overrides import PromotionRequests
 from lambdas.rollout.ledger import LedgerEntry
+from lambdas.rollout.overrides import PersonPromotion
 from lambdas.rollout.payloads import InvalidRolloutRequest, Strategy
 from lambdas.rollout.start import (
     InvalidWorkflowInput,
@@ -81,6 +83,7 @@ Examples:
   mlrollout show arn:aws:states:eu-west-1:123456789012:execution:mlrollout-prod-rollout:4f1c...
   mlrollout start churn arn:aws:sagemaker:...:model-package/mlrollout-prod-churn/7 --strategy linear
   mlrollout abort churn --reason "wrong feature version"
+  mlrollout promote churn --reason "verified offline on the full holdout set"
   mlrollout kill-switch churn on --reason "complaints about scores"
   mlrollout pin churn user-42 challenger
   AWS_ENDPOINT_URL=http://127.0.0.1:5000 mlrollout --local --env local status
@@ -430,6 +433,40 @@ def abort(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None
     if not as_json:
         for item in aborted:
             obj.console.print(f"aborted {item['rollout_id']}: it is being rolled back ({item['reason']})")
+
+
+@cli.command(
+    epilog='\b\nExamples:\n  mlrollout promote churn --reason "verified offline on the full holdout set"'
+)
+@click.argument("endpoint")
+@click.option("--reason", required=True, help="Why: recorded in the ledger with who asked.")
+@json_option
+@click.pass_context
+def promote(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
+    """Promote the endpoint's running rollout at the judge's next look, whatever step it is at: recorded
+    in the ledger as a person's promotion (who, why, and what the judge said). Harm the judge has shown
+    is not overridden: that look still rolls back."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    settings = platform.endpoint(endpoint)
+    try:
+        promotion = PersonPromotion(by=_caller(platform), reason=reason, requested_at=obj.now())
+    except ValueError as error:
+        raise CliError(f"invalid promotion: {error}", ExitCode.USAGE) from None
+    with aws_errors():
+        lease = platform.lease(endpoint)
+        requests = PromotionRequests(
+            client=platform.client("dynamodb"), table_name=platform.resources.lock_table
+        )
+        if lease is None or not requests.request(settings.endpoint_name, lease.holder, promotion):
+            raise CliError(f"no rollout running on {endpoint}: nothing to promote", ExitCode.NOT_FOUND)
+    result = {"rollout_id": lease.holder, "promotion": promotion.model_dump(mode="json")}
+    if as_json:
+        _print_json(result)
+    else:
+        obj.console.print(
+            f"promotion of {lease.holder} requested: the judge's next look promotes it unless it shows harm"
+        )
 
 
 @cli.command(

@@ -1,10 +1,13 @@
-"""What `mlrollout status` and `history` make of a ledger: pure code on ledger entries."""
+"""What `mlrollout status` and `history` make of a ledger, and the judge of `promote`: pure code."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from lambdas.rollout.judge import Verdict
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
+from lambdas.rollout.overrides import PersonPromotion, overridden
+from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState
 from mlrollout_cli.rollouts import describe_entry, history_row, rollout_status
 from tests.unit.test_rollout_state import state
@@ -114,3 +117,27 @@ def test_each_entry_reads_as_one_line() -> None:
         "step 0 at 5 %, look 2: judge says continue (no metric decided); workflow: bake"
     )
     assert lines[5] == "outcome: promoted: aborted: by hand"
+
+
+def test_a_persons_promotion_overrides_a_bake_or_too_little_data_but_never_harm() -> None:
+    promotion = PersonPromotion(by="arn:aws:iam::123456789012:user/ana", reason="checked", requested_at=1)
+    for action in (StepAction.BAKE, StepAction.ADVANCE, StepAction.INCONCLUSIVE):
+        step = StepOutcome(
+            step_index=0, challenger_percent=5, bake=1, verdict=Verdict.CONTINUE, action=action, reason="r"
+        )
+        promoted = overridden(step, promotion)
+        assert promoted.action is StepAction.PROMOTE
+        assert (
+            promoted.reason
+            == "promoted by a person (arn:aws:iam::123456789012:user/ana): checked; the judge said: r"
+        )
+    harm = StepOutcome(
+        step_index=0,
+        challenger_percent=5,
+        bake=1,
+        verdict=Verdict.ROLLBACK,
+        action=StepAction.ROLLBACK,
+        reason="h",
+    )
+    assert overridden(harm, promotion) == harm
+    assert overridden(harm.model_copy(update={"action": StepAction.BAKE}), None).action is StepAction.BAKE

@@ -23,6 +23,7 @@ from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerCont
 from lambdas.rollout.aws.fence import Fence, FencedLedgerStore, LockGenerations
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
+from lambdas.rollout.aws.overrides import PromotionRequests
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.rollout.state import EndpointBusy, RolloutState
@@ -56,6 +57,8 @@ class RolloutServices:
     generations: LockGenerations | None = None
     """The lock's generations: when set, every ledger write and lease renewal is fenced by them."""
     ledger_store: DynamoDBLedgerStore | None = None
+    promotions: PromotionRequests | None = None
+    """A person's promotion requests (`mlrollout promote`): when set, the judge task reads them."""
 
     def now(self) -> int:
         return int(self.clock())
@@ -132,6 +135,7 @@ def build_services(
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
         ledger_store=ledger_store,
+        promotions=PromotionRequests(client=dynamodb, table_name=settings.lock_table),
     )
 
 

@@ -10,6 +10,7 @@ from lambdas.rollout.aws.wiring import RolloutServices
 from lambdas.rollout.decision import Look, LookDecision, decide_look, evidence_range
 from lambdas.rollout.judge import Metric, Verdict
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
+from lambdas.rollout.overrides import PersonPromotion, overridden
 from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
 
@@ -30,7 +31,7 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         decision = decide_look(
             state.request, state.judge, look, services.windows.windows(_query(state, look))
         )
-        step = _outcome(state, decision)
+        step = overridden(_outcome(state, decision), _promotion(state, services))
         logger.info(
             "judged",
             extra={"verdict": decision.result.verdict.value, "action": step.action, "reason": step.reason},
@@ -52,6 +53,12 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
             "bake_seconds": state.judge.look_seconds,
         }
     )
+
+
+def _promotion(state: RolloutState, services: RolloutServices) -> PersonPromotion | None:
+    if services.promotions is None:
+        return None
+    return services.promotions.pending(state.request.endpoint_name, state.rollout_id)
 
 
 def _recorded_step(state: RolloutState, services: RolloutServices) -> StepOutcome | None:
