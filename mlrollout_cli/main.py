@@ -36,6 +36,7 @@ from mlrollout_cli import flags as flag_ops
 from mlrollout_cli.errors import CliError, ExitCode
 from mlrollout_cli.platform import Platform, aws_errors, connect
 from mlrollout_cli.render import entries_table, history_table, status_view, summary_table
+from mlrollout_cli.report import report_html
 from mlrollout_cli.rollouts import RolloutStatus, history_row, rollout_status
 
 __all__ = ["cli"]
@@ -86,6 +87,7 @@ Examples:
   mlrollout promote churn --reason "verified offline on the full holdout set"
   mlrollout kill-switch churn on --reason "complaints about scores"
   mlrollout pin churn user-42 challenger
+  mlrollout report ID --html rollout.html
   AWS_ENDPOINT_URL=http://127.0.0.1:5000 mlrollout --local --env local status
 """
 
@@ -291,9 +293,7 @@ def show(ctx: click.Context, rollout_id: str, as_json: bool) -> None:
     """A rollout's ledger, entry by entry (ROLLOUT_ID: its execution ARN, or the execution's name)."""
     obj = _context(ctx)
     platform = obj.platform()
-    if not rollout_id.startswith("arn:"):
-        machine = platform.resources.state_machine_arn
-        rollout_id = machine.replace(":stateMachine:", ":execution:") + ":" + rollout_id
+    rollout_id = _rollout_arn(platform, rollout_id)
     with aws_errors():
         entries = _entries(platform, rollout_id)
     if not entries:
@@ -302,6 +302,42 @@ def show(ctx: click.Context, rollout_id: str, as_json: bool) -> None:
         _print_json([entry.model_dump(mode="json") for entry in entries])
     else:
         obj.console.print(entries_table(rollout_id, entries))
+
+
+@cli.command(
+    epilog="\b\nExamples:\n  mlrollout report ID --html rollout.html\n"
+    "  mlrollout report ID   (the HTML on standard output)"
+)
+@click.argument("rollout_id")
+@click.option(
+    "--html", "html_file", type=click.Path(dir_okay=False, writable=True), help="Write the page here."
+)
+@click.pass_context
+def report(ctx: click.Context, rollout_id: str, html_file: str | None) -> None:
+    """A rollout's page from its ledger: settings, gates, the challenger's share over time, each decision,
+    each metric's estimate and bounds look by look against its thresholds, the blast radius."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    rollout_id = _rollout_arn(platform, rollout_id)
+    with aws_errors():
+        entries = _entries(platform, rollout_id)
+    try:
+        page = report_html(entries)
+    except ValueError:
+        raise CliError(f"no rollout {rollout_id} in the ledger", ExitCode.NOT_FOUND) from None
+    if html_file is None:
+        click.echo(page)
+        return
+    with open(html_file, "w", encoding="utf-8") as out:
+        out.write(page)
+    obj.console.print(f"wrote {html_file}")
+
+
+def _rollout_arn(platform: Platform, rollout_id: str) -> str:
+    """An execution's ARN from its name (the part after the state machine's name)."""
+    if rollout_id.startswith("arn:"):
+        return rollout_id
+    return platform.resources.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + rollout_id
 
 
 # --- acting -------------------------------------------------------------------------------------------

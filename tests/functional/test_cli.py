@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -77,7 +78,7 @@ def test_the_stack_tells_the_command_where_its_resources_are(cloud: Deployment) 
 
 
 def test_a_rollout_started_from_the_command_is_watched_to_its_end_then_listed_and_shown(
-    cloud: Deployment,
+    cloud: Deployment, tmp_path: Path
 ) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
@@ -103,6 +104,20 @@ def test_a_rollout_started_from_the_command_is_watched_to_its_end_then_listed_an
     [row] = printed(listed)
     assert (row["rollout_id"], row["outcome"], row["model_package_arn"]) == (rollout_id, "promoted", package)
     assert row["reached_percent"] == 50
+
+    page = tmp_path / "rollout.html"
+    reported = mlrollout(cloud, "report", rollout_id.rsplit(":", 1)[1], "--html", str(page))
+    assert reported.exit_code == 0, reported.output
+    text = page.read_text()
+    for expected in (
+        "Blast radius",
+        "Challenger's share over time",
+        "<svg",
+        "golden_inputs",
+        "promoted",
+    ):
+        assert expected in text, expected
+    assert [f"<h3>{m}</h3>" in text for m in ("errors", "latency", "conversion")] == [True] * 3
 
     shown = mlrollout(cloud, "show", rollout_id.rsplit(":", 1)[1])
     assert shown.exit_code == 0, shown.output
@@ -157,6 +172,7 @@ def test_bad_requests_are_refused_with_their_exit_code_and_change_nothing(cloud:
         (["status", "churn"], ExitCode.NOT_FOUND, "no rollout running on churn"),
         (["history", "fraud"], ExitCode.NOT_FOUND, "unknown endpoint"),
         (["show", "no-such-rollout"], ExitCode.NOT_FOUND, "no rollout"),
+        (["report", "no-such-rollout"], ExitCode.NOT_FOUND, "no rollout"),
         (["start", "churn", package, "--steps", "5,50,25"], ExitCode.USAGE, "must strictly increase"),
         (["start", "churn", package, "--strategy", "big-bang"], ExitCode.USAGE, "big-bang"),
         (["start", "fraud", package], ExitCode.NOT_FOUND, "unknown endpoint"),

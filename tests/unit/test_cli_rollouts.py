@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from lambdas.rollout.judge import Verdict
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.rollout.overrides import PersonPromotion, overridden
 from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState
+from mlrollout_cli.report import report_html
 from mlrollout_cli.rollouts import describe_entry, history_row, rollout_status
 from tests.unit.test_rollout_state import state
 
@@ -141,3 +144,20 @@ def test_a_persons_promotion_overrides_a_bake_or_too_little_data_but_never_harm(
     )
     assert overridden(harm, promotion) == harm
     assert overridden(harm.model_copy(update={"action": StepAction.BAKE}), None).action is StepAction.BAKE
+
+
+def test_the_report_page_shows_the_share_over_time_each_decision_and_each_metric_against_its_thresholds() -> (
+    None
+):
+    page = report_html(ledger(outcome="rolled_back"))
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3  # the share, errors, conversion
+    assert "<td>gate_golden_inputs</td>" not in page and "<td>golden_inputs</td><td>passed</td>" in page
+    assert "<td>5 %</td><td>2</td><td>continue</td><td>bake</td>" in page
+    assert "<h3>errors</h3>" in page and "<h3>conversion</h3>" in page
+    assert "rolled_back" in page and "aborted: by hand" in page
+    assert "<td>challenger</td><td>0</td>" in page  # no traffic step recorded: nothing counted
+
+
+def test_a_ledger_without_a_start_has_no_report() -> None:
+    with pytest.raises(ValueError, match="no rollout start"):
+        report_html([])
