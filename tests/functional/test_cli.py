@@ -5,6 +5,9 @@ as the environment's stack writes it, and AppConfig from the local cloud's emula
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +20,10 @@ from rich.console import Console
 
 from lambdas.flags import EndpointVariants, FlagSet
 from lambdas.shared.operations import OperationsDocument, operations_parameter_name
-from localcloud.appconfig.routing import emulate_appconfig
+from localcloud.appconfig.routing import appconfig_gap_filler, emulate_appconfig
+from localcloud.cloud import LocalCloud
 from localcloud.cloudformation.template import app_template, load_stacks, parameter_values
+from localcloud.events.delivery import deliver_events
 from mlrollout_cli.errors import ExitCode
 from mlrollout_cli.main import Context, cli
 from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, rollout_template
@@ -264,3 +269,30 @@ def test_a_persons_promotion_promotes_at_the_next_look_and_is_recorded_as_theirs
     assert verdicts[-1]["challenger_percent"] == 5  # promoted from the first step, not at the plan's end
     late = mlrollout(cloud, "promote", "churn", "--reason", "again")
     assert late.exit_code == ExitCode.NOT_FOUND and "nothing to promote" in late.output
+
+
+def test_the_command_finds_the_environment_on_the_local_cloud_and_deploys_its_kill_switch(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The installed console script, as a person runs it with --local: the stacks deployed by the local
+    cloud's CloudFormation (the operations parameter with the AppConfig ids it created), the flag
+    deployment run by its AppConfig emulation (at once: dev's strategy bakes its first deployment for
+    minutes, and AppConfig deploys one at a time) and its events delivered."""
+    gap_fillers = {"events": lambda _cloud: deliver_events(), "appconfig": appconfig_gap_filler(instant=True)}
+    with LocalCloud(shared_outdir(tmp_path_factory), STACK, gap_fillers=gap_fillers) as local:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        environment |= {"AWS_ENDPOINT_URL": local.endpoint_url, "COLUMNS": "200"}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [str(Path(sys.executable).parent / "mlrollout"), "--local", "--env", "dev", *args]
+            return subprocess.run(
+                command, env=environment, capture_output=True, text=True, timeout=120, check=False
+            )
+
+        listed = run("status", "--json")
+        assert (listed.returncode, json.loads(listed.stdout)) == (0, {"churn": None}), listed.stderr
+        switched = run("kill-switch", "churn", "on", "--reason", "local check")
+        assert switched.returncode == 0, switched.stderr
+        assert "kill switch of churn on: deployment" in switched.stdout
+        none = run("status", "churn")
+        assert none.returncode == ExitCode.NOT_FOUND and "no rollout running on churn" in none.stderr
