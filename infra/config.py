@@ -21,6 +21,7 @@ from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUT
 from lambdas.rollout.guardrails import ALARM_ARN_PATTERN, DEFAULT_INSTANCE_PRICES, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantSlots
+from lambdas.shared.operations import environment_prefix
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 
@@ -441,7 +442,7 @@ class EnvironmentConfig(StrictModel):
 
     @property
     def prefix(self) -> str:
-        return f"mlrollout-{self.name}"
+        return environment_prefix(self.name)
 
     def endpoint_name(self, endpoint: Endpoint) -> str:
         """The physical SageMaker endpoint name; alarms use it too, so they never reference the resource."""

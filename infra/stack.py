@@ -16,6 +16,7 @@ from infra.endpoint import ModelEndpoint
 from infra.endpoint_settings import EndpointSettingsParameter, endpoint_settings_document
 from infra.feature_flags import FeatureFlags
 from infra.notifications import Notifications
+from infra.operations_parameter import OperationsParameter
 from infra.platform_parameters import PlatformParameters
 from infra.registry import ModelPackageGroup, ModelRegistry
 from infra.release_chain import ReleaseOffering, ReleaseWorkflow
@@ -117,6 +118,14 @@ class PlatformStack(Stack):
                 registry=self.registry,
                 notifications=self.notifications,
             )
+        )
+        self.operations = OperationsParameter(
+            self,
+            "Operations",
+            prefix=config.prefix,
+            rollout=self.rollout,
+            flags=self.feature_flags,
+            topic=self.notifications.topic,
         )
         self.drift_monitor: DriftMonitor | None = None
         self.retraining: RetrainingWorkflow | None = None

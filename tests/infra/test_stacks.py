@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from infra.platform_parameters import parameter_name
+from lambdas.shared.operations import operations_parameter_name
 from tests.infra.conftest import Synthesized
 
 
@@ -47,3 +48,23 @@ def test_the_environments_stack_hands_its_bucket_key_and_topic_to_the_families(d
     assert parameters[parameter_name(prefix, "bucket")] == {"Ref": bucket}
     assert parameters[parameter_name(prefix, "key")] == {"Fn::GetAtt": [key, "Arn"]}
     assert parameters[parameter_name(prefix, "topic")] == {"Ref": topic}
+
+
+def test_the_environments_stack_tells_the_command_where_its_rollout_resources_are(dev: Synthesized) -> None:
+    [parameter] = [
+        p["Properties"]
+        for p in dev.of_type("AWS::SSM::Parameter").values()
+        if p["Properties"]["Name"] == operations_parameter_name(dev.config.prefix)
+    ]
+    parts = parameter["Value"]["Fn::Join"][1]
+    refs = {part["Ref"] for part in parts if isinstance(part, dict)}
+    wanted = {
+        "AWS::StepFunctions::StateMachine": "RolloutStateMachine",
+        "AWS::DynamoDB::Table": "RolloutLedgerTable",
+        "AWS::Lambda::Function": "RolloutRolloutAbortFunction",
+        "AWS::AppConfig::Application": "FeatureFlagsApplication",
+        "AWS::AppConfig::DeploymentStrategy": "FeatureFlagsDeploymentStrategy",
+    }
+    for resource_type, prefix in wanted.items():
+        assert [r for r in dev.of_type(resource_type) if r.startswith(prefix) and r in refs], resource_type
+    assert parameter["Tier"] == "Standard"

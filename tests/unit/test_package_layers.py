@@ -1,5 +1,6 @@
 """Which project package may import which: the model code sits below both the training steps and the
-inference server, and neither of those two imports the other."""
+inference server, and neither of those two imports the other; the `mlrollout` command sits on the
+functions' domain code and never loads the CDK app, and nothing of the platform loads the command."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_MODULES = sorted(f"pipelines.{path.stem}" for path in (ROOT / "pipelines").glob("[!_]*.py"))
 SERVER_MODULES = ["containers.inference.server", "containers.inference.serve"]
 MODEL_MODULES = sorted(f"trained_model.{path.stem}" for path in (ROOT / "trained_model").glob("[!_]*.py"))
+CLI_MODULES = sorted(f"mlrollout_cli.{path.stem}" for path in (ROOT / "mlrollout_cli").glob("[!_]*.py"))
+PLATFORM_MODULES = ["app", "infra.stack", "lambdas.rollout.aws.wiring", "lambdas.rollout.aws.aborts"]
 
 
 def _project_packages_loaded_by(modules: list[str]) -> set[str]:
@@ -34,8 +37,10 @@ def _project_packages_loaded_by(modules: list[str]) -> set[str]:
         (PIPELINE_MODULES, {"containers"}),
         (SERVER_MODULES, {"pipelines"}),
         (MODEL_MODULES, {"pipelines", "containers", "lambdas"}),
+        (CLI_MODULES, {"infra", "aws_cdk", "localcloud", "containers", "pipelines", "bench"}),
+        (PLATFORM_MODULES, {"mlrollout_cli"}),
     ],
-    ids=["pipelines", "inference server", "trained_model"],
+    ids=["pipelines", "inference server", "trained_model", "mlrollout command", "platform"],
 )
 def test_a_package_does_not_import_the_ones_above_it(modules: list[str], forbidden: set[str]) -> None:
     assert modules

@@ -24,6 +24,7 @@ from lambdas.rollout.aws.endpoint_ops import IN_PROGRESS_STATUSES, SageMakerCont
 from lambdas.rollout.aws.fence import Fence, FencedLedgerStore, LockGenerations
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
+from lambdas.rollout.aws.overrides import PromotionRequests
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.rollout.state import EndpointBusy, RolloutState
@@ -64,6 +65,8 @@ class RolloutServices:
     """Reads the guardrail alarms' states (CloudWatch); needed where an endpoint has guardrail alarms."""
     events: PutsEvents | None = None
     """EventBridge, for the promote's offer to the next environment (settings.release_to)."""
+    promotions: PromotionRequests | None = None
+    """A person's promotion requests (`mlrollout promote`): when set, the judge task reads them."""
 
     def guardrail_alarms(self) -> CloudWatchClient:
         if self.alarms is None:
@@ -153,6 +156,7 @@ def build_services(
         ledger_store=ledger_store,
         alarms=cloudwatch,
         events=events or cast("PutsEvents", boto3.client("events", config=CLIENT_CONFIG)),
+        promotions=PromotionRequests(client=dynamodb, table_name=settings.lock_table),
     )
 
 

@@ -15,6 +15,7 @@ from lambdas.rollout.decision import Look, LookDecision, decide_look, evidence_r
 from lambdas.rollout.guardrails import CostFromWindows, cost_over_windows
 from lambdas.rollout.judge import Metric, RolloutWindows, Verdict
 from lambdas.rollout.ledger import EntryKind, traffic_payload, verdict_payload
+from lambdas.rollout.overrides import PersonPromotion, overridden
 from lambdas.rollout.payloads import StepAction, StepOutcome
 from lambdas.rollout.state import RolloutState, StepDecision
 
@@ -35,7 +36,9 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         windows = services.windows.windows(_query(state, look))
         decision = decide_look(state.request, state.judge, look, windows)
         cost = _cost(state, windows)
-        step = _with_cost(_outcome(state, decision), cost)
+        # A person's promotion stands only where the judge showed no harm; a cost over the tolerance
+        # rolls back whatever either said.
+        step = _with_cost(overridden(_outcome(state, decision), _promotion(state, services)), cost)
         logger.info(
             "judged",
             extra={"verdict": decision.result.verdict.value, "action": step.action, "reason": step.reason},
@@ -60,6 +63,12 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
             "bake_seconds": state.judge.look_seconds,
         }
     )
+
+
+def _promotion(state: RolloutState, services: RolloutServices) -> PersonPromotion | None:
+    if services.promotions is None:
+        return None
+    return services.promotions.pending(state.request.endpoint_name, state.rollout_id)
 
 
 def _recorded_step(state: RolloutState, services: RolloutServices) -> StepOutcome | None:

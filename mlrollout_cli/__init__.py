@@ -1,0 +1,1 @@
+"""The `mlrollout` command: watch, start, abort and steer rollouts of a deployed environment."""
