@@ -46,6 +46,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
     document = dev_document()
     document["rollout"]["guardrails"] = {"alarms": [GUARDRAIL_ALARM], "max_cost_increase": MAX_COST_INCREASE}
     document["rollout"]["judge"]["metrics"] = ["errors", "conversion"]
+    document.pop("release", None)  # dev's release into prod: not what these tests are about
     write_env(config_dir, document)
     outdir = tmp_path_factory.mktemp("guarded-synth")
     synthesize(outdir, "dev", config_dir=config_dir)

@@ -26,6 +26,7 @@ OPTIONAL = {
     "charset-normalizer": "numpy.f2py tries it for Fortran sources' encodings",
     "setuptools": "its _distutils_hack is a .pth hook of this virtual environment",
     "mlrollout": "the project itself, copied as files",
+    "rich": "scikit-learn's progress callbacks import it when it is installed (for the mlrollout command)",
 }
 
 # What importing the three steps loads: project files (relative paths) and third-party distributions.

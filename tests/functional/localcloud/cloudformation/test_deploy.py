@@ -198,6 +198,10 @@ class TestDevStackInProcess:
                 if logical_id.startswith("DriftMonitor"):
                     continue  # a missed drift measurement is replaced by the next (infra/drift_monitor.py)
                 assert target["DeadLetterConfig"]["Arn"] in queue_arns
+                if ":event-bus/" in target["Arn"]:
+                    # The release's offers forwarded to the next environment's bus: CDK's EventBus
+                    # target takes a dead-letter queue, no retry policy.
+                    continue
                 assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
         approval = next(i for i in stack.rule_names if "PackageApproved" in i)
         [target] = events.list_targets_by_rule(Rule=stack.rule_names[approval])["Targets"]
