@@ -22,8 +22,9 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -41,6 +42,8 @@ from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import (
     Resolver,
     StackTemplate,
+    app_template,
+    load_stacks,
     local_resolver,
     parameter_values,
     state_machine_definition,
@@ -168,6 +171,16 @@ class EmulatedAws:
     def definition(self) -> str:
         definition = state_machine_definition(self.rollout.resolver, self.rollout.machine_id)
         return fast_definition(definition, self.clock, self.rollout.bake_seconds)
+
+
+@contextmanager
+def emulated_app(cdk_out: Path) -> Iterator[EmulatedAws]:
+    """The app's rollout workflow (STACK's) on moto's server, for one test module; closed on exit."""
+    emulated = EmulatedAws(rollout_template(app_template(load_stacks(cdk_out), STACK)))
+    try:
+        yield emulated
+    finally:
+        emulated.close()
 
 
 @dataclass

@@ -22,11 +22,11 @@ from lambdas.flags import EndpointVariants, FlagSet
 from lambdas.shared.operations import OperationsDocument, operations_parameter_name
 from localcloud.appconfig.routing import appconfig_gap_filler, emulate_appconfig
 from localcloud.cloud import LocalCloud
-from localcloud.cloudformation.template import app_template, load_stacks, parameter_values
+from localcloud.cloudformation.template import parameter_values
 from localcloud.events.delivery import deliver_events
 from mlrollout_cli.errors import ExitCode
 from mlrollout_cli.main import Context, cli
-from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, rollout_template
+from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, emulated_app
 from tests.functional.rollout_support import Minute
 from tests.infra.conftest import shared_outdir
 
@@ -39,10 +39,8 @@ DEADLINE_SECONDS = 90.0
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    template = app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK)
-    emulated = EmulatedAws(rollout_template(template))
-    yield emulated
-    emulated.close()
+    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
+        yield emulated
 
 
 @pytest.fixture

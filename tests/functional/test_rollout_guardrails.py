@@ -21,9 +21,8 @@ import boto3
 import pytest
 
 from lambdas.rollout.ledger import EntryKind
-from localcloud.cloudformation.template import app_template, load_stacks
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
-from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, rollout_template
+from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
 from tests.functional.rollout_support import Minute
 from tests.infra.conftest import synthesize
 from tests.unit.test_config import dev_document, write_env
@@ -50,10 +49,8 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
     write_env(config_dir, document)
     outdir = tmp_path_factory.mktemp("guarded-synth")
     synthesize(outdir, "dev", config_dir=config_dir)
-    template = app_template(load_stacks(Path(outdir) / "cdk.out-dev"), STACK)
-    emulated = EmulatedAws(rollout_template(template))
-    yield emulated
-    emulated.close()
+    with emulated_app(Path(outdir) / "cdk.out-dev") as emulated:
+        yield emulated
 
 
 @pytest.fixture

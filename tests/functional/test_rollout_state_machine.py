@@ -18,15 +18,8 @@ from moto.cloudwatch.models import CloudWatchBackend
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from localcloud.cloudformation.template import app_template, load_stacks
 from tests.functional.golden_models import GOOD, OTHER
-from tests.functional.rollout_cloud import (
-    STACK,
-    Deployment,
-    EmulatedAws,
-    deploy,
-    rollout_template,
-)
+from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
 from tests.functional.rollout_support import Minute
 from tests.infra.conftest import shared_outdir
 
@@ -42,10 +35,8 @@ BOOTSTRAP_MODEL = "churn-v1"
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    template = app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK)
-    emulated = EmulatedAws(rollout_template(template))
-    yield emulated
-    emulated.close()
+    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
+        yield emulated
 
 
 @pytest.fixture
