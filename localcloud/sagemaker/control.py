@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,13 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
+from localcloud.sagemaker import blue_green
+from localcloud.sagemaker.blue_green import BlueGreenDeployments
+
 # moto's SageMaker had no UpdateEndpoint up to this version; a later one may (see `check_moto`).
 MOTO_VERSION = "5.2.5"
+# How often, in real seconds, blue/green deployments move on and look at their alarms between requests.
+GUARDRAIL_POLL_SECONDS = 0.1
 
 
 class MotoHasUpdateEndpointError(RuntimeError):
@@ -25,10 +31,13 @@ class MotoHasUpdateEndpointError(RuntimeError):
 
 @dataclass
 class EndpointUpdates:
-    """What the emulated UpdateEndpoint received, and which endpoints SageMaker silently rolls back."""
+    """What the emulated UpdateEndpoint received, and which endpoints SageMaker silently rolls back.
+
+    `blue_green` holds the deployments with guardrails when the emulation runs on a clock."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     silently_roll_back: set[str] = field(default_factory=set)
+    blue_green: BlueGreenDeployments | None = None
 
     def configs_requested(self, endpoint_name: str) -> list[str]:
         return [str(r["EndpointConfigName"]) for r in self.requests if r["EndpointName"] == endpoint_name]
@@ -43,22 +52,89 @@ def check_moto() -> None:
 
 
 @contextmanager
-def emulate_update_endpoint(updates: EndpointUpdates | None = None) -> Iterator[EndpointUpdates]:
-    """While open, moto answers UpdateEndpoint (in-process and through its server)."""
+def emulate_update_endpoint(
+    updates: EndpointUpdates | None = None, *, clock: Callable[[], float] | None = None
+) -> Iterator[EndpointUpdates]:
+    """While open, moto answers UpdateEndpoint (in-process and through its server).
+
+    With a `clock`, an update with a blue/green DeploymentConfig shifts its traffic on that clock under
+    its guardrails (`localcloud.sagemaker.blue_green`); without one, every update switches at once.
+    """
     check_moto()
     received = updates if updates is not None else EndpointUpdates()
+    if clock is not None and received.blue_green is None:
+        received.blue_green = BlueGreenDeployments(clock)
+    deployments = received.blue_green
 
     def update_endpoint(response: SageMakerResponse) -> ActionResult:
         name = str(response._get_param("EndpointName"))
         config_name = str(response._get_param("EndpointConfigName"))
         endpoint, config = _endpoint_and_config(response, name, config_name)
+        backend = response.sagemaker_backend
+        if deployments is not None and deployments.in_progress(backend.account_id, backend.region_name, name):
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
         received.requests.append(dict(response._get_params()))
-        if name not in received.silently_roll_back:
+        if name in received.silently_roll_back:
+            return ActionResult({"EndpointArn": endpoint.arn})
+        deployment_config = response._get_param("DeploymentConfig") or {}
+        if deployments is not None and "BlueGreenUpdatePolicy" in deployment_config:
+            deployments.start(
+                endpoint,
+                config,
+                deployment_config,
+                account_id=backend.account_id,
+                region=backend.region_name,
+                on_complete=switch_config,
+            )
+        else:
             switch_config(endpoint, config)
+            blue_green.describe(endpoint, "last_deployment_config", deployment_config or None)
         return ActionResult({"EndpointArn": endpoint.arn})
 
-    with mock.patch.object(SageMakerResponse, "update_endpoint", update_endpoint, create=True):
-        yield received
+    stop = threading.Event()
+    ticker = threading.Thread(target=_tick, args=(deployments, stop), daemon=True, name="blue-green")
+    if deployments is not None:
+        ticker.start()
+    original_describe = SageMakerResponse.describe_endpoint
+    original_weights = SageMakerModelBackend.update_endpoint_weights_and_capacities
+
+    def describe_endpoint(response: SageMakerResponse) -> ActionResult:
+        if deployments is not None:
+            backend = response.sagemaker_backend
+            deployments.advance(
+                backend.account_id, backend.region_name, str(response._get_param("EndpointName"))
+            )
+        return original_describe(response)
+
+    def update_weights(backend: SageMakerModelBackend, endpoint_name: str, *args: Any, **kwargs: Any) -> str:
+        if deployments is not None and deployments.in_progress(
+            backend.account_id, backend.region_name, endpoint_name
+        ):
+            arn = FakeEndpoint.arn_formatter(endpoint_name, backend.account_id, backend.region_name)
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{arn}".')
+        return original_weights(backend, endpoint_name, *args, **kwargs)
+
+    blue_green.activate(deployments)
+    try:
+        with (
+            mock.patch.object(SageMakerResponse, "update_endpoint", update_endpoint, create=True),
+            mock.patch.object(SageMakerResponse, "describe_endpoint", describe_endpoint),
+            mock.patch.object(
+                SageMakerModelBackend, "update_endpoint_weights_and_capacities", update_weights
+            ),
+        ):
+            yield received
+    finally:
+        blue_green.activate(None)
+        stop.set()
+        if ticker.is_alive():
+            ticker.join()
+
+
+def _tick(deployments: BlueGreenDeployments | None, stop: threading.Event) -> None:
+    """Deployments move on and watch their alarms even while nobody describes or invokes the endpoint."""
+    while deployments is not None and not stop.wait(GUARDRAIL_POLL_SECONDS):
+        deployments.advance_all()
 
 
 def switch_config(endpoint: FakeEndpoint, config: FakeEndpointConfig) -> None:

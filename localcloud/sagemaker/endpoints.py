@@ -9,6 +9,7 @@ from typing import Any
 
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, sagemaker_backends
 
+from localcloud.sagemaker import blue_green
 from localcloud.sagemaker.exceptions import SageMakerValidationError
 
 PARTITION = "aws"
@@ -74,6 +75,9 @@ class EndpointView:
     variants: tuple[Variant, ...]
     shadows: tuple[Variant, ...]
     capture: CaptureSettings | None
+    # A blue/green deployment in progress: the new config's variants and their share of the traffic.
+    green: tuple[Variant, ...] = ()
+    green_percent: float = 0.0
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
@@ -84,7 +88,8 @@ def read_endpoint(account_id: str, region: str, name: str) -> EndpointView:
     endpoint: FakeEndpoint | None = backend.endpoints.get(name)
     if endpoint is None:
         raise SageMakerValidationError(f"Endpoint {name} of account {account_id} not found.")
-    if endpoint.endpoint_status != "InService":
+    fleet = blue_green.green_fleet(account_id, region, name)
+    if endpoint.endpoint_status != "InService" and fleet is None:
         raise SageMakerValidationError(
             f"Endpoint {name} of account {account_id} is {endpoint.endpoint_status}, not InService: "
             "it cannot be invoked."
@@ -107,6 +112,11 @@ def read_endpoint(account_id: str, region: str, name: str) -> EndpointView:
             )
         variants.append(_variant(running, declared))
     shadows = tuple(_variant({}, declared) for declared in shadow_variants_of(config))
+    green = (
+        ()
+        if fleet is None
+        else tuple(_variant({}, declared) for declared in fleet.config.production_variants)
+    )
     return EndpointView(
         name=name,
         account_id=account_id,
@@ -115,6 +125,8 @@ def read_endpoint(account_id: str, region: str, name: str) -> EndpointView:
         variants=tuple(variants),
         shadows=shadows,
         capture=CaptureSettings.from_config(config.data_capture_config),
+        green=green,
+        green_percent=0.0 if fleet is None else fleet.percent,
     )
 
 

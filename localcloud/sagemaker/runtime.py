@@ -183,7 +183,10 @@ class LocalSageMakerRuntime:
                     f"{endpoint.config_name} has: {names})."
                 )
             return chosen
-        weighted = [v for v in endpoint.variants if v.weight > 0]
+        fleet = endpoint.variants
+        if endpoint.green_percent > 0 and self._chance(endpoint.green_percent):
+            fleet = endpoint.green  # a blue/green deployment sends this request to the new fleet
+        weighted = [v for v in fleet if v.weight > 0]
         if not weighted:
             raise SageMakerValidationError(
                 f"No variant of endpoint {endpoint.name} has a positive weight: send a TargetVariant."
