@@ -240,15 +240,13 @@ def test_updates_during_a_deployment_are_refused_as_sagemaker_refuses_them(
     sagemaker.update_endpoint(
         EndpointName=ENDPOINT, EndpointConfigName="new", DeploymentConfig=policy(CANARY)
     )
-    for call in (
-        lambda: sagemaker.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="old"),
-        lambda: sagemaker.update_endpoint_weights_and_capacities(
-            EndpointName=ENDPOINT,
-            DesiredWeightsAndCapacities=[{"VariantName": "champion", "DesiredWeight": 1.0}],
-        ),
+    weights = [{"VariantName": "champion", "DesiredWeight": 1.0}]
+    for action, request in (
+        ("update_endpoint", {"EndpointConfigName": "old"}),
+        ("update_endpoint_weights_and_capacities", {"DesiredWeightsAndCapacities": weights}),
     ):
         with pytest.raises(ClientError) as raised:
-            call()
+            getattr(sagemaker, action)(EndpointName=ENDPOINT, **request)
         error = raised.value.response["Error"]
         assert error["Code"] == "ValidationException"
         assert _BUSY_MESSAGE.search(error["Message"]), error["Message"]
