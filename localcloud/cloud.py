@@ -213,7 +213,9 @@ class LocalCloud:
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
             stack.enter_context(emit_execution_events())
-            self._updates = stack.enter_context(emulate_update_endpoint())
+            # On the workers' clock, a blue/green update shifts and bakes as its guardrails say.
+            guardrail_clock = self.clock.now if self.clock is not None else None
+            self._updates = stack.enter_context(emulate_update_endpoint(clock=guardrail_clock))
             stack.enter_context(emulate_alarm_apis())
             for name, factory in self.gap_fillers.items():
                 self._filled[name] = stack.enter_context(factory(self))

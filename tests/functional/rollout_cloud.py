@@ -351,7 +351,7 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
     """A fresh moto with the stack's resources and the workflow's functions and state machine."""
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-        updates = stack.enter_context(emulate_update_endpoint())
+        updates = stack.enter_context(emulate_update_endpoint(clock=aws.clock.now))
         # The gates send the golden inputs to the candidate's variant: real inference servers answer.
         stack.enter_context(serve_endpoints(clock=aws.clock.now))
         stack.enter_context(route_lambda_invocations(aws.runner))

@@ -1,0 +1,234 @@
+"""Every strategy but canary end to end: the synthesized rollout workflow on moto's executor, the real
+handlers from the synthesized asset, the candidate's golden cases answered by a real inference server, and
+SageMaker's blue/green guardrails emulated on the workers' accelerated clock
+(`localcloud.sagemaker.blue_green`).
+
+The judge reads the variants' minutes written on that clock (`Deployment.serve`), as in
+`test_rollout_state_machine.py`; the shadow variant's minutes stand for the mirrored requests it answered.
+The requests a real endpoint mirrors and splits are in `make demo STRATEGY=...` (`localcloud/demo`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.rollout.aws.endpoint_ops import model_name_for
+from lambdas.rollout.ledger import EntryKind
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from tests.functional.rollout_cloud import METRIC_MINUTES, Deployment, EmulatedAws, deploy, emulated_app
+from tests.functional.rollout_support import ENDPOINT_NAME, MetricWriter, Minute
+from tests.infra.conftest import shared_outdir
+
+HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
+FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
+BOOTSTRAP_MODEL = "churn-v1"
+ALARM_DEADLINE_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
+    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
+    yield from deploy(aws)
+
+
+def request(cloud: Deployment, package: str, **overrides: Any) -> dict[str, Any]:
+    """A rollout started by hand with the strategy's overrides, as `mlrollout start` sends it."""
+    return {"endpoint": cloud.aws.rollout.endpoint, "model_package_arn": package} | overrides
+
+
+def outcome(cloud: Deployment, execution: dict[str, Any]) -> dict[str, Any]:
+    [entry] = [e for e in cloud.ledger(execution["executionArn"]) if e.kind is EntryKind.OUTCOME]
+    return entry.payload
+
+
+def serve_variant(cloud: Deployment, variant: str, minute: Minute) -> None:
+    start = int(cloud.aws.clock.now()) // 60 * 60 - 60
+    MetricWriter(boto3.client("cloudwatch")).minutes(variant, start, [minute] * METRIC_MINUTES)
+
+
+# --- blue_green ----------------------------------------------------------------------------------------
+
+
+def test_blue_green_shifts_under_sagemakers_guardrails_and_is_promoted(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    execution = cloud.run(request(cloud, package, strategy="blue_green"))
+    arn = execution["executionArn"]
+    assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
+    entered = cloud.states_entered(arn)
+    assert "Deploy the challenger for its strategy" in entered
+    assert "Shift traffic to the next step" not in entered  # SageMaker shifted it, not the workflow
+    assert entered[-1] == "Promoted"
+    # The guardrails' deployment went through its stages on the clock before the endpoint was in service.
+    guarded = cloud.updates.blue_green
+    assert guarded is not None
+    [deployment] = guarded.finished
+    assert deployment.ended == "completed"
+    assert [share for _, share in deployment.history] == [10.0, 100.0]  # dev's CANARY of 10 %
+    request_sent = cloud.updates.requests[-1]
+    assert request_sent["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"][
+        "Type"
+    ] == ("CANARY")
+    candidate = model_name_for(ENDPOINT_NAME, package)
+    assert cloud.running_models() == {"champion": candidate, "challenger": candidate}
+    assert cloud.package(package)["ModelApprovalStatus"] == "Approved"
+    assert cloud.lock_holder() is None
+
+
+def trip_alarm_once_the_canary_serves(cloud: Deployment, alarm: str, tripped: threading.Event) -> None:
+    """The candidate's fleet fails requests once it has its canary share: the champion variant's 5XX
+    minutes on the clock, the alarm evaluated as CloudWatch would."""
+    sagemaker = boto3.client("sagemaker")
+    deadline = time.monotonic() + ALARM_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if "PendingDeploymentSummary" in sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME):
+            break
+        time.sleep(0.02)
+    else:
+        return
+    minute = int(cloud.aws.clock.now()) // 60 * 60
+    MetricWriter(boto3.client("cloudwatch")).minutes("champion", minute, [FAILING] * 3)
+    # The stack's EventBridge rules are left out: SageMaker's own rollback is what is shown here.
+    evaluator = AlarmEvaluator(clock=cloud.aws.clock.now, send_events=False, run_actions=False)
+    while time.monotonic() < deadline:
+        if any(t.alarm_name == alarm and t.state == "ALARM" for t in evaluator.evaluate()):
+            tripped.set()
+            return
+        time.sleep(0.05)
+
+
+def test_blue_green_is_rolled_back_by_sagemaker_when_a_rollback_alarm_fires(cloud: Deployment) -> None:
+    settings = cloud.aws.rollout.settings.endpoints[cloud.aws.rollout.endpoint]
+    [alarm] = [name for name in settings.rollback_alarm_names if name.endswith("-champion-5xx")]
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Dimensions=[
+            {"Name": "EndpointName", "Value": ENDPOINT_NAME},
+            {"Name": "VariantName", "Value": "champion"},
+        ],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0.0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    package = cloud.register_package()
+    tripped = threading.Event()
+    watcher = threading.Thread(target=trip_alarm_once_the_canary_serves, args=(cloud, alarm, tripped))
+    watcher.start()
+    execution = cloud.run(request(cloud, package, strategy="blue_green"))
+    watcher.join()
+    assert tripped.is_set(), "the alarm never went to ALARM during the deployment"
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
+    guarded = cloud.updates.blue_green
+    assert guarded is not None
+    assert [d.ended for d in guarded.finished] == ["rolled_back"]
+    # All SageMaker shows of it: in service on the old config, the reason, the deployment config.
+    ledger = cloud.ledger(arn)
+    checked = [e.payload for e in ledger if e.payload.get("action") == "update_checked"]
+    assert checked[-2]["state"] == "rolled_back"
+    assert alarm in checked[-2]["reason"]
+    assert f"deployment guardrails watching alarms {', '.join(settings.rollback_alarm_names)}" in str(
+        checked[-2]["reason"]
+    )
+    rejected = cloud.package(package)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    assert "SageMaker rolled the update back" in rejected["ApprovalDescription"]
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    assert cloud.lock_holder() is None
+
+
+# --- shadow --------------------------------------------------------------------------------------------
+
+
+def test_shadow_is_judged_on_mirrored_traffic_and_promoted(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    serve_variant(cloud, "shadow", HEALTHY)
+    execution = cloud.run(request(cloud, package, strategy="shadow"))
+    arn = execution["executionArn"]
+    assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
+    ledger = cloud.ledger(arn)
+    deployed = [e.payload for e in ledger if e.payload.get("action") == "deploy_for_strategy"]
+    assert [d["strategy"] for d in deployed] == ["shadow"]
+    verdicts = [e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT]
+    assert verdicts[-1]["action"] == "promote"
+    assert outcome(cloud, execution)["reason"] == "judge: non-inferior on mirrored traffic"
+    candidate = model_name_for(ENDPOINT_NAME, package)
+    assert cloud.running_models()["champion"] == candidate
+    # Users never saw the candidate before its promotion: it was judged at 0 % of the traffic.
+    assert {v["challenger_percent"] for v in verdicts} == {0}
+    assert cloud.package(package)["ModelApprovalStatus"] == "Approved"
+
+
+def test_shadow_that_fails_its_mirrored_requests_is_rolled_back(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    serve_variant(cloud, "shadow", FAILING)
+    execution = cloud.run(request(cloud, package, strategy="shadow"))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
+    assert str(outcome(cloud, execution)["reason"]).startswith("judge:")
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    described = cloud.sagemaker.describe_endpoint_config(
+        EndpointConfigName=cloud.sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"]
+    )
+    assert {v["ModelName"] for v in described.get("ShadowProductionVariants", [])} <= {BOOTSTRAP_MODEL}
+    assert cloud.package(package)["ModelApprovalStatus"] == "Rejected"
+
+
+# --- ab_test -------------------------------------------------------------------------------------------
+
+AB_SPLIT = {"strategy": "ab_test", "traffic_steps": [50], "sample_budget": 200_000}
+
+
+def test_ab_test_promotes_a_challenger_as_good_on_its_fixed_split(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=HEALTHY)
+    execution = cloud.run(request(cloud, package, **AB_SPLIT))
+    arn = execution["executionArn"]
+    assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
+    ledger = cloud.ledger(arn)
+    verdicts = [e.payload for e in ledger if e.kind is EntryKind.JUDGE_VERDICT]
+    assert {v["challenger_percent"] for v in verdicts} == {50}  # the split never moved
+    assert outcome(cloud, execution)["reason"] == "judge: non-inferior on the fixed split"
+    assert set(cloud.running_models().values()) == {model_name_for(ENDPOINT_NAME, package)}
+
+
+def test_ab_test_rolls_back_a_worse_challenger_within_its_sample_budget(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    cloud.serve(champion=HEALTHY, challenger=FAILING)
+    execution = cloud.run(request(cloud, package, **AB_SPLIT))
+    arn = execution["executionArn"]
+    assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
+    verdicts = [e.payload for e in cloud.ledger(arn) if e.kind is EntryKind.JUDGE_VERDICT]
+    assert (verdicts[-1]["challenger_percent"], verdicts[-1]["verdict"]) == (50, "rollback")
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
+    assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
+
+
+def test_ab_test_stops_when_its_sample_budget_is_spent_without_an_answer(cloud: Deployment) -> None:
+    package = cloud.register_package()
+    # Too few requests a minute for the judge's minimum samples: the budget runs out first.
+    thin = Minute(requests=40, latency_us=20_000, trials=40, successes=4)
+    cloud.serve(champion=thin, challenger=thin)
+    execution = cloud.run(request(cloud, package, **(AB_SPLIT | {"sample_budget": 100})))
+    arn = execution["executionArn"]
+    assert execution["status"] == "FAILED", cloud.task_errors(arn)
+    reason = str(outcome(cloud, execution)["reason"])
+    assert "sample budget of 100 requests per variant spent without an answer" in reason, reason
+    assert set(cloud.running_models().values()) == {BOOTSTRAP_MODEL}
