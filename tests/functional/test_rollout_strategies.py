@@ -141,7 +141,7 @@ def test_blue_green_is_rolled_back_by_sagemaker_when_a_rollback_alarm_fires(clou
     ledger = cloud.ledger(arn)
     checked = [e.payload for e in ledger if e.payload.get("action") == "update_checked"]
     assert checked[-2]["state"] == "rolled_back"
-    assert alarm in checked[-2]["reason"]
+    assert alarm in str(checked[-2]["reason"])
     assert f"deployment guardrails watching alarms {', '.join(settings.rollback_alarm_names)}" in str(
         checked[-2]["reason"]
     )
