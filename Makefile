@@ -54,10 +54,11 @@ synth: setup
 
 # make demo: the whole rollout on the local cloud (localcloud/demo/rollout.py), from the `local` environment's
 # stack; the story on the terminal, the report in demo-report.html, the functions' logs in
-# demo-report-lambda.log.
+# demo-report-lambda.log. `make demo STRATEGY=blue_green|shadow|ab_test`: the rollouts under that strategy
+# (localcloud/demo/strategies.py).
 demo: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
-	$(PY) -m localcloud.demo.rollout --cdk-out cdk.out.local --report demo-report.html
+	$(PY) -m localcloud.demo.$(if $(STRATEGY),strategies --strategy $(STRATEGY),rollout) --cdk-out cdk.out.local --report demo-report.html
 
 # make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/demo/retraining.py)
 # and the package rolls out; then a schema change fails the retraining and changes nothing.

@@ -1,0 +1,115 @@
+"""`make demo STRATEGY=blue_green|shadow|ab_test`: the rollout's story under another strategy.
+
+    python -m localcloud.demo.strategies --strategy blue_green --cdk-out cdk.out.local
+
+The same local cloud, users and versions as `make demo` (`localcloud.demo.rollout`); each rollout is
+started as `mlrollout start` starts one, with the strategy's overrides, instead of by the approval:
+the local environment's endpoint is configured for canary. The acts: v1 serves the users; v2 is rolled out
+under the strategy and promoted; the slow v3 is rolled out under it, and what the strategy makes of it
+is told (blue_green: SageMaker's guardrails watch alarms only, and v3's latency stays under them, so it
+is promoted; shadow and ab_test: the judge compares v3 with the champion and rolls it back). No kill
+switch act. A shadow rollout puts the candidate in the endpoint's shadow slot for the rollout (the
+challenger slot, idle at 0 %, makes way); the endpoint keeps the shadow slot after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from localcloud.awslambda.clock import AcceleratedClock
+from localcloud.cloud import LocalCloud
+from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
+from localcloud.demo.rollout import Demo
+from localcloud.demo.story import ACCOUNT, DEFAULT_RATE, REGION, DemoError, Story, Version, tell
+from localcloud.sagemaker import blue_green
+
+# ab_test's one fixed split and its budget: requests per variant the simulated users serve in minutes.
+AB_SPLIT_PERCENT = 50
+AB_SAMPLE_BUDGET = 3000
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "blue_green": {"strategy": "blue_green"},
+    "shadow": {"strategy": "shadow"},
+    "ab_test": {
+        "strategy": "ab_test",
+        "traffic_steps": [AB_SPLIT_PERCENT],
+        "sample_budget": AB_SAMPLE_BUDGET,
+    },
+}
+# What each strategy makes of the slow v3 (see the module's docstring).
+SLOW_VERSION_OUTCOME = {"blue_green": "promoted", "shadow": "rolled_back", "ab_test": "rolled_back"}
+
+
+class StrategyDemo(Demo):
+    def __init__(
+        self,
+        cloud: LocalCloud,
+        clock: AcceleratedClock,
+        story: Story,
+        versions: dict[str, Version],
+        *,
+        strategy: str,
+    ) -> None:
+        super().__init__(cloud, clock, story, versions)
+        self.strategy = strategy
+
+    def approve(self, name: str) -> str:
+        """Start the rollout by hand with the strategy's overrides; the execution's ARN."""
+        request = {"endpoint": "churn", "model_package_arn": self.packages[name]} | OVERRIDES[self.strategy]
+        started = self.states.start_execution(
+            stateMachineArn=self.cloud.stack.state_machine_arn,
+            name=f"{name}-{self.strategy.replace('_', '-')}-{int(time.time())}",
+            input=json.dumps(request),
+        )
+        self.story.say(f"  started by hand: {json.dumps(OVERRIDES[self.strategy])}")
+        return str(started["executionArn"])
+
+    def _acts(self, evaluator: AlarmEvaluator) -> None:
+        story = self.story
+        with evaluator.running(interval_seconds=1.0), self._sampler():
+            self.v1_serves_users()
+            story.say(f"act 2: v2 is rolled out with strategy {self.strategy}")
+            self.rollout("v2", expect="promoted")
+            story.say(f"act 3: v3 (deliberately slow) is rolled out with strategy {self.strategy}")
+            self.rollout("v3", expect=SLOW_VERSION_OUTCOME[self.strategy])
+
+    def _weights(self) -> dict[str, float]:
+        weights = super()._weights()
+        fleet = blue_green.green_fleet(ACCOUNT, REGION, self.endpoint_name)
+        if fleet is not None:  # a blue/green deployment: the new fleet's share of the traffic
+            weights["new fleet %"] = fleet.percent
+        return weights
+
+
+def run(cdk_out: Path, report: Path, *, strategy: str, rate: float = DEFAULT_RATE) -> Story:
+    if strategy not in OVERRIDES:
+        raise DemoError(f"unknown strategy {strategy!r}: one of {', '.join(OVERRIDES)}")
+
+    def acts(cloud: LocalCloud, clock: AcceleratedClock, story: Story, versions: dict[str, Version]) -> Demo:
+        return StrategyDemo(cloud, clock, story, versions, strategy=strategy)
+
+    return tell(acts, cdk_out, report, rate=rate, title=f"mlrollout on the local cloud: {strategy}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--strategy", required=True, choices=sorted(OVERRIDES))
+    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out.local"))
+    parser.add_argument("--report", type=Path, default=Path("demo-report.html"))
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="emulated seconds per real second")
+    args = parser.parse_args(argv)
+    try:
+        run(args.cdk_out, args.report, strategy=args.strategy, rate=args.rate)
+    except DemoError as error:
+        print(f"demo failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
