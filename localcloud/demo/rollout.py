@@ -58,6 +58,8 @@ def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
 
 
 class Demo:
+    started_by = "the approval"  # how `approve` starts a rollout, as the story tells it
+
     def __init__(
         self, cloud: LocalCloud, clock: AcceleratedClock, story: Story, versions: dict[str, Version]
     ):
@@ -196,7 +198,7 @@ class Demo:
     def rollout(self, name: str, expect: str) -> dict[str, Any]:
         began = self.story.at()
         execution = self.approve(name)
-        self.story.say(f"  rollout {execution.rsplit(':', 1)[1]} started by the approval")
+        self.story.say(f"  rollout {execution.rsplit(':', 1)[1]} started by {self.started_by}")
         ended = self.follow(execution, name)
         return self._record(name, execution, began, ended, expect)
 

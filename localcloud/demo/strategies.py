@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,8 @@ SLOW_VERSION_OUTCOME = {"blue_green": "promoted", "shadow": "rolled_back", "ab_t
 
 
 class StrategyDemo(Demo):
+    started_by = "hand"
+
     def __init__(
         self,
         cloud: LocalCloud,
@@ -63,7 +64,7 @@ class StrategyDemo(Demo):
         request = {"endpoint": "churn", "model_package_arn": self.packages[name]} | OVERRIDES[self.strategy]
         started = self.states.start_execution(
             stateMachineArn=self.cloud.stack.state_machine_arn,
-            name=f"{name}-{self.strategy.replace('_', '-')}-{int(time.time())}",
+            name=f"{name}-{self.strategy.replace('_', '-')}",
             input=json.dumps(request),
         )
         self.story.say(f"  started by hand: {json.dumps(OVERRIDES[self.strategy])}")
