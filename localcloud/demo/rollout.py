@@ -216,13 +216,16 @@ class Demo:
                     "Wait for the rollback",
                 ):
                     continue
-                self.story.say(f"  {name}: {state}  (weights {self._weights()})")
+                self._tell_state(name, state)
             seen = len(entered)
             described = self.states.describe_execution(executionArn=execution)
             if described["status"] != "RUNNING":
                 return dict(described)
             time.sleep(POLL_SECONDS)
         raise DemoError(f"rollout of {name} still running after {ROLLOUT_DEADLINE_SECONDS} s")
+
+    def _tell_state(self, name: str, state: str) -> None:
+        self.story.say(f"  {name}: {state}  (weights {self._weights()})")
 
     def kill_switch_during(self, name: str) -> None:
         began = self.story.at()

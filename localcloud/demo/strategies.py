@@ -40,6 +40,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "sample_budget": AB_SAMPLE_BUDGET,
     },
 }
+POLLING_STATES = frozenset({"Is the deployment done?", "Is the endpoint in service?"})
 # What each strategy makes of the slow v3 (see the module's docstring).
 SLOW_VERSION_OUTCOME = {"blue_green": "promoted", "shadow": "rolled_back", "ab_test": "rolled_back"}
 
@@ -58,6 +59,7 @@ class StrategyDemo(Demo):
     ) -> None:
         super().__init__(cloud, clock, story, versions)
         self.strategy = strategy
+        self._told: dict[str, str] = {}
 
     def approve(self, name: str) -> str:
         """Start the rollout by hand with the strategy's overrides; the execution's ARN."""
@@ -78,6 +80,14 @@ class StrategyDemo(Demo):
             self.rollout("v2", expect="promoted")
             story.say(f"act 3: v3 (deliberately slow) is rolled out with strategy {self.strategy}")
             self.rollout("v3", expect=SLOW_VERSION_OUTCOME[self.strategy])
+
+    def _tell_state(self, name: str, state: str) -> None:
+        # A blue/green deployment is polled every few seconds: told again only when its share moves.
+        line = f"  {name}: {state}  (weights {self._weights()})"
+        if state in POLLING_STATES and line == self._told.get(state):
+            return
+        self._told[state] = line
+        self.story.say(line)
 
     def _weights(self) -> dict[str, float]:
         weights = super()._weights()
