@@ -72,6 +72,17 @@ class StrategyDemo(Demo):
         self.story.say(f"  started by hand: {json.dumps(OVERRIDES[self.strategy])}")
         return str(started["executionArn"])
 
+    def rollout(self, name: str, expect: str) -> dict[str, Any]:
+        """As `Demo.rollout`; a rollout the abort rule stops (an alarm of the endpoint) is followed to the
+        end of its rollback."""
+        began = self.story.at()
+        execution = self.approve(name)
+        self.story.say(f"  rollout {execution.rsplit(':', 1)[1]} started by {self.started_by}")
+        ended = self.follow(execution, name)
+        if ended["status"] == "ABORTED":
+            ended = self.follow_abort(execution, name)
+        return self._record(name, execution, began, ended, expect)
+
     def _acts(self, evaluator: AlarmEvaluator) -> None:
         story = self.story
         with evaluator.running(interval_seconds=1.0), self._sampler():
