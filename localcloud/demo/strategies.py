@@ -9,8 +9,9 @@ under the strategy and promoted; the slow v3 is rolled out under it, and what th
 is told (blue_green: SageMaker's guardrails watch alarms only, so v3 is promoted unless its latency
 goes over the endpoint's latency alarm, which rolls it back; shadow and ab_test: the judge compares v3
 with the champion and rolls it back, or the challenger's latency alarm makes the abort rule roll it back
-first, whichever comes first under the machine's load). No kill switch act. A shadow rollout puts the candidate in the endpoint's shadow slot for the rollout (the
-challenger slot, idle at 0 %, makes way); the endpoint keeps the shadow slot after it.
+first, whichever comes first under the machine's load). No kill switch act. A shadow rollout puts the
+candidate in the endpoint's shadow slot for the rollout (the challenger slot, idle at 0 %, makes way);
+the endpoint keeps the shadow slot after it.
 """
 
 from __future__ import annotations
