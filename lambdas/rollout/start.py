@@ -153,6 +153,8 @@ def initial_state(
         judge=defaults.judge,
         gate_settings=defaults.gates,
         guardrails=defaults.guardrails,
+        policy=defaults.policy,
+        approval_before=defaults.approval_before,
     )
 
 

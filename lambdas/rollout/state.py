@@ -22,13 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.gates import GateSettings
 from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
+from lambdas.rollout.hold import Hold
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
+from lambdas.rollout.policy import GateStep, Response, Situation, SituationPolicy
 from lambdas.shared.business_metric import BusinessMetricName
 
 __all__ = [
     "DeploymentStatus",
     "EndpointBusy",
+    "GateAnswer",
     "GatesStatus",
     "RolloutState",
     "StepDecision",
@@ -62,6 +65,15 @@ class DeploymentStatus(_Frozen):
 class StepDecision(_Frozen):
     action: StepAction
     reason: str
+
+
+class GateAnswer(_Frozen):
+    """What `mlrollout approve` sends back to the gate's task token."""
+
+    gate: str = Field(min_length=1)
+    by: str = Field(min_length=1, max_length=2048)
+    reason: str = Field(default="", max_length=1024)
+    answered_at: int = Field(ge=0)
 
 
 class TaskError(BaseModel):
@@ -126,6 +138,26 @@ class RolloutState(_Frozen):
         "rollback of an abort records its outcome only after",
     )
     outcome: OutcomeStatus | None = Field(default=None, description="set once the outcome is recorded")
+    policy: SituationPolicy = SituationPolicy()
+    approval_before: tuple[GateStep, ...] = Field(default=(), description="the human gates of the rollout")
+    hold: Hold | None = Field(
+        default=None, description="set while the rollout is held (lambdas/rollout/hold.py)"
+    )
+    acknowledged: tuple[Situation, ...] = Field(
+        default=(), description="situations a person resumed a hold for: warned about from then on"
+    )
+    warned: tuple[str, ...] = Field(default=(), description="'situation@step' already told as a warning")
+    approval_needed: str | None = Field(
+        default=None, description="the gate ('50 %', 'promote') the workflow asks a person to approve next"
+    )
+    approval: GateAnswer | None = Field(default=None, description="a person's approval, as the gate got it")
+
+    def effective_policy(self) -> SituationPolicy:
+        """The policy with the situations a person resumed a hold for answered by a warning."""
+        if not self.acknowledged:
+            return self.policy
+        update: dict[str, Any] = {situation.value: Response.WARN for situation in self.acknowledged}
+        return self.policy.model_copy(update=update)
 
     def dump(self) -> dict[str, Any]:
         """The JSON the state machine carries (the Catch's keys as Step Functions spells them)."""
