@@ -155,6 +155,7 @@ def initial_state(
         guardrails=defaults.guardrails,
         policy=defaults.policy,
         approval_before=defaults.approval_before,
+        approval_timeout_seconds=defaults.policy.hold_timeout_minutes * 60,
     )
 
 

@@ -151,6 +151,9 @@ class RolloutState(_Frozen):
         default=None, description="the gate ('50 %', 'promote') the workflow asks a person to approve next"
     )
     approval: GateAnswer | None = Field(default=None, description="a person's approval, as the gate got it")
+    approval_timeout_seconds: int = Field(
+        default=240 * 60, ge=60, description="how long a human gate waits (the policy's hold timeout)"
+    )
 
     def effective_policy(self) -> SituationPolicy:
         """The policy with the situations a person resumed a hold for answered by a warning."""
