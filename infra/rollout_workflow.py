@@ -130,6 +130,9 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         self.functions = self._functions(environment)
+        # A hold's and a gate's notification give the commands with this environment's --env.
+        for function in (self.functions.judge, self.functions.gate):
+            function.function.add_environment("ENVIRONMENT_NAME", config.name)
         for function in self.functions.all():
             grant_read_endpoint_settings(function.role, config.prefix)
         self._grant()

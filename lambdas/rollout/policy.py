@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdas.rollout.judge_settings import Metric
 
@@ -78,11 +78,26 @@ class SituationPolicy(BaseModel):
         "situation would have ended without the hold",
     )
 
-    @model_validator(mode="after")
-    def _harm_names_metrics(self) -> Self:
-        if isinstance(self.harm, dict) and not self.harm:
-            raise ValueError("harm: name at least one metric, or give one response for all")
-        return self
+    @field_validator("harm", mode="before")
+    @classmethod
+    def _one_response_or_one_per_metric(cls, harm: Any) -> Any:
+        """One clear problem instead of the union's two."""
+        responses = [r.value for r in Response]
+        if isinstance(harm, str):
+            if harm not in responses:
+                raise ValueError(f"should be one of {responses} or one per metric, got {harm!r}")
+            return harm
+        if isinstance(harm, dict):
+            if not harm:
+                raise ValueError("name at least one metric, or give one response for all")
+            metrics = [m.value for m in Metric]
+            for metric, response in harm.items():
+                if metric not in metrics:
+                    raise ValueError(f"unknown metric {metric!r}: the metrics are {metrics}")
+                if response not in responses:
+                    raise ValueError(f"{metric}: should be one of {responses}, got {response!r}")
+            return harm
+        return harm
 
     def response(self, situation: Situation, metrics: Iterable[Metric] = ()) -> Response:
         """The response to `situation`; for harm, the strictest among the `metrics` that show it."""
