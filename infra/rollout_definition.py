@@ -379,8 +379,10 @@ class RolloutDefinition(Construct):
             .when(sfn.Condition.string_equals("$.decision.action", "promote"), promote)
             .otherwise(rollback)
         )
+        # A rejection is recorded as the person's, then rolls back.
         approval.next(
             sfn.Choice(self, "Approved: the next step or the promotion?")
+            .when(sfn.Condition.string_equals("$.decision.action", "rollback"), rollback)
             .when(advance, shift)
             .otherwise(promote)
         )
@@ -402,7 +404,7 @@ class RolloutDefinition(Construct):
 
     def _approval(self, rollback: tasks.LambdaInvoke) -> sfn.Chain:
         """A human gate: the workflow waits on a task token (traffic at the current step) that
-        `mlrollout approve` or `reject` answers; then the approval is recorded. A rejection, the timeout
+        `mlrollout approve` or `reject` answers; then the answer is recorded. A rejection, the timeout
         (the policy's hold timeout, `$.approval_timeout_seconds`) or asking failing rolls back."""
         ask = tasks.LambdaInvoke(
             self,

@@ -42,9 +42,6 @@ from mlrollout_cli.rollouts import RolloutStatus, history_row, rollout_status
 
 __all__ = ["cli"]
 
-# The error a rejected gate fails its task with (the rollback's reason names who and why).
-GATE_REJECTED = "Rejected"
-CAUSE_MAX = 32768
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -629,7 +626,12 @@ def approve(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> No
     obj = _context(ctx)
     platform = obj.platform()
     rollout_id, gate = _waiting_gate(platform, endpoint)
-    answer = GateAnswer(gate=str(gate["gate"]), by=_caller(platform), reason=reason, answered_at=obj.now())
+    try:
+        answer = GateAnswer(
+            gate=str(gate["gate"]), by=_caller(platform), reason=reason, answered_at=obj.now()
+        )
+    except ValueError as error:
+        raise CliError(f"invalid approval: {error}", ExitCode.USAGE) from None
     states = platform.client("stepfunctions")
     with aws_errors():
         _answered(
@@ -658,22 +660,26 @@ def reject(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> Non
     obj = _context(ctx)
     platform = obj.platform()
     rollout_id, gate = _waiting_gate(platform, endpoint)
-    who = _caller(platform)
-    cause = f"rejected at the gate before {gate['gate']} by {who}: {reason}"
+    try:
+        answer = GateAnswer(
+            gate=str(gate["gate"]), approved=False, by=_caller(platform), reason=reason, answered_at=obj.now()
+        )
+    except ValueError as error:
+        raise CliError(f"invalid rejection: {error}", ExitCode.USAGE) from None
     states = platform.client("stepfunctions")
     with aws_errors():
         _answered(
             platform,
-            lambda: states.send_task_failure(
-                taskToken=str(gate["task_token"]), error=GATE_REJECTED, cause=cause[:CAUSE_MAX]
+            lambda: states.send_task_success(
+                taskToken=str(gate["task_token"]), output=answer.model_dump_json()
             ),
             rollout_id,
         )
-    result = {"rollout_id": rollout_id, "gate": gate["gate"], "rejected_by": who, "reason": reason}
+    result = {"rollout_id": rollout_id, "rejection": answer.model_dump(mode="json")}
     if as_json:
         _print_json(result)
     else:
-        obj.console.print(f"rejected {gate['gate']} of {rollout_id}: it is being rolled back")
+        obj.console.print(f"rejected {answer.gate} of {rollout_id}: it is being rolled back")
 
 
 @cli.command(

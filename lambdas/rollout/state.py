@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdas.gates import GateSettings
 from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
@@ -71,6 +71,7 @@ class GateAnswer(_Frozen):
     """What `mlrollout approve` sends back to the gate's task token."""
 
     gate: str = Field(min_length=1)
+    approved: bool = Field(default=True, description="False: rejected, the rollout is rolled back")
     by: str = Field(min_length=1, max_length=2048)
     reason: str = Field(default="", max_length=1024)
     answered_at: int = Field(ge=0)
@@ -83,6 +84,12 @@ class TaskError(BaseModel):
 
     error: str = Field(alias="Error")
     cause: str = Field(default="", alias="Cause")
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _no_cause_is_empty(cls, cause: Any) -> Any:
+        """A Catch may carry a null Cause (a timeout, a task failure sent without one)."""
+        return "" if cause is None else cause
 
     def describe(self) -> str:
         """`Error: message`; a Lambda's Cause is a JSON document whose errorMessage says what happened."""
@@ -171,6 +178,9 @@ class RolloutState(_Frozen):
         if self.rollback_reason is not None:
             return self.rollback_reason
         if self.error is not None:
+            if self.error.error == "States.Timeout" and self.approval_needed is not None:
+                minutes = self.approval_timeout_seconds // 60
+                return f"no answer at the human gate before {self.approval_needed} within {minutes} min"
             return self.error.describe()
         stopped = (StepAction.ROLLBACK, StepAction.INCONCLUSIVE)
         if self.decision is not None and self.decision.action in stopped:

@@ -390,7 +390,7 @@ def test_choices_follow_the_handlers_fields(definition: dict[str, Any]) -> None:
     assert states["What did the judge say?"]["Default"] == ROLLBACK
 
 
-def test_a_human_gate_waits_on_a_task_token_with_the_policys_timeout_and_rolls_back_on_no(
+def test_a_human_gate_waits_on_a_task_token_with_the_policys_timeout_and_rolls_back_when_rejected(
     definition: dict[str, Any],
 ) -> None:
     states = definition["States"]
@@ -404,7 +404,10 @@ def test_a_human_gate_waits_on_a_task_token_with_the_policys_timeout_and_rolls_b
     assert ask["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": ROLLBACK}]
     assert states["Record the approval"]["Next"] == "Approved: the next step or the promotion?"
     approved = states["Approved: the next step or the promotion?"]
-    assert _choices(approved) == {("$.decision.action", "advance"): "Shift traffic to the next step"}
+    assert _choices(approved) == {
+        ("$.decision.action", "rollback"): ROLLBACK,  # rejected: recorded as the person's, then rolled back
+        ("$.decision.action", "advance"): "Shift traffic to the next step",
+    }
     assert approved["Default"] == "Promote the challenger"
 
 

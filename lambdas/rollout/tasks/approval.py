@@ -4,8 +4,10 @@ The workflow waits on a Step Functions task token (`.waitForTaskToken`, with the
 ``ask_approval`` leaves the token and the gate on the endpoint's lease, where `mlrollout approve` and
 `reject` find it (they send SendTaskSuccess / SendTaskFailure), and tells the topic the exact commands.
 Traffic stays at the current step meanwhile. An approval comes back as the state's ``approval``;
-``record_approval`` writes it to the ledger as the person's and clears the gate. A rejection or the timeout
-fails the waiting task into the rollback path, which records why.
+``record_approval`` writes the answer to the ledger as the person's and clears the gate; a rejection
+(`mlrollout reject`, an answer with ``approved: false``: SendTaskSuccess, so that who and why reach the
+ledger whatever carries a task failure's cause) becomes a rollback decision naming them. The timeout
+fails the waiting task into the rollback path, which says which gate waited how long.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from lambdas.rollout.aws.overrides import APPROVAL
 from lambdas.rollout.aws.wiring import RolloutServices
 from lambdas.rollout.ledger import EntryKind
 from lambdas.rollout.notices import SUBJECT_MAX, gate_commands
-from lambdas.rollout.state import RolloutState
+from lambdas.rollout.payloads import StepAction
+from lambdas.rollout.state import RolloutState, StepDecision
 
 __all__ = ["ask_approval", "record_approval"]
 
@@ -65,18 +68,25 @@ def ask_approval(state: RolloutState, task_token: str, services: RolloutServices
 
 
 def record_approval(state: RolloutState, services: RolloutServices) -> RolloutState:
-    approval = state.approval
-    if approval is None:
-        raise ValueError(f"rollout {state.rollout_id} records an approval it did not get")
+    """The person's answer in the ledger; a rejection turns the decision into a rollback naming them."""
+    answer = state.approval
+    if answer is None:
+        raise ValueError(f"rollout {state.rollout_id} records an answer at a gate it did not get")
     services.hold_lock(state)
     payload: dict[str, JsonValue] = {
-        "gate": approval.gate,
-        "by": approval.by,
-        "reason": approval.reason,
-        "answered_at": approval.answered_at,
+        "gate": answer.gate,
+        "approved": answer.approved,
+        "by": answer.by,
+        "reason": answer.reason,
+        "answered_at": answer.answered_at,
         "step": state.step_index,
     }
     state = services.record(state, EntryKind.APPROVAL, payload)
     if services.promotions is not None:
         services.promotions.keep(state.request.endpoint_name, state.rollout_id, APPROVAL, None)
-    return state.model_copy(update={"approval": None, "approval_needed": None})
+    update: dict[str, object] = {"approval": None, "approval_needed": None}
+    if not answer.approved:
+        reason = f"rejected at the human gate before {answer.gate} by a person ({answer.by}): {answer.reason}"
+        update["decision"] = StepDecision(action=StepAction.ROLLBACK, reason=reason)
+    logger.info("gate answered", extra={"gate": answer.gate, "approved": answer.approved})
+    return state.model_copy(update=update)
