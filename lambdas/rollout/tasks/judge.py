@@ -52,7 +52,8 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         step, hold = held_step(
             _outcome(state, decision),
             held=state.hold,
-            pause=requests.pause,
+            # The resume releases the pause it answers (both leave the lease after this look).
+            pause=None if resumed is not None else requests.pause,
             situation=decision.situation,
             now=look.now,
             timeout_minutes=state.policy.hold_timeout_minutes,
