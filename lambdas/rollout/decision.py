@@ -44,6 +44,7 @@ Pure domain code: no boto3, no clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -66,6 +67,7 @@ __all__ = [
     "decide_look",
     "evidence_range",
     "next_action",
+    "policy_stop",
     "step_windows",
 ]
 
@@ -242,24 +244,42 @@ def _decide(
     index = look.step_index
     if result.verdict is Verdict.ROLLBACK:
         harmed = [e.metric for e in result.evidence if e.outcome is MetricOutcome.HARM]
-        response = policy.response(Situation.HARM, harmed)
         said = f"judge: {result.reason}"
-        if response is Response.ROLLBACK:
-            return _Decided(StepAction.ROLLBACK, index, said, Situation.HARM, response)
-        if response is Response.HOLD:
-            return _Decided(StepAction.HOLD, index, f"held on harm: {said}", Situation.HARM, response)
+        stopped = policy_stop(Situation.HARM, StepAction.ROLLBACK, index, said, policy=policy, metrics=harmed)
+        if stopped is not None:
+            return stopped
         # warn: the other rules decide as if no harm were shown; a promotion still needs every metric
         # shown non-inferior, which a metric showing harm is not.
         unharmed = result.model_copy(update={"verdict": Verdict.CONTINUE})
         action, next_index, reason = _without_harm(request, settings, look, unharmed, step, policy=policy)
-        return _Decided(action, next_index, f"warning, harm: {said}; {reason}", Situation.HARM, response)
+        return _Decided(action, next_index, f"warning, harm: {said}; {reason}", Situation.HARM, Response.WARN)
     action, next_index, reason = _without_harm(request, settings, look, result, step, policy=policy)
     if action is not StepAction.INCONCLUSIVE:
         return _Decided(action, next_index, reason)
-    response = policy.too_little_data
+    stopped = policy_stop(Situation.TOO_LITTLE_DATA, action, index, reason, policy=policy)
+    # warn on too little data was answered inside the rules (the projection told, the next step taken).
+    return stopped or _Decided(action, next_index, reason, Situation.TOO_LITTLE_DATA, Response.WARN)
+
+
+def policy_stop(
+    situation: Situation,
+    stop: StepAction,
+    index: int,
+    reason: str,
+    *,
+    policy: SituationPolicy,
+    metrics: Sequence[Metric] = (),
+) -> _Decided | None:
+    """A situation that would `stop` the rollout (rollback, inconclusive), answered as the policy says: the
+    stop itself, a hold at the same step, or None for a warning (the caller goes on). Each situation's
+    check calls this (a sample-ratio mismatch too: ``Situation.SAMPLE_RATIO_MISMATCH``)."""
+    response = policy.response(situation, metrics)
+    if response is Response.ROLLBACK:
+        return _Decided(stop, index, reason, situation, response)
     if response is Response.HOLD:
-        return _Decided(StepAction.HOLD, index, f"held: {reason}", Situation.TOO_LITTLE_DATA, response)
-    return _Decided(action, next_index, reason, Situation.TOO_LITTLE_DATA, response)
+        held = "held on harm" if situation is Situation.HARM else "held"
+        return _Decided(StepAction.HOLD, index, f"{held}: {reason}", situation, response)
+    return None
 
 
 def _without_harm(

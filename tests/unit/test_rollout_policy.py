@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.rollout.decision import TOO_LITTLE_DATA, next_action
+from lambdas.rollout.decision import TOO_LITTLE_DATA, next_action, policy_stop
 from lambdas.rollout.hold import POLICY, Hold, held_step
 from lambdas.rollout.judge import JudgeResult, Metric, MetricEvidence, MetricOutcome, Verdict
 from lambdas.rollout.overrides import PersonPause, PersonPromotion, overridden
@@ -165,3 +165,14 @@ def test_a_persons_promotion_promotes_a_held_rollout() -> None:
 
 def test_gates_are_named_as_the_commands_print_them() -> None:
     assert (gate_name(50), gate_name("promote")) == ("50 %", "promote")
+
+
+def test_a_sample_ratio_mismatch_is_one_more_situation_answered_the_same_way() -> None:
+    said = "sample ratio mismatch: 3.1 % served, 5 % set"
+    stop = policy_stop(Situation.SAMPLE_RATIO_MISMATCH, StepAction.ROLLBACK, 0, said, policy=DEFAULT_POLICY)
+    assert stop is not None and (stop.action, stop.reason) == (StepAction.ROLLBACK, said)
+    hold = SituationPolicy(sample_ratio_mismatch=Response.HOLD)
+    held = policy_stop(Situation.SAMPLE_RATIO_MISMATCH, StepAction.ROLLBACK, 0, said, policy=hold)
+    assert held is not None and (held.action, held.reason) == (StepAction.HOLD, f"held: {said}")
+    warn = SituationPolicy(sample_ratio_mismatch=Response.WARN)
+    assert policy_stop(Situation.SAMPLE_RATIO_MISMATCH, StepAction.ROLLBACK, 0, said, policy=warn) is None
