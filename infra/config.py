@@ -21,6 +21,7 @@ from lambdas.retraining.settings import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_MINUT
 from lambdas.rollout.guardrails import ALARM_ARN_PATTERN, DEFAULT_INSTANCE_PRICES, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantSlots
+from lambdas.rollout.policy import PROMOTION_GATE, GateStep, SituationPolicy
 from lambdas.shared.operations import environment_prefix
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
@@ -95,6 +96,8 @@ class RolloutOverrides(StrictModel):
     gates: GateSettings | None = None
     judge: JudgeSettings | None = None
     guardrails: GuardrailSettings | None = None
+    policy: SituationPolicy | None = None
+    approval_before: list[GateStep] | None = None
 
 
 class Endpoint(StrictModel):
@@ -124,6 +127,10 @@ class Rollout(StrictModel):
     judge: JudgeSettings = JudgeSettings()
     # Alarms outside the stack and the cost tolerance (lambdas/rollout/guardrails.py).
     guardrails: GuardrailSettings = GuardrailSettings()
+    # Roll back, hold or warn per situation (lambdas/rollout/policy.py); the default is to roll back.
+    policy: SituationPolicy = SituationPolicy()
+    # A person approves before these steps (challenger shares) or before the promotion ("promote").
+    approval_before: list[GateStep] = Field(default_factory=list)
 
     @field_validator("traffic_steps")
     @classmethod
@@ -391,6 +398,7 @@ class EnvironmentConfig(StrictModel):
                     "challenger its pins point to: set shadow: true, or another strategy"
                 )
             problems += self._guardrail_problems(where, endpoint, rollout.guardrails)
+            problems += _gate_problems(where, rollout)
             if rollout.gates.require_drift_data and not endpoint.data_capture.enabled:
                 problems.append(
                     f"{where}.gates.require_drift_data: endpoint {endpoint.name!r} captures no requests, "
@@ -451,6 +459,29 @@ class EnvironmentConfig(StrictModel):
     @property
     def model_families(self) -> list[str]:
         return sorted({endpoint.model_family for endpoint in self.endpoints})
+
+
+def _gate_problems(where: str, rollout: Rollout) -> list[str]:
+    """A gate is before a judged step's traffic (not the first: the gates and the package's approval
+    come before it) or before the promotion; blue_green's traffic is SageMaker's to shift."""
+    field = f"{where}.approval_before"
+    gates = rollout.approval_before
+    if not gates:
+        return []
+    if rollout.strategy is Strategy.BLUE_GREEN:
+        return [f"{field}: blue_green's traffic is shifted by SageMaker, with no step to approve before"]
+    problems = []
+    if len(set(gates)) != len(gates):
+        problems.append(f"{field}: each gate once, got {gates}")
+    stepped = rollout.strategy in (Strategy.CANARY, Strategy.LINEAR)
+    later_steps = rollout.traffic_steps[1:-1] if stepped else []
+    for gate in gates:
+        if gate != PROMOTION_GATE and gate not in later_steps:
+            problems.append(
+                f"{field}: {gate} is not a step after the first and before the promotion "
+                f"(the steps: {rollout.traffic_steps}); name one of {later_steps} or 'promote'"
+            )
+    return problems
 
 
 class ConfigError(Exception):

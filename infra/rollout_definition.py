@@ -360,12 +360,31 @@ class RolloutDefinition(Construct):
             .when(sfn.Condition.string_equals("$.deployment.status", "failed"), rollback)
             .otherwise(wait_for_endpoint)
         )
+        advance = sfn.Condition.string_equals("$.decision.action", "advance")
+        approval = self._approval(rollback)
+        # A hold bakes on: the judge looks every minute at the frozen step (renewing the lease) for a
+        # person's resume, promote or abort, harm the policy rolls back for, or the hold's timeout.
+        held = sfn.Condition.string_equals("$.decision.action", "hold")
         judge.next(
             sfn.Choice(self, "What did the judge say?")
-            .when(sfn.Condition.string_equals("$.decision.action", "advance"), shift)
-            .when(sfn.Condition.string_equals("$.decision.action", "bake"), bake)
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.approval_needed"),
+                    sfn.Condition.is_not_null("$.approval_needed"),
+                ),
+                approval,
+            )
+            .when(advance, shift)
+            .when(sfn.Condition.or_(sfn.Condition.string_equals("$.decision.action", "bake"), held), bake)
             .when(sfn.Condition.string_equals("$.decision.action", "promote"), promote)
             .otherwise(rollback)
+        )
+        # A rejection is recorded as the person's, then rolls back.
+        approval.next(
+            sfn.Choice(self, "Approved: the next step or the promotion?")
+            .when(sfn.Condition.string_equals("$.decision.action", "rollback"), rollback)
+            .when(advance, shift)
+            .otherwise(promote)
         )
         # Gates that fail roll back: the candidate, at 0 % in the challenger slot, is removed and rejected.
         gates.next(
@@ -382,6 +401,34 @@ class RolloutDefinition(Construct):
             .when(sfn.Condition.is_present("$.abort"), resume)
             .otherwise(name_rollout)
         )
+
+    def _approval(self, rollback: tasks.LambdaInvoke) -> sfn.Chain:
+        """A human gate: the workflow waits on a task token (traffic at the current step) that
+        `mlrollout approve` or `reject` answers; then the answer is recorded. A rejection, the timeout
+        (the policy's hold timeout, `$.approval_timeout_seconds`) or asking failing rolls back."""
+        ask = tasks.LambdaInvoke(
+            self,
+            "Ask a person to approve",
+            lambda_function=self.functions.gate.function,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {"state": sfn.JsonPath.object_at("$"), "task_token": sfn.JsonPath.task_token}
+            ),
+            result_path="$.approval",
+            task_timeout=sfn.Timeout.at("$.approval_timeout_seconds"),
+            retry_on_service_exceptions=False,
+        )
+        ask.add_retry(
+            errors=["Lambda.ServiceException", "Lambda.TooManyRequestsException", TIMED_OUT],
+            interval=Duration.seconds(5),
+            max_attempts=3,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        record = self._task("Record the approval", self.functions.gate)
+        for task in (ask, record):
+            task.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        return ask.next(record)
 
     def _resume(self, rollback: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
         """Load the aborted rollout and hand it to the rollback. A rollout the ledger cannot resume (it

@@ -25,6 +25,7 @@ HANDLER_MODULES = (
     "rollout_rollback",
     "rollout_release",
     "rollout_resume",
+    "rollout_gate",
 )
 # Not a task of the state machine: the target of the abort rules, which stops and restarts it.
 ABORT_MODULE = "rollout_abort"
@@ -70,9 +71,14 @@ MAX_BAKES_PER_STEP: int = RolloutRequest.model_fields["max_bakes_per_step"].defa
 
 
 def workflow_timeout(config: EnvironmentConfig) -> Duration:
-    """Long enough for the slowest endpoint's schedule (each endpoint may have its own)."""
+    """Long enough for the slowest endpoint's schedule (each endpoint may have its own), with a hold and
+    each human gate waiting as long as they may."""
     rollouts = [config.rollout_for(endpoint) for endpoint in config.endpoints]
-    bakes = max(len(r.traffic_steps) * r.bake_minutes * MAX_BAKES_PER_STEP for r in rollouts)
+    bakes = max(
+        len(r.traffic_steps) * r.bake_minutes * MAX_BAKES_PER_STEP
+        + (1 + len(r.approval_before)) * r.policy.hold_timeout_minutes
+        for r in rollouts
+    )
     return Duration.minutes(DEPLOY_ALLOWANCE_MINUTES + bakes)
 
 
@@ -90,3 +96,4 @@ class RolloutFunctions(WorkflowFunctions):
     rollback: WorkflowFunction
     release: WorkflowFunction
     resume: WorkflowFunction
+    gate: WorkflowFunction

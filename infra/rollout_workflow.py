@@ -130,6 +130,9 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         self.functions = self._functions(environment)
+        # A hold's and a gate's notification give the commands with this environment's --env.
+        for function in (self.functions.judge, self.functions.gate):
+            function.function.add_environment("ENVIRONMENT_NAME", config.name)
         for function in self.functions.all():
             grant_read_endpoint_settings(function.role, config.prefix)
         self._grant()
@@ -214,6 +217,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             rollback=step("rollout_rollback"),
             release=step("rollout_release"),
             resume=step("rollout_resume"),
+            gate=step("rollout_gate"),
         )
 
     def _package_groups(self) -> list[str]:
@@ -266,6 +270,9 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         self._grant_notify(f.rollback)
         # A rollback that failed is told by the release that ends its path.
         self._grant_notify(f.release)
+        # A hold or a warning is told by the judge; a human gate by its function, with the commands.
+        self._grant_notify(f.judge)
+        self._grant_notify(f.gate)
 
     def _allow(
         self,
@@ -290,7 +297,7 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
         f = self.functions
         live_config_readers = (f.start, f.gates, f.deploy, f.promote, f.rollback)
         for function in f.all():
-            if function in (f.release, f.judge, f.resume):
+            if function in (f.release, f.judge, f.resume, f.gate):
                 continue
             self._allow(function, ["sagemaker:DescribeEndpoint"], targets.endpoints)
             if function in live_config_readers:

@@ -21,9 +21,9 @@ import click
 from pydantic import BaseModel
 from rich.console import Console
 
-from lambdas.rollout.aws.overrides import PromotionRequests
+from lambdas.rollout.aws.overrides import APPROVAL, HELD, PromotionRequests
 from lambdas.rollout.ledger import LedgerEntry
-from lambdas.rollout.overrides import PersonPromotion
+from lambdas.rollout.overrides import PersonPause, PersonPromotion, PersonResume
 from lambdas.rollout.payloads import InvalidRolloutRequest, Strategy
 from lambdas.rollout.start import (
     InvalidWorkflowInput,
@@ -32,6 +32,7 @@ from lambdas.rollout.start import (
     parse_input,
     resolve_target,
 )
+from lambdas.rollout.state import GateAnswer
 from mlrollout_cli import flags as flag_ops
 from mlrollout_cli.errors import CliError, ExitCode
 from mlrollout_cli.platform import Platform, aws_errors, connect
@@ -85,6 +86,10 @@ Examples:
   mlrollout start churn arn:aws:sagemaker:...:model-package/mlrollout-prod-churn/7 --strategy linear
   mlrollout abort churn --reason "wrong feature version"
   mlrollout promote churn --reason "verified offline on the full holdout set"
+  mlrollout pause churn --reason "waiting for the data team"
+  mlrollout resume churn
+  mlrollout approve churn
+  mlrollout reject churn --reason "conversion dashboard looks off"
   mlrollout kill-switch churn on --reason "complaints about scores"
   mlrollout pin churn user-42 challenger
   mlrollout report ID --html rollout.html
@@ -503,6 +508,178 @@ def promote(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> No
         obj.console.print(
             f"promotion of {lease.holder} requested: the judge's next look promotes it unless it shows harm"
         )
+
+
+def _requests(platform: Platform) -> PromotionRequests:
+    return PromotionRequests(client=platform.client("dynamodb"), table_name=platform.resources.lock_table)
+
+
+@cli.command(epilog='\b\nExamples:\n  mlrollout pause churn --reason "waiting for the data team"')
+@click.argument("endpoint")
+@click.option("--reason", required=True, help="Why: recorded in the ledger with who asked.")
+@json_option
+@click.pass_context
+def pause(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
+    """Hold the endpoint's running rollout at its step from the judge's next look: traffic frozen, the judge
+    still watching (harm still rolls back), until `resume`, `promote` or `abort`, or the policy's hold
+    timeout, which rolls back. Recorded in the ledger as the person's hold."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    settings = platform.endpoint(endpoint)
+    try:
+        request = PersonPause(by=_caller(platform), reason=reason, requested_at=obj.now())
+    except ValueError as error:
+        raise CliError(f"invalid pause: {error}", ExitCode.USAGE) from None
+    with aws_errors():
+        lease = platform.lease(endpoint)
+        if lease is None or not _requests(platform).pause(settings.endpoint_name, lease.holder, request):
+            raise CliError(f"no rollout running on {endpoint}: nothing to pause", ExitCode.NOT_FOUND)
+    result = {"rollout_id": lease.holder, "pause": request.model_dump(mode="json")}
+    if as_json:
+        _print_json(result)
+    else:
+        obj.console.print(
+            f"pause of {lease.holder} requested: the judge's next look holds it at its step; "
+            f"release it with: mlrollout resume {endpoint}"
+        )
+
+
+@cli.command(
+    epilog='\b\nExamples:\n  mlrollout resume churn\n  mlrollout resume churn --reason "latency explained"'
+)
+@click.argument("endpoint")
+@click.option("--reason", default="resumed", show_default=True, help="Why: recorded in the ledger.")
+@json_option
+@click.pass_context
+def resume(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
+    """Release the hold of the endpoint's rollout (a person's pause or the policy's hold) at the judge's next
+    look: its step starts over at the same weights, and the situation it was held for is only warned
+    about from then on. Recorded in the ledger as the person's."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    settings = platform.endpoint(endpoint)
+    try:
+        request = PersonResume(by=_caller(platform), reason=reason, requested_at=obj.now())
+    except ValueError as error:
+        raise CliError(f"invalid resume: {error}", ExitCode.USAGE) from None
+    with aws_errors():
+        lease = platform.lease(endpoint)
+        if lease is None:
+            raise CliError(f"no rollout running on {endpoint}: nothing to resume", ExitCode.NOT_FOUND)
+        requests = _requests(platform)
+        pending = requests.requests(settings.endpoint_name, lease.holder)
+        held = requests.attribute(settings.endpoint_name, lease.holder, HELD)
+        if held is None and pending.pause is None:
+            raise CliError(
+                f"rollout {lease.holder} on {endpoint} is not held: nothing to resume", ExitCode.NOT_FOUND
+            )
+        if not requests.resume(settings.endpoint_name, lease.holder, request):
+            raise CliError(f"no rollout running on {endpoint}: nothing to resume", ExitCode.NOT_FOUND)
+    result = {"rollout_id": lease.holder, "held": held, "resume": request.model_dump(mode="json")}
+    if as_json:
+        _print_json(result)
+    else:
+        obj.console.print(f"resume of {lease.holder} requested: the judge's next look releases its hold")
+
+
+def _waiting_gate(platform: Platform, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The rollout waiting at a human gate on the endpoint, and the gate (its task token)."""
+    settings = platform.endpoint(endpoint)
+    with aws_errors():
+        lease = platform.lease(endpoint)
+        if lease is None:
+            raise CliError(f"no rollout running on {endpoint}: nothing to approve", ExitCode.NOT_FOUND)
+        gate = _requests(platform).attribute(settings.endpoint_name, lease.holder, APPROVAL)
+    if gate is None:
+        raise CliError(
+            f"rollout {lease.holder} on {endpoint} waits at no gate: nothing to approve or reject",
+            ExitCode.NOT_FOUND,
+        )
+    return lease.holder, gate
+
+
+def _answered(platform: Platform, send: Callable[[], object], rollout_id: str) -> None:
+    states = platform.client("stepfunctions")
+    try:
+        send()
+    except (
+        states.exceptions.TaskTimedOut,
+        states.exceptions.TaskDoesNotExist,
+        states.exceptions.InvalidToken,
+    ):
+        raise CliError(
+            f"the gate of {rollout_id} is no longer waiting (answered, timed out or aborted)",
+            ExitCode.REFUSED,
+        ) from None
+
+
+@cli.command(
+    epilog='\b\nExamples:\n  mlrollout approve churn\n  mlrollout approve churn --reason "dashboards fine"'
+)
+@click.argument("endpoint")
+@click.option("--reason", default="approved", show_default=True, help="Recorded in the ledger with who.")
+@json_option
+@click.pass_context
+def approve(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
+    """Approve the human gate the endpoint's rollout waits at (before a step or the promotion): the
+    workflow goes on at once. Recorded in the ledger as the person's approval."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    rollout_id, gate = _waiting_gate(platform, endpoint)
+    try:
+        answer = GateAnswer(
+            gate=str(gate["gate"]), by=_caller(platform), reason=reason, answered_at=obj.now()
+        )
+    except ValueError as error:
+        raise CliError(f"invalid approval: {error}", ExitCode.USAGE) from None
+    states = platform.client("stepfunctions")
+    with aws_errors():
+        _answered(
+            platform,
+            lambda: states.send_task_success(
+                taskToken=str(gate["task_token"]), output=answer.model_dump_json()
+            ),
+            rollout_id,
+        )
+    result = {"rollout_id": rollout_id, "approval": answer.model_dump(mode="json")}
+    if as_json:
+        _print_json(result)
+    else:
+        obj.console.print(f"approved {answer.gate} of {rollout_id}: the rollout goes on")
+
+
+@cli.command(epilog='\b\nExamples:\n  mlrollout reject churn --reason "conversion dashboard looks off"')
+@click.argument("endpoint")
+@click.option(
+    "--reason", required=True, help="Why: the rollback's reason in the ledger and the notification."
+)
+@json_option
+@click.pass_context
+def reject(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
+    """Reject the human gate the endpoint's rollout waits at: it is rolled back, naming who and why."""
+    obj = _context(ctx)
+    platform = obj.platform()
+    rollout_id, gate = _waiting_gate(platform, endpoint)
+    try:
+        answer = GateAnswer(
+            gate=str(gate["gate"]), approved=False, by=_caller(platform), reason=reason, answered_at=obj.now()
+        )
+    except ValueError as error:
+        raise CliError(f"invalid rejection: {error}", ExitCode.USAGE) from None
+    states = platform.client("stepfunctions")
+    with aws_errors():
+        _answered(
+            platform,
+            lambda: states.send_task_success(
+                taskToken=str(gate["task_token"]), output=answer.model_dump_json()
+            ),
+            rollout_id,
+        )
+    result = {"rollout_id": rollout_id, "rejection": answer.model_dump(mode="json")}
+    if as_json:
+        _print_json(result)
+    else:
+        obj.console.print(f"rejected {answer.gate} of {rollout_id}: it is being rolled back")
 
 
 @cli.command(

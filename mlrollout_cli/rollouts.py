@@ -236,10 +236,20 @@ def describe_entry(entry: LedgerEntry) -> str:
     if entry.kind is EntryKind.GATE_RESULT:
         return f"gate {p.get('gate')}: {p.get('status')}"
     if entry.kind is EntryKind.JUDGE_VERDICT:
-        return (
-            f"step {p.get('step')} at {p.get('challenger_percent')} %, look {p.get('bake')}: judge says "
-            f"{p.get('verdict')} ({p.get('reason')}); workflow: {p.get('action')}: {p.get('action_reason')}"
+        resumed = p.get("resumed")
+        by_person = (
+            f"resumed by a person ({resumed.get('by')}): {resumed.get('reason')}; "
+            if isinstance(resumed, dict)
+            else ""
         )
+        return (
+            f"step {p.get('step')} at {p.get('challenger_percent')} %, look {p.get('bake')}: {by_person}"
+            f"judge says {p.get('verdict')} ({p.get('reason')}); "
+            f"workflow: {p.get('action')}: {p.get('action_reason')}"
+        )
+    if entry.kind is EntryKind.APPROVAL:
+        answer = "approved" if p.get("approved", True) else "rejected"
+        return f"gate before {p.get('gate')} {answer} by a person ({p.get('by')}): {p.get('reason')}"
     if entry.kind is EntryKind.TRAFFIC_STEP:
         return (
             f"step {p.get('step')} at {p.get('challenger_percent')} % served: champion "

@@ -29,6 +29,12 @@ numbers are the product's.
     same way. The state machine restores the champion on its rollback path, and the outcome, the
     notification and the package say "inconclusive: too little data", not "rolled back".
 
+* Policy (``lambdas.rollout.policy``): harm (per metric) and too little data are answered as the
+  endpoint's policy says: ``rollback`` is the above; ``hold`` turns the stop into ``StepAction.HOLD``
+  (traffic frozen, a person decides); ``warn`` goes on as if harm were not shown (a promotion still
+  needs every metric non-inferior) or, for too little data, past the early projection and to the next
+  step. The default policy is the above, and the benchmark measures it.
+
 * ab_test keeps its split until promote, rollback or the sample budget; shadow bakes on mirrored
   traffic up to its limit; blue_green is SageMaker's.
 
@@ -38,11 +44,21 @@ Pure domain code: no boto3, no clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from lambdas.rollout.judge import JudgeResult, RolloutWindows, VariantWindow, Verdict, judge
+from lambdas.rollout.judge import (
+    JudgeResult,
+    MetricOutcome,
+    RolloutWindows,
+    VariantWindow,
+    Verdict,
+    judge,
+)
 from lambdas.rollout.judge_settings import JudgeSettings, Metric
 from lambdas.rollout.payloads import RolloutRequest, StepAction, Strategy
+from lambdas.rollout.policy import DEFAULT_POLICY, Response, Situation, SituationPolicy
 
 __all__ = [
     "TOO_LITTLE_DATA",
@@ -51,6 +67,7 @@ __all__ = [
     "decide_look",
     "evidence_range",
     "next_action",
+    "policy_stop",
     "step_windows",
 ]
 
@@ -97,6 +114,9 @@ class LookDecision:
     champion_requests: int
     challenger_requests: int
     """Served at this step (the ab_test budget counts the whole rollout, which is its one step)."""
+    situation: Situation | None = None
+    """Harm or too little data, when one arose at this look; `response` is what the policy said to it."""
+    response: Response | None = None
 
     @property
     def too_little_data(self) -> bool:
@@ -158,23 +178,30 @@ def _missing_samples(served: _Served, settings: JudgeSettings) -> list[str]:
 
 
 def decide_look(
-    request: RolloutRequest, settings: JudgeSettings, look: Look, windows: RolloutWindows
+    request: RolloutRequest,
+    settings: JudgeSettings,
+    look: Look,
+    windows: RolloutWindows,
+    policy: SituationPolicy = DEFAULT_POLICY,
 ) -> LookDecision:
-    """Judge every window since the rollout started, then decide what the rollout does next."""
+    """Judge every window since the rollout started, then decide what the rollout does next, answering
+    harm and too little data as `policy` says (by default: roll back, stop as inconclusive)."""
     if request.strategy is Strategy.BLUE_GREEN:
         raise ValueError("blue_green is judged by SageMaker's guardrails, not step by step")
     step = step_windows(windows, look.step_started_at)
     champion, challenger = _Served.over(step.champion), _Served.over(step.challenger)
     # The verdict comes from the tests; the error ratio's bounds (costly) only for a look that acts.
     result = judge(windows, settings, bounds=False)
-    action, next_index, reason = next_action(request, settings, look, result, step)
-    if action is not StepAction.BAKE:
+    decided = _decide(request, settings, look, result, step, policy=policy)
+    if decided.action is not StepAction.BAKE:
         result = judge(windows, settings)  # the same verdict, now with the bounds for the reasons
-        action, next_index, reason = next_action(request, settings, look, result, step)
+        decided = _decide(request, settings, look, result, step, policy=policy)
     return LookDecision(
-        action=action,
-        next_step_index=next_index,
-        reason=reason,
+        action=decided.action,
+        next_step_index=decided.next_index,
+        reason=decided.reason,
+        situation=decided.situation,
+        response=decided.response,
         result=result,
         next_look_seconds=settings.look_seconds,
         champion_requests=champion.requests,
@@ -183,13 +210,88 @@ def decide_look(
 
 
 def next_action(
-    request: RolloutRequest, settings: JudgeSettings, look: Look, result: JudgeResult, step: RolloutWindows
+    request: RolloutRequest,
+    settings: JudgeSettings,
+    look: Look,
+    result: JudgeResult,
+    step: RolloutWindows,
+    *,
+    policy: SituationPolicy = DEFAULT_POLICY,
 ) -> tuple[StepAction, int, str]:
     """(action, next step index, reason) after the judge's result; `step` holds this step's windows."""
-    served = _Served.over(step.challenger)
+    decided = _decide(request, settings, look, result, step, policy=policy)
+    return decided.action, decided.next_index, decided.reason
+
+
+class _Decided(NamedTuple):
+    action: StepAction
+    next_index: int
+    reason: str
+    situation: Situation | None = None
+    """The situation the policy answered (harm, too little data), if one arose at this look."""
+    response: Response | None = None
+
+
+def _decide(
+    request: RolloutRequest,
+    settings: JudgeSettings,
+    look: Look,
+    result: JudgeResult,
+    step: RolloutWindows,
+    *,
+    policy: SituationPolicy,
+) -> _Decided:
     index = look.step_index
     if result.verdict is Verdict.ROLLBACK:
-        return StepAction.ROLLBACK, index, f"judge: {result.reason}"
+        harmed = [e.metric for e in result.evidence if e.outcome is MetricOutcome.HARM]
+        said = f"judge: {result.reason}"
+        stopped = policy_stop(Situation.HARM, StepAction.ROLLBACK, index, said, policy=policy, metrics=harmed)
+        if stopped is not None:
+            return stopped
+        # warn: the other rules decide as if no harm were shown; a promotion still needs every metric
+        # shown non-inferior, which a metric showing harm is not.
+        unharmed = result.model_copy(update={"verdict": Verdict.CONTINUE})
+        action, next_index, reason = _without_harm(request, settings, look, unharmed, step, policy=policy)
+        return _Decided(action, next_index, f"warning, harm: {said}; {reason}", Situation.HARM, Response.WARN)
+    action, next_index, reason = _without_harm(request, settings, look, result, step, policy=policy)
+    if action is not StepAction.INCONCLUSIVE:
+        return _Decided(action, next_index, reason)
+    stopped = policy_stop(Situation.TOO_LITTLE_DATA, action, index, reason, policy=policy)
+    # warn on too little data was answered inside the rules (the projection told, the next step taken).
+    return stopped or _Decided(action, next_index, reason, Situation.TOO_LITTLE_DATA, Response.WARN)
+
+
+def policy_stop(
+    situation: Situation,
+    stop: StepAction,
+    index: int,
+    reason: str,
+    *,
+    policy: SituationPolicy,
+    metrics: Sequence[Metric] = (),
+) -> _Decided | None:
+    """A situation that would `stop` the rollout (rollback, inconclusive), answered as the policy says: the
+    stop itself, a hold at the same step, or None for a warning (the caller goes on). Each situation's
+    check calls this (a sample-ratio mismatch too: ``Situation.SAMPLE_RATIO_MISMATCH``)."""
+    response = policy.response(situation, metrics)
+    if response is Response.ROLLBACK:
+        return _Decided(stop, index, reason, situation, response)
+    if response is Response.HOLD:
+        held = "held on harm" if situation is Situation.HARM else "held"
+        return _Decided(StepAction.HOLD, index, f"{held}: {reason}", situation, response)
+    return None
+
+
+def _without_harm(
+    request: RolloutRequest,
+    settings: JudgeSettings,
+    look: Look,
+    result: JudgeResult,
+    step: RolloutWindows,
+    *,
+    policy: SituationPolicy,
+) -> tuple[StepAction, int, str]:
+    served = _Served.over(step.challenger)
     if request.strategy is Strategy.AB_TEST:
         return _ab_test(request, look, result, step)
     elapsed = look.now - look.step_started_at
@@ -205,11 +307,19 @@ def next_action(
             bake=bake,
             longest=longest,
         )
-    return _stepped(request, settings, look, result, step)
+    return _stepped(
+        request, settings, look, result, step, warn_little_data=policy.too_little_data is Response.WARN
+    )
 
 
 def _stepped(
-    request: RolloutRequest, settings: JudgeSettings, look: Look, result: JudgeResult, step: RolloutWindows
+    request: RolloutRequest,
+    settings: JudgeSettings,
+    look: Look,
+    result: JudgeResult,
+    step: RolloutWindows,
+    *,
+    warn_little_data: bool = False,
 ) -> tuple[StepAction, int, str]:
     served = _Served.over(step.challenger)
     index = look.step_index
@@ -225,7 +335,7 @@ def _stepped(
         # Every look of the first bake, from the first whole minute the step served: the estimate firms up
         # as the minutes come in, and a plan the traffic cannot meet is said before any more is spent.
         shortfall = _plan_shortfall(request, settings, step)
-        if shortfall:
+        if shortfall and not warn_little_data:
             return StepAction.INCONCLUSIVE, index, shortfall
     if elapsed < bake:
         return (
@@ -252,6 +362,13 @@ def _stepped(
         return StepAction.BAKE, index, f"judge: {result.verdict.value} {here}"
     if missing or result.verdict is Verdict.INCONCLUSIVE:
         what = ", ".join(missing) or result.reason
+        if warn_little_data and not last_judged:
+            # warn: more traffic at the next step may bring the samples; a promotion still needs them.
+            return (
+                StepAction.ADVANCE,
+                index + 1,
+                f"warning, {TOO_LITTLE_DATA} {here}, the step's longest bake: {what}; on to the next step",
+            )
         return (
             StepAction.INCONCLUSIVE,
             index,

@@ -53,6 +53,8 @@ class EntryKind(StrEnum):
     TRAFFIC_STEP = "traffic_step"
     DEPLOYMENT = "deployment"
     OUTCOME = "outcome"
+    APPROVAL = "approval"
+    """A person's approval at a human gate (lambdas/rollout/tasks/approval.py)."""
 
 
 class LedgerEntry(BaseModel):

@@ -317,6 +317,9 @@ class StepAction(StrEnum):
     PROMOTE = "promote"
     INCONCLUSIVE = "inconclusive"
     """Too little data to judge: the champion takes all traffic back, and nothing is said of the model."""
+    HOLD = "hold"
+    """Traffic frozen at the current step until a person resumes, promotes or aborts, or the hold times
+    out (lambdas/rollout/policy.py, lambdas/rollout/hold.py); the judge keeps looking meanwhile."""
 
 
 class StepOutcome(_Frozen):

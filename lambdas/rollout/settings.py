@@ -28,6 +28,7 @@ from lambdas.gates import GateSettings
 from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import BlueGreenSettings, Strategy, VariantNames
+from lambdas.rollout.policy import GateStep, SituationPolicy
 from lambdas.shared.business_metric import BusinessMetricName
 from lambdas.shared.endpoint_store import (
     ENDPOINT_SETTINGS_PATH_VARIABLE,
@@ -72,6 +73,8 @@ class RolloutDefaults(_Strict):
     judge: JudgeSettings = JudgeSettings()
     gates: GateSettings = GateSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    policy: SituationPolicy = SituationPolicy()
+    approval_before: tuple[GateStep, ...] = ()
 
 
 class RolloutEndpoint(_Strict):

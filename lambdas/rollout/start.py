@@ -153,6 +153,9 @@ def initial_state(
         judge=defaults.judge,
         gate_settings=defaults.gates,
         guardrails=defaults.guardrails,
+        policy=defaults.policy,
+        approval_before=defaults.approval_before,
+        approval_timeout_seconds=defaults.policy.hold_timeout_minutes * 60,
     )
 
 

@@ -18,17 +18,20 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdas.gates import GateSettings
 from lambdas.rollout.guardrails import CostBasis, GuardrailSettings
+from lambdas.rollout.hold import Hold
 from lambdas.rollout.judge_settings import JudgeSettings
 from lambdas.rollout.payloads import OutcomeStatus, RolloutRequest, StepAction, StepOutcome
+from lambdas.rollout.policy import GateStep, Response, Situation, SituationPolicy
 from lambdas.shared.business_metric import BusinessMetricName
 
 __all__ = [
     "DeploymentStatus",
     "EndpointBusy",
+    "GateAnswer",
     "GatesStatus",
     "RolloutState",
     "StepDecision",
@@ -64,6 +67,16 @@ class StepDecision(_Frozen):
     reason: str
 
 
+class GateAnswer(_Frozen):
+    """What `mlrollout approve` sends back to the gate's task token."""
+
+    gate: str = Field(min_length=1)
+    approved: bool = Field(default=True, description="False: rejected, the rollout is rolled back")
+    by: str = Field(min_length=1, max_length=2048)
+    reason: str = Field(default="", max_length=1024)
+    answered_at: int = Field(ge=0)
+
+
 class TaskError(BaseModel):
     """What a Catch with ``ResultPath: "$.error"`` puts in the state."""
 
@@ -71,6 +84,12 @@ class TaskError(BaseModel):
 
     error: str = Field(alias="Error")
     cause: str = Field(default="", alias="Cause")
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _no_cause_is_empty(cls, cause: Any) -> Any:
+        """A Catch may carry a null Cause (a timeout, a task failure sent without one)."""
+        return "" if cause is None else cause
 
     def describe(self) -> str:
         """`Error: message`; a Lambda's Cause is a JSON document whose errorMessage says what happened."""
@@ -126,6 +145,29 @@ class RolloutState(_Frozen):
         "rollback of an abort records its outcome only after",
     )
     outcome: OutcomeStatus | None = Field(default=None, description="set once the outcome is recorded")
+    policy: SituationPolicy = SituationPolicy()
+    approval_before: tuple[GateStep, ...] = Field(default=(), description="the human gates of the rollout")
+    hold: Hold | None = Field(
+        default=None, description="set while the rollout is held (lambdas/rollout/hold.py)"
+    )
+    acknowledged: tuple[Situation, ...] = Field(
+        default=(), description="situations a person resumed a hold for: warned about from then on"
+    )
+    warned: tuple[str, ...] = Field(default=(), description="'situation@step' already told as a warning")
+    approval_needed: str | None = Field(
+        default=None, description="the gate ('50 %', 'promote') the workflow asks a person to approve next"
+    )
+    approval: GateAnswer | None = Field(default=None, description="a person's approval, as the gate got it")
+    approval_timeout_seconds: int = Field(
+        default=240 * 60, ge=60, description="how long a human gate waits (the policy's hold timeout)"
+    )
+
+    def effective_policy(self) -> SituationPolicy:
+        """The policy with the situations a person resumed a hold for answered by a warning."""
+        if not self.acknowledged:
+            return self.policy
+        update: dict[str, Any] = {situation.value: Response.WARN for situation in self.acknowledged}
+        return self.policy.model_copy(update=update)
 
     def dump(self) -> dict[str, Any]:
         """The JSON the state machine carries (the Catch's keys as Step Functions spells them)."""
@@ -136,6 +178,9 @@ class RolloutState(_Frozen):
         if self.rollback_reason is not None:
             return self.rollback_reason
         if self.error is not None:
+            if self.error.error == "States.Timeout" and self.approval_needed is not None:
+                minutes = self.approval_timeout_seconds // 60
+                return f"no answer at the human gate before {self.approval_needed} within {minutes} min"
             return self.error.describe()
         stopped = (StepAction.ROLLBACK, StepAction.INCONCLUSIVE)
         if self.decision is not None and self.decision.action in stopped:

@@ -83,7 +83,10 @@ TASK_HANDLERS = {
     "Release the lock after a failed rollback": "rollout_release",
     "Tell that another rollout holds the endpoint": "rollout_release",
     "Tell why the rollout was refused": "rollout_release",
+    "Record the approval": "rollout_gate",
 }
+# The human gate's task waits on a task token: the gate function gets the state and the token.
+ASK_APPROVAL = "Ask a person to approve"
 # After a failed start: the release function is told with the state the start's Catch left.
 NOT_STARTED_TELLERS = {
     "Tell that another rollout holds the endpoint": "Another rollout holds this endpoint",
@@ -358,13 +361,54 @@ def test_choices_follow_the_handlers_fields(definition: dict[str, Any]) -> None:
         ("$.deployment.status", "failed"): ROLLBACK,
     }
     assert states["Is the endpoint in service?"]["Default"] == "Wait for the endpoint"
-    assert _choices(states["What did the judge say?"]) == {
-        ("$.decision.action", "advance"): "Shift traffic to the next step",
-        ("$.decision.action", "bake"): "Bake",
+    gate, advance, bake_or_hold, *judged = states["What did the judge say?"]["Choices"]
+    # A human gate ahead comes first: the workflow waits on a person before it shifts or promotes.
+    assert gate == {
+        "And": [
+            {"Variable": "$.approval_needed", "IsPresent": True},
+            {"Variable": "$.approval_needed", "IsNull": False},
+        ],
+        "Next": "Ask a person to approve",
+    }
+    assert advance == {
+        "Variable": "$.decision.action",
+        "StringEquals": "advance",
+        "Next": "Shift traffic to the next step",
+    }
+    # A hold bakes on: the judge keeps looking at the frozen step.
+    assert bake_or_hold == {
+        "Or": [
+            {"Variable": "$.decision.action", "StringEquals": "bake"},
+            {"Variable": "$.decision.action", "StringEquals": "hold"},
+        ],
+        "Next": "Bake",
+    }
+    assert _choices({"Type": "Choice", "Choices": judged}) == {
         ("$.decision.action", "promote"): "Promote the challenger",
     }
     # An unknown, "rollback" or "inconclusive" (too little data) answer is never a pass.
     assert states["What did the judge say?"]["Default"] == ROLLBACK
+
+
+def test_a_human_gate_waits_on_a_task_token_with_the_policys_timeout_and_rolls_back_when_rejected(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    ask = states["Ask a person to approve"]
+    assert ask["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert ask["Parameters"]["Payload"] == {"state.$": "$", "task_token.$": "$$.Task.Token"}
+    assert ask["TimeoutSecondsPath"] == "$.approval_timeout_seconds"
+    assert ask["ResultPath"] == "$.approval"
+    assert ask["Next"] == "Record the approval"
+    # A rejection (SendTaskFailure), the timeout or asking failing: rolled back, the reason kept in error.
+    assert ask["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": ROLLBACK}]
+    assert states["Record the approval"]["Next"] == "Approved: the next step or the promotion?"
+    approved = states["Approved: the next step or the promotion?"]
+    assert _choices(approved) == {
+        ("$.decision.action", "rollback"): ROLLBACK,  # rejected: recorded as the person's, then rolled back
+        ("$.decision.action", "advance"): "Shift traffic to the next step",
+    }
+    assert approved["Default"] == "Promote the challenger"
 
 
 def test_every_task_invokes_its_handler_with_the_whole_state(
@@ -374,7 +418,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
     tasks = {
         name: state
         for name, state in definition["States"].items()
-        if state["Type"] == "Task" and name not in WORKFLOW_CALLS
+        if state["Type"] == "Task" and name not in {*WORKFLOW_CALLS, ASK_APPROVAL}
     }
     assert set(tasks) == set(TASK_HANDLERS)
     for name, state in tasks.items():
@@ -402,7 +446,7 @@ def test_every_task_invokes_its_handler_with_the_whole_state(
 
 def test_every_task_retries_transient_errors_with_backoff(definition: dict[str, Any]) -> None:
     for name, state in definition["States"].items():
-        if state["Type"] != "Task" or name in WORKFLOW_CALLS:
+        if state["Type"] != "Task" or name in {*WORKFLOW_CALLS, ASK_APPROVAL}:
             continue
         retries = {tuple(retry["ErrorEquals"]): retry for retry in state["Retry"]}
         assert set(retries) == {TRANSIENT_ERRORS, (ENDPOINT_BUSY,), (TIMED_OUT,)}, name
@@ -765,7 +809,23 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
         },
         "rollout_check_deployment": {**ledger, **describe_endpoint},
         "rollout_set_traffic": {**ledger, **holds_lock, **describe_endpoint, **weights},
-        "rollout_judge": {**ledger, **holds_lock, "cloudwatch:GetMetricData": {"*"}},
+        # The judge tells a hold or a warning with the commands to answer it.
+        "rollout_judge": {
+            **ledger,
+            **holds_lock,
+            "cloudwatch:GetMetricData": {"*"},
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
+        },
+        # A human gate: the token on the lease, the commands on the topic, the approval in the ledger.
+        "rollout_gate": {
+            **ledger,
+            **holds_lock,
+            "sns:Publish": {arns.topic},
+            "kms:Decrypt": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key},
+        },
         "rollout_promote": {
             **ledger,
             **holds_lock,

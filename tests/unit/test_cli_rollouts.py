@@ -122,6 +122,28 @@ def test_each_entry_reads_as_one_line() -> None:
     assert lines[5] == "outcome: promoted: aborted: by hand"
 
 
+def test_a_resume_and_a_gates_approval_read_as_the_persons() -> None:
+    person = "arn:aws:sts::123456789012:assumed-role/ops/dana"
+    resumed = entry(
+        7,
+        STARTED + 600,
+        EntryKind.JUDGE_VERDICT,
+        step=0,
+        bake=1,
+        challenger_percent=5,
+        verdict="continue",
+        reason="no metric decided",
+        action="bake",
+        action_reason="judge: continue",
+        resumed={"by": person, "reason": "data team done", "step_started_at": STARTED + 600},
+    )
+    approved = entry(8, STARTED + 900, EntryKind.APPROVAL, gate="25 %", by=person, reason="fine", step=0)
+    assert describe_entry(resumed).startswith(
+        f"step 0 at 5 %, look 1: resumed by a person ({person}): data team done; judge says continue"
+    )
+    assert describe_entry(approved) == f"gate before 25 % approved by a person ({person}): fine"
+
+
 def test_a_persons_promotion_overrides_a_bake_or_too_little_data_but_never_harm() -> None:
     promotion = PersonPromotion(by="arn:aws:iam::123456789012:user/ana", reason="checked", requested_at=1)
     for action in (StepAction.BAKE, StepAction.ADVANCE, StepAction.INCONCLUSIVE):

@@ -175,6 +175,36 @@ BAD_FILES: dict[str, tuple[Mutation, str, str]] = {
         "(top level)",
         "needs this environment's own account (aws.account)",
     ),
+    "policy response misspelt": (
+        _set("rollout.policy", {"harm": "pause"}),
+        "rollout.policy.harm",
+        "should be one of ['rollback', 'hold', 'warn'] or one per metric, got 'pause'",
+    ),
+    "policy for an unknown metric": (
+        _set("rollout.policy", {"harm": {"latncy": "hold"}}),
+        "rollout.policy.harm",
+        "unknown metric 'latncy'",
+    ),
+    "policy unknown situation": (
+        _set("rollout.policy", {"too_much_data": "hold"}),
+        "rollout.policy.too_much_data",
+        "unknown key",
+    ),
+    "hold timeout of zero": (
+        _set("rollout.policy", {"hold_timeout_minutes": 0}),
+        "rollout.policy.hold_timeout_minutes",
+        "greater than or equal to 1",
+    ),
+    "gate before a step the plan lacks": (
+        _set("rollout.approval_before", [30, "promote"]),
+        "(top level)",
+        "approval_before: 30 is not a step after the first and before the promotion",
+    ),
+    "gate before the first step": (
+        _set("rollout.approval_before", [5]),
+        "(top level)",
+        "approval_before: 5 is not a step after the first",
+    ),
     "release unknown key": (
         _set("release", {"next_environment": "prod", "next_acount": "210987654321"}),
         "release.next_acount",
@@ -305,3 +335,18 @@ def test_two_environments_releasing_into_one_are_refused(tmp_path: Path) -> None
     write_env(tmp_path, other, "qa")
     with pytest.raises(ConfigError, match=r"\['dev', 'qa'\] all release into 'prod'"):
         release_chain(load_config("prod", tmp_path), tmp_path)
+
+
+def test_the_default_policy_is_todays_behaviour_and_an_endpoint_may_hold_and_gate(tmp_path: Path) -> None:
+    def endpoint_policy(document: dict[str, Any]) -> None:
+        document["endpoints"][0]["rollout"] = {
+            "policy": {"harm": {"latency": "hold", "conversion": "warn"}, "too_little_data": "hold"},
+            "approval_before": [50, "promote"],
+        }
+
+    config = load_mutated(tmp_path, endpoint_policy)
+    assert config.rollout.policy.is_default and config.rollout.approval_before == []
+    rollout = config.rollout_for(config.endpoints[0])
+    assert rollout.approval_before == [50, "promote"]
+    assert rollout.policy.too_little_data == "hold"
+    assert rollout.policy.sample_ratio_mismatch == "rollback"

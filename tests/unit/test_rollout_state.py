@@ -187,3 +187,14 @@ def test_only_a_rollback_begun_by_the_judges_too_little_data_is_inconclusive() -
     assert not aborted.stopped_for_too_little_data()
     harm = RolloutState.model_validate(state(decision={"action": "rollback", "reason": "judge: errors"}))
     assert not harm.stopped_for_too_little_data()
+
+
+def test_a_human_gate_that_timed_out_says_which_gate_and_how_long_it_waited() -> None:
+    timed_out = RolloutState.model_validate(
+        state(
+            approval_needed="50 %",
+            approval_timeout_seconds=3600,
+            error={"Error": "States.Timeout", "Cause": ""},
+        )
+    )
+    assert timed_out.failure_reason() == "no answer at the human gate before 50 % within 60 min"
