@@ -33,6 +33,7 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
+from localcloud.iam.enforcement import RoleCredentials, create_emulator_identity, enforced_iam
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.stepfunctions.execution_events import emit_execution_events
 
@@ -101,7 +102,9 @@ class LocalCloud:
     when `localcloud.appconfig.routing` is not among the gap fillers. `parameters`: values of template
     parameters, given to every stack that declares one of that name (an SSM-typed parameter not given
     is read from the cloud's Parameter Store when deploying). `lambda_log`: where the functions' logs
-    are echoed (standard error when None).
+    are echoed (standard error when None). `enforce_iam`: once the stacks are deployed, every call to
+    moto is authenticated and authorized (`localcloud.iam`): each function runs with a session of its
+    own execution role, and the emulator's own calls with an identity allowed everything.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class LocalCloud:
         parameters: Mapping[str, str] | None = None,
         region: str = "us-east-1",
         lambda_log: TextIO | None = None,
+        enforce_iam: bool = False,
     ) -> None:
         self.cdk_out = Path(cdk_out)
         self.stack_name = stack_name
@@ -126,12 +130,14 @@ class LocalCloud:
         self.parameters = dict(parameters or {})
         self.region = region
         self.lambda_log = lambda_log
+        self.enforce_iam = enforce_iam
         self._exit_stack: ExitStack | None = None
         self._filled: dict[str, Any] = {}
         self._port: int | None = None
         self._runner: LambdaRunner | None = None
         self._updates: EndpointUpdates | None = None
         self._stacks: dict[str, DeployedStack] | None = None
+        self._identity: dict[str, str] = {}
         self.templates: Mapping[str, StackTemplate] = self._load_templates()
 
     # --- what a test uses -----------------------------------------------------------------------------
@@ -184,8 +190,13 @@ class LocalCloud:
         return self._filled[name]
 
     def client(self, service: str) -> Any:
-        """A boto3 client of the emulator (the same as `boto3.client(service)` while the cloud is open)."""
-        session: Any = boto3.Session(region_name=self.region)
+        """A boto3 client of the emulator as the emulator's own identity (the same as
+        `boto3.client(service)` while the cloud is open and nothing changed the process's credentials)."""
+        session: Any = boto3.Session(
+            region_name=self.region,
+            aws_access_key_id=self._identity.get("aws_access_key_id"),
+            aws_secret_access_key=self._identity.get("aws_secret_access_key"),
+        )
         return session.client(service, endpoint_url=self.endpoint_url)
 
     # --- opening and closing --------------------------------------------------------------------------
@@ -205,10 +216,25 @@ class LocalCloud:
             stack.enter_context(
                 patched_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": str(self._port)})
             )
+            if self.enforce_iam:
+                # Before any gap filler opens: every client made from here on signs as this identity.
+                identity = create_emulator_identity(self.client("iam"))
+                stack.enter_context(patched_environment(identity))
+                self._identity = {
+                    "aws_access_key_id": str(identity["AWS_ACCESS_KEY_ID"]),
+                    "aws_secret_access_key": str(identity["AWS_SECRET_ACCESS_KEY"]),
+                }
+                # boto3's default session keeps the credentials it first resolved: forget them.
+                boto3.DEFAULT_SESSION = None
             if self.clock is not None:
                 stack.enter_context(accelerated_workers())
             self._runner = stack.enter_context(
-                LambdaRunner([], aws_endpoint_url=self.endpoint_url, log_sink=self.lambda_log)
+                LambdaRunner(
+                    [],
+                    aws_endpoint_url=self.endpoint_url,
+                    log_sink=self.lambda_log,
+                    credentials=RoleCredentials(region=self.region) if self.enforce_iam else None,
+                )
             )
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
@@ -228,6 +254,8 @@ class LocalCloud:
                 definition_transform=self.definition_transform,
                 require_appconfig=self.require_appconfig,
             )
+            if self.enforce_iam:
+                stack.enter_context(enforced_iam())
             self._exit_stack = stack.pop_all()
         return self
 
@@ -280,6 +308,7 @@ class LocalCloud:
 
     def _forget(self) -> None:
         self._filled.clear()
+        self._identity = {}
         self._port = self._runner = self._updates = self._stacks = None
 
     def _open(self, value: _Value | None, what: str) -> _Value:
