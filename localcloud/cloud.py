@@ -33,7 +33,7 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
-from localcloud.iam.enforcement import RoleCredentials, create_emulator_identity, enforced_iam
+from localcloud.iam.enforcement import RoleCredentials, admit_emulator_credentials, enforced_iam
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.stepfunctions.execution_events import emit_execution_events
 
@@ -104,7 +104,7 @@ class LocalCloud:
     is read from the cloud's Parameter Store when deploying). `lambda_log`: where the functions' logs
     are echoed (standard error when None). `enforce_iam`: once the stacks are deployed, every call to
     moto is authenticated and authorized (`localcloud.iam`): each function runs with a session of its
-    own execution role, and the emulator's own calls with an identity allowed everything.
+    own execution role, the emulator's own calls (its fixed credentials) as a role allowed everything.
     """
 
     def __init__(
@@ -137,7 +137,6 @@ class LocalCloud:
         self._runner: LambdaRunner | None = None
         self._updates: EndpointUpdates | None = None
         self._stacks: dict[str, DeployedStack] | None = None
-        self._identity: dict[str, str] = {}
         self.templates: Mapping[str, StackTemplate] = self._load_templates()
 
     # --- what a test uses -----------------------------------------------------------------------------
@@ -190,13 +189,8 @@ class LocalCloud:
         return self._filled[name]
 
     def client(self, service: str) -> Any:
-        """A boto3 client of the emulator as the emulator's own identity (the same as
-        `boto3.client(service)` while the cloud is open and nothing changed the process's credentials)."""
-        session: Any = boto3.Session(
-            region_name=self.region,
-            aws_access_key_id=self._identity.get("aws_access_key_id"),
-            aws_secret_access_key=self._identity.get("aws_secret_access_key"),
-        )
+        """A boto3 client of the emulator (the same as `boto3.client(service)` while the cloud is open)."""
+        session: Any = boto3.Session(region_name=self.region)
         return session.client(service, endpoint_url=self.endpoint_url)
 
     # --- opening and closing --------------------------------------------------------------------------
@@ -217,15 +211,9 @@ class LocalCloud:
                 patched_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": str(self._port)})
             )
             if self.enforce_iam:
-                # Before any gap filler opens: every client made from here on signs as this identity.
-                identity = create_emulator_identity(self.client("iam"))
-                stack.enter_context(patched_environment(identity))
-                self._identity = {
-                    "aws_access_key_id": str(identity["AWS_ACCESS_KEY_ID"]),
-                    "aws_secret_access_key": str(identity["AWS_SECRET_ACCESS_KEY"]),
-                }
-                # boto3's default session keeps the credentials it first resolved: forget them.
-                boto3.DEFAULT_SESSION = None
+                # mock_aws put its own fake keys in the environment: the emulator's are the ones admitted.
+                stack.enter_context(patched_environment(EMULATOR_CREDENTIALS))
+                admit_emulator_credentials(self.client("iam"), EMULATOR_CREDENTIALS, region=self.region)
             if self.clock is not None:
                 stack.enter_context(accelerated_workers())
             self._runner = stack.enter_context(
@@ -308,7 +296,6 @@ class LocalCloud:
 
     def _forget(self) -> None:
         self._filled.clear()
-        self._identity = {}
         self._port = self._runner = self._updates = self._stacks = None
 
     def _open(self, value: _Value | None, what: str) -> _Value:

@@ -21,7 +21,10 @@ from moto.sts.models import sts_backends
 
 from localcloud.account import LOCAL_ACCOUNT_ID
 
-EMULATOR_USER = "localcloud-emulator"
+EMULATOR_IDENTITY = "localcloud-emulator"
+# moto's Step Functions executor signs its Lambda (and other service) calls with this fixed key.
+EXECUTOR_USER = "localcloud-stepfunctions-executor"
+EXECUTOR_KEY = ("ak", "sk")
 EMULATOR_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -38,19 +41,43 @@ class RoleNotAssumableError(RuntimeError):
     """The function's execution role does not exist or does not trust Lambda: the message says which."""
 
 
-def create_emulator_identity(iam: Any) -> dict[str, str | None]:
-    """An IAM user allowed everything, for the emulator's own calls (deploy, gap fillers, the stories'
-    orchestration); its credentials as environment variables (no session token: a user's keys)."""
-    iam.create_user(UserName=EMULATOR_USER)
-    iam.put_user_policy(
-        UserName=EMULATOR_USER, PolicyName="everything", PolicyDocument=json.dumps(EMULATOR_POLICY)
-    )
-    key = iam.create_access_key(UserName=EMULATOR_USER)["AccessKey"]
-    return {
-        "AWS_ACCESS_KEY_ID": str(key["AccessKeyId"]),
-        "AWS_SECRET_ACCESS_KEY": str(key["SecretAccessKey"]),
-        "AWS_SESSION_TOKEN": None,
+def admit_emulator_credentials(
+    iam: Any, credentials: Mapping[str, str], account_id: str = LOCAL_ACCOUNT_ID, region: str = "us-east-1"
+) -> str:
+    """Makes the emulator's fixed credentials a session of a role allowed everything, for the emulator's
+    own calls (deploy, gap fillers, the stories' orchestration); and the fixed key moto's Step Functions
+    executor signs its tasks' calls with (`ak`/`sk`) a key of a user allowed everything. The role's ARN."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
     }
+    everything = json.dumps(EMULATOR_POLICY)
+    role_arn = str(
+        iam.create_role(RoleName=EMULATOR_IDENTITY, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    )
+    iam.put_role_policy(RoleName=EMULATOR_IDENTITY, PolicyName="everything", PolicyDocument=everything)
+    session = sts_backends[account_id]["aws"].assume_role(
+        region_name=region,
+        role_session_name=EMULATOR_IDENTITY,
+        role_arn=role_arn,
+        policy="",
+        duration=SESSION_SECONDS,
+        external_id="",
+    )
+    session.access_key_id = credentials["AWS_ACCESS_KEY_ID"]
+    session.secret_access_key = credentials["AWS_SECRET_ACCESS_KEY"]
+    session.session_token = credentials["AWS_SESSION_TOKEN"]
+    iam.create_user(UserName=EXECUTOR_USER)
+    iam.put_user_policy(UserName=EXECUTOR_USER, PolicyName="everything", PolicyDocument=everything)
+    key = iam_backends[account_id]["aws"].get_user(EXECUTOR_USER).create_access_key(prefix="AKIA")
+    key.access_key_id, key.secret_access_key = EXECUTOR_KEY
+    return role_arn
 
 
 def trusts_lambda(trust_policy: Mapping[str, Any]) -> bool:
