@@ -189,6 +189,40 @@ def signed_request(request: IAMRequestBase) -> AWSRequest:
     return aws_request
 
 
+# DynamoDB's transactions are no IAM actions: AWS authorizes each item's operation instead.
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def action_check(original: Callable[[IAMRequestBase, str], None]) -> Callable[[IAMRequestBase, str], None]:
+    """moto's check of the request's action, with DynamoDB's TransactWriteItems and TransactGetItems
+    checked as AWS checks them: each item's operation (`dynamodb:PutItem`, ...), not an action of the
+    transaction's name, which no policy grants."""
+
+    def check(request: IAMRequestBase, resource: str) -> None:
+        if request._action not in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"):
+            original(request, resource)
+            return
+        items = json.loads(request._body or b"{}").get("TransactItems", [])
+        actions = {f"dynamodb:{TRANSACTION_ITEM_ACTIONS[op]}" for item in items for op in item} or {
+            "dynamodb:GetItem"
+        }
+        transaction = request._action
+        try:
+            for action in sorted(actions):
+                request._action = action
+                original(request, resource)
+        finally:
+            request._action = transaction
+
+    return check
+
+
 def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
@@ -202,6 +236,9 @@ def enforced_iam() -> Iterator[None]:
         mock.patch.object(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0),
         mock.patch.object(ActionAuthenticatorMixin, "request_count", 0),
         mock.patch.object(IAMRequestBase, "_create_aws_request", signed_request),
+        mock.patch.object(
+            IAMRequestBase, "check_action_permitted", action_check(IAMRequestBase.check_action_permitted)
+        ),
         mock.patch.object(
             IAMPolicyStatement,
             "is_action_permitted",

@@ -23,7 +23,11 @@ def handler(event, context):
     identity = boto3.client("sts").get_caller_identity()["Arn"]
     table = boto3.resource("dynamodb").Table(os.environ["TABLE"])
     try:
-        table.put_item(Item={"id": event["id"]})
+        if event.get("transaction"):
+            put = {"Put": {"TableName": os.environ["TABLE"], "Item": {"id": {"S": event["id"]}}}}
+            boto3.client("dynamodb").transact_write_items(TransactItems=[put])
+        else:
+            table.put_item(Item={"id": event["id"]})
         stored = table.get_item(Key={"id": event["id"]}).get("Item")
     except Exception as error:
         return {"identity": identity, "error": type(error).__name__, "message": str(error)}
@@ -123,6 +127,18 @@ def test_a_function_whose_role_lacks_one_action_is_refused_it(cloud: LocalCloud)
     assert "Item" not in cloud.client("dynamodb").get_item(
         TableName=cloud.stack.table_names["Table"], Key={"id": {"S": "b"}}
     )
+
+
+@pytest.mark.parametrize(("function", "allowed"), [("Writer", True), ("Reader", False)])
+def test_a_transaction_is_authorized_by_its_items_operations(
+    cloud: LocalCloud, function: str, allowed: bool
+) -> None:
+    answer = invoke(cloud, function, {"id": f"t-{function}", "transaction": True})
+
+    if allowed:
+        assert answer["stored"] == {"id": f"t-{function}"}
+    else:
+        assert "AccessDenied" in answer["message"] and "dynamodb:PutItem" in answer["message"]
 
 
 def test_a_role_that_does_not_trust_lambda_runs_nothing(cloud: LocalCloud) -> None:
