@@ -231,6 +231,7 @@ def open_cloud(
         definition_transform=definition,
         parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
         lambda_log=lambda_log,
+        enforce_iam=True,
         gap_fillers={
             "events": lambda _cloud: deliver_events(),
             "registry events": lambda _cloud: emit_registry_events(),
