@@ -199,12 +199,19 @@ TRANSACTION_ITEM_ACTIONS = {
 }
 
 
+# moto prefixes the action with the service's signing name; IAM's prefix differs for these.
+IAM_PREFIXES = {"monitoring": "cloudwatch"}
+
+
 def action_check(original: Callable[[IAMRequestBase, str], None]) -> Callable[[IAMRequestBase, str], None]:
-    """moto's check of the request's action, with DynamoDB's TransactWriteItems and TransactGetItems
+    """moto's check of the request's action, with the action named as IAM names it (CloudWatch signs as
+    `monitoring`, its actions are `cloudwatch:`), and DynamoDB's TransactWriteItems and TransactGetItems
     checked as AWS checks them: each item's operation (`dynamodb:PutItem`, ...), not an action of the
     transaction's name, which no policy grants."""
 
     def check(request: IAMRequestBase, resource: str) -> None:
+        prefix, _, name = request._action.partition(":")
+        request._action = f"{IAM_PREFIXES.get(prefix, prefix)}:{name}"
         if request._action not in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"):
             original(request, resource)
             return

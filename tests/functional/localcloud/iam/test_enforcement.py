@@ -21,6 +21,12 @@ import boto3
 
 def handler(event, context):
     identity = boto3.client("sts").get_caller_identity()["Arn"]
+    if event.get("metrics"):
+        try:
+            boto3.client("cloudwatch").list_metrics()
+        except Exception as error:
+            return {"identity": identity, "error": type(error).__name__, "message": str(error)}
+        return {"identity": identity, "metrics": True}
     table = boto3.resource("dynamodb").Table(os.environ["TABLE"])
     try:
         if event.get("transaction"):
@@ -85,7 +91,7 @@ STACK: dict[str, Any] = {
                 "BillingMode": "PAY_PER_REQUEST",
             },
         },
-        "WriterRole": role(["dynamodb:PutItem", "dynamodb:GetItem"]),
+        "WriterRole": role(["dynamodb:PutItem", "dynamodb:GetItem", "cloudwatch:ListMetrics"]),
         # The writer's role without one action: it may read, not write.
         "ReaderRole": role(["dynamodb:GetItem"]),
         "Ec2Role": role(["dynamodb:PutItem", "dynamodb:GetItem"], TRUSTS_EC2),
@@ -139,6 +145,18 @@ def test_a_transaction_is_authorized_by_its_items_operations(
         assert answer["stored"] == {"id": f"t-{function}"}
     else:
         assert "AccessDenied" in answer["message"] and "dynamodb:PutItem" in answer["message"]
+
+
+@pytest.mark.parametrize(("function", "allowed"), [("Writer", True), ("Reader", False)])
+def test_cloudwatch_calls_are_authorized_as_cloudwatch_actions(
+    cloud: LocalCloud, function: str, allowed: bool
+) -> None:
+    answer = invoke(cloud, function, {"id": "m", "metrics": True})
+
+    # CloudWatch signs as `monitoring`; its IAM actions are `cloudwatch:`.
+    assert answer.get("metrics") is (True if allowed else None)
+    if not allowed:
+        assert "cloudwatch:ListMetrics" in answer["message"]
 
 
 def test_a_role_that_does_not_trust_lambda_runs_nothing(cloud: LocalCloud) -> None:
