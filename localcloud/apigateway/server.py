@@ -63,6 +63,10 @@ class HttpApiServer:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-api", daemon=True)
 
+    def apis(self) -> list[HttpApi]:
+        """The APIs served (read from the deployed stacks on first use)."""
+        return self._apis()
+
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self._server.server_address[1]}"
