@@ -131,6 +131,9 @@ class HttpApiServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body go out in separate writes: without TCP_NODELAY each answer on a
+            # kept-alive connection waits for the client's delayed ACK (tens of milliseconds).
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
