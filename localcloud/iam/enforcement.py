@@ -99,7 +99,8 @@ class RoleCredentials:
     """The credentials Lambda gives a function: a session of its execution role, assumed from moto's STS
     as the Lambda service assumes it (not as an IAM principal: moto cannot match service principals in
     a trust policy, so the trust is checked here). Sessions are shared per role and renewed before they
-    expire. Thread-safe; a callable from a role ARN to the worker's credential variables."""
+    expire or once moto no longer knows them. Thread-safe; a callable from a role ARN to the worker's
+    credential variables."""
 
     def __init__(self, account_id: str = LOCAL_ACCOUNT_ID, region: str = "us-east-1") -> None:
         self.account_id = account_id
@@ -110,11 +111,20 @@ class RoleCredentials:
     def __call__(self, role_arn: str) -> Mapping[str, str]:
         with self._lock:
             cached = self._sessions.get(role_arn)
-            if cached is not None and cached[0] - time.time() > RENEW_BEFORE_SECONDS:
+            if (
+                cached is not None
+                and cached[0] - time.time() > RENEW_BEFORE_SECONDS
+                and self._known(cached[1])
+            ):
                 return cached[1]
             session = self._assume(role_arn)
             self._sessions[role_arn] = session
             return session[1]
+
+    def _known(self, session: Mapping[str, str]) -> bool:
+        """Whether moto still holds the session (a reset moto, as a fresh mock per test, forgets it)."""
+        sts = sts_backends[self.account_id]["aws"]
+        return sts.get_assumed_role_from_access_key(session["AWS_ACCESS_KEY_ID"]) is not None
 
     def _assume(self, role_arn: str) -> tuple[float, dict[str, str]]:
         iam = iam_backends[self.account_id]["aws"]
