@@ -33,6 +33,7 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
+from localcloud.iam.enforcement import RoleCredentials, admit_emulator_credentials, enforced_iam
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.stepfunctions.execution_events import emit_execution_events
 
@@ -101,7 +102,9 @@ class LocalCloud:
     when `localcloud.appconfig.routing` is not among the gap fillers. `parameters`: values of template
     parameters, given to every stack that declares one of that name (an SSM-typed parameter not given
     is read from the cloud's Parameter Store when deploying). `lambda_log`: where the functions' logs
-    are echoed (standard error when None).
+    are echoed (standard error when None). `enforce_iam`: once the stacks are deployed, every call to
+    moto is authenticated and authorized (`localcloud.iam`): each function runs with a session of its
+    own execution role, the emulator's own calls (its fixed credentials) as a role allowed everything.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class LocalCloud:
         parameters: Mapping[str, str] | None = None,
         region: str = "us-east-1",
         lambda_log: TextIO | None = None,
+        enforce_iam: bool = False,
     ) -> None:
         self.cdk_out = Path(cdk_out)
         self.stack_name = stack_name
@@ -126,6 +130,7 @@ class LocalCloud:
         self.parameters = dict(parameters or {})
         self.region = region
         self.lambda_log = lambda_log
+        self.enforce_iam = enforce_iam
         self._exit_stack: ExitStack | None = None
         self._filled: dict[str, Any] = {}
         self._port: int | None = None
@@ -205,10 +210,19 @@ class LocalCloud:
             stack.enter_context(
                 patched_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": str(self._port)})
             )
+            if self.enforce_iam:
+                # mock_aws put its own fake keys in the environment: the emulator's are the ones admitted.
+                stack.enter_context(patched_environment(EMULATOR_CREDENTIALS))
+                admit_emulator_credentials(self.client("iam"), EMULATOR_CREDENTIALS, region=self.region)
             if self.clock is not None:
                 stack.enter_context(accelerated_workers())
             self._runner = stack.enter_context(
-                LambdaRunner([], aws_endpoint_url=self.endpoint_url, log_sink=self.lambda_log)
+                LambdaRunner(
+                    [],
+                    aws_endpoint_url=self.endpoint_url,
+                    log_sink=self.lambda_log,
+                    credentials=RoleCredentials(region=self.region) if self.enforce_iam else None,
+                )
             )
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
@@ -230,6 +244,8 @@ class LocalCloud:
                 definition_transform=self.definition_transform,
                 require_appconfig=self.require_appconfig,
             )
+            if self.enforce_iam:
+                stack.enter_context(enforced_iam())
             self._exit_stack = stack.pop_all()
         return self
 

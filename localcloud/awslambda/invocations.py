@@ -110,6 +110,7 @@ def configured_spec(registered: FunctionSpec, function: LambdaFunction) -> Funct
         memory_mb=int(function.memory_size),
         region=function.region,
         account_id=function.account_id,
+        role_arn=str(function.role) if function.role else None,
     )
 
 

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,6 +37,10 @@ class UnknownFunctionError(LookupError):
     """No registered function has that logical id, name or ARN."""
 
 
+# A role ARN to the credential variables of a session of that role (`localcloud.iam.enforcement`).
+CredentialSource = Callable[[str], Mapping[str, str]]
+
+
 class InvalidRequestContentError(ValueError):
     """The payload is not JSON: Lambda refuses it before running anything."""
 
@@ -55,6 +59,7 @@ class FunctionSpec:
     logical_id: str | None = None
     region: str = "us-east-1"
     account_id: str = AwsEnvironment().account_id
+    role_arn: str | None = None
 
     @property
     def arn(self) -> str:
@@ -97,7 +102,8 @@ class _WorkerExitedError(Exception):
 class _Worker:
     """One worker process and its line protocol."""
 
-    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], key: tuple[object, ...]) -> None:
+        self.key = key  # the idle pool it returns to
         # -I: no user site, no PYTHON* variables, no script or working directory on sys.path;
         # -B: nothing written into the asset.
         self._process = subprocess.Popen(
@@ -158,8 +164,11 @@ class _Worker:
         return message
 
 
-def runtime_environment(spec: FunctionSpec, aws_endpoint_url: str | None) -> dict[str, str]:
-    """The worker's whole environment: the function's variables, then the ones Lambda reserves."""
+def runtime_environment(
+    spec: FunctionSpec, aws_endpoint_url: str | None, credentials: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The worker's whole environment: the function's variables, then the ones Lambda reserves, the
+    credentials of its execution role's session among them (the emulator's when none is given)."""
     environment = dict(spec.environment)
     environment.update(
         {
@@ -176,7 +185,7 @@ def runtime_environment(spec: FunctionSpec, aws_endpoint_url: str | None) -> dic
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
-            **LOCAL_CREDENTIALS,
+            **(credentials if credentials is not None else LOCAL_CREDENTIALS),
         }
     )
     if aws_endpoint_url:
@@ -189,7 +198,9 @@ class LambdaRunner:
 
     `aws_endpoint_url`, when given, is where the handlers' AWS SDK calls go (the emulator's address).
     `log_sink`: where each invocation's log is echoed as it ends (standard error when None; the log is
-    also in the result, and in CloudWatch Logs when invoked through the Lambda API).
+    also in the result, and in CloudWatch Logs when invoked through the Lambda API). `credentials`:
+    where a function's credentials come from, by its `role_arn` (the emulator's own when None, or when
+    the function has no role): with IAM enforced, a session of the function's execution role.
     """
 
     def __init__(
@@ -198,9 +209,11 @@ class LambdaRunner:
         *,
         aws_endpoint_url: str | None = None,
         log_sink: TextIO | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
         self.aws_endpoint_url = aws_endpoint_url
         self.log_sink = log_sink
+        self.credentials = credentials
         self._functions: dict[str, FunctionSpec] = {}
         self._idle: dict[tuple[object, ...], list[_Worker]] = {}
         self._lock = threading.Lock()
@@ -266,18 +279,30 @@ class LambdaRunner:
 
     def _acquire(self, spec: FunctionSpec) -> _Worker | InvocationResult:
         """An idle warm worker, or a new one (a cold start), or the init error of the new one."""
+        try:
+            credentials = self._credentials(spec)
+        except Exception as error:  # the role cannot be assumed: Lambda refuses to run the function
+            failure = _failure("Runtime.InvalidRole", str(error))
+            return InvocationResult(payload=json.dumps(failure).encode(), function_error=UNHANDLED)
+        # A renewed session gets new workers, as its variables are set when the environment starts.
+        key = (*spec.worker_key(), tuple(sorted((credentials or {}).items())))
         with self._lock:
-            idle = self._idle.get(spec.worker_key())
+            idle = self._idle.get(key)
             if idle:
                 return idle.pop()
-        worker = _Worker(spec, runtime_environment(spec, self.aws_endpoint_url))
+        worker = _Worker(spec, runtime_environment(spec, self.aws_endpoint_url, credentials), key)
         return self._start(worker, spec) or worker
+
+    def _credentials(self, spec: FunctionSpec) -> Mapping[str, str] | None:
+        if self.credentials is None or spec.role_arn is None:
+            return None
+        return self.credentials(spec.role_arn)
 
     def _release(self, spec: FunctionSpec, worker: _Worker) -> None:
         with self._lock:
             keep = worker.exit_code is None and not self._closed
             if keep:
-                self._idle.setdefault(spec.worker_key(), []).append(worker)
+                self._idle.setdefault(worker.key, []).append(worker)
         if not keep:
             worker.stop()
 

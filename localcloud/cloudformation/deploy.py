@@ -49,11 +49,12 @@ from localcloud.cloudformation.template import (
 
 # Types not created locally, each with the reason. Anything else outside `RESOURCE_KINDS` is an error.
 NOT_CREATED: Mapping[str, str] = {
-    "AWS::ApiGatewayV2::Api": "the HTTP API is not emulated: tests invoke the serving handlers directly "
-    "with API Gateway's events",
-    "AWS::ApiGatewayV2::Stage": "part of the HTTP API, which is not emulated",
-    "AWS::ApiGatewayV2::Route": "part of the HTTP API, which is not emulated",
-    "AWS::ApiGatewayV2::Integration": "part of the HTTP API, which is not emulated",
+    "AWS::ApiGatewayV2::Api": "served from the template by localcloud.apigateway's gap filler, not "
+    "created in moto",
+    "AWS::ApiGatewayV2::Stage": "part of the HTTP API, served from the template by localcloud.apigateway",
+    "AWS::ApiGatewayV2::Route": "part of the HTTP API, served from the template by localcloud.apigateway",
+    "AWS::ApiGatewayV2::Integration": "part of the HTTP API, served from the template by "
+    "localcloud.apigateway",
     "AWS::ApplicationAutoScaling::ScalableTarget": "instance counts are not emulated: moto's endpoints "
     "keep their configured instance count",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "instance counts are not emulated",

@@ -39,7 +39,7 @@ from localcloud.demo.story import (
     endpoint_settings,
     tell,
 )
-from localcloud.demo.traffic import Traffic
+from localcloud.demo.traffic import Traffic, api_clients
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 # A rollout deploys its candidate, starts its inference server and asks it the golden cases before any
@@ -83,6 +83,7 @@ class Demo:
             router=self._function("lambdas.handlers.router.handler"),
             feedback=self._function("lambdas.handlers.feedback.handler"),
             endpoint="churn",
+            api_client=api_clients(self.cloud),
         ).start()
         self.traffic = traffic
         evaluator = AlarmEvaluator(clock=self.clock.now)

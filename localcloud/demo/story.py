@@ -216,6 +216,7 @@ def open_cloud(
     lambda_log: TextIO,
     extra_gap_fillers: Mapping[str, Callable[[LocalCloud], Any]] | None = None,
 ) -> Iterator[LocalCloud]:
+    from localcloud.apigateway.server import serve_http_apis  # noqa: PLC0415
     from localcloud.appconfig.routing import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
     from localcloud.sagemaker.runtime import serve_endpoints  # noqa: PLC0415
 
@@ -231,11 +232,13 @@ def open_cloud(
         definition_transform=definition,
         parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
         lambda_log=lambda_log,
+        enforce_iam=True,
         gap_fillers={
             "events": lambda _cloud: deliver_events(),
             "registry events": lambda _cloud: emit_registry_events(),
             "appconfig": lambda _cloud: emulate_appconfig(clock=clock.now),
             "runtime": lambda _cloud: serve_endpoints(clock=clock.now),
+            "http api": serve_http_apis,
             **(extra_gap_fillers or {}),
         },
     )

@@ -8,13 +8,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from botocore.credentials import Credentials
 
 from localcloud.account import LOCAL_ACCOUNT_ID
+from localcloud.apigateway.client import SignedClient
 from pipelines.train import CHURN_SCHEMA, synthetic_churn
+
+if TYPE_CHECKING:
+    from localcloud.cloud import LocalCloud
 
 ROUTE = "/endpoints/{endpoint}/invocations"
 FEEDBACK_ROUTE = "/feedback"
+CLIENT_ROLE = "mlrollout-demo-client"
+CLIENT_SESSION = "demo-traffic"
+# The identity the local cloud's own calls run as (localcloud.iam): it assumes the client role.
+EMULATOR_SESSION = f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/localcloud-emulator/localcloud-emulator"
 DEMO_CLIENT = {
     "accountId": LOCAL_ACCOUNT_ID,
     "userId": "AROADEMOCLIENTROLE0001:demo-traffic",
@@ -58,9 +68,36 @@ def http_event(
     }
 
 
+def client_role_credentials(iam: Any, sts: Any, api_id: str, region: str = "us-east-1") -> Credentials:
+    """A session of the demo's client role, allowed to call the serving API's routes and nothing else:
+    the identity an application backend would call the API with."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": EMULATOR_SESSION}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    invoke = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "execute-api:Invoke",
+                "Resource": f"arn:aws:execute-api:{region}:{LOCAL_ACCOUNT_ID}:{api_id}/*",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName=CLIENT_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.put_role_policy(RoleName=CLIENT_ROLE, PolicyName="invoke-api", PolicyDocument=json.dumps(invoke))
+    answer = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=CLIENT_SESSION)["Credentials"]
+    return Credentials(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
+
+
 @dataclass
 class Traffic:
-    """`threads` clients sending requests from `users` simulated users until stopped."""
+    """`threads` clients sending requests from `users` simulated users until stopped: through the HTTP
+    API, SigV4-signed, when `api_client` is given (each thread its own client); else by invoking the
+    router and feedback functions with the events the API would deliver."""
 
     lambda_client: Callable[[], Any]
     router: str
@@ -70,6 +107,7 @@ class Traffic:
     threads: int = 4
     feedback_share: float = 0.2
     seed: int = 20261125
+    api_client: Callable[[], SignedClient] | None = None
     served: list[Served] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -108,16 +146,19 @@ class Traffic:
 
     def _run(self, index: int, records: list[dict[str, float]], labels: list[int]) -> None:
         rng = random.Random(self.seed * 100 + index)
-        client = self.lambda_client()
+        client = self.lambda_client() if self.api_client is None else self.api_client()
         path = ROUTE.format(endpoint=self.endpoint)
         while not self._stop.is_set():
             user = f"user-{rng.randrange(self.users):04d}"
             row = rng.randrange(len(records))
             body = {"features": records[row], "user_id": user}
             began = time.monotonic()
-            status, answer = self._invoke(
-                client, self.router, http_event(path, body, {"endpoint": self.endpoint})
-            )
+            if isinstance(client, SignedClient):
+                status, answer = self._call(client, path, body)
+            else:
+                status, answer = self._invoke(
+                    client, self.router, http_event(path, body, {"endpoint": self.endpoint})
+                )
             served = Served(
                 at=began - self._started,
                 user=user,
@@ -133,7 +174,20 @@ class Traffic:
                 # The customer stayed (converted) when the model's retention call was right.
                 converted = predicted == labels[row]
                 feedback = {"inference_id": answer["inference_id"], "converted": bool(converted)}
-                self._invoke(client, self.feedback, http_event(FEEDBACK_ROUTE, feedback))
+                if isinstance(client, SignedClient):
+                    self._call(client, FEEDBACK_ROUTE, feedback)
+                else:
+                    self._invoke(client, self.feedback, http_event(FEEDBACK_ROUTE, feedback))
+
+    @staticmethod
+    def _call(client: SignedClient, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The API's status and JSON body; a request that gets no answer counts as a 502."""
+        try:
+            response = client.request("POST", path, body)
+            parsed = response.json()
+        except Exception as error:
+            return 502, {"error": f"{type(error).__name__}: {error}"}
+        return response.status, parsed if isinstance(parsed, dict) else {}
 
     @staticmethod
     def _invoke(client: Any, function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -151,3 +205,12 @@ class Traffic:
         except json.JSONDecodeError:
             parsed = {"error": body}
         return int(payload.get("statusCode", 502)), parsed if isinstance(parsed, dict) else {}
+
+
+def api_clients(cloud: LocalCloud) -> Callable[[], SignedClient]:
+    """Clients of the cloud's serving API (its one HTTP API, served by the "http api" gap filler), each
+    signing as the demo client role's session."""
+    server = cloud.gap_filler("http api")
+    [api] = server.apis()
+    credentials = client_role_credentials(cloud.client("iam"), cloud.client("sts"), api.api_id, cloud.region)
+    return lambda: SignedClient(server.url, credentials, cloud.region)

@@ -35,7 +35,7 @@ from moto.server import ThreadedMotoServer
 from lambdas.retraining.settings import FamilySettings, RetrainingSettings, load_retraining_settings
 from lambdas.shared.endpoint_store import FAMILY_SETTINGS_PATH_VARIABLE
 from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
-from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
+from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import (
@@ -48,8 +48,10 @@ from localcloud.cloudformation.template import (
     state_machine_definition,
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
+from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
+from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
@@ -152,7 +154,11 @@ class EmulatedAws:
         self._stack.callback(self._server.stop)
         host, port = self._server.get_host_and_port()
         self.runner = self._stack.enter_context(
-            LambdaRunner(list(retraining.functions), aws_endpoint_url=f"http://{host}:{port}")
+            LambdaRunner(
+                list(retraining.functions),
+                aws_endpoint_url=f"http://{host}:{port}",
+                credentials=RoleCredentials(),
+            )
         )
 
     def close(self) -> None:
@@ -300,8 +306,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         jobs = stack.enter_context(run_jobs_locally())
         stack.enter_context(route_lambda_invocations(aws.runner))
-        role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
-        create_functions(boto3.client("lambda"), retraining.functions, role_arn=role["Role"]["Arn"])
+        create_roles(retraining.template, retraining.resolver)
+        create_functions_with_roles(retraining.template, retraining.resolver, retraining.functions)
         for name, value in retraining.parameters.items():  # the families' settings
             boto3.client("ssm").put_parameter(Name=name, Value=value, Type="String")
         dynamodb = boto3.client("dynamodb")
@@ -331,6 +337,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         deliveries = stack.enter_context(deliver_events())
         for prefix in ("RetrainingNewData", "RetrainingDrift"):
             _create_rules(retraining, prefix)
+        # From here on each function runs as its template role, and moto checks every call.
+        stack.enter_context(iam_enforced())
         yield Deployment(aws, machine["stateMachineArn"], jobs, queue_url, deliveries)
 
 

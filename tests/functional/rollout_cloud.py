@@ -36,7 +36,7 @@ from lambdas.rollout.ledger import Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.shared.endpoint_store import ENDPOINT_SETTINGS_PATH_VARIABLE
 from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers, shortened_waits
-from localcloud.awslambda.invocations import create_functions, route_lambda_invocations
+from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 from localcloud.cloudformation.functions import functions_from_template
 from localcloud.cloudformation.template import (
@@ -49,9 +49,11 @@ from localcloud.cloudformation.template import (
     state_machine_definition,
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
+from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
 from tests.functional.golden_models import GOOD, ModelName, put_model
+from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 from tests.functional.rollout_support import (
     BUCKET,
     BUSINESS_NAME,
@@ -162,7 +164,9 @@ class EmulatedAws:
         host, port = self._server.get_host_and_port()
         self._stack.enter_context(accelerated_workers())
         self.runner = self._stack.enter_context(
-            LambdaRunner(self.functions, aws_endpoint_url=f"http://{host}:{port}")
+            LambdaRunner(
+                self.functions, aws_endpoint_url=f"http://{host}:{port}", credentials=RoleCredentials()
+            )
         )
 
     def close(self) -> None:
@@ -355,8 +359,9 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         # The gates send the golden inputs to the candidate's variant: real inference servers answer.
         stack.enter_context(serve_endpoints(clock=aws.clock.now))
         stack.enter_context(route_lambda_invocations(aws.runner))
-        role = boto3.client("iam").create_role(RoleName="local-lambda", AssumeRolePolicyDocument="{}")
-        create_functions(boto3.client("lambda"), aws.functions, role_arn=role["Role"]["Arn"])
+        rollout = aws.rollout
+        create_roles(rollout.template, rollout.resolver)
+        create_functions_with_roles(rollout.template, rollout.resolver, aws.functions)
         create_tables(aws.rollout)
         create_parameters(aws.rollout)
         queue_url = subscribe_to_topic(aws.rollout.settings.topic_arn)
@@ -367,6 +372,8 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         assert machine["stateMachineArn"] == aws.rollout.resolver.resolve({"Ref": aws.rollout.machine_id})
         deliveries = stack.enter_context(deliver_events())
         create_rules(aws.rollout)
+        # From here on each function runs as its template role, and moto checks every call.
+        stack.enter_context(iam_enforced())
         yield Deployment(aws, machine["stateMachineArn"], group, updates, queue_url, deliveries)
 
 
