@@ -29,6 +29,10 @@ numbers are the product's.
     same way. The state machine restores the champion on its rollback path, and the outcome, the
     notification and the package say "inconclusive: too little data", not "rolled back".
 
+* A sample ratio mismatch (``lambdas.rollout.sample_ratio``: the step's requests do not follow its
+  weights) rolls back at any look, whatever the metrics say: they compare biased samples. Its reason
+  starts with ``SAMPLE_RATIO_MISMATCH``; ``LookDecision.sample_ratio`` holds the numbers.
+
 * ab_test keeps its split until promote, rollback or the sample budget; shadow bakes on mirrored
   traffic up to its limit; blue_green is SageMaker's.
 
@@ -42,9 +46,11 @@ from dataclasses import dataclass
 
 from lambdas.rollout.judge import JudgeResult, RolloutWindows, VariantWindow, Verdict, judge
 from lambdas.rollout.judge_settings import JudgeSettings, Metric
-from lambdas.rollout.payloads import RolloutRequest, StepAction, Strategy
+from lambdas.rollout.payloads import WEIGHT_WHOLE, RolloutRequest, StepAction, Strategy
+from lambdas.rollout.sample_ratio import SAMPLE_RATIO_MISMATCH, SampleRatioEvidence, check_sample_ratio
 
 __all__ = [
+    "SAMPLE_RATIO_MISMATCH",
     "TOO_LITTLE_DATA",
     "Look",
     "LookDecision",
@@ -97,6 +103,12 @@ class LookDecision:
     champion_requests: int
     challenger_requests: int
     """Served at this step (the ab_test budget counts the whole rollout, which is its one step)."""
+    sample_ratio: SampleRatioEvidence | None = None
+    """The step's split against its weights; None where there is none to check (shadow, no traffic yet)."""
+
+    @property
+    def sample_ratio_mismatch(self) -> bool:
+        return self.sample_ratio is not None and self.sample_ratio.mismatch
 
     @property
     def too_little_data(self) -> bool:
@@ -168,9 +180,12 @@ def decide_look(
     # The verdict comes from the tests; the error ratio's bounds (costly) only for a look that acts.
     result = judge(windows, settings, bounds=False)
     action, next_index, reason = next_action(request, settings, look, result, step)
-    if action is not StepAction.BAKE:
+    sample_ratio = _sample_ratio(request, settings, look, step)
+    if action is not StepAction.BAKE or (sample_ratio is not None and sample_ratio.mismatch):
         result = judge(windows, settings)  # the same verdict, now with the bounds for the reasons
         action, next_index, reason = next_action(request, settings, look, result, step)
+    if sample_ratio is not None and sample_ratio.mismatch:
+        action, next_index, reason = StepAction.ROLLBACK, look.step_index, sample_ratio.reason()
     return LookDecision(
         action=action,
         next_step_index=next_index,
@@ -179,6 +194,19 @@ def decide_look(
         next_look_seconds=settings.look_seconds,
         champion_requests=champion.requests,
         challenger_requests=challenger.requests,
+        sample_ratio=sample_ratio,
+    )
+
+
+def _sample_ratio(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, step: RolloutWindows
+) -> SampleRatioEvidence | None:
+    """The step's requests against its weights (shadow traffic is mirrored: no split to check)."""
+    if request.strategy is Strategy.SHADOW:
+        return None
+    share = request.challenger_shares[look.step_index] / WEIGHT_WHOLE
+    return check_sample_ratio(
+        step, expected_share=share, step_started_at=look.step_started_at, settings=settings, bounds=False
     )
 
 

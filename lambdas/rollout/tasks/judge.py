@@ -46,6 +46,8 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
         payload = verdict_payload(step, decision.result)
         if cost is not None:
             payload["cost"] = cost.record()
+        if decision.sample_ratio is not None:
+            payload["sample_ratio"] = decision.sample_ratio.model_dump(mode="json")
         state = services.record(state, EntryKind.JUDGE_VERDICT, payload)
     if step.action is not StepAction.BAKE:
         served = traffic_payload(
