@@ -144,6 +144,13 @@ class JudgeSettings(BaseModel):
         description="Relative: the challenger may serve between 1/(1 + tolerance) and (1 + tolerance) times "
         "the requests the weights give it (relative to the champion's) before a mismatch can be shown.",
     )
+    sample_ratio_settle_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=3600,
+        description="Windows starting this soon after a step's start are left out of the sample-ratio "
+        "check: the routers' cached weights (30 s) and the endpoint's update may still mix them.",
+    )
 
     @field_validator("metrics")
     @classmethod

@@ -8,8 +8,9 @@ Binomial(n, pi) with pi = rho r / (1 + rho r), where r = share / (1 - share) is 
 and rho the served-to-expected ratio (1 when the split is right). A mismatch is rho confidently outside
 [1 / (1 + tolerance), 1 + tolerance], at a small alpha split over the two sides.
 
-Only the current step's windows count (its weights are known), from its second whole minute: the
-router's cached weights (30 s) and the endpoint's update may still mix the first.
+Only the current step's windows count (its weights are known), from ``sample_ratio_settle_seconds``
+after its start (a minute by default): the routers' cached weights (30 s) and the endpoint's update may
+still mix the first.
 
 Pure domain code: no boto3, no clock.
 """
@@ -36,7 +37,8 @@ __all__ = ["SAMPLE_RATIO_MISMATCH", "SETTLE_SECONDS", "SampleRatioEvidence", "ch
 SAMPLE_RATIO_MISMATCH = "sample ratio mismatch"
 """How the reason of every rollout stopped by this check starts."""
 SETTLE_SECONDS = 60
-"""Windows starting this soon after the step's start are left out: the new weights may not hold yet."""
+"""The default of ``JudgeSettings.sample_ratio_settle_seconds``: windows starting this soon after the
+step's start are left out, the new weights may not hold yet."""
 
 
 class SampleRatioEvidence(BaseModel):
@@ -90,11 +92,12 @@ def check_sample_ratio(
     if not 0.0 < expected_share < 1.0:
         return None
     # Windows without their start times are taken as settled (the caller gave the step's windows).
-    starts = windows.period_starts or (step_started_at + SETTLE_SECONDS,) * len(windows.champion)
+    settle = settings.sample_ratio_settle_seconds
+    starts = windows.period_starts or (step_started_at + settle,) * len(windows.champion)
     settled = [
         (champion.requests, challenger.requests)
         for champion, challenger, start in zip(windows.champion, windows.challenger, starts, strict=True)
-        if start >= step_started_at + SETTLE_SECONDS and champion.requests + challenger.requests > 0
+        if start >= step_started_at + settle and champion.requests + challenger.requests > 0
     ]
     if not settled:
         return None

@@ -116,3 +116,16 @@ def test_no_requests_yet_is_no_evidence() -> None:
         check_sample_ratio(windows, expected_share=0.05, step_started_at=STEP_START, settings=SETTINGS)
         is None
     )
+
+
+def test_a_longer_settle_leaves_more_of_the_step_out() -> None:
+    # Routers that cache the weights longer: the step's first minutes ran at the earlier split.
+    windows = minutes([3000] * 3 + [2850] * 3, [0] * 3 + [150] * 3)
+    settle = JudgeSettings(sample_ratio_settle_seconds=SETTLE_SECONDS + 180)
+    evidence = check_sample_ratio(windows, expected_share=0.05, step_started_at=STEP_START, settings=settle)
+    assert evidence is not None and not evidence.mismatch
+    assert evidence.windows == 3 and evidence.challenger_requests == 450
+    unsettled = check_sample_ratio(
+        windows, expected_share=0.05, step_started_at=STEP_START, settings=SETTINGS
+    )
+    assert unsettled is not None and unsettled.mismatch
