@@ -53,9 +53,9 @@ synth: setup
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
 # make demo: the whole rollout on the local cloud (localcloud/demo/rollout.py), from the `local` environment's
-# stack; the story on the terminal, the report in demo-report.html, the functions' logs in
-# demo-report-lambda.log. `make demo STRATEGY=blue_green|shadow|ab_test`: the rollouts under that strategy
-# (localcloud/demo/strategies.py).
+# stack; the story on the terminal, the report in demo-report.html (each rollout's own, as its function wrote
+# it to the registry's bucket, in demo-report-<version>.html), the functions' logs in demo-report-lambda.log.
+# `make demo STRATEGY=blue_green|shadow|ab_test`: the rollouts under that strategy (localcloud/demo/strategies.py).
 demo: setup
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
 	$(PY) -m localcloud.demo.$(if $(STRATEGY),strategies --strategy $(STRATEGY),rollout) --cdk-out cdk.out.local --report demo-report.html

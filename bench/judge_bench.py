@@ -55,6 +55,7 @@ class Run:
     blast_radius: float
     excess_errors: float
     time_to_decision_s: float
+    sample_ratio_mismatch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ def _run_task(task: Task) -> tuple[str, dict[str, list[Run]]]:
                 Run(
                     decision=outcome.decision,
                     for_harm=outcome.decision == "rollback" and outcome.for_harm,
+                    sample_ratio_mismatch=outcome.decision == "rollback" and outcome.sample_ratio_mismatch,
                     blast_radius=float((served * data.excess_bad_per_request[r, minutes]).sum()),
                     excess_errors=float((served * data.excess_errors_per_request[r, minutes]).sum()),
                     time_to_decision_s=float(outcome.minutes * WINDOW_S),
@@ -140,6 +142,8 @@ def _summarise(scenario: str, method: str, runs: Sequence[Run]) -> dict[str, str
         "p95_time_to_decision_s": round(float(np.percentile(times, 95)), 2) + 0.0,
         # Printed, not in the CSV: the rollbacks for shown harm (the rest: not shown non-inferior in time).
         "harm_rollback_rate": round(sum(r.for_harm for r in runs) / count, 4),
+        # The rollbacks for a sample ratio mismatch (the split did not follow the weights).
+        "srm_rollback_rate": round(sum(r.sample_ratio_mismatch for r in runs) / count, 4),
     }
 
 
@@ -150,7 +154,7 @@ def write_csv(rows: Sequence[dict[str, str | int | float]], path: Path) -> None:
         writer.writerows(rows)
 
 
-TABLE_COLUMNS = (*CSV_COLUMNS, "harm_rollback_rate")
+TABLE_COLUMNS = (*CSV_COLUMNS, "harm_rollback_rate", "srm_rollback_rate")
 
 
 def format_table(rows: Sequence[dict[str, str | int | float]]) -> str:
@@ -309,6 +313,15 @@ def target_report(rows: Sequence[dict[str, str | int | float]]) -> list[str]:
             f"(not a target) fewest promotions of an equal scenario: {fewest} "
             f"{value(fewest, 'promote_rate'):.2%}; the rest stopped as not shown non-inferior or too little "
             "data"
+        )
+    rate("srm", "srm_rollback_rate", 0.99, at_most=False)
+    if equal:
+        worst = max(equal, key=lambda s: value(s, "srm_rollback_rate"))
+        check(
+            "no sample ratio mismatch on any equal scenario",
+            [worst],
+            lambda: value(worst, "srm_rollback_rate") <= 0.001,
+            lambda: f"worst {worst} {value(worst, 'srm_rollback_rate'):.2%} (target <= 0.1%)",
         )
     regressions = [s for s in REGRESSIONS if s in present]
     if regressions:

@@ -82,6 +82,8 @@ class Outcome:
     for_harm: bool = True
     """A rollback because harm was shown (the judge's 'judge: ...'; every guardrail or oracle rollback),
     not because non-inferiority was not shown in time."""
+    sample_ratio_mismatch: bool = False
+    """A rollback because the split did not follow the weights (the judge only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,14 @@ def run_shipped_rollout(
             if decision.too_little_data:
                 verdict = "inconclusive"
             harm = verdict == "rollback" and decision.result.verdict is Verdict.ROLLBACK
-            return Outcome(verdict, len(columns), tuple(columns), tuple(trace), for_harm=harm)
+            return Outcome(
+                verdict,
+                len(columns),
+                tuple(columns),
+                tuple(trace),
+                for_harm=harm,
+                sample_ratio_mismatch=decision.sample_ratio_mismatch,
+            )
         now, wait = look_at, decision.next_look_seconds
 
 

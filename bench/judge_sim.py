@@ -63,6 +63,9 @@ class Scenario:
     random minute within the first 40."""
     common_outage: tuple[float, int] = (0.0, 0)
     """(error rate, minutes): both variants fail at this rate together, once, within the first 40."""
+    challenger_request_loss: float = 0.0
+    """The challenger's share of its requests lost before they are counted (a sample ratio mismatch):
+    the judge sees only the rest."""
 
 
 def _tail_shape(p99_ratio: float, average_ratio: float, sd: float) -> tuple[float, float]:
@@ -110,6 +113,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         champion_burst_probability=0.10,
     ),
     Scenario("diurnal_equal", diurnal_amplitude=0.8),
+    Scenario("srm", challenger_request_loss=0.2),
 )
 SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
 
@@ -217,6 +221,8 @@ def simulate(
     total = rng.poisson(np.broadcast_to(expected[:, :, None], shape))
     challenger_requests = rng.binomial(total, np.broadcast_to(np.asarray(shares), shape))
     champion_requests = total - challenger_requests
+    if scenario.challenger_request_loss:
+        challenger_requests = rng.binomial(challenger_requests, 1.0 - scenario.challenger_request_loss)
     base_error = scenario.base_error_rate * _lognormal_mean_one(rng, scenario.shared_error_shock_sd, minutes)
     base_latency = LATENCY_MEDIAN_MS * _lognormal_mean_one(rng, scenario.shared_latency_shock_sd, minutes)
     base_conversion = BASE_CONVERSION + 0.02 * np.sin(2 * np.pi * day_fraction)

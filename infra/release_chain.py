@@ -91,9 +91,8 @@ class ReleaseOffering(Construct):
             [default_bus_arn(stack)],
             conditions={"StringEquals": {"events:source": EVENT_SOURCE}},
         )
-        # An offer that cannot be sent is told on the topic (the promotion stands).
-        promote.allow(["sns:Publish"], [notifications.topic.topic_arn])
-        notifications.key.grant(promote.role, "kms:Decrypt", "kms:GenerateDataKey")
+        # An offer that cannot be sent is told on the topic (the promotion stands): the promote function
+        # publishes there anyway (infra/rollout_workflow.py), every promotion is told.
         self.forward_rule: events.Rule | None = None
         if target.account is not None or target.region != stack.region:
             self.forward_rule = self._forward(config, target)

@@ -73,6 +73,7 @@ from infra.workflow_task import (
     state_machine_target,
     undelivered_events_queue,
 )
+from lambdas.rollout.report import REPORT_PREFIX
 
 __all__ = [
     "ABORTING_STATUSES",
@@ -267,6 +268,9 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             # Endpoint configs carry the artifact key (KmsKeyId): SageMaker creates grants as the caller.
             self._registry.key.grant(function.role, "kms:CreateGrant", "kms:DescribeKey")
         self._grant_deploy()
+        self._grant_reports()
+        # The end of a rollout is told: promoted, rolled back, inconclusive, or a rollback that gave up.
+        self._grant_notify(f.promote)
         self._grant_notify(f.rollback)
         # A rollback that failed is told by the release that ends its path.
         self._grant_notify(f.release)
@@ -366,6 +370,22 @@ class RolloutWorkflow(RolloutDefinition, RolloutAbort):
             "Each rollout creates a model named after its endpoint with a suffix from the package; "
             "no other model is reachable.",
         )
+
+    def _grant_reports(self) -> None:
+        """Promote and rollback write the rollout's report to the registry's bucket, under its prefix only;
+        the bucket's key encrypts it (SSE-KMS: S3 asks KMS for a data key as the caller)."""
+        bucket = self._registry.bucket
+        reports = [bucket.arn_for_objects(f"{REPORT_PREFIX}*")]
+        for function in (self.functions.promote, self.functions.rollback):
+            function.function.add_environment("REPORT_BUCKET", bucket.bucket_name)
+            function.allow(["s3:PutObject"], reports)
+            self._registry.key.grant(function.role, "kms:GenerateDataKey")
+            acknowledge_wildcard_resources(
+                function.role,
+                reports,
+                "A rollout's report is named after its endpoint and execution, known only when it ends: "
+                "only objects under the reports' prefix are writable.",
+            )
 
     def _grant_notify(self, function: WorkflowFunction) -> None:
         """Publishing to the encrypted topic: SNS asks KMS for a data key as the caller."""

@@ -25,6 +25,7 @@ from lambdas.rollout.aws.overrides import APPROVAL, HELD, PromotionRequests
 from lambdas.rollout.ledger import LedgerEntry
 from lambdas.rollout.overrides import PersonPause, PersonPromotion, PersonResume
 from lambdas.rollout.payloads import InvalidRolloutRequest, Strategy
+from lambdas.rollout.report import report_html
 from lambdas.rollout.start import (
     InvalidWorkflowInput,
     UnknownEndpoint,
@@ -33,12 +34,11 @@ from lambdas.rollout.start import (
     resolve_target,
 )
 from lambdas.rollout.state import GateAnswer
+from lambdas.rollout.views import RolloutStatus, history_row, rollout_status
 from mlrollout_cli import flags as flag_ops
 from mlrollout_cli.errors import CliError, ExitCode
 from mlrollout_cli.platform import Platform, aws_errors, connect
 from mlrollout_cli.render import entries_table, history_table, status_view, summary_table
-from mlrollout_cli.report import report_html
-from mlrollout_cli.rollouts import RolloutStatus, history_row, rollout_status
 
 __all__ = ["cli"]
 

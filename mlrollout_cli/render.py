@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lambdas.rollout.ledger import LedgerEntry
-from mlrollout_cli.rollouts import HistoryRow, MetricStatus, RolloutStatus, describe_entry
+from lambdas.rollout.views import HistoryRow, MetricStatus, RolloutStatus, describe_entry
 
 __all__ = ["entries_table", "history_table", "moment", "status_view", "summary_table"]
 

@@ -35,6 +35,11 @@ numbers are the product's.
   needs every metric non-inferior) or, for too little data, past the early projection and to the next
   step. The default policy is the above, and the benchmark measures it.
 
+* A sample ratio mismatch (``lambdas.rollout.sample_ratio``: the step's requests do not follow its
+  weights) stops the rollout at any look, whatever the metrics say (they compare biased samples), as
+  the policy's ``sample_ratio_mismatch`` answers it (default: roll back; a harm rollback wins over a
+  hold). Its reason starts with ``SAMPLE_RATIO_MISMATCH``; ``LookDecision.sample_ratio`` holds the numbers.
+
 * ab_test keeps its split until promote, rollback or the sample budget; shadow bakes on mirrored
   traffic up to its limit; blue_green is SageMaker's.
 
@@ -57,10 +62,12 @@ from lambdas.rollout.judge import (
     judge,
 )
 from lambdas.rollout.judge_settings import JudgeSettings, Metric
-from lambdas.rollout.payloads import RolloutRequest, StepAction, Strategy
+from lambdas.rollout.payloads import WEIGHT_WHOLE, RolloutRequest, StepAction, Strategy
 from lambdas.rollout.policy import DEFAULT_POLICY, Response, Situation, SituationPolicy
+from lambdas.rollout.sample_ratio import SAMPLE_RATIO_MISMATCH, SampleRatioEvidence, check_sample_ratio
 
 __all__ = [
+    "SAMPLE_RATIO_MISMATCH",
     "TOO_LITTLE_DATA",
     "Look",
     "LookDecision",
@@ -117,6 +124,12 @@ class LookDecision:
     situation: Situation | None = None
     """Harm or too little data, when one arose at this look; `response` is what the policy said to it."""
     response: Response | None = None
+    sample_ratio: SampleRatioEvidence | None = None
+    """The step's split against its weights; None where there is none to check (shadow, no traffic yet)."""
+
+    @property
+    def sample_ratio_mismatch(self) -> bool:
+        return self.sample_ratio is not None and self.sample_ratio.mismatch
 
     @property
     def too_little_data(self) -> bool:
@@ -193,9 +206,13 @@ def decide_look(
     # The verdict comes from the tests; the error ratio's bounds (costly) only for a look that acts.
     result = judge(windows, settings, bounds=False)
     decided = _decide(request, settings, look, result, step, policy=policy)
-    if decided.action is not StepAction.BAKE:
+    sample_ratio = _sample_ratio(request, settings, look, step)
+    mismatch = sample_ratio is not None and sample_ratio.mismatch
+    if decided.action is not StepAction.BAKE or mismatch:
         result = judge(windows, settings)  # the same verdict, now with the bounds for the reasons
         decided = _decide(request, settings, look, result, step, policy=policy)
+    if sample_ratio is not None and sample_ratio.mismatch:
+        decided = _answer_mismatch(decided, sample_ratio, look.step_index, policy=policy)
     return LookDecision(
         action=decided.action,
         next_step_index=decided.next_index,
@@ -206,6 +223,19 @@ def decide_look(
         next_look_seconds=settings.look_seconds,
         champion_requests=champion.requests,
         challenger_requests=challenger.requests,
+        sample_ratio=sample_ratio,
+    )
+
+
+def _sample_ratio(
+    request: RolloutRequest, settings: JudgeSettings, look: Look, step: RolloutWindows
+) -> SampleRatioEvidence | None:
+    """The step's requests against its weights (shadow traffic is mirrored: no split to check)."""
+    if request.strategy is Strategy.SHADOW:
+        return None
+    share = request.challenger_shares[look.step_index] / WEIGHT_WHOLE
+    return check_sample_ratio(
+        step, expected_share=share, step_started_at=look.step_started_at, settings=settings, bounds=False
     )
 
 
@@ -259,6 +289,29 @@ def _decide(
     stopped = policy_stop(Situation.TOO_LITTLE_DATA, action, index, reason, policy=policy)
     # warn on too little data was answered inside the rules (the projection told, the next step taken).
     return stopped or _Decided(action, next_index, reason, Situation.TOO_LITTLE_DATA, Response.WARN)
+
+
+def _answer_mismatch(
+    decided: _Decided, evidence: SampleRatioEvidence, index: int, *, policy: SituationPolicy
+) -> _Decided:
+    """A sample ratio mismatch as the policy answers it: by default a rollback whatever the metrics say.
+    A hold never overrides a rollback the metrics' own policy chose; a warning goes on as decided."""
+    stopped = policy_stop(
+        Situation.SAMPLE_RATIO_MISMATCH, StepAction.ROLLBACK, index, evidence.reason(), policy=policy
+    )
+    rolled_back = decided.action is StepAction.ROLLBACK
+    if stopped is not None and not (stopped.action is StepAction.HOLD and rolled_back):
+        return stopped
+    stopping = (StepAction.ROLLBACK, StepAction.INCONCLUSIVE, StepAction.HOLD)
+    if stopped is not None or decided.action in stopping:
+        return decided
+    return _Decided(
+        decided.action,
+        decided.next_index,
+        f"warning, {evidence.reason()}; {decided.reason}",
+        Situation.SAMPLE_RATIO_MISMATCH,
+        Response.WARN,
+    )
 
 
 def policy_stop(

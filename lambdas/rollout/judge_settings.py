@@ -129,6 +129,29 @@ class JudgeSettings(BaseModel):
         description="Minimum-sample guard: feedback trials per variant before conversion can decide.",
     )
 
+    sample_ratio_alpha: float = Field(
+        default=0.001,
+        gt=0.0,
+        lt=0.5,
+        description="Chance of ever stopping a rollout for a sample ratio mismatch when each variant serves "
+        "its share of the requests (within sample_ratio_tolerance), over all looks of a step. Small: it is "
+        "checked at every look, and a mismatch stops the rollout whatever the metrics say.",
+    )
+    sample_ratio_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Relative: the challenger may serve between 1/(1 + tolerance) and (1 + tolerance) times "
+        "the requests the weights give it (relative to the champion's) before a mismatch can be shown.",
+    )
+    sample_ratio_settle_seconds: int = Field(
+        default=60,
+        ge=60,
+        le=3600,
+        description="Windows starting this soon after a step's start are left out of the sample-ratio "
+        "check: the routers' cached weights (30 s) and the endpoint's update may still mix them.",
+    )
+
     @field_validator("metrics")
     @classmethod
     def _metrics_are_distinct_and_present(cls, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:

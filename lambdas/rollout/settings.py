@@ -55,6 +55,7 @@ ENV_VARIABLES = {
     "topic_arn": "TOPIC_ARN",
     "environment": "ENVIRONMENT_NAME",
     "release_to": "RELEASE_TO",
+    "report_bucket": "REPORT_BUCKET",
 }
 
 
@@ -118,6 +119,13 @@ class RolloutSettings(_Strict):
     # The promote function's: a promoted package is offered to the next environment (docs/release-chain.md).
     environment: str | None = Field(default=None, min_length=1, description="this environment's name")
     release_to: str | None = Field(default=None, min_length=1, description="the next environment's name")
+    # The promote and rollback functions': where a rollout's report goes when it ends (the registry's bucket).
+    report_bucket: str | None = Field(default=None, min_length=3, max_length=63, description="an S3 bucket")
+
+    @property
+    def region(self) -> str:
+        """The environment's region, from its topic's ARN."""
+        return self.topic_arn.split(":")[3]
 
     @classmethod
     def env_variables(cls) -> dict[str, str]:

@@ -22,6 +22,7 @@ import boto3
 from lambdas.flags import EndpointVariants, FlagSet, KillSwitch
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
+from lambdas.rollout.report import REPORT_PREFIX
 from localcloud.awslambda.clock import AcceleratedClock
 from localcloud.cloud import LocalCloud
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
@@ -380,6 +381,9 @@ class Demo:
             ),
         }
         self.story.rollouts.append(record)
+        page = self._rollout_report(execution)
+        if page is not None:
+            self.story.rollout_reports[name] = page
         verdict = "as expected" if record["outcome"] == expect else f"EXPECTED {expect}"
         self.story.say(
             f"  {name}: {record['outcome']} ({verdict}) after {record['seconds']} s; the challenger served "
@@ -388,6 +392,21 @@ class Demo:
         if record["outcome"] != expect:
             raise DemoError(f"{name} ended {record['outcome']}, expected {expect}: {record['reason']}")
         return record
+
+    def _rollout_report(self, execution: str) -> str | None:
+        """The report the rollout's promote or rollback function wrote to the registry's bucket."""
+        s3 = self.cloud.client("s3")
+        [registry] = [
+            n for logical, n in self.cloud.stack.bucket_names.items() if "RegistryArtifacts" in logical
+        ]
+        name = execution.rsplit(":", 1)[-1]
+        listed = s3.list_objects_v2(Bucket=registry, Prefix=REPORT_PREFIX).get("Contents", [])
+        keys = [str(o["Key"]) for o in listed if str(o["Key"]).endswith(f"/{name}.html")]
+        if not keys:
+            self.story.say(f"  no report of {name} in the registry's bucket")
+            return None
+        body: bytes = s3.get_object(Bucket=registry, Key=keys[0])["Body"].read()
+        return body.decode()
 
     def _decision_of(self, name: str, entry: LedgerEntry) -> None:
         payload = entry.payload

@@ -73,6 +73,8 @@ class Story:
     failed_requests: int = 0
     # Retraining runs (`localcloud.demo.retraining`): execution, status, the package's metadata or the reason.
     retrainings: list[dict[str, Any]] = field(default_factory=list)
+    # Version -> its rollout's own report, as the rollout's function wrote it to the registry's bucket.
+    rollout_reports: dict[str, str] = field(default_factory=dict)
 
     def at(self) -> float:
         return time.monotonic() - self.started
@@ -151,7 +153,19 @@ def tell(
         with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra) as cloud:
             demo(cloud, clock, story, versions).run()
     write_report(story, report, title=title)
+    write_rollout_reports(story, report)
     return story
+
+
+def write_rollout_reports(story: Story, report: Path) -> list[Path]:
+    """Each rollout's own report beside the story's: `<report>-<version>.html`."""
+    written = []
+    for version, page in story.rollout_reports.items():
+        path = report.with_name(f"{report.stem}-{version}.html")
+        path.write_text(page, encoding="utf-8")
+        print(f"rollout report of {version}: {path.resolve()}", flush=True)
+        written.append(path)
+    return written
 
 
 @contextmanager

@@ -149,10 +149,14 @@ class LocalSageMakerRuntime:
                 )
         endpoint = read_endpoint(account_id, region, request.endpoint_name)
         variant = self._choose(endpoint, request.header(HEADER_TARGET_VARIANT))
+        # Counted as it arrives: a slow variant's requests are in its count while they wait for an answer.
+        self._count(endpoint, variant, when)
         try:
             answer = self._call(endpoint, variant, request)
         except SageMakerModelError:
-            self._publish(endpoint, variant, when, status=500, model_latency_s=0.0, overhead_s=0.0)
+            self._publish(
+                endpoint, variant, when, status=500, model_latency_s=0.0, overhead_s=0.0, counted=True
+            )
             raise
         overhead = time.perf_counter() - arrived - answer.model_latency_s - answer.startup_s
         self._publish(
@@ -162,6 +166,7 @@ class LocalSageMakerRuntime:
             status=answer.status,
             model_latency_s=answer.model_latency_s,
             overhead_s=overhead,
+            counted=True,
         )
         self._maybe_capture(endpoint, variant, request, answer, when)
         if answer.status >= 400:
@@ -310,34 +315,22 @@ class LocalSageMakerRuntime:
         status: int,
         model_latency_s: float,
         overhead_s: float,
+        counted: bool = False,
     ) -> None:
-        timestamp = datetime.fromtimestamp(when, UTC).replace(tzinfo=None)
-        dimensions = [
-            {"Name": "EndpointName", "Value": endpoint.name},
-            {"Name": "VariantName", "Value": variant.name},
-        ]
+        """The request's outcome; its `Invocations` too unless `_count` published them as it arrived."""
         values: list[tuple[str, float, str]] = [
-            ("Invocations", 1.0, "None"),
-            ("InvocationsPerInstance", 1.0 / variant.instance_count, "None"),
             ("Invocation4XXErrors", 1.0 if 400 <= status < 500 else 0.0, "None"),
             ("Invocation5XXErrors", 1.0 if status >= 500 else 0.0, "None"),
         ]
+        if not counted:
+            values = [*_invocation_counts(variant), *values]
         if model_latency_s > 0:
             values.append(("ModelLatency", round(model_latency_s * 1e6), "Microseconds"))
             values.append(("OverheadLatency", max(0, round(overhead_s * 1e6)), "Microseconds"))
-        cloudwatch_backends[endpoint.account_id][endpoint.region].put_metric_data(
-            NAMESPACE,
-            [
-                {
-                    "MetricName": name,
-                    "Value": value,
-                    "Unit": unit,
-                    "Timestamp": timestamp,
-                    "Dimensions": dimensions,
-                }
-                for name, value, unit in values
-            ],
-        )
+        _put_metrics(endpoint, variant, when, values)
+
+    def _count(self, endpoint: EndpointView, variant: Variant, when: float) -> None:
+        _put_metrics(endpoint, variant, when, _invocation_counts(variant))
 
     def _maybe_capture(
         self, endpoint: EndpointView, variant: Variant, request: Request, answer: ContainerAnswer, when: float
@@ -377,6 +370,33 @@ class LocalSageMakerRuntime:
         self.capture.add(
             endpoint.account_id, settings, endpoint=endpoint.name, variant=variant.name, when=when, line=line
         )
+
+
+def _invocation_counts(variant: Variant) -> list[tuple[str, float, str]]:
+    return [("Invocations", 1.0, "None"), ("InvocationsPerInstance", 1.0 / variant.instance_count, "None")]
+
+
+def _put_metrics(
+    endpoint: EndpointView, variant: Variant, when: float, values: list[tuple[str, float, str]]
+) -> None:
+    timestamp = datetime.fromtimestamp(when, UTC).replace(tzinfo=None)
+    dimensions = [
+        {"Name": "EndpointName", "Value": endpoint.name},
+        {"Name": "VariantName", "Value": variant.name},
+    ]
+    cloudwatch_backends[endpoint.account_id][endpoint.region].put_metric_data(
+        NAMESPACE,
+        [
+            {
+                "MetricName": name,
+                "Value": value,
+                "Unit": unit,
+                "Timestamp": timestamp,
+                "Dimensions": dimensions,
+            }
+            for name, value, unit in values
+        ],
+    )
 
 
 def _log_group(endpoint: EndpointView) -> str:

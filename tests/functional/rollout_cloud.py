@@ -19,15 +19,17 @@ What is emulated, and how:
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
@@ -79,9 +81,8 @@ CLOCK_RATE = 300.0
 # A rollout's gates start a real inference server for its candidate: seconds more on a busy machine.
 EXECUTION_DEADLINE_SECONDS = 180.0
 POLL_SECONDS = 0.1
-# Metrics are written from a minute before the execution starts to this many emulated minutes after it:
-# longer than any execution here lasts on the accelerated clock.
-METRIC_MINUTES = 6 * 60
+# How often (real seconds) the metrics' writer writes the next minutes: an emulated minute is 0.2 s.
+METRIC_WRITE_SECONDS = 0.02
 FAILED_TASK_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
 STATES_ROLE_ARN = "arn:aws:iam::123456789012:role/local-states"
 # The candidate's gate files: golden cases (tests/functional/golden_models.py), and a baseline the
@@ -197,6 +198,7 @@ class Deployment:
     updates: EndpointUpdates
     queue_url: str
     events: EventDeliveries
+    _stop_serving: threading.Event = field(default_factory=threading.Event)
 
     @property
     def endpoint_name(self) -> str:
@@ -246,11 +248,44 @@ class Deployment:
         }
 
     def serve(self, champion: Minute, challenger: Minute) -> None:
-        """Both variants serve these minutes, on the workers' clock, for as long as a test runs."""
+        """Both variants serve these minutes, on the workers' clock, for as long as a test runs: the
+        challenger its minute, the champion its minute's rates at the split the endpoint's weights set
+        (as the judge's sample-ratio check expects), from a minute before now on.
+
+        Each minute is written when the one before it begins, at the weights of that moment: the minute
+        a step's weights change in, and the next, are the ones the check leaves out."""
         writer = MetricWriter(boto3.client("cloudwatch"))
-        start = int(self.aws.clock.now()) // 60 * 60 - 60
-        writer.minutes("champion", start, [champion] * METRIC_MINUTES)
-        writer.minutes("challenger", start, [challenger] * METRIC_MINUTES)
+        sagemaker = boto3.client("sagemaker")
+        written = int(self.aws.clock.now()) // 60 * 60 - 120
+        share = 0.0
+
+        def write_up_to_the_next_minute() -> None:
+            nonlocal written, share
+            while written < int(self.aws.clock.now()) // 60 * 60 + 60:
+                written += 60
+                # moto cannot describe an endpoint in the middle of an emulated update: the share as before.
+                with suppress(ClientError):
+                    share = self._challenger_percent(sagemaker)
+                served = champion.beside(challenger, share) if 0 < share < 100 else champion
+                writer.minutes("champion", written, [served])
+                writer.minutes("challenger", written, [challenger])
+
+        def keep_writing() -> None:
+            while not self._stop_serving.wait(METRIC_WRITE_SECONDS):
+                write_up_to_the_next_minute()
+
+        write_up_to_the_next_minute()
+        threading.Thread(target=keep_writing, name="metrics-writer", daemon=True).start()
+
+    def stop_serving(self) -> None:
+        self._stop_serving.set()
+
+    def _challenger_percent(self, sagemaker: Any) -> float:
+        described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        # moto leaves a weight of 0 out of the description.
+        weights = {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
+        total = weights.get("champion", 0.0) + weights.get("challenger", 0.0)
+        return 100 * weights.get("challenger", 0.0) / total if total else 0.0
 
     def start(self, execution_input: Mapping[str, Any]) -> str:
         """A new execution, named as EventBridge names the ones it starts: uniquely (moto names every
@@ -374,7 +409,10 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
         create_rules(aws.rollout)
         # From here on each function runs as its template role, and moto checks every call.
         stack.enter_context(iam_enforced())
-        yield Deployment(aws, machine["stateMachineArn"], group, updates, queue_url, deliveries)
+        deployment = Deployment(aws, machine["stateMachineArn"], group, updates, queue_url, deliveries)
+        # Before moto goes: the metrics' writer stops first.
+        stack.callback(deployment.stop_serving)
+        yield deployment
 
 
 def create_rules(rollout: RolloutTemplate) -> None:

@@ -59,6 +59,7 @@ ENVIRONMENT = {
     "LOCK_TABLE": LOCK_TABLE,
     "LEDGER_TABLE": LEDGER_TABLE,
     "TOPIC_ARN": TOPIC_ARN,
+    "REPORT_BUCKET": BUCKET,
     "POWERTOOLS_SERVICE_NAME": "rollout",
     "POWERTOOLS_METRICS_NAMESPACE": "mlrollout",
 }
@@ -196,6 +197,22 @@ class Minute:
     latency_us: float | None = None
     trials: int = 0
     successes: int = 0
+
+    def beside(self, challenger: Minute, challenger_percent: float) -> Minute:
+        """This (the champion's) minute at its own rates, with as many requests as the weights give it
+        beside the challenger's: the split the judge's sample-ratio check expects."""
+        if not 0 < challenger_percent < 100:
+            raise ValueError(f"a split needs both variants, got a challenger share of {challenger_percent} %")
+        requests = round(challenger.requests * (100 - challenger_percent) / challenger_percent)
+        factor = requests / self.requests if self.requests else 0.0
+        return Minute(
+            requests=requests,
+            errors_5xx=round(self.errors_5xx * factor),
+            model_errors=round(self.model_errors * factor),
+            latency_us=self.latency_us,
+            trials=round(self.trials * factor),
+            successes=round(self.successes * factor),
+        )
 
 
 @dataclass

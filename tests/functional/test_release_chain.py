@@ -44,7 +44,7 @@ DEADLINE_SECONDS = 240.0
 HEALTHY = Minute(requests=600, latency_us=20_000, trials=600, successes=60)
 FAILING = Minute(requests=600, errors_5xx=120, latency_us=20_000, trials=600, successes=60)
 # The serving thread keeps the variants' metrics this many emulated minutes ahead of the clock.
-METRICS_AHEAD_MINUTES = 30
+METRICS_BEHIND_MINUTES = 30
 ENVIRONMENTS = Path(__file__).resolve().parents[2] / "infra" / "environments"
 # The manual approval's timeout in the test's definition: long enough to approve in, short to wait out.
 APPROVAL_SECONDS = 8
@@ -171,15 +171,25 @@ class Chain:
         self._serving.append(thread)
 
     def _keep_serving(self, writer: MetricWriter, challenger: Minute) -> None:
-        written = int(self.clock.now()) // 60 * 60 - 60 * METRICS_AHEAD_MINUTES
+        """The minutes behind the clock at once, then each minute as the one before it begins, the champion
+        at the split the endpoint's weights set at that moment (the judge's sample-ratio check leaves out
+        the minute the weights change in, and the next)."""
+        written = int(self.clock.now()) // 60 * 60 - 60 * METRICS_BEHIND_MINUTES
         while not self._closed.is_set():
-            ahead = int(self.clock.now()) // 60 * 60 + 60 * METRICS_AHEAD_MINUTES
-            minutes = (ahead - written) // 60
-            if minutes > 0:
-                writer.minutes("champion", written, [HEALTHY] * minutes)
-                writer.minutes("challenger", written, [challenger] * minutes)
-                written += 60 * minutes
-            self._closed.wait(0.05)
+            while written < int(self.clock.now()) // 60 * 60 + 60:
+                share = self._challenger_percent(writer.endpoint_name)
+                champion = HEALTHY.beside(challenger, share) if 0 < share < 100 else HEALTHY
+                writer.minutes("champion", written, [champion])
+                writer.minutes("challenger", written, [challenger])
+                written += 60
+            self._closed.wait(0.02)
+
+    def _challenger_percent(self, endpoint_name: str) -> float:
+        described = self.sagemaker.describe_endpoint(EndpointName=endpoint_name)
+        # moto leaves a weight of 0 out of the description.
+        weights = {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
+        total = weights.get("champion", 0.0) + weights.get("challenger", 0.0)
+        return 100 * weights.get("challenger", 0.0) / total if total else 0.0
 
     def close(self) -> None:
         self._closed.set()

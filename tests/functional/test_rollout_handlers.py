@@ -116,8 +116,10 @@ class Rollout:
         return state
 
     def serve(self, state: dict[str, Any], champion: Minute, challenger: Minute, minutes: int = 10) -> None:
-        """Both variants serve these minutes from the step's start; the clock moves past them."""
+        """Both variants serve these minutes from the step's start, the champion at its rates and at the
+        weights' split; the clock moves past them."""
         start = int(state["step_started_at"])
+        champion = champion.beside(challenger, self.sagemaker.weights()["challenger"])
         self.metrics.minutes("champion", start, [champion] * minutes)
         self.metrics.minutes("challenger", start, [challenger] * minutes)
         self.clock.advance(BAKE_SECONDS)
@@ -454,6 +456,54 @@ def test_a_challenger_with_five_times_the_errors_is_rolled_back(rollout: Rollout
     assert errors["challenger_samples"] == 5000  # type: ignore[index,call-overload]
 
 
+def test_a_challenger_losing_a_fifth_of_its_requests_is_stopped_for_a_sample_ratio_mismatch(
+    rollout: Rollout,
+) -> None:
+    state = rollout.deployed(traffic_steps=[25, 50, 100])
+    # At 25 % the champion serves 3 requests for each of the challenger's; the challenger counts only 4 in
+    # 5 of its own. Its errors and latency are as good as the champion's.
+    start = int(state["step_started_at"])
+    rollout.metrics.minutes("champion", start, [GOOD.beside(Minute(requests=667), 25)] * 10)
+    rollout.metrics.minutes("challenger", start, [Minute(requests=533, latency_us=20_000)] * 10)
+    rollout.clock.advance(BAKE_SECONDS)
+    judged = rollout.run("judge", state)
+    reason = judged["decision"]["reason"]
+    assert judged["decision"]["action"] == "rollback"
+    assert reason.startswith("sample ratio mismatch: challenger expected 25.00 % of requests, observed 21.0")
+    verdict = next(e for e in rollout.ledger() if e.kind is EntryKind.JUDGE_VERDICT)
+    assert verdict.payload["verdict"] != "rollback"  # the metrics alone showed no harm
+    sample_ratio = verdict.payload["sample_ratio"]
+    assert isinstance(sample_ratio, dict) and sample_ratio["mismatch"] is True
+    assert sample_ratio["windows"] == 9  # the minute the weights changed in is left out
+    rolled_back = rollout.finish("rollback", judged)
+    assert rolled_back["outcome"] == "rolled_back"
+    package = rollout.package_status()
+    assert package["ModelApprovalStatus"] == "Rejected" and package["ApprovalDescription"] == reason
+    report_uri = package["CustomerMetadataProperties"]["rollout.report"]
+    assert report_uri == f"s3://{BUCKET}/rollout-reports/churn/first.html"
+    page = (
+        rollout.s3.get_object(Bucket=BUCKET, Key="rollout-reports/churn/first.html")["Body"].read().decode()
+    )
+    assert "<h2>Sample ratio look by look</h2>" in page and "MISMATCH" in page and reason in page
+    (message,) = rollout.notifications()
+    assert message["event"] == "rollout_rolled_back" and message["reason"] == reason
+    assert message["links"]["report"] == report_uri
+    assert message["numbers"]["sample_ratio"]["expected_share"] == 0.25
+
+
+def test_a_report_that_cannot_be_written_does_not_hold_up_the_rollback(rollout: Rollout) -> None:
+    state = rollout.deployed()
+    rollout.serve(state, ERRING, BAD)
+    rollout.s3.delete_bucket(Bucket=BUCKET)
+    rolled_back = rollout.finish("rollback", rollout.run("judge", state))
+    assert rolled_back["outcome"] == "rolled_back"
+    package = rollout.package_status()
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "rollout.report" not in package["CustomerMetadataProperties"]
+    (message,) = rollout.notifications()
+    assert message["report"].startswith("not written") and "report" not in message["links"]
+
+
 def test_no_data_is_inconclusive_and_bakes_again_never_a_pass(rollout: Rollout) -> None:
     state = rollout.deployed()
     rollout.clock.advance(BAKE_SECONDS)
@@ -576,7 +626,11 @@ def test_promotion_makes_the_candidate_champion_and_approves_the_package_with_th
     assert metadata["rollout.outcome"] == "promoted"
     assert metadata["rollout.verdicts"] == "50pct=promote"
     assert metadata["rollout.traffic"] == "50pct:20000/20000"
+    assert metadata["rollout.report"] == f"s3://{BUCKET}/rollout-reports/churn/first.html"
     assert promoted["deployment"]["config_name"] == config_name_for(ENDPOINT_NAME, EXECUTION, "promote")
+    (told,) = rollout.notifications()
+    assert told["event"] == "rollout_promoted" and told["links"]["report"] == metadata["rollout.report"]
+    assert told["numbers"]["requests_served"] == {"champion": 20000, "challenger": 20000}
 
 
 def _releasing(rollout: Rollout, events: Any) -> None:
@@ -644,8 +698,13 @@ def test_too_little_data_restores_the_champion_and_the_package_waits_for_a_perso
     rollout: Rollout,
 ) -> None:
     state = rollout.deployed()
-    trickle = Minute(requests=5, latency_us=20_000, trials=5, successes=1)
-    rollout.serve(state, trickle, trickle)
+    # Ten requests a minute, the challenger's about its 5 %.
+    start = int(state["step_started_at"])
+    rollout.metrics.minutes(
+        "champion", start, [Minute(requests=9, latency_us=20_000, trials=9, successes=2)] * 10
+    )
+    rollout.metrics.minutes("challenger", start, [Minute(requests=1, latency_us=20_000, trials=1)] * 10)
+    rollout.clock.advance(BAKE_SECONDS)
     judged = rollout.run("judge", state)
     assert judged["decision"]["action"] == "inconclusive"
     reason = judged["decision"]["reason"]

@@ -17,13 +17,15 @@ import pytest
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind
-from tests.functional.rollout_cloud import METRIC_MINUTES, Deployment, EmulatedAws, deploy, emulated_app
+from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
 from tests.functional.rollout_support import ENDPOINT_NAME, MetricWriter, Minute
 from tests.infra.conftest import shared_outdir
 
 HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 BOOTSTRAP_MODEL = "churn-v1"
+# The shadow variant's minutes, written at once for longer than any rollout here lasts.
+SHADOW_MINUTES = 6 * 60
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def outcome(cloud: Deployment, execution: dict[str, Any]) -> dict[str, Any]:
 
 def serve_variant(cloud: Deployment, variant: str, minute: Minute) -> None:
     start = int(cloud.aws.clock.now()) // 60 * 60 - 60
-    MetricWriter(boto3.client("cloudwatch")).minutes(variant, start, [minute] * METRIC_MINUTES)
+    MetricWriter(boto3.client("cloudwatch")).minutes(variant, start, [minute] * SHADOW_MINUTES)
 
 
 # --- shadow --------------------------------------------------------------------------------------------

@@ -770,6 +770,8 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
         "kms:DescribeKey": {arns.artifact_key},
     }
     verdict = {"sagemaker:UpdateModelPackage": {arns.packages}}
+    # The rollout's report, written to the registry's bucket when it ends (lambdas/rollout/aws/reports.py).
+    report = {"s3:PutObject": {f"{arns.bucket}/rollout-reports/*"}}
     weights = {"sagemaker:UpdateEndpointWeightsAndCapacities": {arns.endpoint}}
     return {
         "rollout_start": {
@@ -838,9 +840,10 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
                 "arn:aws:events:us-east-1:<AWS::AccountId>:event-bus/default"
                 '|{"StringEquals": {"events:source": "mlrollout.release"}}'
             },
+            **report,
             "sns:Publish": {arns.topic},
             "kms:Decrypt": {arns.topic_key},
-            "kms:GenerateDataKey": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key, arns.artifact_key},
         },
         "rollout_rollback": {
             **ledger,
@@ -850,9 +853,10 @@ def _expected_grants(dev: Synthesized) -> dict[str, dict[str, set[str]]]:
             **new_config,
             **verdict,
             **weights,
+            **report,
             "sns:Publish": {arns.topic},
             "kms:Decrypt": {arns.topic_key},
-            "kms:GenerateDataKey": {arns.topic_key},
+            "kms:GenerateDataKey": {arns.topic_key, arns.artifact_key},
         },
         # A failed rollback is told by the release that ends its path.
         "rollout_release": {
@@ -917,6 +921,14 @@ def test_functions_share_the_rollout_environment(dev: Synthesized) -> None:
         assert variables["POWERTOOLS_SERVICE_NAME"] == module.replace("_", "-")
         assert variables["ENDPOINT_SETTINGS_PATH"] == "/mlrollout-dev/endpoints/"
         assert properties["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_promote_and_rollback_write_reports_to_the_registry_bucket(dev: Synthesized) -> None:
+    bucket = _single(dev, "AWS::S3::Bucket", "RegistryArtifacts")
+    writers = {"rollout_promote", "rollout_rollback"}
+    for module in HANDLER_MODULES:
+        variables = _function(dev, module)["Environment"]["Variables"]
+        assert variables.get("REPORT_BUCKET") == ({"Ref": bucket} if module in writers else None), module
 
 
 def test_endpoints_variable_names_what_each_endpoint_rolls_out_with(dev: Synthesized) -> None:

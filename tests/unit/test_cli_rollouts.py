@@ -10,9 +10,9 @@ from lambdas.rollout.judge import Verdict
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.rollout.overrides import PersonPromotion, overridden
 from lambdas.rollout.payloads import StepAction, StepOutcome
+from lambdas.rollout.report import report_html
 from lambdas.rollout.state import RolloutState
-from mlrollout_cli.report import report_html
-from mlrollout_cli.rollouts import describe_entry, history_row, rollout_status
+from lambdas.rollout.views import describe_entry, history_row, rollout_status
 from tests.unit.test_rollout_state import state
 
 STARTED = 1_700_000_000

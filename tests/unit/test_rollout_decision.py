@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdas.rollout.decision import (
+    SAMPLE_RATIO_MISMATCH,
     TOO_LITTLE_DATA,
     Look,
     decide_look,
@@ -281,3 +282,44 @@ def test_a_stepped_rollout_always_ends_and_promotes_only_on_a_promote_verdict(
     assert looks <= judged_steps * request.max_bakes_per_step * BAKE // SETTINGS.look_seconds + 1
     if action is StepAction.PROMOTE:
         assert verdicts[min(looks, len(verdicts)) - 1] is Verdict.PROMOTE
+
+
+# --- the sample-ratio check -----------------------------------------------------------------------
+
+
+def split_minutes(champion: int, challenger: int, minutes: int, start: int) -> RolloutWindows:
+    def minute(requests: int) -> VariantWindow:
+        latency = LatencyStats(sample_count=requests, average=90.0, p50=80.0, p90=150.0, p99=250.0)
+        return VariantWindow(requests=requests, latency=latency)
+
+    return RolloutWindows(
+        champion=tuple(minute(champion) for _ in range(minutes)),
+        challenger=tuple(minute(challenger) for _ in range(minutes)),
+        period_starts=tuple(start + 60 * m for m in range(minutes)),
+    )
+
+
+def test_a_sample_ratio_mismatch_rolls_back_whatever_the_metrics_say() -> None:
+    # At 25 % the challenger serves 20 % of the requests: its metrics alone would let it advance.
+    windows = split_minutes(2400, 600, minutes=10, start=1000)
+    decision = decide_look(CANARY, SETTINGS, at(1), windows)
+    assert decision.result.verdict is not Verdict.ROLLBACK
+    assert decision.action is StepAction.ROLLBACK
+    assert decision.sample_ratio_mismatch
+    assert decision.reason.startswith(f"{SAMPLE_RATIO_MISMATCH}: challenger expected 25.00 % of requests")
+    assert "observed 20.00 %" in decision.reason
+
+
+def test_the_right_split_lets_the_metrics_decide() -> None:
+    windows = split_minutes(2250, 750, minutes=10, start=1000)
+    decision = decide_look(CANARY, SETTINGS, at(1), windows)
+    assert decision.sample_ratio is not None and not decision.sample_ratio.mismatch
+    assert decision.action is StepAction.ADVANCE
+
+
+def test_a_shadow_rollout_has_no_split_to_check() -> None:
+    shadow = rollout(strategy="shadow")
+    windows = split_minutes(3000, 600, minutes=10, start=1000)
+    decision = decide_look(shadow, SETTINGS, at(0), windows)
+    assert decision.sample_ratio is None
+    assert not decision.reason.startswith(SAMPLE_RATIO_MISMATCH)

@@ -25,6 +25,7 @@ from lambdas.rollout.aws.fence import Fence, FencedLedgerStore, LockGenerations
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.aws.metrics_reader import CloudWatchWindowReader
 from lambdas.rollout.aws.overrides import PromotionRequests
+from lambdas.rollout.aws.reports import RolloutReports, WritesObjects
 from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.rollout.state import EndpointBusy, RolloutState
@@ -67,6 +68,8 @@ class RolloutServices:
     """EventBridge, for the promote's offer to the next environment (settings.release_to)."""
     promotions: PromotionRequests | None = None
     """A person's promotion requests (`mlrollout promote`): when set, the judge task reads them."""
+    reports: RolloutReports | None = None
+    """Where the promote and rollback tasks write a rollout's report (settings.report_bucket)."""
 
     def guardrail_alarms(self) -> CloudWatchClient:
         if self.alarms is None:
@@ -141,6 +144,11 @@ def build_services(
     dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
     cloudwatch = cloudwatch or boto3.client("cloudwatch", config=CLIENT_CONFIG)
     ledger_store = DynamoDBLedgerStore(client=dynamodb, table_name=settings.ledger_table)
+    s3 = s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG))
+    reports = None
+    if settings.report_bucket is not None:
+        # The same client: boto3's s3 client both reads and writes objects.
+        reports = RolloutReports(cast("WritesObjects", s3), settings.report_bucket, settings.region)
     return RolloutServices(
         settings=settings,
         # The sagemaker stubs are not installed; the client has every call of the protocol.
@@ -149,7 +157,7 @@ def build_services(
         ledger=Ledger(ledger_store),
         windows=CloudWatchWindowReader(client=cloudwatch),
         sns=sns or cast("PublishesNotifications", boto3.client("sns", config=CLIENT_CONFIG)),
-        s3=s3 or cast("ReadsObjects", boto3.client("s3", config=CLIENT_CONFIG)),
+        s3=s3,
         runtime=runtime or cast("InvokesEndpoints", boto3.client("sagemaker-runtime", config=CLIENT_CONFIG)),
         clock=clock,
         generations=LockGenerations(client=dynamodb, table_name=settings.lock_table),
@@ -157,6 +165,7 @@ def build_services(
         alarms=cloudwatch,
         events=events or cast("PutsEvents", boto3.client("events", config=CLIENT_CONFIG)),
         promotions=PromotionRequests(client=dynamodb, table_name=settings.lock_table),
+        reports=reports,
     )
 
 

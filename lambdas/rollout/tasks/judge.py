@@ -8,6 +8,7 @@ whatever the judge said (its verdict stays in the entry)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -67,19 +68,9 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
             "judged",
             extra={"verdict": decision.result.verdict.value, "action": step.action, "reason": step.reason},
         )
-        payload = verdict_payload(step, decision.result)
-        if cost is not None:
-            payload["cost"] = cost.record()
-        if hold is not None:
-            payload["hold"] = hold.model_dump(mode="json")
-        if resumed is not None:
-            payload["resumed"] = {
-                "by": resumed.by,
-                "reason": resumed.reason,
-                "step_started_at": state.step_started_at,
-            }
         if decision.response is Response.WARN:
             warning = decision
+        payload = _verdict_record(state, step, decision, cost=cost, hold=hold, resumed=resumed)
         state = services.record(state, EntryKind.JUDGE_VERDICT, payload)
     if step.action not in (StepAction.BAKE, StepAction.HOLD):
         served = traffic_payload(
@@ -102,6 +93,32 @@ def judge_step(state: RolloutState, services: RolloutServices) -> RolloutState:
             "approval_needed": _gate_ahead(state, step),
         }
     )
+
+
+def _verdict_record(
+    state: RolloutState,
+    step: StepOutcome,
+    decision: LookDecision,
+    *,
+    cost: CostFromWindows | None,
+    hold: Hold | None,
+    resumed: PersonResume | None,
+) -> dict[str, Any]:
+    """The ledger's verdict entry: the step, and what else this look weighed (cost, hold, resume, split)."""
+    payload = verdict_payload(step, decision.result)
+    if cost is not None:
+        payload["cost"] = cost.record()
+    if hold is not None:
+        payload["hold"] = hold.model_dump(mode="json")
+    if resumed is not None:
+        payload["resumed"] = {
+            "by": resumed.by,
+            "reason": resumed.reason,
+            "step_started_at": state.step_started_at,
+        }
+    if decision.sample_ratio is not None:
+        payload["sample_ratio"] = decision.sample_ratio.model_dump(mode="json")
+    return payload
 
 
 def _requests(state: RolloutState, services: RolloutServices) -> PersonRequests:

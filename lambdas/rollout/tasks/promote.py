@@ -29,9 +29,10 @@ from lambdas.rollout.aws.endpoint_ops import (
     update_endpoint_request,
 )
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable
-from lambdas.rollout.ledger import EntryKind, outcome_payload, summarize
+from lambdas.rollout.ledger import EntryKind, outcome_payload
 from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome
 from lambdas.rollout.state import DeploymentStatus, RolloutState
+from lambdas.rollout.tasks.ending import ended_summary, tell, write_report
 from lambdas.shared.aws_clients import THROTTLING_CODES
 
 logger = Logger()
@@ -72,13 +73,15 @@ def _record_promotion(state: RolloutState, services: RolloutServices, config: st
         steps=state.steps,
     )
     state = services.record(state, EntryKind.OUTCOME, outcome_payload(outcome))
-    summary = summarize(services.ledger.entries(state.rollout_id))
+    entries = services.ledger.entries(state.rollout_id)
+    report = write_report(state, services, entries)
     approve_package(
         services.sagemaker,
         request.model_package_arn,
-        summary,
+        ended_summary(entries, report),
         f"promoted by rollout {state.rollout_id}: {reason}",
     )
+    tell(state, services, status=OutcomeStatus.PROMOTED, reason=reason, entries=entries, report=report)
     logger.info("promoted", extra={"model": state.challenger_model, "config": config, "reason": reason})
     if services.settings.release_to is not None:
         offer_to_next_environment(state, services, services.settings.release_to)

@@ -29,8 +29,6 @@ land (``settle_until``), and looks at the endpoint again before it does.
 
 from __future__ import annotations
 
-import json
-
 from aws_lambda_powertools import Logger
 
 from lambdas.rollout.aws.endpoint_ops import (
@@ -46,16 +44,16 @@ from lambdas.rollout.aws.endpoint_ops import (
     update_endpoint_request,
 )
 from lambdas.rollout.aws.wiring import RolloutServices, busy_as_retryable
-from lambdas.rollout.ledger import EntryKind, LedgerConflict, outcome_payload, summarize
+from lambdas.rollout.ledger import EntryKind, LedgerConflict, outcome_payload
 from lambdas.rollout.payloads import OutcomeStatus, RolloutOutcome, Strategy
 from lambdas.rollout.state import DeploymentStatus, EndpointBusy, RolloutState
+from lambdas.rollout.tasks.ending import ended_summary, tell, write_report
 from lambdas.rollout.traffic import step_weights
 
 logger = Logger()
 
 # A task that failed after writing its entries leaves them in place; the outcome goes after them.
 MAX_RECORDED_BY_A_FAILED_TASK = 8
-SUBJECT_MAX = 100
 # Restoring updates sent before the rollback gives up: SageMaker failing the same config this often is
 # no longer a transient fault.
 MAX_RESTORES = 3
@@ -99,13 +97,14 @@ def rollback(state: RolloutState, services: RolloutServices) -> RolloutState:
         steps=state.steps,
     )
     state = _record_outcome(state, services, outcome)
-    summary = summarize(services.ledger.entries(state.rollout_id))
+    entries = services.ledger.entries(state.rollout_id)
+    report = write_report(state, services, entries)
+    summary = ended_summary(entries, report)
     if inconclusive:
         return_package_for_approval(services.sagemaker, request.model_package_arn, summary, reason)
-        _notify_inconclusive(state, services, reason)
     else:
         reject_package(services.sagemaker, request.model_package_arn, summary, reason)
-        _notify(state, services, reason)
+    tell(state, services, status=status, reason=reason, entries=entries, report=report)
     logger.warning(status.value.replace("_", " "), extra={"reason": reason})
     return state.model_copy(update={"outcome": status})
 
@@ -179,16 +178,12 @@ def _give_up(state: RolloutState, services: RolloutServices) -> RolloutState:
         steps=state.steps,
     )
     state = _record_outcome(state, services, outcome)
-    summary = summarize(services.ledger.entries(state.rollout_id))
-    reject_package(services.sagemaker, request.model_package_arn, summary, reason)
-    _notify(
-        state,
-        services,
-        reason,
-        event="rollout_rollback_failed",
-        action="the endpoint needs a person: its candidate variant is at 0 %; remove it with an endpoint "
-        "config that keeps the champion alone",
-    )
+    entries = services.ledger.entries(state.rollout_id)
+    report = write_report(state, services, entries)
+    reject_package(services.sagemaker, request.model_package_arn, ended_summary(entries, report), reason)
+    # The endpoint needs a person: its candidate variant is at 0 %, to be removed with a config that keeps
+    # the champion alone (the notification's next steps say so).
+    tell(state, services, status=OutcomeStatus.FAILED, reason=reason, entries=entries, report=report)
     logger.error("rollback failed", extra={"reason": reason})
     return state.model_copy(update={"outcome": OutcomeStatus.FAILED})
 
@@ -200,50 +195,3 @@ def _record_outcome(state: RolloutState, services: RolloutServices, outcome: Rol
         except LedgerConflict:
             state = state.model_copy(update={"sequence": state.sequence + 1})
     raise LedgerConflict(f"rollout {state.rollout_id}: no free ledger sequence for the rollback's outcome")
-
-
-def _notify(
-    state: RolloutState,
-    services: RolloutServices,
-    reason: str,
-    *,
-    event: str = "rollout_rolled_back",
-    action: str | None = None,
-) -> None:
-    request = state.request
-    message = {
-        "event": event,
-        "endpoint": state.endpoint,
-        "endpoint_name": request.endpoint_name,
-        "model_package_arn": request.model_package_arn,
-        "rollout_id": state.rollout_id,
-        "reason": reason,
-    }
-    if action is not None:
-        message["action"] = action
-    what = "rolled back" if event == "rollout_rolled_back" else "rollback FAILED"
-    services.sns.publish(
-        TopicArn=services.settings.topic_arn,
-        Subject=f"mlrollout: {state.endpoint} {what}"[:SUBJECT_MAX],
-        Message=json.dumps(message, indent=2),
-    )
-
-
-def _notify_inconclusive(state: RolloutState, services: RolloutServices, reason: str) -> None:
-    request = state.request
-    message = {
-        "event": "rollout_inconclusive",
-        "endpoint": state.endpoint,
-        "endpoint_name": request.endpoint_name,
-        "model_package_arn": request.model_package_arn,
-        "rollout_id": state.rollout_id,
-        "reason": reason,
-        "action": "the champion serves all traffic again and nothing was shown wrong with the model; the "
-        "package waits for approval: change the plan as the reason says (longer bakes, a bigger first "
-        "step, fewer judge metrics), then approve the package again to roll it out",
-    }
-    services.sns.publish(
-        TopicArn=services.settings.topic_arn,
-        Subject=f"mlrollout: {state.endpoint} inconclusive: too little data"[:SUBJECT_MAX],
-        Message=json.dumps(message, indent=2),
-    )

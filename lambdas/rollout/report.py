@@ -1,7 +1,10 @@
-"""One rollout as a self-contained HTML page, from its ledger alone (`mlrollout report`): the settings
-it ran with, the gates, the challenger's share over time, each decision, each metric's estimate and
-anytime-valid bounds look by look against its harm and non-inferiority thresholds, and the blast
-radius (what the challenger served). Inline SVG: no dependency, no network when opened."""
+"""One rollout as a self-contained HTML page, from its ledger alone: the settings it ran with, the
+gates, the challenger's share over time, each decision, each metric's estimate and anytime-valid bounds
+look by look against its harm and non-inferiority thresholds, the sample ratio, and the blast radius
+(what the challenger served). Inline SVG: no dependency, no network when opened.
+
+`mlrollout report` renders it locally; the promote and rollback tasks write it to the registry's bucket
+when a rollout ends (lambdas/rollout/aws/reports.py): the same page either way."""
 
 from __future__ import annotations
 
@@ -11,9 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
-from mlrollout_cli.rollouts import describe_entry, history_row, started_state
+from lambdas.rollout.views import describe_entry, history_row, started_state
 
-__all__ = ["report_html"]
+__all__ = ["REPORT_PREFIX", "report_html"]
+
+REPORT_PREFIX = "rollout-reports/"
+"""Where the reports go in the registry's bucket: ``rollout-reports/<endpoint>/<execution>.html``."""
 
 WIDTH, HEIGHT, PAD = 640, 200, 36
 STYLE = """
@@ -96,6 +102,10 @@ def _metric_chart(metric: str, looks: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _percent(share: Any) -> str:
+    return "-" if share is None else f"{100 * float(share):.2f} %"
+
+
 def report_html(entries: Sequence[LedgerEntry]) -> str:
     state = started_state(entries)
     row = history_row(entries)
@@ -137,6 +147,22 @@ def report_html(entries: Sequence[LedgerEntry]) -> str:
             e.payload.get("action_reason"),
         )
         for e in verdicts
+    ]
+    sample_ratio = [
+        (
+            i + 1,
+            e.payload.get("challenger_percent"),
+            _percent(item.get("expected_share")),
+            _percent(item.get("observed_share")),
+            f"{item.get('champion_requests')}/{item.get('challenger_requests')}",
+            item.get("ratio"),
+            item.get("lower_bound"),
+            item.get("upper_bound"),
+            "MISMATCH" if item.get("mismatch") else "ok",
+        )
+        for i, e in enumerate(verdicts)
+        for item in (e.payload.get("sample_ratio"),)
+        if isinstance(item, dict)
     ]
     metric_sections = "".join(
         f"<h3>{_e(metric)}</h3>{_metric_chart(metric, rows)}"
@@ -189,6 +215,12 @@ def report_html(entries: Sequence[LedgerEntry]) -> str:
         + "<h2>Decisions</h2>"
         + _table(["recorded (epoch s)", "share", "look", "verdict", "action", "reason"], decisions)
         + f"<h2>Metrics look by look</h2>{metric_sections}"
+        + "<h2>Sample ratio look by look</h2><p>Each step's requests against its weights (served/expected "
+        "ratio of the challenger's requests to the champion's, with its anytime-valid bounds).</p>"
+        + _table(
+            ["look", "step", "expected", "observed", "requests", "ratio", "lower", "upper", "split"],
+            sample_ratio,
+        )
         + "<h2>Settings it ran with</h2><pre>"
         + _e(json.dumps(settings, indent=2, sort_keys=True))
         + "</pre><h2>Ledger</h2>"
