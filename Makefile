@@ -52,12 +52,12 @@ synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
-# make demo: the whole rollout on the local cloud (localcloud/demo/rollout.py), from the `local` environment's
-# stack; the story on the terminal, the report in demo-report.html, the functions' logs in
-# demo-report-lambda.log.
+# make demo: the whole rollout on the local cloud in staging (`localstaging`), and the release chain that takes
+# what staging promotes to production (`local`): localcloud/demo/chain.py. The story on the terminal, the report
+# in demo-report.html, the functions' logs in demo-report-lambda.log.
 demo: setup
-	$(CDK) synth --quiet -c env=local -o cdk.out.local
-	$(PY) -m localcloud.demo.rollout --cdk-out cdk.out.local --report demo-report.html
+	$(CDK) synth --quiet -c env=localstaging,local -o cdk.out.chain
+	$(PY) -m localcloud.demo.chain --cdk-out cdk.out.chain --report demo-report.html
 
 # make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/demo/retraining.py)
 # and the package rolls out; then a schema change fails the retraining and changes nothing.
@@ -75,4 +75,4 @@ bench-quick: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
-	rm -rf cdk.out cdk.out.local demo-report.html demo-report-lambda.log demo-retrain-report.html demo-retrain-report-lambda.log .mypy_cache .ruff_cache .pytest_cache
+	rm -rf cdk.out cdk.out.local cdk.out.chain demo-report.html demo-report-lambda.log demo-retrain-report.html demo-retrain-report-lambda.log .mypy_cache .ruff_cache .pytest_cache

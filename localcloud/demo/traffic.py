@@ -6,7 +6,8 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,8 @@ class Traffic:
     seed: int = 20261125
     served: list[Served] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Cleared while paused: the users wait before their next request.
+    _sending: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _started: float = 0.0
@@ -81,6 +84,7 @@ class Traffic:
         records = [dict(zip(CHURN_SCHEMA.names, row.tolist(), strict=True)) for row in data.features]
         labels = data.labels.tolist()
         self._started = time.monotonic()
+        self._sending.set()
         for index in range(self.threads):
             worker = threading.Thread(
                 target=self._run, args=(index, records, labels), name=f"user-traffic-{index}", daemon=True
@@ -91,8 +95,19 @@ class Traffic:
 
     def stop(self) -> None:
         self._stop.set()
+        self._sending.set()
         for worker in self._workers:
             worker.join(timeout=30)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No new requests while open (those in flight finish): one laptop serves one environment's users
+        at a time."""
+        self._sending.clear()
+        try:
+            yield
+        finally:
+            self._sending.set()
 
     def since(self, seconds: float) -> list[Served]:
         with self._lock:
@@ -111,6 +126,9 @@ class Traffic:
         client = self.lambda_client()
         path = ROUTE.format(endpoint=self.endpoint)
         while not self._stop.is_set():
+            self._sending.wait()
+            if self._stop.is_set():
+                break
             user = f"user-{rng.randrange(self.users):04d}"
             row = rng.randrange(len(records))
             body = {"features": records[row], "user_id": user}
