@@ -10,7 +10,26 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test test-fast lint format synth demo demo-retrain bench bench-quick clean
 
-setup: $(VENV)/.synced node_modules/.installed
+setup: $(VENV)/.synced node_modules/.installed setup-localstack
+
+# LocalStack, for the functional tier's cross-checks (tests/functional/localstack.py), in its own venv from
+# requirements-localstack.lock: it needs a Python >= 3.13 (on the PATH, or one of pyenv's versions; a pyenv
+# shim of a version not selected does not run). Where there is none it is not installed and those tests skip.
+LOCALSTACK_VENV := .venv-localstack
+LOCALSTACK_PYTHON_BOOT ?= $(shell for candidate in python3.13 python3.14 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[3-9]*/bin/python3 2>/dev/null); do $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v $$candidate; break; }; done)
+
+.PHONY: setup-localstack
+ifeq ($(LOCALSTACK_PYTHON_BOOT),)
+setup-localstack:
+	@echo "no Python >= 3.13 here: LocalStack not installed, its tests will skip"
+else
+setup-localstack: $(LOCALSTACK_VENV)/.synced
+
+$(LOCALSTACK_VENV)/.synced: requirements-localstack.lock $(VENV)/.synced
+	test -x $(LOCALSTACK_VENV)/bin/python || $(VENV)/bin/uv venv --quiet --python $(LOCALSTACK_PYTHON_BOOT) $(LOCALSTACK_VENV)
+	$(VENV)/bin/uv pip sync --quiet --python $(LOCALSTACK_VENV)/bin/python requirements-localstack.lock
+	touch $@
+endif
 
 # uv installs the locked tree in seconds; it is itself pinned and bootstrapped with pip. Bytecode is
 # compiled once at install: with PYTHONDONTWRITEBYTECODE set, every test process would compile again.
