@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = REPO_ROOT / ".venv-localstack" / "bin" / "python"
 # What the cross-checks use, each of which LocalStack's free edition runs in its own process, without
 # Docker (Lambda, and therefore custom resources, would need Docker).
-SERVICES = "cloudwatch,cloudformation,stepfunctions,s3,sqs,sns,dynamodb,iam,sts,events,ssm,kms,logs"
+# DynamoDB is not among them: LocalStack runs DynamoDB Local on a Java it downloads at first use.
+SERVICES = "cloudwatch,cloudformation,stepfunctions,s3,sqs,sns,iam,sts,events,ssm,kms,logs"
 START_TIMEOUT_SECONDS = 120
 REGION = "us-east-1"
 ACCOUNT = "000000000000"  # LocalStack's default account for the "test" access key
