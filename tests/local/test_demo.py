@@ -1,12 +1,12 @@
 """`make demo`'s story as a test: staging and production (`localstaging` releasing into `local`) on the local
 cloud, every act checked.
 
-One run (about 4 minutes on 2 cores): v1 serves simulated users through each environment's router; in
-staging v2 is gated and promoted step by step by the judge; the promotion offers it to production, which
-registers it with staging's evidence and promotes it with its own rollout; the slow v3 is rolled back for
-its cost at its first step; the kill switch sends every user back to the champion within the router's
-flags cache and the abort rule rolls v4 back; neither reaches production. `localcloud.demo.chain` itself
-raises when an act ends otherwise; this test checks the evidence.
+One run (10 minutes on a 2-core machine under heavy load from other jobs): v1 serves simulated users
+through each environment's router; in staging v2 is gated and promoted step by step by the judge; the
+promotion offers it to production, which registers it with staging's evidence and promotes it with its
+own rollout; the slow v3 is rolled back for its cost at its first step; the kill switch sends every user
+back to the champion within the router's flags cache and the abort rule rolls v4 back; neither reaches
+production. `localcloud.demo.chain` itself raises when an act ends otherwise; this test checks the evidence.
 """
 
 from __future__ import annotations
