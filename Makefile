@@ -10,7 +10,26 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test test-fast lint format synth demo demo-retrain bench bench-quick clean
 
-setup: $(VENV)/.synced node_modules/.installed
+setup: $(VENV)/.synced node_modules/.installed setup-localstack
+
+# LocalStack, for the functional tier's cross-checks (tests/functional/localstack.py), in its own venv from
+# requirements-localstack.lock: it needs a Python >= 3.13 (on the PATH, or one of pyenv's versions; a pyenv
+# shim of a version not selected does not run). Where there is none it is not installed and those tests skip.
+LOCALSTACK_VENV := .venv-localstack
+LOCALSTACK_PYTHON_BOOT ?= $(shell for candidate in python3.13 python3.14 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[3-9]*/bin/python3 2>/dev/null); do $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v $$candidate; break; }; done)
+
+.PHONY: setup-localstack
+ifeq ($(LOCALSTACK_PYTHON_BOOT),)
+setup-localstack:
+	@echo "no Python >= 3.13 here: LocalStack not installed, its tests will skip"
+else
+setup-localstack: $(LOCALSTACK_VENV)/.synced
+
+$(LOCALSTACK_VENV)/.synced: requirements-localstack.lock $(VENV)/.synced
+	test -x $(LOCALSTACK_VENV)/bin/python || $(VENV)/bin/uv venv --quiet --python $(LOCALSTACK_PYTHON_BOOT) $(LOCALSTACK_VENV)
+	$(VENV)/bin/uv pip sync --quiet --python $(LOCALSTACK_VENV)/bin/python requirements-localstack.lock
+	touch $@
+endif
 
 # uv installs the locked tree in seconds; it is itself pinned and bootstrapped with pip. Bytecode is
 # compiled once at install: with PYTHONDONTWRITEBYTECODE set, every test process would compile again.
@@ -52,13 +71,20 @@ synth: setup
 	$(CDK) synth --quiet -c env=$(ENV)
 	@echo "Templates for env=$(ENV) written to $(CURDIR)/cdk.out"
 
-# make demo: the whole rollout on the local cloud (localcloud/demo/rollout.py), from the `local` environment's
-# stack; the story on the terminal, the report in demo-report.html (each rollout's own, as its function wrote
-# it to the registry's bucket, in demo-report-<version>.html), the functions' logs in demo-report-lambda.log.
-# `make demo STRATEGY=blue_green|shadow|ab_test`: the rollouts under that strategy (localcloud/demo/strategies.py).
+# make demo: the whole rollout on the local cloud in staging (`localstaging`), and the release chain that takes
+# what staging promotes to production (`local`): localcloud/demo/chain.py. The story on the terminal, the report
+# in demo-report.html (each rollout's own, as its function wrote it to the registry's bucket, in
+# demo-report-<version>.html), the functions' logs in demo-report-lambda.log.
+# `make demo STRATEGY=blue_green|shadow|ab_test`: the rollouts under that strategy in the `local` environment
+# alone (localcloud/demo/strategies.py).
 demo: setup
+ifdef STRATEGY
 	$(CDK) synth --quiet -c env=local -o cdk.out.local
-	$(PY) -m localcloud.demo.$(if $(STRATEGY),strategies --strategy $(STRATEGY),rollout) --cdk-out cdk.out.local --report demo-report.html
+	$(PY) -m localcloud.demo.strategies --strategy $(STRATEGY) --cdk-out cdk.out.local --report demo-report.html
+else
+	$(CDK) synth --quiet -c env=localstaging,local -o cdk.out.chain
+	$(PY) -m localcloud.demo.chain --cdk-out cdk.out.chain --report demo-report.html
+endif
 
 # make demo-retrain: new training data lands in S3, the family retrains itself (localcloud/demo/retraining.py)
 # and the package rolls out; then a schema change fails the retraining and changes nothing.
@@ -76,4 +102,4 @@ bench-quick: setup
 	set -e; for bench in $(BENCHES); do $(PY) -m $$bench --quick; done
 
 clean:
-	rm -rf cdk.out cdk.out.local demo-report.html demo-report-lambda.log demo-retrain-report.html demo-retrain-report-lambda.log .mypy_cache .ruff_cache .pytest_cache
+	rm -rf cdk.out cdk.out.local cdk.out.chain demo-report.html demo-report-lambda.log demo-retrain-report.html demo-retrain-report-lambda.log .mypy_cache .ruff_cache .pytest_cache

@@ -169,6 +169,25 @@ class LocalCloud:
         """The stack named `stack_name` with the stacks deployed around it, seen as one."""
         return merged_stack(self._named("stack"), list(self.stacks.values()))
 
+    def stack_of(self, name: str) -> DeployedStack:
+        """The deployed stack `name` with the stacks that depend on it (an environment's stack and its
+        families'), seen as one: in a cloud of several environments, one environment's."""
+        if name not in self.templates:
+            raise LocalCloudError(f"this cloud deploys no stack {name!r}; it deploys {list(self.templates)}")
+        members = [name, *dependents(self.templates, name)]
+        return merged_stack(name, [self.stacks[member] for member in members])
+
+    def template_of(self, name: str) -> StackTemplate:
+        """The template of `name` and the stacks that depend on it, as one (before the cloud opens too)."""
+        if name not in self.templates:
+            raise LocalCloudError(f"this cloud deploys no stack {name!r}; it deploys {list(self.templates)}")
+        members = [name, *dependents(self.templates, name)]
+        return merged_template(name, [self.templates[member] for member in members])
+
+    def resolver_of(self, name: str) -> Resolver:
+        """The resolver of `template_of(name)` as the deployment starts."""
+        return self._resolver(self.template_of(name))
+
     @property
     def template(self) -> StackTemplate:
         """The template of the stack named `stack_name` and the stacks deployed around it, as one."""

@@ -47,6 +47,8 @@ class DecisionKind(StrEnum):
     KILL_SWITCH = "kill_switch"
     ALARM = "alarm"
     RETRAINING = "retraining"
+    # A package offered to the next environment and registered there (the release chain).
+    RELEASE = "release"
     FAILURE = "failure"
     NOTE = "note"
 
@@ -78,6 +80,7 @@ _KIND_STYLE: dict[DecisionKind, tuple[str, str]] = {
     DecisionKind.KILL_SWITCH: ("#000000", "X"),
     DecisionKind.ALARM: ("#ff7f0e", "D"),
     DecisionKind.RETRAINING: ("#e377c2", "*"),
+    DecisionKind.RELEASE: ("#7b4173", "h"),
     DecisionKind.FAILURE: ("#8c564b", "P"),
     DecisionKind.NOTE: ("#9467bd", "."),
 }

@@ -25,6 +25,7 @@ from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.report import REPORT_PREFIX
 from localcloud.awslambda.clock import AcceleratedClock
 from localcloud.cloud import LocalCloud
+from localcloud.cloudformation.models import DeployedStack
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.demo.sampling import variant_window, weights_of
 from localcloud.demo.story import (
@@ -59,16 +60,26 @@ def run(cdk_out: Path, report: Path, *, rate: float = DEFAULT_RATE) -> Story:
 
 
 class Demo:
+    """The story's acts in one environment: `stack` (an environment's stacks seen as one; the cloud's
+    named stack by default)."""
+
     started_by = "the approval"  # how `approve` starts a rollout, as the story tells it
 
     def __init__(
-        self, cloud: LocalCloud, clock: AcceleratedClock, story: Story, versions: dict[str, Version]
+        self,
+        cloud: LocalCloud,
+        clock: AcceleratedClock,
+        story: Story,
+        versions: dict[str, Version],
+        *,
+        stack: DeployedStack | None = None,
     ):
         self.cloud = cloud
         self.clock = clock
         self.story = story
         self.versions = versions
-        self.settings = endpoint_settings(cloud, "churn")
+        self.stack = cloud.stack if stack is None else stack
+        self.settings = endpoint_settings(self.stack, "churn")
         self.endpoint_name = str(self.settings["endpoint_name"])
         self.group = str(self.settings["model_package_group"])
         self.packages: dict[str, str] = {}
@@ -79,13 +90,7 @@ class Demo:
     def run(self) -> None:
         story = self.story
         self.publish()
-        traffic = Traffic(
-            lambda_client=lambda: boto3.client("lambda"),
-            router=self._function("lambdas.handlers.router.handler"),
-            feedback=self._function("lambdas.handlers.feedback.handler"),
-            endpoint="churn",
-            api_client=api_clients(self.cloud),
-        ).start()
+        traffic = self.users().start()
         self.traffic = traffic
         evaluator = AlarmEvaluator(clock=self.clock.now)
         try:
@@ -97,6 +102,16 @@ class Demo:
             text = f"{transition.alarm_name}: {transition.previous_state} -> {transition.state}"
             story.decide("-", "alarm", text, when)
         self.summary()
+
+    def users(self) -> Traffic:
+        """The simulated users of this environment's serving API (not started)."""
+        return Traffic(
+            lambda_client=lambda: boto3.client("lambda"),
+            router=self._function("lambdas.handlers.router.handler"),
+            feedback=self._function("lambdas.handlers.feedback.handler"),
+            endpoint="churn",
+            api_client=api_clients(self.cloud, self.stack.template.name),
+        )
 
     def v1_serves_users(self) -> None:
         """Act 1 of every story: the simulated users on v1 alone for a while."""
@@ -127,11 +142,8 @@ class Demo:
         from pipelines.gate_files import write_gate_files  # noqa: PLC0415 - the evaluation step
 
         s3 = self.cloud.client("s3")
-        bootstrap = self._bootstrap_url()
-        bucket, key = bootstrap.removeprefix("s3://").split("/", 1)
-        s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(self.versions["v1"].tarball), bucket, key)
-        artifacts = self.cloud.stack.bucket_names
+        bootstrap = self.upload_bootstrap()
+        artifacts = self.stack.bucket_names
         [registry] = [name for logical, name in artifacts.items() if "RegistryArtifacts" in logical]
         for name, version in self.versions.items():
             if name == "v1":
@@ -160,6 +172,15 @@ class Demo:
             f"  v1 serves from {bootstrap}; registered in {self.group}, pending approval: {registered}"
         )
 
+    def upload_bootstrap(self) -> str:
+        """v1 where the endpoint's bootstrap config points (the first deploy's artifact); its S3 URL."""
+        s3 = self.cloud.client("s3")
+        bootstrap = self._bootstrap_url()
+        bucket, key = bootstrap.removeprefix("s3://").split("/", 1)
+        s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(self.versions["v1"].tarball), bucket, key)
+        return bootstrap
+
     def _bootstrap_url(self) -> str:
         model = self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name)["EndpointConfigName"]
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=model)
@@ -169,16 +190,16 @@ class Demo:
 
     def _router_variable(self, name: str) -> str:
         """A variable of the router's environment, as the template sets it."""
-        for resource in self.cloud.template.resources.values():
+        for resource in self.stack.template.resources.values():
             properties = resource.get("Properties", {})
             if properties.get("Handler") == "lambdas.handlers.router.handler":
                 return str(properties["Environment"]["Variables"][name])
         raise DemoError("no router function in the template")
 
     def _function(self, handler: str) -> str:
-        for logical_id, resource in self.cloud.template.resources.items():
+        for logical_id, resource in self.stack.template.resources.items():
             if resource.get("Properties", {}).get("Handler") == handler:
-                return str(self.cloud.stack.function_names[logical_id])
+                return str(self.stack.function_names[logical_id])
         raise DemoError(f"no function with handler {handler}")
 
     # --- the acts -------------------------------------------------------------------------------------
@@ -286,7 +307,7 @@ class Demo:
     def deploy_kill_switch(self, *, on: bool, reason: str | None) -> tuple[str, str, int]:
         """Deploy the flags with the kill switch `on`; (application, environment, deployment number)."""
         appconfig = self.cloud.client("appconfig")
-        stack = self.cloud.stack
+        stack = self.stack
         ids = {
             kind: stack.only(f"AWS::AppConfig::{resource}").ref
             for kind, resource in (
@@ -430,7 +451,7 @@ class Demo:
             self.story.decide(name, "traffic", f"challenger at {payload.get('challenger_percent')} %", at)
 
     def ledger(self, rollout_id: str) -> list[LedgerEntry]:
-        [table] = [name for logical, name in self.cloud.stack.table_names.items() if "Ledger" in logical]
+        [table] = [name for logical, name in self.stack.table_names.items() if "Ledger" in logical]
         return Ledger(DynamoDBLedgerStore(client=boto3.client("dynamodb"), table_name=table)).entries(
             rollout_id
         )
@@ -498,7 +519,7 @@ class Demo:
         return weights_of(self.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
 
     def _executions(self) -> list[dict[str, Any]]:
-        listed = self.states.list_executions(stateMachineArn=self.cloud.stack.state_machine_arn)
+        listed = self.states.list_executions(stateMachineArn=self.stack.state_machine_arn)
         return list(listed["executions"])
 
     def _states_entered(self, execution: str) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 
 from localcloud.awslambda.clock import AcceleratedClock, shortened_waits
 from localcloud.cloud import LocalCloud
-from localcloud.cloudformation.template import parameter_values
+from localcloud.cloudformation.template import Resolver, StackTemplate, parameter_values
 from localcloud.events.delivery import deliver_events
 from localcloud.sagemaker.control import emit_registry_events
 from pipelines.train import TrainConfig, package_model, train
@@ -71,6 +71,8 @@ class Story:
     # Every simulated request: how many, how many answered other than 200.
     requests: int = 0
     failed_requests: int = 0
+    # The release chain (`localcloud.demo.chain`): each version the next environment took, its package there.
+    released: dict[str, str] = field(default_factory=dict)
     # Retraining runs (`localcloud.demo.retraining`): execution, status, the package's metadata or the reason.
     retrainings: list[dict[str, Any]] = field(default_factory=list)
     # Version -> its rollout's own report, as the rollout's function wrote it to the registry's bucket.
@@ -132,13 +134,17 @@ def tell(
     plan: dict[str, tuple[str, int]] | None = None,
     title: str = "mlrollout on the local cloud",
     gap_fillers: Callable[[Path], Mapping[str, Callable[[LocalCloud], Any]]] | None = None,
+    stacks: Sequence[str] = (STACK,),
+    synth_hint: str = "cdk synth -c env=local -o {cdk_out}",
 ) -> Story:
     """A story on a fresh local cloud: the plan's versions trained in a scratch folder, the stack deployed
-    (with `gap_fillers(scratch)` besides the demo's own), `demo` told, the report written."""
-    if not (cdk_out / f"{STACK}.template.json").exists():
-        raise DemoError(
-            f"{cdk_out} has no {STACK} stack: synthesize with `cdk synth -c env=local -o {cdk_out}`"
-        )
+    (with `gap_fillers(scratch)` besides the demo's own), `demo` told, the report written. `stacks`: the
+    environments' stacks the story needs; one is deployed with the stacks around it, several with every
+    stack of the assembly (a release chain)."""
+    for name in stacks:
+        if not (cdk_out / f"{name}.template.json").exists():
+            hint = synth_hint.format(cdk_out=cdk_out)
+            raise DemoError(f"{cdk_out} has no {name} stack: synthesize with `{hint}`")
     story = Story()
     lambda_log = lambda_log_path(report)
     with (
@@ -150,7 +156,7 @@ def tell(
         versions = train_versions(Path(scratch), story, plan)
         clock = AcceleratedClock(rate=rate)
         extra = gap_fillers(Path(scratch)) if gap_fillers else None
-        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra) as cloud:
+        with open_cloud(cdk_out, clock, functions_log, extra_gap_fillers=extra, stacks=stacks) as cloud:
             demo(cloud, clock, story, versions).run()
     write_report(story, report, title=title)
     write_rollout_reports(story, report)
@@ -229,22 +235,33 @@ def open_cloud(
     clock: AcceleratedClock,
     lambda_log: TextIO,
     extra_gap_fillers: Mapping[str, Callable[[LocalCloud], Any]] | None = None,
+    stacks: Sequence[str] = (STACK,),
 ) -> Iterator[LocalCloud]:
     from localcloud.apigateway.server import serve_http_apis  # noqa: PLC0415
     from localcloud.appconfig.routing import emulate_appconfig  # noqa: PLC0415 - gap fillers in the order they open
     from localcloud.sagemaker.runtime import serve_endpoints  # noqa: PLC0415
 
     def definition(_logical_id: str, text: str) -> str:
-        bake = endpoint_settings(cloud_ref[0], "churn")["rollout"]["bake_minutes"] * 60
-        return shortened_waits(text, clock, {"$.bake_seconds": bake})
+        # The Wait states read the bake from the execution's input: one rate for every environment's.
+        bakes = {
+            endpoint_settings(_Settings(cloud.template_of(name), cloud.resolver_of(name)), "churn")[
+                "rollout"
+            ]["bake_minutes"]
+            * 60
+            for name in stacks
+        }
+        if len(bakes) != 1:
+            raise DemoError(
+                f"the environments' bakes differ ({sorted(bakes)} s): one clock cannot shorten them"
+            )
+        return shortened_waits(text, clock, {"$.bake_seconds": bakes.pop()})
 
-    cloud_ref: list[LocalCloud] = []
     cloud = LocalCloud(
         cdk_out,
-        STACK,
+        stacks[0] if len(stacks) == 1 else None,
         clock=clock,
         definition_transform=definition,
-        parameters={_layer_parameter(cdk_out): POWERTOOLS_LAYER},
+        parameters={_layer_parameter(cdk_out, stacks[0]): POWERTOOLS_LAYER},
         lambda_log=lambda_log,
         enforce_iam=True,
         gap_fillers={
@@ -256,18 +273,34 @@ def open_cloud(
             **(extra_gap_fillers or {}),
         },
     )
-    cloud_ref.append(cloud)
     with cloud:
         yield cloud
 
 
-def _layer_parameter(cdk_out: Path) -> str:
-    template = json.loads((cdk_out / f"{STACK}.template.json").read_text())
+def _layer_parameter(cdk_out: Path, stack: str) -> str:
+    template = json.loads((cdk_out / f"{stack}.template.json").read_text())
     [name] = [key for key in template.get("Parameters", {}) if "powertools" in key.lower()]
     return str(name)
 
 
-def endpoint_settings(cloud: LocalCloud, endpoint: str) -> dict[str, Any]:
+class Deployed(Protocol):
+    """A stack, or an app's stacks seen as one: its template and how its values resolve (a `LocalCloud`
+    of one environment, or a `DeployedStack`)."""
+
+    @property
+    def template(self) -> StackTemplate: ...
+
+    @property
+    def resolver(self) -> Resolver: ...
+
+
+@dataclass(frozen=True)
+class _Settings:
+    template: StackTemplate
+    resolver: Resolver
+
+
+def endpoint_settings(cloud: Deployed, endpoint: str) -> dict[str, Any]:
     """The endpoint's settings document, as the stack's parameter holds it (infra/endpoint_settings.py)."""
     names = [
         str(r.get("Properties", {}).get("Name", ""))

@@ -6,7 +6,8 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from botocore.credentials import Credentials
 
 from localcloud.account import LOCAL_ACCOUNT_ID
 from localcloud.apigateway.client import SignedClient
+from localcloud.apigateway.routes import local_api_id
 from pipelines.train import CHURN_SCHEMA, synthetic_churn
 
 if TYPE_CHECKING:
@@ -110,6 +112,8 @@ class Traffic:
     api_client: Callable[[], SignedClient] | None = None
     served: list[Served] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Cleared while paused: the users wait before their next request.
+    _sending: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _started: float = 0.0
@@ -119,6 +123,7 @@ class Traffic:
         records = [dict(zip(CHURN_SCHEMA.names, row.tolist(), strict=True)) for row in data.features]
         labels = data.labels.tolist()
         self._started = time.monotonic()
+        self._sending.set()
         for index in range(self.threads):
             worker = threading.Thread(
                 target=self._run, args=(index, records, labels), name=f"user-traffic-{index}", daemon=True
@@ -129,8 +134,19 @@ class Traffic:
 
     def stop(self) -> None:
         self._stop.set()
+        self._sending.set()
         for worker in self._workers:
             worker.join(timeout=30)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No new requests while open (those in flight finish): one laptop serves one environment's users
+        at a time."""
+        self._sending.clear()
+        try:
+            yield
+        finally:
+            self._sending.set()
 
     def since(self, seconds: float) -> list[Served]:
         with self._lock:
@@ -149,6 +165,9 @@ class Traffic:
         client = self.lambda_client() if self.api_client is None else self.api_client()
         path = ROUTE.format(endpoint=self.endpoint)
         while not self._stop.is_set():
+            self._sending.wait()
+            if self._stop.is_set():
+                break
             user = f"user-{rng.randrange(self.users):04d}"
             row = rng.randrange(len(records))
             body = {"features": records[row], "user_id": user}
@@ -207,10 +226,16 @@ class Traffic:
         return int(payload.get("statusCode", 502)), parsed if isinstance(parsed, dict) else {}
 
 
-def api_clients(cloud: LocalCloud) -> Callable[[], SignedClient]:
-    """Clients of the cloud's serving API (its one HTTP API, served by the "http api" gap filler), each
-    signing as the demo client role's session."""
+def api_clients(cloud: LocalCloud, stack: str | None = None) -> Callable[[], SignedClient]:
+    """Clients of a stack's serving API (one of the HTTP APIs the "http api" gap filler serves; the
+    cloud's only one when `stack` is None), each signing as the demo client role's session."""
     server = cloud.gap_filler("http api")
-    [api] = server.apis()
+    apis = server.apis()
+    if stack is None:
+        [api] = apis
+    else:
+        [api] = [a for a in apis if a.api_id == local_api_id(stack, a.logical_id)]
     credentials = client_role_credentials(cloud.client("iam"), cloud.client("sts"), api.api_id, cloud.region)
-    return lambda: SignedClient(server.url, credentials, cloud.region)
+    # With several APIs on one port, the first path segment names the API (as a stage URL's host would).
+    base = server.url if len(apis) == 1 else f"{server.url}/{api.api_id}"
+    return lambda: SignedClient(base, credentials, cloud.region)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+
+from tests.functional.localstack import (
+    SERVICES,
+    LocalStackMissing,
+    healthy,
+    localstack_python,
+    python_for_localstack,
+    running_localstack,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +35,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/functional/" in str(item.path):
             item.add_marker(pytest.mark.functional)
+
+
+@pytest.fixture(scope="session")
+def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """LocalStack's endpoint: one started for the session (per xdist worker), or `LOCALSTACK_ENDPOINT`.
+    Skipped, saying why, where no Python >= 3.13 exists to run it (tests/functional/localstack.py)."""
+    if endpoint := os.environ.get("LOCALSTACK_ENDPOINT"):
+        if not healthy(endpoint):
+            pytest.fail(f"LOCALSTACK_ENDPOINT={endpoint} does not answer /_localstack/health with {SERVICES}")
+        yield endpoint
+        return
+    try:
+        python = localstack_python()
+    except LocalStackMissing as missing:
+        if python_for_localstack() is None:
+            pytest.skip(str(missing))
+        pytest.fail(str(missing))
+    with running_localstack(python, tmp_path_factory.mktemp("localstack")) as endpoint:
+        yield endpoint

@@ -8,110 +8,28 @@ evaluates single-metric alarms with the four threshold comparisons and composite
 `ALARM("arn")` terms; metric math, percentiles and the other rule operators are the local evaluator's
 alone (tests/functional/test_local_alarms.py).
 
-Where LocalStack comes from: `LOCALSTACK_ENDPOINT` (one already running), else `LOCALSTACK_PYTHON` (the
-Python of a venv with `localstack-core`; this test starts it on a free loopback port and stops it).
-Without either, the test is skipped.
+LocalStack is the session's (`localstack_endpoint`, tests/functional/localstack.py): skipped only where no
+Python >= 3.12 exists to run it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 
-INSTALL = (
-    "LocalStack is not installed: set LOCALSTACK_PYTHON to the Python of a venv with LocalStack "
-    "(Python 3.13: `uv venv --python 3.13 /work/localstack-venv && VIRTUAL_ENV=/work/localstack-venv "
-    "uv pip install --exclude-newer 2026-04-01 'localstack-core[runtime]==2026.3.0'`, then "
-    "LOCALSTACK_PYTHON=/work/localstack-venv/bin/python), or LOCALSTACK_ENDPOINT to a running one"
-)
-START_TIMEOUT_SECONDS = 90
 SETTLE_TIMEOUT_SECONDS = 60
 REGION = "us-east-1"
 ACCOUNT = "000000000000"  # LocalStack's default account for the "test" access key
 NAMESPACE = "Local/Compare"
 MINUTE_LATEST_START = 40  # seconds into the minute; see `early_in_a_minute`
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _healthy(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/_localstack/health", timeout=2) as response:
-            services = json.loads(response.read())["services"]
-    except (OSError, urllib.error.URLError, ValueError, KeyError):
-        return False
-    return services.get("cloudwatch") in ("available", "running")
-
-
-@pytest.fixture(scope="module")
-def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if endpoint := os.environ.get("LOCALSTACK_ENDPOINT"):
-        if not _healthy(endpoint):
-            pytest.fail(f"LOCALSTACK_ENDPOINT={endpoint} does not answer /_localstack/health with cloudwatch")
-        yield endpoint
-        return
-    python = os.environ.get("LOCALSTACK_PYTHON")
-    if not python:
-        pytest.skip(INSTALL)
-    if not Path(python).exists():
-        pytest.skip(f"{INSTALL} (LOCALSTACK_PYTHON={python} does not exist)")
-    port = _free_port()
-    volume = tmp_path_factory.mktemp("localstack")
-    log_path = volume / "localstack.log"
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(volume),
-        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "SERVICES": "cloudwatch",
-        "DNS_ADDRESS": "0",  # no DNS server on port 53
-        "LOCALSTACK_VOLUME_DIR": str(volume / "volume"),
-        "SKIP_SSL_CERT_DOWNLOAD": "1",
-        "DISABLE_EVENTS": "1",  # no analytics calls home
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [python, "-m", "localstack.runtime.main"], env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not _healthy(endpoint):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                started = (
-                    f"LocalStack ({python}) did not start on {endpoint} within {START_TIMEOUT_SECONDS} s"
-                )
-                pytest.fail(f"{started}:\n{tail}")
-            time.sleep(0.5)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass(frozen=True)
