@@ -45,7 +45,9 @@ class SignedClient:
         if self.credentials is not None:
             SigV4Auth(self.credentials, SERVICE, self.region).add_auth(request)
         prepared = request.prepare()
-        target = prepared.url[len(self.base_url) :] or "/"
+        # The request target is the URL's whole path (a base URL may have a path of its own: the API's id).
+        url = urlsplit(prepared.url)
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")
         try:
             self._connection.request(method, target, body=data, headers=dict(prepared.headers.items()))
             answer = self._connection.getresponse()

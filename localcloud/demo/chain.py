@@ -117,6 +117,7 @@ class ChainDemo(Demo):
         self.story.say(
             f"  production: {len(served)} requests served, {sum(s.status == 200 for s in served)} OK"
         )
+        self.say_failures(served)
 
     def released_to_production(self, name: str) -> None:
         """Follow the offer of staging's package through production's release workflow, then production's

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from localcloud.demo.story import (
     endpoint_settings,
     tell,
 )
-from localcloud.demo.traffic import Traffic, api_clients
+from localcloud.demo.traffic import Served, Traffic, api_clients
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 # A rollout deploys its candidate, starts its inference server and asks it the golden cases before any
@@ -98,6 +99,8 @@ class Demo:
         finally:
             traffic.stop()
         for transition in evaluator.transitions:
+            if (transition.previous_state, transition.state) == ("INSUFFICIENT_DATA", "OK"):
+                continue  # every alarm's first evaluation, not news
             when = story.since_start(self.clock, transition.timestamp.timestamp())
             text = f"{transition.alarm_name}: {transition.previous_state} -> {transition.state}"
             story.decide("-", "alarm", text, when)
@@ -123,6 +126,13 @@ class Demo:
             time.sleep(POLL_SECONDS)
         served = traffic.since(0)
         story.say(f"  {len(served)} requests served, {sum(s.status == 200 for s in served)} OK")
+        self.say_failures(served)
+
+    def say_failures(self, served: Sequence[Served]) -> None:
+        """The commonest answers that were not OK, if any: a story that fails says why at once."""
+        failed = Counter(f"{s.status} {s.reason or ''}".strip() for s in served if s.status != 200)
+        for answer, count in failed.most_common(3):
+            self.story.say(f"  not OK: {count} x {answer[:200]}")
 
     def _acts(self, evaluator: AlarmEvaluator) -> None:
         story = self.story
@@ -417,9 +427,7 @@ class Demo:
     def _rollout_report(self, execution: str) -> str | None:
         """The report the rollout's promote or rollback function wrote to the registry's bucket."""
         s3 = self.cloud.client("s3")
-        [registry] = [
-            n for logical, n in self.cloud.stack.bucket_names.items() if "RegistryArtifacts" in logical
-        ]
+        [registry] = [n for logical, n in self.stack.bucket_names.items() if "RegistryArtifacts" in logical]
         name = execution.rsplit(":", 1)[-1]
         listed = s3.list_objects_v2(Bucket=registry, Prefix=REPORT_PREFIX).get("Contents", [])
         keys = [str(o["Key"]) for o in listed if str(o["Key"]).endswith(f"/{name}.html")]

@@ -167,7 +167,7 @@ def write_rollout_reports(story: Story, report: Path) -> list[Path]:
     """Each rollout's own report beside the story's: `<report>-<version>.html`."""
     written = []
     for version, page in story.rollout_reports.items():
-        path = report.with_name(f"{report.stem}-{version}.html")
+        path = report.with_name(f"{report.stem}-{version.replace(' ', '-')}.html")
         path.write_text(page, encoding="utf-8")
         print(f"rollout report of {version}: {path.resolve()}", flush=True)
         written.append(path)

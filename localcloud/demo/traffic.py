@@ -71,8 +71,8 @@ def http_event(
 
 
 def client_role_credentials(iam: Any, sts: Any, api_id: str, region: str = "us-east-1") -> Credentials:
-    """A session of the demo's client role, allowed to call the serving API's routes and nothing else:
-    the identity an application backend would call the API with."""
+    """A session of the demo's client role, allowed to call the serving APIs' routes and nothing else:
+    the identity an application backend would call the API with (one role; a policy per API)."""
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -89,8 +89,13 @@ def client_role_credentials(iam: Any, sts: Any, api_id: str, region: str = "us-e
             }
         ],
     }
-    role = iam.create_role(RoleName=CLIENT_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    iam.put_role_policy(RoleName=CLIENT_ROLE, PolicyName="invoke-api", PolicyDocument=json.dumps(invoke))
+    try:
+        role = iam.create_role(RoleName=CLIENT_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    except iam.exceptions.EntityAlreadyExistsException:  # one client role for every environment's API
+        role = iam.get_role(RoleName=CLIENT_ROLE)["Role"]
+    iam.put_role_policy(
+        RoleName=CLIENT_ROLE, PolicyName=f"invoke-{api_id}", PolicyDocument=json.dumps(invoke)
+    )
     answer = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=CLIENT_SESSION)["Credentials"]
     return Credentials(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"])
 
