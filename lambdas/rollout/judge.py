@@ -285,7 +285,7 @@ def _error_evidence(windows: RolloutWindows, settings: JudgeSettings, levels: _L
         )
     data = RateRatioData.from_windows(counts)
     estimate = rate_ratio_estimate(data)
-    dispersion = rate_ratio_dispersion(data, estimate if estimate else 1.0)
+    dispersion = rate_ratio_dispersion(data, estimate)
     data = data.with_dispersion(dispersion)
     # With the absolute rule on, the promote budget is shared by two tests (union bound).
     promote_alpha = levels.promote_alpha / 2 if settings.negligible_error_rate > 0 else levels.promote_alpha

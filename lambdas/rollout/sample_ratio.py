@@ -110,7 +110,7 @@ def check_sample_ratio(
     ratio = rate_ratio_estimate(data)
     # Window-to-window wobble beyond binomial (bursts of one user's requests) weakens the test, as it
     # does the error test; a steady shortfall, which is what a mismatch is, does not.
-    data = data.with_dispersion(rate_ratio_dispersion(data, ratio if ratio else 1.0))
+    data = data.with_dispersion(rate_ratio_dispersion(data, ratio))
     side_alpha = settings.sample_ratio_alpha / 2
     threshold = math.log(1.0 / side_alpha)
     high, low = 1.0 + settings.sample_ratio_tolerance, 1.0 / (1.0 + settings.sample_ratio_tolerance)

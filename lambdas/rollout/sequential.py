@@ -149,7 +149,7 @@ is many times the threshold (`errors_5x` is still found after 4 minutes, 24.8 ex
 23.5; `errors_2x` after 19 minutes, 33.2 against 33.0)."""
 
 
-def rate_ratio_dispersion(data: RateRatioData, ratio: float) -> float:
+def rate_ratio_dispersion(data: RateRatioData, ratio: float | None) -> float:
     """Pearson's chi-square over its degrees of freedom, at least 1: the windows' extra-binomial variation.
 
     Under the conditional binomial model each window's challenger share of the events is
@@ -158,6 +158,11 @@ def rate_ratio_dispersion(data: RateRatioData, ratio: float) -> float:
     a test that ignores it is far too sure. The quasi-likelihood correction divides the log-likelihood
     ratios by this factor (McCullagh and Nelder, ch. 4). Before MIN_DISPERSION_WINDOWS windows it is
     at least EARLY_DISPERSION.
+
+    `ratio` is the windows' estimate (`rate_ratio_estimate`); None where it has none, every event
+    being the challenger's: each window's share is then 1 exactly, with no variation to measure. Taken
+    at any other ratio (no difference, say), the difference itself would count as variation and weaken
+    the very test that should show it.
     """
     windows = data.totals_and_exposure_ratios
     if not windows or len(data.challenger_events_per_window) != len(windows):
@@ -170,11 +175,11 @@ def rate_ratio_dispersion(data: RateRatioData, ratio: float) -> float:
 
 
 def _pearson_dispersion(
-    windows: Sequence[tuple[int, float]], challenger_events: Sequence[int], ratio: float
+    windows: Sequence[tuple[int, float]], challenger_events: Sequence[int], ratio: float | None
 ) -> float:
     chi_square = 0.0
     for (m, r), x in zip(windows, challenger_events, strict=True):
-        pi = ratio * r / (1.0 + ratio * r)
+        pi = 1.0 if ratio is None else ratio * r / (1.0 + ratio * r)
         expected_variance = m * pi * (1.0 - pi)
         if expected_variance > 0.0:
             chi_square += (x - m * pi) ** 2 / expected_variance

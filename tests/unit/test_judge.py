@@ -311,6 +311,26 @@ def test_a_burst_never_weakens_a_rollback_once_the_dispersion_is_estimated() -> 
         assert verdict is Verdict.ROLLBACK, f"burst of {burst} errors gave {verdict}"
 
 
+def test_a_failing_challenger_beside_a_champion_without_errors_is_rolled_back_once_windows_are_many() -> None:
+    # The champion served without a single error, so the rate ratio has no finite estimate: the
+    # windows' dispersion was then taken at ratio 1 (no difference), the difference itself counted
+    # as extra-binomial variation, and a challenger failing 5 % of its requests was "no harm shown".
+    settings = JudgeSettings(metrics=(Metric.ERRORS,))
+    for count in (9, 12, 30):
+        champion = tuple(VariantWindow(requests=57_000, errors_5xx=0) for _ in range(count))
+        challenger = tuple(VariantWindow(requests=3_000, errors_5xx=150) for _ in range(count))
+        verdict = judge(RolloutWindows(champion=champion, challenger=challenger), settings).verdict
+        assert verdict is Verdict.ROLLBACK, f"{count} windows gave {verdict}"
+
+
+def test_a_challenger_without_errors_beside_a_failing_champion_is_promoted_once_windows_are_many() -> None:
+    settings = JudgeSettings(metrics=(Metric.ERRORS,))
+    champion = tuple(VariantWindow(requests=9_000, errors_5xx=90) for _ in range(30))
+    challenger = tuple(VariantWindow(requests=3_000, errors_5xx=0) for _ in range(30))
+    verdict = judge(RolloutWindows(champion=champion, challenger=challenger), settings).verdict
+    assert verdict is Verdict.PROMOTE
+
+
 # --- inputs the judge refuses ---------------------------------------------------------------------
 
 
