@@ -8,6 +8,7 @@ The acts: README.md.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +45,8 @@ from localcloud.demo.story import (
 )
 from localcloud.demo.traffic import Served, Traffic, api_clients
 
+# The installed command, run as a separate process as an operator would (the same interpreter).
+MLROLLOUT = [sys.executable, "-c", "from mlrollout_cli.main import cli; cli()"]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 # A rollout deploys its candidate, starts its inference server and asks it the golden cases before any
 # traffic step: on a busy 2-core machine that and the bakes take minutes.
@@ -80,6 +83,8 @@ class Demo:
         self.story = story
         self.versions = versions
         self.stack = cloud.stack if stack is None else stack
+        self.watched = "v2"  # the rollout whose first look the operator's `mlrollout status` shows
+        self._status_shown = False
         self.settings = endpoint_settings(self.stack, "churn")
         self.endpoint_name = str(self.settings["endpoint_name"])
         self.group = str(self.settings["model_package_group"])
@@ -250,12 +255,42 @@ class Demo:
                 ):
                     continue
                 self._tell_state(name, state)
+                if state == "Ask the judge" and name == self.watched and not self._status_shown:
+                    self._status_shown = True
+                    self.show_status()
             seen = len(entered)
             described = self.states.describe_execution(executionArn=execution)
             if described["status"] != "RUNNING":
                 return dict(described)
             time.sleep(POLL_SECONDS)
         raise DemoError(f"rollout of {name} still running after {ROLLOUT_DEADLINE_SECONDS} s")
+
+    def show_status(self) -> None:
+        """What an operator sees mid-rollout: the installed `mlrollout status --watch`, run against
+        this local cloud (AWS_ENDPOINT_URL, the emulator's credentials) for two refreshes."""
+        environment = self.stack.template.name.removeprefix("MlRollout-")
+        command = [
+            *MLROLLOUT,
+            "--local",
+            "--env",
+            environment,
+            "status",
+            "churn",
+            "--watch",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+        ]
+        shown = " ".join(["mlrollout", *command[len(MLROLLOUT) :]])
+        self.story.say(f"  $ {shown}")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        for line in (done.stdout + done.stderr).splitlines():
+            if line.strip():
+                self.story.say(f"    {line.rstrip()}")
+        self.story.operator_status, self.story.operator_status_exit = done.stdout, done.returncode
+        if done.returncode != 0:
+            self.story.say(f"  (mlrollout exited {done.returncode})")
 
     def _tell_state(self, name: str, state: str) -> None:
         self.story.say(f"  {name}: {state}  (weights {self._weights()})")

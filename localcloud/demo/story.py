@@ -77,6 +77,9 @@ class Story:
     retrainings: list[dict[str, Any]] = field(default_factory=list)
     # Version -> its rollout's own report, as the rollout's function wrote it to the registry's bucket.
     rollout_reports: dict[str, str] = field(default_factory=dict)
+    # What `mlrollout status --watch` printed during v2's rollout, run as an operator would.
+    operator_status: str = ""
+    operator_status_exit: int | None = None
 
     def at(self) -> float:
         return time.monotonic() - self.started

@@ -281,7 +281,8 @@ def open_chain(cdk_out: Path) -> Iterator[Chain]:
 
     def definition(logical_id: str, text: str) -> str:
         document = json.loads(text)
-        if ASK_STATE in document["States"]:
+        # The release's approval only (the rollout's human gates have a state of that name too).
+        if logical_id.startswith("ReleaseStateMachine") and ASK_STATE in document["States"]:
             document["States"][ASK_STATE]["TimeoutSeconds"] = APPROVAL_SECONDS
         # Both environments' bakes are local.yaml's 3 minutes.
         return shortened_waits(json.dumps(document), clock, {"$.bake_seconds": 180})

@@ -65,6 +65,17 @@ def test_v2_is_promoted_step_by_step_by_the_judge(story: tuple[Story, Path]) -> 
     assert sorted(gates) == ["golden_inputs: passed", "input_drift: passed", "metric_thresholds: passed"]
 
 
+def test_an_operator_sees_the_rollout_with_mlrollout_status_watch_while_it_runs(
+    story: tuple[Story, Path],
+) -> None:
+    told, _ = story
+    assert told.operator_status_exit == 0, told.operator_status
+    watched = told.operator_status
+    # Two refreshes of the live rollout, read by the installed command from the local cloud.
+    assert watched.count("weights") >= 2, watched
+    assert "churn" in watched and "challenger" in watched, watched
+
+
 def test_v2_promoted_in_staging_is_released_to_production_and_promoted_there_by_its_own_rollout(
     story: tuple[Story, Path],
 ) -> None:
