@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
@@ -36,9 +37,22 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _cell(value: Any) -> str:
+    """A table cell as a person reads it: no "None", no sixteen-digit floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_cell(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -139,7 +153,7 @@ def report_html(entries: Sequence[LedgerEntry]) -> str:
     ]
     decisions = [
         (
-            e.recorded_at,
+            _utc(e.recorded_at),
             f"{e.payload.get('challenger_percent')} %",
             e.payload.get("bake"),
             e.payload.get("verdict"),
@@ -213,7 +227,7 @@ def report_html(entries: Sequence[LedgerEntry]) -> str:
         + "<h2>Gates</h2>"
         + _table(["gate", "status", "detail"], gates)
         + "<h2>Decisions</h2>"
-        + _table(["recorded (epoch s)", "share", "look", "verdict", "action", "reason"], decisions)
+        + _table(["recorded (UTC)", "share", "look", "verdict", "action", "reason"], decisions)
         + f"<h2>Metrics look by look</h2>{metric_sections}"
         + "<h2>Sample ratio look by look</h2><p>Each step's requests against its weights (served/expected "
         "ratio of the challenger's requests to the champion's, with its anytime-valid bounds).</p>"
