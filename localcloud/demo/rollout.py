@@ -45,8 +45,6 @@ from localcloud.demo.story import (
 )
 from localcloud.demo.traffic import Served, Traffic, api_clients
 
-# The installed command, run as a separate process as an operator would (the same interpreter).
-MLROLLOUT = [sys.executable, "-c", "from mlrollout_cli.main import cli; cli()"]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlrollout-inference:0.1.0"
 # A rollout deploys its candidate, starts its inference server and asks it the golden cases before any
 # traffic step: on a busy 2-core machine that and the bakes take minutes.
@@ -266,11 +264,20 @@ class Demo:
         raise DemoError(f"rollout of {name} still running after {ROLLOUT_DEADLINE_SECONDS} s")
 
     def show_status(self) -> None:
-        """What an operator sees mid-rollout: the installed `mlrollout status --watch`, run against
-        this local cloud (AWS_ENDPOINT_URL, the emulator's credentials) for two refreshes."""
+        """What an operator sees mid-rollout: `mlrollout status --watch` in a process of its own (this
+        interpreter, the story's clock), against this local cloud (AWS_ENDPOINT_URL, the emulator's
+        credentials), for two refreshes."""
         environment = self.stack.template.name.removeprefix("MlRollout-")
+        # On the story's clock, as the functions are: the ledger's times are emulated ones.
+        on_clock = (
+            "from localcloud.awslambda.clock_worker import install_clock; "
+            f"install_clock({self.clock.variable()!r}); "
+            "from mlrollout_cli.main import cli; cli()"
+        )
         command = [
-            *MLROLLOUT,
+            sys.executable,
+            "-c",
+            on_clock,
             "--local",
             "--env",
             environment,
@@ -282,7 +289,7 @@ class Demo:
             "--count",
             "2",
         ]
-        shown = " ".join(["mlrollout", *command[len(MLROLLOUT) :]])
+        shown = " ".join(["mlrollout", *command[3:]])
         self.story.say(f"  $ {shown}")
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         for line in (done.stdout + done.stderr).splitlines():
