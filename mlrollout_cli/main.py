@@ -623,29 +623,7 @@ def _answered(platform: Platform, send: Callable[[], object], rollout_id: str) -
 def approve(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
     """Approve the human gate the endpoint's rollout waits at (before a step or the promotion): the
     workflow goes on at once. Recorded in the ledger as the person's approval."""
-    obj = _context(ctx)
-    platform = obj.platform()
-    rollout_id, gate = _waiting_gate(platform, endpoint)
-    try:
-        answer = GateAnswer(
-            gate=str(gate["gate"]), by=_caller(platform), reason=reason, answered_at=obj.now()
-        )
-    except ValueError as error:
-        raise CliError(f"invalid approval: {error}", ExitCode.USAGE) from None
-    states = platform.client("stepfunctions")
-    with aws_errors():
-        _answered(
-            platform,
-            lambda: states.send_task_success(
-                taskToken=str(gate["task_token"]), output=answer.model_dump_json()
-            ),
-            rollout_id,
-        )
-    result = {"rollout_id": rollout_id, "approval": answer.model_dump(mode="json")}
-    if as_json:
-        _print_json(result)
-    else:
-        obj.console.print(f"approved {answer.gate} of {rollout_id}: the rollout goes on")
+    _answer_gate(ctx, endpoint, reason, as_json, approved=True)
 
 
 @cli.command(epilog='\b\nExamples:\n  mlrollout reject churn --reason "conversion dashboard looks off"')
@@ -657,15 +635,26 @@ def approve(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> No
 @click.pass_context
 def reject(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None:
     """Reject the human gate the endpoint's rollout waits at: it is rolled back, naming who and why."""
+    _answer_gate(ctx, endpoint, reason, as_json, approved=False)
+
+
+def _answer_gate(ctx: click.Context, endpoint: str, reason: str, as_json: bool, *, approved: bool) -> None:
+    """The person's answer at the human gate the endpoint's rollout waits at, sent on its task token
+    (a rejection too: moto's SendTaskFailure drops the cause, and the ledger needs who and why)."""
     obj = _context(ctx)
     platform = obj.platform()
     rollout_id, gate = _waiting_gate(platform, endpoint)
     try:
         answer = GateAnswer(
-            gate=str(gate["gate"]), approved=False, by=_caller(platform), reason=reason, answered_at=obj.now()
+            gate=str(gate["gate"]),
+            approved=approved,
+            by=_caller(platform),
+            reason=reason,
+            answered_at=obj.now(),
         )
     except ValueError as error:
-        raise CliError(f"invalid rejection: {error}", ExitCode.USAGE) from None
+        what = "approval" if approved else "rejection"
+        raise CliError(f"invalid {what}: {error}", ExitCode.USAGE) from None
     states = platform.client("stepfunctions")
     with aws_errors():
         _answered(
@@ -675,9 +664,14 @@ def reject(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> Non
             ),
             rollout_id,
         )
-    result = {"rollout_id": rollout_id, "rejection": answer.model_dump(mode="json")}
+    result = {
+        "rollout_id": rollout_id,
+        ("approval" if approved else "rejection"): answer.model_dump(mode="json"),
+    }
     if as_json:
         _print_json(result)
+    elif approved:
+        obj.console.print(f"approved {answer.gate} of {rollout_id}: the rollout goes on")
     else:
         obj.console.print(f"rejected {answer.gate} of {rollout_id}: it is being rolled back")
 
