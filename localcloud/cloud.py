@@ -15,7 +15,6 @@ from typing import Any, TextIO, TypeVar
 
 import boto3
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from localcloud.account import AwsEnvironment
 from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers
@@ -35,6 +34,7 @@ from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
 from localcloud.iam.enforcement import RoleCredentials, admit_emulator_credentials, enforced_iam
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
+from localcloud.server import moto_server
 from localcloud.stepfunctions.execution_events import emit_execution_events
 
 DEFAULT_STACK = "MlRollout-dev"
@@ -222,7 +222,7 @@ class LocalCloud:
             stack.enter_context(patched_environment(self._base_environment()))
             stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             stack.enter_context(quiet_request_log())
-            server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+            server = moto_server(LOOPBACK)
             server.start()
             stack.callback(server.stop)
             _, self._port = server.get_host_and_port()

@@ -1,14 +1,19 @@
-"""A Lambda worker whose `time.time` runs faster (see `localcloud.awslambda.clock`), then `worker.py`.
+"""A Lambda worker whose `time.time` and `time.monotonic` run faster (see `localcloud.awslambda.clock`),
+then `worker.py`.
 
 The clock is installed before the worker imports the handler, so a default argument such as
-`clock=time.time` binds the faster one too. `LOCALCLOUD_CLOCK` is "<real origin>:<rate>"; without it
-the worker runs on the real clock. Like `worker.py`, this file imports nothing from the project.
+`clock=time.time` or `clock=time.monotonic` (a cache's TTL) binds the faster one too. `threading` and
+`queue` are imported first: their timed waits keep the real clock. `LOCALCLOUD_CLOCK` is
+"<real origin>:<rate>"; without it the worker runs on the real clock. Like `worker.py`, this file imports
+nothing from the project.
 """
 
 from __future__ import annotations
 
 import os
+import queue  # noqa: F401  (imported before the clock: its timed waits keep the real monotonic)
 import runpy
+import threading  # noqa: F401  (likewise)
 import time
 from pathlib import Path
 
@@ -19,7 +24,8 @@ WORKER = Path(__file__).with_name("worker.py")
 def install_clock(variable: str) -> None:
     origin_text, rate_text = variable.split(":")
     origin, rate = float(origin_text), float(rate_text)
-    real_time = time.time
+    real_time, real_monotonic = time.time, time.monotonic
+    monotonic_origin = real_monotonic()
 
     def accelerated() -> float:
         return origin + (real_time() - origin) * rate
@@ -27,8 +33,16 @@ def install_clock(variable: str) -> None:
     def accelerated_ns() -> int:
         return int(accelerated() * 1_000_000_000)
 
+    def accelerated_monotonic() -> float:
+        return monotonic_origin + (real_monotonic() - monotonic_origin) * rate
+
+    def accelerated_monotonic_ns() -> int:
+        return int(accelerated_monotonic() * 1_000_000_000)
+
     time.time = accelerated
     time.time_ns = accelerated_ns
+    time.monotonic = accelerated_monotonic
+    time.monotonic_ns = accelerated_monotonic_ns
 
 
 if __name__ == "__main__":

@@ -209,6 +209,12 @@ class Demo:
                 return str(properties["Environment"]["Variables"][name])
         raise DemoError("no router function in the template")
 
+    def _flags_cache(self) -> str:
+        """The router's flags cache, on the story's clock (the workers' `time.monotonic` runs faster)."""
+        ttl = float(self._router_variable("FLAGS_TTL_SECONDS"))
+        real = ttl / self.clock.rate
+        return f"the router caches the flags {ttl:g} s on the story's clock, {real:.1f} s real"
+
     def _function(self, handler: str) -> str:
         for logical_id, resource in self.stack.template.resources.items():
             if resource.get("Properties", {}).get("Handler") == handler:
@@ -324,14 +330,15 @@ class Demo:
         )
         last_challenger = self._wait_for_champion_only(pulled)
         # From the deployment completing (AppConfig serves the new flags) to the last request the
-        # challenger served: the router's flags cache (FLAGS_TTL_SECONDS) and requests in flight.
+        # challenger served: the router's flags cache (FLAGS_TTL_SECONDS, on the story's clock) and
+        # requests in flight.
         self.story.kill_switch_seconds = max(0.0, last_challenger - completed)
         self.story.decide(
             name,
             "kill switch",
             f"last request served by the challenger {self.story.kill_switch_seconds:.1f} s after the "
-            f"deployment completed ({last_challenger - pulled:.1f} s after it started; the router caches "
-            f"the flags {self._router_variable('FLAGS_TTL_SECONDS')} s)",
+            f"deployment completed ({last_challenger - pulled:.1f} s after it started; "
+            f"{self._flags_cache()})",
         )
         ended = self.follow_abort(execution, name)
         self._record(name, execution, began, ended, "rolled_back")
@@ -524,8 +531,7 @@ class Demo:
         if self.story.kill_switch_seconds is not None:
             self.story.say(
                 f"  kill switch: the challenger's last request {self.story.kill_switch_seconds:.1f} s "
-                f"after the flags deployment completed (goal <= 15 s; the router caches the flags "
-                f"{self._router_variable('FLAGS_TTL_SECONDS')} s)"
+                f"after the flags deployment completed (goal <= 15 s; {self._flags_cache()})"
             )
 
     # --- sampling -------------------------------------------------------------------------------------

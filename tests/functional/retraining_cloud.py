@@ -30,7 +30,6 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.settings import FamilySettings, RetrainingSettings, load_retraining_settings
 from lambdas.shared.endpoint_store import FAMILY_SETTINGS_PATH_VARIABLE
@@ -51,6 +50,7 @@ from localcloud.events.delivery import EventDeliveries, deliver_events
 from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
+from localcloud.server import moto_server
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
@@ -149,7 +149,7 @@ class EmulatedAws:
         self.retraining = retraining
         self.clock = AcceleratedClock(rate=POLL_RATE)
         self._stack = ExitStack()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = moto_server("127.0.0.1")
         self._server.start()
         self._stack.callback(self._server.stop)
         host, port = self._server.get_host_and_port()

@@ -25,13 +25,13 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
@@ -54,6 +54,7 @@ from localcloud.events.delivery import EventDeliveries, deliver_events
 from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
+from localcloud.server import moto_server
 from tests.functional.golden_models import GOOD, ModelName, put_model
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 from tests.functional.rollout_support import (
@@ -100,9 +101,10 @@ class RolloutTemplate:
     functions: tuple[FunctionSpec, ...]
     machine_id: str
 
-    @property
+    @cached_property
     def settings(self) -> RolloutSettings:
-        """The functions' settings, with the endpoints' as the stack's parameters hold them."""
+        """The functions' settings, with the endpoints' as the stack's parameters hold them (read once: a
+        fault-matrix cell asks for them at every minute it writes)."""
         loaded = load_rollout_settings(self.functions[0].environment)
         path = self.functions[0].environment[ENDPOINT_SETTINGS_PATH_VARIABLE]
         endpoints = {
@@ -112,7 +114,7 @@ class RolloutTemplate:
         }
         return loaded.model_copy(update={"endpoints": endpoints})
 
-    @property
+    @cached_property
     def parameters(self) -> dict[str, str]:
         """Each endpoint's settings parameter, as the stacks write them."""
         return parameter_values(
@@ -159,7 +161,7 @@ class EmulatedAws:
         self.clock = AcceleratedClock(rate=CLOCK_RATE)
         self.functions = [self.clock.on(spec) for spec in rollout.functions]
         self._stack = ExitStack()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = moto_server("127.0.0.1")
         self._server.start()
         self._stack.callback(self._server.stop)
         host, port = self._server.get_host_and_port()

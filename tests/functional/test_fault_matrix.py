@@ -81,6 +81,7 @@ KNOWN_SCENARIOS: dict[str, str] = {}
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     template = rollout_template(app_template(load_stacks(shared_outdir(tmp_path_factory)), STACK))
     definition = json.loads(state_machine_definition(template.resolver, template.machine_id))
+    bake_long_looks(definition, template.bake_seconds)
     for modules in handler_modules(template):
         rig = Rig(template, definition, modules)
         with rig.serving():
@@ -93,6 +94,16 @@ def results() -> Iterator[list[CellResult]]:
     yield collected
     if len(collected) == len(STATES) * len(Fault):
         write_table(collected)
+
+
+def bake_long_looks(definition: dict[str, Any], bake_seconds: int) -> None:
+    """The Bake lasts the configured bake, as in the state-machine tests: one look per step, not one a
+    minute. The judge's cadence is the judge's own business (unit-tested); a cell needs each state entered,
+    and ten looks a step made the judge most of the matrix's time."""
+    for state in definition["States"].values():
+        if state["Type"] == "Wait" and state.get("SecondsPath") == "$.bake_seconds":
+            del state["SecondsPath"]
+            state["Seconds"] = bake_seconds
 
 
 def write_table(results: list[CellResult]) -> None:
