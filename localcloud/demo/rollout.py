@@ -210,10 +210,9 @@ class Demo:
         raise DemoError("no router function in the template")
 
     def _flags_cache(self) -> str:
-        """The router's flags cache, on the story's clock (the workers' `time.monotonic` runs faster)."""
-        ttl = float(self._router_variable("FLAGS_TTL_SECONDS"))
-        real = ttl / self.clock.rate
-        return f"the router caches the flags {ttl:g} s on the story's clock, {real:.1f} s real"
+        """The router's flags cache: Powertools' parameter cache, timed on `datetime.now()`, so real seconds
+        (the workers' `time.time` and `time.monotonic` run faster, not `datetime.now()`)."""
+        return f"the router caches the flags {self._router_variable('FLAGS_TTL_SECONDS')} s, real seconds"
 
     def _function(self, handler: str) -> str:
         for logical_id, resource in self.stack.template.resources.items():
@@ -330,8 +329,7 @@ class Demo:
         )
         last_challenger = self._wait_for_champion_only(pulled)
         # From the deployment completing (AppConfig serves the new flags) to the last request the
-        # challenger served: the router's flags cache (FLAGS_TTL_SECONDS, on the story's clock) and
-        # requests in flight.
+        # challenger served: the router's flags cache (FLAGS_TTL_SECONDS) and requests in flight.
         self.story.kill_switch_seconds = max(0.0, last_challenger - completed)
         self.story.decide(
             name,

@@ -95,9 +95,15 @@ def running_localstack(python: Path, volume: Path) -> Iterator[str]:
     """LocalStack on a free loopback port while open (its log in `volume`); its endpoint URL."""
     port = free_port()
     log_path = volume / "localstack.log"
+    # Its own temporary folder: LocalStack keeps CloudWatch's metrics database in $TMPDIR/localstack and
+    # clears that folder on start and stop, so beside another worker's LocalStack the metrics failed with
+    # "unable to open database file".
+    own_tmp = volume / "tmp"
+    own_tmp.mkdir(parents=True, exist_ok=True)
     environment = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(volume),
+        "TMPDIR": str(own_tmp),
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "SERVICES": SERVICES,
         "EAGER_SERVICE_LOADING": "1",
