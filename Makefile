@@ -54,10 +54,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # make test: set up from a fresh clone, lint, then every tier but `local` on both cores (a test module stays on
-# one worker, so its fixtures are built once; the longest modules start first: tests/conftest.py), then the
-# `local` tier's two stories side by side, one per core, and nothing else: they run on an accelerated clock,
-# a story starved of CPU serves too little traffic for the judge to decide, and each story's own process is
-# held to about one core by the GIL (moto's server, the HTTP API and the users share it).
+# one worker, so its fixtures are built once), then the `local` tier's two stories side by side, one per core,
+# and nothing else: they run on an accelerated clock, a story starved of CPU serves too little traffic for
+# the judge to decide, and each story's own process is held to about one core by the GIL (moto's server,
+# the HTTP API and the users share it).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 

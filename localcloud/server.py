@@ -22,12 +22,8 @@ _CACHE = "_localcloud_backend_for_host"
 
 
 @functools.cache
-def _moto_modules() -> frozenset[str]:
-    return frozenset(_uncached_modules())
-
-
 def _cached_modules() -> frozenset[str]:
-    return _moto_modules()
+    return frozenset(_uncached_modules())
 
 
 def _cached_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:

@@ -15,6 +15,8 @@ from tests.functional.localstack import (
     python_for_localstack,
     running_localstack,
 )
+from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
+from tests.infra.conftest import shared_outdir
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +56,17 @@ def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         pytest.fail(str(missing))
     with running_localstack(python, tmp_path_factory.mktemp("localstack")) as endpoint:
         yield endpoint
+
+
+# The rollout workflow's tests (a module may define its own `cloud` on this `aws`).
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
+    """The app's rollout workflow on moto's server, for one test module."""
+    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
+    """A fresh deployment of it for one test."""
+    yield from deploy(aws)

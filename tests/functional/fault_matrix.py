@@ -56,8 +56,11 @@ from tests.functional.rollout_cloud import (
     write_gate_files,
 )
 from tests.functional.rollout_support import (
+    BOOTSTRAP_MODEL,
     BUCKET,
     ENDPOINT_NAME,
+    FAILING,
+    HEALTHY,
     IMAGE,
     REGION,
     Clock,
@@ -74,9 +77,6 @@ UPDATE_SECONDS = 20 * 60
 TASK_SECONDS = 1
 # An execution that has not ended after this many states is stuck in a loop.
 MAX_STATES = 2_000
-BOOTSTRAP_MODEL = "churn-v1"
-HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
-FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 # 5 challenger requests a minute (the champion serves 95 beside them at 5 %): dev's first step cannot
 # serve its minimum samples in time.
 TRICKLE = Minute(requests=5, latency_us=20_000, trials=5, successes=1)

@@ -202,6 +202,10 @@ class Deployment:
     events: EventDeliveries
     _stop_serving: threading.Event = field(default_factory=threading.Event)
 
+    def request(self, package: str, **overrides: Any) -> dict[str, Any]:
+        """A rollout started by hand with the strategy's overrides, as `mlrollout start` sends it."""
+        return {"endpoint": self.aws.rollout.endpoint, "model_package_arn": package} | overrides
+
     @property
     def endpoint_name(self) -> str:
         return self.aws.rollout.settings.endpoints[self.aws.rollout.endpoint].endpoint_name

@@ -26,6 +26,8 @@ LEDGER_TABLE = "mlrollout-dev-rollout-ledger"
 TOPIC = "mlrollout-dev-notifications"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlrollout-dev-churn-sagemaker"
+# The model the endpoint is bootstrapped with (`create_endpoint`).
+BOOTSTRAP_MODEL = "churn-v1"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlrollout-inference:0.2.0"
 BUCKET = "mlrollout-dev-artifacts"
 CAPTURE_PREFIX = "data-capture"
@@ -147,14 +149,14 @@ def create_tables(client: DynamoDBClient) -> None:
 
 
 def create_endpoint(client: Any) -> None:
-    """The endpoint in its bootstrap shape: champion and an idle challenger on churn-v1."""
-    client.create_model(ModelName="churn-v1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn=ROLE)
+    """The endpoint in its bootstrap shape: champion and an idle challenger on BOOTSTRAP_MODEL."""
+    client.create_model(ModelName=BOOTSTRAP_MODEL, PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn=ROLE)
     client.create_endpoint_config(
         EndpointConfigName=f"{ENDPOINT_NAME}-bootstrap",
         ProductionVariants=[
             {
                 "VariantName": name,
-                "ModelName": "churn-v1",
+                "ModelName": BOOTSTRAP_MODEL,
                 "InitialInstanceCount": 1,
                 "InstanceType": "ml.m5.large",
                 "InitialVariantWeight": weight,
@@ -213,6 +215,13 @@ class Minute:
             trials=round(self.trials * factor),
             successes=round(self.successes * factor),
         )
+
+
+# The rollout tests' variants, per emulated minute: enough requests, latency samples and feedback for the
+# judge's minimum-sample guards within one 10-minute bake; FAILING's 5 % of failed requests is far beyond
+# the judge's 10 % relative error tolerance over an error-free champion.
+HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
+FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 
 
 @dataclass

@@ -26,21 +26,18 @@ from localcloud.cloudformation.template import parameter_values
 from localcloud.events.delivery import deliver_events
 from mlrollout_cli.errors import ExitCode
 from mlrollout_cli.main import Context, cli
-from tests.functional.rollout_cloud import STACK, Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import Minute
+from tests.functional.rollout_cloud import (
+    STACK,
+    Deployment,
+    EmulatedAws,
+    deploy,
+)
+from tests.functional.rollout_support import HEALTHY
 from tests.infra.conftest import shared_outdir
 
-HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
-FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 PREFIX = "mlrollout-dev"
 # Generous: the first rollout of a module starts every function's worker cold.
 DEADLINE_SECONDS = 90.0
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
-        yield emulated
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from localcloud.cloudformation.template import app_template, load_stacks, state_machine_definition
 from tests.functional.fault_matrix import (
     ABORTED,
-    BOOTSTRAP_MODEL,
     LOCKED,
     PROMOTED,
     REFUSED,
@@ -40,6 +39,7 @@ from tests.functional.fault_matrix import (
     run_cell,
 )
 from tests.functional.rollout_cloud import STACK, rollout_template
+from tests.functional.rollout_support import BOOTSTRAP_MODEL
 from tests.infra.conftest import shared_outdir
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "fault_matrix.csv"

@@ -9,37 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import boto3
-import pytest
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
-from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import ENDPOINT_NAME, MetricWriter, Minute
-from tests.infra.conftest import shared_outdir
+from tests.functional.rollout_cloud import Deployment
+from tests.functional.rollout_support import BOOTSTRAP_MODEL, ENDPOINT_NAME, FAILING, MetricWriter
 
-FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
-BOOTSTRAP_MODEL = "churn-v1"
 ALARM_DEADLINE_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    yield from deploy(aws)
-
-
-def request(cloud: Deployment, package: str, **overrides: Any) -> dict[str, Any]:
-    """A rollout started by hand with the strategy's overrides, as `mlrollout start` sends it."""
-    return {"endpoint": cloud.aws.rollout.endpoint, "model_package_arn": package} | overrides
 
 
 # --- blue_green ----------------------------------------------------------------------------------------
@@ -47,7 +25,7 @@ def request(cloud: Deployment, package: str, **overrides: Any) -> dict[str, Any]
 
 def test_blue_green_shifts_under_sagemakers_guardrails_and_is_promoted(cloud: Deployment) -> None:
     package = cloud.register_package()
-    execution = cloud.run(request(cloud, package, strategy="blue_green"))
+    execution = cloud.run(cloud.request(package, strategy="blue_green"))
     arn = execution["executionArn"]
     assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
     entered = cloud.states_entered(arn)
@@ -114,7 +92,7 @@ def test_blue_green_is_rolled_back_by_sagemaker_when_a_rollback_alarm_fires(clou
     tripped = threading.Event()
     watcher = threading.Thread(target=trip_alarm_once_the_canary_serves, args=(cloud, alarm, tripped))
     watcher.start()
-    execution = cloud.run(request(cloud, package, strategy="blue_green"))
+    execution = cloud.run(cloud.request(package, strategy="blue_green"))
     watcher.join()
     assert tripped.is_set(), "the alarm never went to ALARM during the deployment"
     arn = execution["executionArn"]

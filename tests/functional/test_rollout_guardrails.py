@@ -23,16 +23,14 @@ import pytest
 from lambdas.rollout.ledger import EntryKind
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import Minute
+from tests.functional.rollout_support import BOOTSTRAP_MODEL, HEALTHY, Minute
 from tests.infra.conftest import synthesize
 from tests.unit.test_config import dev_document, write_env
 
 GUARDRAIL_ALARM = "orders-db-cpu-high"
 GUARDRAIL_ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{GUARDRAIL_ALARM}"
 MAX_COST_INCREASE = 0.2
-BOOTSTRAP_MODEL = "churn-v1"
 TRAFFIC_DEADLINE_SECONDS = 60.0
-HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 # As accurate and error-free, three times as slow: three times the instances at the champion's load.
 SLOW = Minute(requests=3000, latency_us=60_000, trials=3000, successes=300)
 

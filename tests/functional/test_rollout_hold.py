@@ -19,18 +19,16 @@ from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from lambdas.shared.operations import operations_parameter_name
 from localcloud.cloudformation.template import parameter_values
 from mlrollout_cli.errors import ExitCode
-from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.test_cli import FAILING, HEALTHY, PREFIX, mlrollout, printed, wait_until
-from tests.infra.conftest import shared_outdir
+from tests.functional.rollout_cloud import (
+    Deployment,
+    EmulatedAws,
+    deploy,
+)
+from tests.functional.rollout_support import FAILING, HEALTHY
+from tests.functional.test_cli import PREFIX, mlrollout, printed, wait_until
 
 POLICY = {"harm": "hold", "hold_timeout_minutes": 120}
 GATES = [25]
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
-        yield emulated
 
 
 @pytest.fixture

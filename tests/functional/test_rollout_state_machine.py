@@ -8,7 +8,7 @@ How it is emulated: `tests/functional/rollout_cloud.py` (the handlers' clock run
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 from unittest import mock
 
@@ -19,29 +19,11 @@ from moto.cloudwatch.models import CloudWatchBackend
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from tests.functional.golden_models import GOOD, OTHER
-from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import Minute
-from tests.infra.conftest import shared_outdir
+from tests.functional.rollout_cloud import Deployment
+from tests.functional.rollout_support import BOOTSTRAP_MODEL, FAILING, HEALTHY
 
 LOCK_DEADLINE_SECONDS = 20.0
-# Per emulated minute and variant: enough requests, latency samples and feedback for the judge's
-# minimum-sample guards within one 10-minute bake.
-HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
-# 5 % of requests fail: far beyond the judge's 10 % relative error tolerance over an error-free champion.
-FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 GATES = ["golden_inputs", "metric_thresholds", "input_drift"]
-BOOTSTRAP_MODEL = "churn-v1"
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    yield from deploy(aws)
 
 
 def actions(entries: list[LedgerEntry]) -> list[str]:

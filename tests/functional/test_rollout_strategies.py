@@ -9,39 +9,24 @@ The requests a real endpoint mirrors and splits are in `make demo STRATEGY=...` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind
-from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import ENDPOINT_NAME, MetricWriter, Minute
-from tests.infra.conftest import shared_outdir
+from tests.functional.rollout_cloud import Deployment
+from tests.functional.rollout_support import (
+    BOOTSTRAP_MODEL,
+    ENDPOINT_NAME,
+    FAILING,
+    HEALTHY,
+    MetricWriter,
+    Minute,
+)
 
-HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
-FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
-BOOTSTRAP_MODEL = "churn-v1"
 # The shadow variant's minutes, written at once for longer than any rollout here lasts.
 SHADOW_MINUTES = 6 * 60
-
-
-@pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
-        yield emulated
-
-
-@pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    yield from deploy(aws)
-
-
-def request(cloud: Deployment, package: str, **overrides: Any) -> dict[str, Any]:
-    """A rollout started by hand with the strategy's overrides, as `mlrollout start` sends it."""
-    return {"endpoint": cloud.aws.rollout.endpoint, "model_package_arn": package} | overrides
 
 
 def outcome(cloud: Deployment, execution: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +46,7 @@ def test_shadow_is_judged_on_mirrored_traffic_and_promoted(cloud: Deployment) ->
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
     serve_variant(cloud, "shadow", HEALTHY)
-    execution = cloud.run(request(cloud, package, strategy="shadow"))
+    execution = cloud.run(cloud.request(package, strategy="shadow"))
     arn = execution["executionArn"]
     assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
     ledger = cloud.ledger(arn)
@@ -81,7 +66,7 @@ def test_shadow_that_fails_its_mirrored_requests_is_rolled_back(cloud: Deploymen
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
     serve_variant(cloud, "shadow", FAILING)
-    execution = cloud.run(request(cloud, package, strategy="shadow"))
+    execution = cloud.run(cloud.request(package, strategy="shadow"))
     arn = execution["executionArn"]
     assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
     assert str(outcome(cloud, execution)["reason"]).startswith("judge:")
@@ -101,7 +86,7 @@ AB_SPLIT = {"strategy": "ab_test", "traffic_steps": [50], "sample_budget": 200_0
 def test_ab_test_promotes_a_challenger_as_good_on_its_fixed_split(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
-    execution = cloud.run(request(cloud, package, **AB_SPLIT))
+    execution = cloud.run(cloud.request(package, **AB_SPLIT))
     arn = execution["executionArn"]
     assert execution["status"] == "SUCCEEDED", cloud.task_errors(arn)
     ledger = cloud.ledger(arn)
@@ -114,7 +99,7 @@ def test_ab_test_promotes_a_challenger_as_good_on_its_fixed_split(cloud: Deploym
 def test_ab_test_rolls_back_a_worse_challenger_within_its_sample_budget(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=FAILING)
-    execution = cloud.run(request(cloud, package, **AB_SPLIT))
+    execution = cloud.run(cloud.request(package, **AB_SPLIT))
     arn = execution["executionArn"]
     assert (execution["status"], execution["error"]) == ("FAILED", "RolledBack"), cloud.task_errors(arn)
     verdicts = [e.payload for e in cloud.ledger(arn) if e.kind is EntryKind.JUDGE_VERDICT]
@@ -128,7 +113,7 @@ def test_ab_test_stops_when_its_sample_budget_is_spent_without_an_answer(cloud: 
     # Too few requests a minute for the judge's minimum samples: the budget runs out first.
     thin = Minute(requests=40, latency_us=20_000, trials=40, successes=4)
     cloud.serve(champion=thin, challenger=thin)
-    execution = cloud.run(request(cloud, package, **(AB_SPLIT | {"sample_budget": 100})))
+    execution = cloud.run(cloud.request(package, **(AB_SPLIT | {"sample_budget": 100})))
     arn = execution["executionArn"]
     assert execution["status"] == "FAILED", cloud.task_errors(arn)
     reason = str(outcome(cloud, execution)["reason"])
