@@ -54,16 +54,16 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # make test: set up from a fresh clone, lint, then every tier but `local` on both cores (a test module stays on
-# one worker, so its fixtures are built once), then the `local` tier's two stories side by side, one per core,
-# and nothing else: they run on an accelerated clock, a story starved of CPU serves too little traffic for
-# the judge to decide, and each story's own process is held to about one core by the GIL (moto's server,
-# the HTTP API and the users share it).
+# one worker, so its fixtures are built once), then the `local` tier's demo stories alone, one after the
+# other: they run on an accelerated clock, and a story starved of CPU serves too little traffic for the judge
+# to decide; side by side, the retraining story's jobs doubled the chain story's model latency and its cost
+# guardrail rolled back the good v2.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 
 test: lint
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"
-	$(PY) -m pytest -n 2 --dist loadfile -m local
+	$(PY) -m pytest -m local
 
 # Every tier but `local`.
 test-fast: setup
