@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
@@ -17,7 +18,7 @@ from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
 from moto.iam.models import iam_backends
-from moto.sts.models import sts_backends
+from moto.sts.models import AssumedRole, sts_backends
 
 from localcloud.account import LOCAL_ACCOUNT_ID
 
@@ -95,17 +96,32 @@ def trusts_lambda(trust_policy: Mapping[str, Any]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Session:
+    expires: float
+    assumed: AssumedRole
+
+    def variables(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.assumed.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.assumed.secret_access_key,
+            "AWS_SESSION_TOKEN": self.assumed.session_token,
+        }
+
+
 class RoleCredentials:
     """The credentials Lambda gives a function: a session of its execution role, assumed from moto's STS
     as the Lambda service assumes it (not as an IAM principal: moto cannot match service principals in
     a trust policy, so the trust is checked here). Sessions are shared per role and renewed before they
-    expire or once moto no longer knows them. Thread-safe; a callable from a role ARN to the worker's
-    credential variables."""
+    expire. A fresh moto (a fresh mock per test) that has a role of the same ARN, trusting Lambda, gets
+    the role's session back, as a deployed function's environments keep theirs across deployments of
+    other resources: the function's warm workers stay warm. Thread-safe; a callable from a role ARN to
+    the worker's credential variables."""
 
     def __init__(self, account_id: str = LOCAL_ACCOUNT_ID, region: str = "us-east-1") -> None:
         self.account_id = account_id
         self.region = region
-        self._sessions: dict[str, tuple[float, dict[str, str]]] = {}
+        self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
     def __call__(self, role_arn: str) -> Mapping[str, str]:
@@ -113,20 +129,29 @@ class RoleCredentials:
             cached = self._sessions.get(role_arn)
             if (
                 cached is not None
-                and cached[0] - time.time() > RENEW_BEFORE_SECONDS
-                and self._known(cached[1])
+                and cached.expires - time.time() > RENEW_BEFORE_SECONDS
+                and self._held(cached)
             ):
-                return cached[1]
+                return cached.variables()
             session = self._assume(role_arn)
             self._sessions[role_arn] = session
-            return session[1]
+            return session.variables()
 
-    def _known(self, session: Mapping[str, str]) -> bool:
-        """Whether moto still holds the session (a reset moto, as a fresh mock per test, forgets it)."""
+    def _held(self, session: _Session) -> bool:
+        """Whether moto holds the session, after putting it back into a fresh moto whose role of that
+        ARN Lambda may assume."""
         sts = sts_backends[self.account_id]["aws"]
-        return sts.get_assumed_role_from_access_key(session["AWS_ACCESS_KEY_ID"]) is not None
+        if sts.get_assumed_role_from_access_key(session.assumed.access_key_id) is not None:
+            return True
+        try:
+            self._role(session.assumed.role_arn)
+        except RoleNotAssumableError:
+            return False
+        sts.assumed_roles.append(session.assumed)
+        return True
 
-    def _assume(self, role_arn: str) -> tuple[float, dict[str, str]]:
+    def _role(self, role_arn: str) -> Any:
+        """The role, if it exists and trusts Lambda."""
         iam = iam_backends[self.account_id]["aws"]
         try:
             role = iam.get_role_by_arn(role_arn)
@@ -139,6 +164,10 @@ class RoleCredentials:
                 f"The role defined for the function ({role_arn}) cannot be assumed by Lambda: its trust "
                 f"policy does not allow sts:AssumeRole to {LAMBDA_SERVICE}"
             )
+        return role
+
+    def _assume(self, role_arn: str) -> _Session:
+        role = self._role(role_arn)
         assumed = sts_backends[self.account_id]["aws"].assume_role(
             region_name=self.region,
             role_session_name=f"localcloud-{role.name}"[:64],
@@ -147,12 +176,7 @@ class RoleCredentials:
             duration=SESSION_SECONDS,
             external_id="",
         )
-        expires = time.time() + SESSION_SECONDS
-        return expires, {
-            "AWS_ACCESS_KEY_ID": assumed.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
-            "AWS_SESSION_TOKEN": assumed.session_token,
-        }
+        return _Session(expires=time.time() + SESSION_SECONDS, assumed=assumed)
 
 
 def statement_permission(

@@ -62,11 +62,11 @@ def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
     """The app's rollout workflow on moto's server, for one test module."""
-    with emulated_app(shared_outdir(tmp_path_factory)) as emulated:
+    with emulated_app(shared_outdir(tmp_path_factory), tmp_path_factory.mktemp("clock")) as emulated:
         yield emulated
 
 
 @pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
+def cloud(aws: EmulatedAws, request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """A fresh deployment of it for one test."""
-    yield from deploy(aws)
+    yield from deploy(aws, request.node)

@@ -22,7 +22,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
@@ -37,7 +38,7 @@ from lambdas.rollout.aws.ledger_table import DynamoDBLedgerStore
 from lambdas.rollout.ledger import Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutEndpoint, RolloutSettings, load_rollout_settings
 from lambdas.shared.endpoint_store import ENDPOINT_SETTINGS_PATH_VARIABLE
-from localcloud.awslambda.clock import AcceleratedClock, accelerated_workers, shortened_waits
+from localcloud.awslambda.clock import AcceleratedClock, SkippedTime, accelerated_workers, shortened_waits
 from localcloud.awslambda.invocations import route_lambda_invocations
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 from localcloud.cloudformation.functions import functions_from_template
@@ -55,6 +56,7 @@ from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
 from localcloud.server import moto_server
+from localcloud.stepfunctions.waits import skipped_waits
 from tests.functional.golden_models import GOOD, ModelName, put_model
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 from tests.functional.rollout_support import (
@@ -156,11 +158,13 @@ def fast_definition(definition: str, clock: AcceleratedClock, bake_seconds: int)
 class EmulatedAws:
     """moto's server on loopback and the runner of the rollout functions, for one test module."""
 
-    def __init__(self, rollout: RolloutTemplate) -> None:
+    def __init__(self, rollout: RolloutTemplate, scratch: Path) -> None:
         self.rollout = rollout
-        self.clock = AcceleratedClock(rate=CLOCK_RATE)
-        self.functions = [self.clock.on(spec) for spec in rollout.functions]
         self._stack = ExitStack()
+        skipped = SkippedTime(scratch / "skipped-seconds")
+        self._stack.callback(skipped.close)
+        self.clock = AcceleratedClock(rate=CLOCK_RATE, skipped=skipped)
+        self.functions = [self.clock.on(spec) for spec in rollout.functions]
         self._server = moto_server("127.0.0.1")
         self._server.start()
         self._stack.callback(self._server.stop)
@@ -181,9 +185,9 @@ class EmulatedAws:
 
 
 @contextmanager
-def emulated_app(cdk_out: Path) -> Iterator[EmulatedAws]:
+def emulated_app(cdk_out: Path, scratch: Path) -> Iterator[EmulatedAws]:
     """The app's rollout workflow (STACK's) on moto's server, for one test module; closed on exit."""
-    emulated = EmulatedAws(rollout_template(app_template(load_stacks(cdk_out), STACK)))
+    emulated = EmulatedAws(rollout_template(app_template(load_stacks(cdk_out), STACK)), scratch)
     try:
         yield emulated
     finally:
@@ -264,27 +268,37 @@ class Deployment:
         sagemaker = boto3.client("sagemaker")
         written = int(self.aws.clock.now()) // 60 * 60 - 120
         share = 0.0
+        writing = threading.Lock()
 
         def write_up_to_the_next_minute() -> None:
             nonlocal written, share
-            while written < int(self.aws.clock.now()) // 60 * 60 + 60:
-                written += 60
-                # moto cannot describe an endpoint in the middle of an emulated update: the share as before.
-                with suppress(ClientError):
-                    share = self._challenger_percent(sagemaker)
-                served = champion.beside(challenger, share) if 0 < share < 100 else champion
-                writer.minutes("champion", written, [served])
-                writer.minutes("challenger", written, [challenger])
+            with writing:
+                while written < int(self.aws.clock.now()) // 60 * 60 + 60:
+                    written += 60
+                    # moto cannot describe an endpoint amid an emulated update: the share as before.
+                    with suppress(ClientError):
+                        share = self._challenger_percent(sagemaker)
+                    served = champion.beside(challenger, share) if 0 < share < 100 else champion
+                    writer.minutes("champion", written, [served])
+                    writer.minutes("challenger", written, [challenger])
 
         def keep_writing() -> None:
             while not self._stop_serving.wait(METRIC_WRITE_SECONDS):
                 write_up_to_the_next_minute()
 
         write_up_to_the_next_minute()
+        # A skipped wait: the minutes it skipped are written before the workflow's next state reads them.
+        self._skip_listeners.append(write_up_to_the_next_minute)
         threading.Thread(target=keep_writing, name="metrics-writer", daemon=True).start()
+
+    @property
+    def _skip_listeners(self) -> list[Callable[[], None]]:
+        assert self.aws.clock.skipped is not None
+        return self.aws.clock.skipped.listeners
 
     def stop_serving(self) -> None:
         self._stop_serving.set()
+        self._skip_listeners.clear()
 
     def _challenger_percent(self, sagemaker: Any) -> float:
         described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
@@ -392,10 +406,16 @@ def write_gate_files(folder: str, metrics: Mapping[str, float], model: ModelName
         s3.put_object(Bucket=BUCKET, Key=f"{folder}/gates/{name}", Body=json.dumps(document).encode())
 
 
-def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
-    """A fresh moto with the stack's resources and the workflow's functions and state machine."""
+def deploy(aws: EmulatedAws, test: pytest.Item) -> Iterator[Deployment]:
+    """A fresh moto with the stack's resources and the workflow's functions and state machine, for `test`.
+
+    The workflow's Wait states move the clock ahead instead of waiting (`localcloud.stepfunctions.waits`),
+    unless the test is marked `real_waits`: one that acts while a rollout waits (pauses it, aborts it,
+    starts another) needs the rollout to still be waiting when it acts."""
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        if test.get_closest_marker("real_waits") is None:
+            stack.enter_context(skipped_waits(aws.clock))
         updates = stack.enter_context(emulate_update_endpoint(clock=aws.clock.now))
         # The gates send the golden inputs to the candidate's variant: real inference servers answer.
         stack.enter_context(serve_endpoints(clock=aws.clock.now))

@@ -41,8 +41,8 @@ DEADLINE_SECONDS = 90.0
 
 
 @pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    for deployment in deploy(aws):
+def cloud(aws: EmulatedAws, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    for deployment in deploy(aws, request.node):
         name = operations_parameter_name(PREFIX)
         operations = parameter_values(aws.rollout.template, aws.rollout.resolver, name)
         boto3.client("ssm").put_parameter(Name=name, Value=operations[name], Type="String")
@@ -125,6 +125,7 @@ def test_a_rollout_started_from_the_command_is_watched_to_its_end_then_listed_an
     assert "judge says promote" in shown.output
 
 
+@pytest.mark.real_waits
 def test_status_shows_the_step_weights_and_the_judges_numbers_of_a_running_rollout(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
@@ -147,6 +148,7 @@ def test_status_shows_the_step_weights_and_the_judges_numbers_of_a_running_rollo
     wait_until(lambda: cloud.lock_holder() is None, "the rollback")
 
 
+@pytest.mark.real_waits
 def test_an_abort_from_the_command_rolls_the_rollout_back_naming_who_and_why(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
@@ -244,6 +246,7 @@ def test_the_kill_switch_and_a_pin_are_deployed_through_appconfig_and_served(clo
         assert off.exit_code == 0, off.output
 
 
+@pytest.mark.real_waits
 def test_a_persons_promotion_promotes_at_the_next_look_and_is_recorded_as_theirs(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)

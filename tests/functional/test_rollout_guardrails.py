@@ -47,13 +47,13 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
     write_env(config_dir, document)
     outdir = tmp_path_factory.mktemp("guarded-synth")
     synthesize(outdir, "dev", config_dir=config_dir)
-    with emulated_app(Path(outdir) / "cdk.out-dev") as emulated:
+    with emulated_app(Path(outdir) / "cdk.out-dev", tmp_path_factory.mktemp("clock")) as emulated:
         yield emulated
 
 
 @pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    for deployment in deploy(aws):
+def cloud(aws: EmulatedAws, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    for deployment in deploy(aws, request.node):
         # The alarm outside the stack, as the database's team created it.
         boto3.client("cloudwatch").put_metric_alarm(
             AlarmName=GUARDRAIL_ALARM,
@@ -156,6 +156,7 @@ def test_a_rollout_does_not_start_while_a_guardrail_alarm_is_in_alarm(cloud: Dep
     assert again["status"] == "SUCCEEDED", cloud.task_errors(again["executionArn"])
 
 
+@pytest.mark.real_waits
 def test_a_guardrail_alarm_going_to_alarm_aborts_the_running_rollout_naming_it(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
@@ -226,6 +227,7 @@ def test_a_challenger_over_the_cost_tolerance_is_rolled_back_for_cost_with_the_f
     assert cloud.weights() == {"champion": 100.0, "challenger": 0.0}
 
 
+@pytest.mark.real_waits
 def test_the_orders_database_running_hot_aborts_the_rollout_through_the_evaluated_alarm(
     cloud: Deployment,
 ) -> None:

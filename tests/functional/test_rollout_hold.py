@@ -27,13 +27,16 @@ from tests.functional.rollout_cloud import (
 from tests.functional.rollout_support import FAILING, HEALTHY
 from tests.functional.test_cli import PREFIX, mlrollout, printed, wait_until
 
+# Each test acts while its rollout waits (pauses, resumes, answers a gate, watches a hold's timeout).
+pytestmark = pytest.mark.real_waits
+
 POLICY = {"harm": "hold", "hold_timeout_minutes": 120}
 GATES = [25]
 
 
 @pytest.fixture
-def cloud(aws: EmulatedAws) -> Iterator[Deployment]:
-    for deployment in deploy(aws):
+def cloud(aws: EmulatedAws, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    for deployment in deploy(aws, request.node):
         ssm = boto3.client("ssm")
         name = operations_parameter_name(PREFIX)
         operations = parameter_values(aws.rollout.template, aws.rollout.resolver, name)

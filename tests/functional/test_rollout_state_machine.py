@@ -248,6 +248,7 @@ def test_a_task_failing_mid_way_rolls_back_and_loses_no_evidence(cloud: Deployme
     assert cloud.lock_holder() is None
 
 
+@pytest.mark.real_waits
 def test_a_second_rollout_of_the_same_endpoint_is_refused_while_the_first_runs(cloud: Deployment) -> None:
     first_package, second_package = cloud.register_package(), cloud.register_package()
     # The first rollout is rolled back at its first step: it ends soon after the second was refused.
@@ -292,6 +293,7 @@ def test_a_silent_sagemaker_rollback_of_the_deployment_is_detected_and_rolled_ba
     assert cloud.lock_holder() is None
 
 
+@pytest.mark.real_waits
 def test_the_same_approval_delivered_twice_changes_nothing_twice(cloud: Deployment) -> None:
     package = cloud.register_package()
     cloud.serve(champion=HEALTHY, challenger=HEALTHY)
@@ -318,6 +320,7 @@ def test_the_same_approval_delivered_twice_changes_nothing_twice(cloud: Deployme
     assert cloud.lock_holder() is None
 
 
+@pytest.mark.real_waits
 def test_the_endpoints_alarm_stops_the_running_rollout_and_rolls_it_back(cloud: Deployment) -> None:
     package = cloud.register_package()
     # Both healthy for the judge: only the alarm can end this rollout early.

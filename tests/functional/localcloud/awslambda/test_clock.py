@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.awslambda.clock import CLOCK_VARIABLE, AcceleratedClock, accelerated_workers
+from localcloud.awslambda.clock import CLOCK_VARIABLE, AcceleratedClock, SkippedTime, accelerated_workers
 from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 
 RATE = 600.0
@@ -85,3 +85,22 @@ def test_waits_are_whole_seconds_of_the_real_clock() -> None:
     assert [clock.real_seconds(seconds) for seconds in (600, 60, 1, 601)] == [2, 1, 1, 3]
     with pytest.raises(ValueError, match="at least as fast"):
         AcceleratedClock(rate=0.5)
+
+
+def test_a_skip_moves_a_warm_workers_clocks_at_once(spec: FunctionSpec, tmp_path: Path) -> None:
+    skipped = SkippedTime(tmp_path / "skipped")
+    clock = AcceleratedClock(rate=RATE, skipped=skipped)
+    told: list[float] = []
+    skipped.listeners.append(lambda: told.append(clock.now()))
+    try:
+        with accelerated_workers(), LambdaRunner([clock.on(spec)]) as runner:
+            first = runner.invoke("clocked", "{}").json()
+            skipped.skip(3600)
+            second = runner.invoke("clocked", "{}").json()
+        assert skipped.seconds() == 3600
+    finally:
+        skipped.close()
+    # An hour on, in the same worker, with well under an hour of the accelerated clock between the calls.
+    assert 3600 <= second["now"] - first["now"] < 3600 + 30 * RATE
+    assert second["bound"] - first["bound"] >= 3600
+    assert told and told[0] - first["now"] >= 3600
