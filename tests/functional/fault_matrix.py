@@ -30,11 +30,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
+from unittest import mock
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
@@ -722,6 +724,15 @@ class Rig:
         self.definition = definition
         self.modules = modules
         self._world: World | None = None
+        self._clients: dict[str, Any] = {}
+        self._new_client = boto3.client
+
+    def _client(self, service: str, *args: Any, **options: Any) -> Any:
+        if args or options:
+            return self._new_client(service, *args, **options)
+        if service not in self._clients:
+            self._clients[service] = self._new_client(service)
+        return self._clients[service]
 
     @contextmanager
     def serving(self) -> Iterator[None]:
@@ -733,7 +744,9 @@ class Rig:
 
     @contextmanager
     def world(self) -> Iterator[World]:
-        with mock_aws():
+        # A client outlives its mock (moto's stubber is global): one per service serves every run, where
+        # making them again was a tenth of a cell.
+        with mock_aws(), mock.patch.object(boto3, "client", self._client):
             self._world = World(self)
             try:
                 yield self._world
@@ -936,25 +949,27 @@ class World:
         champion, challenger = self._serving
         running = [e.ready_at for e in self.interpreter.running()]
         upto = int(max([self.clock.now, *running])) // 60 * 60
+        if self._written >= upto:
+            return
+        # No state runs while the minutes are written: one split for all of them.
+        share = self._challenger_percent()
+        served = champion.beside(challenger, share) if 0 < share < 100 else champion
         by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         while self._written < upto:
             self._written += 60
-            share = self._challenger_percent()
-            served = champion.beside(challenger, share) if 0 < share < 100 else champion
             for variant, minute in (("champion", served), ("challenger", challenger)):
                 for namespace, data in self._minute_data(variant, self._written, minute).items():
                     by_namespace[namespace] += data
-        # One call per namespace (at most 1,000 values each), not one per minute and variant: the
-        # serialization of each call was a fifth of a cell.
+        # Into moto's CloudWatch as PutMetricData stores them, as SageMaker's own publishing does not pass
+        # through an SDK either: the API's serialization was a fifth of a cell.
+        cloudwatch = cloudwatch_backends[DEFAULT_ACCOUNT_ID][REGION]
         for namespace, data in by_namespace.items():
-            for start in range(0, len(data), 1000):
-                self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 1000])  # type: ignore[arg-type]
+            cloudwatch.put_metric_data(namespace, data)
 
     def _challenger_percent(self) -> float:
-        # moto's own answer: the slow endpoint's describe would settle a pending update.
-        described = self.sagemaker._client.describe_endpoint(EndpointName=ENDPOINT_NAME)
-        # moto leaves a weight of 0 out of the description.
-        weights = {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in described["ProductionVariants"]}
+        # moto's own endpoint: the slow endpoint's describe would settle a pending update.
+        endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].endpoints[ENDPOINT_NAME]
+        weights = {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in endpoint.production_variants}
         total = weights.get("champion", 0.0) + weights.get("challenger", 0.0)
         return 100 * weights.get("challenger", 0.0) / total if total else 0.0
 
@@ -969,7 +984,7 @@ class World:
             {"Name": "EndpointName", "Value": ENDPOINT_NAME},
             {"Name": "VariantName", "Value": variant},
         ]
-        at = datetime.fromtimestamp(start + 5, UTC)
+        at = datetime.fromtimestamp(start + 5, UTC).replace(tzinfo=None)  # as moto stores a parsed one
 
         def datum(name: str, total: float, count: int) -> dict[str, Any]:
             return {

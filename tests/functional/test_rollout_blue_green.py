@@ -11,6 +11,7 @@ import threading
 import time
 
 import boto3
+import pytest
 
 from lambdas.rollout.aws.endpoint_ops import model_name_for
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
@@ -70,6 +71,8 @@ def trip_alarm_once_the_canary_serves(cloud: Deployment, alarm: str, tripped: th
         time.sleep(0.05)
 
 
+# The alarm is tripped while the rollout waits for SageMaker's guarded deployment.
+@pytest.mark.real_waits
 def test_blue_green_is_rolled_back_by_sagemaker_when_a_rollback_alarm_fires(cloud: Deployment) -> None:
     settings = cloud.aws.rollout.settings.endpoints[cloud.aws.rollout.endpoint]
     [alarm] = [name for name in settings.rollback_alarm_names if name.endswith("-champion-5xx")]
