@@ -725,7 +725,7 @@ class Rig:
         self.modules = modules
         self._world: World | None = None
         self._clients: dict[str, Any] = {}
-        self._new_client = boto3.client
+        self._new_client: Callable[..., Any] = boto3.client
 
     def _client(self, service: str, *args: Any, **options: Any) -> Any:
         if args or options:
