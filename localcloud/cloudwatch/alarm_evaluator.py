@@ -28,6 +28,7 @@ from localcloud.cloudwatch.decisions import decide
 from localcloud.cloudwatch.metric_alarms import (
     MetricAlarmPlan,
     MetricStore,
+    PublishedMetrics,
     alarm_datapoints,
     epoch_of,
     metric_alarm_plan,
@@ -104,6 +105,7 @@ class AlarmEvaluator:
         self.run_actions = run_actions
         self.transitions: list[StateTransition] = []
         self._lock = threading.Lock()
+        self._published = PublishedMetrics()
 
     @property
     def backend(self) -> CloudWatchBackend:
@@ -122,7 +124,9 @@ class AlarmEvaluator:
             composites = _composite_order([alarm for alarm in alarms if alarm.rule is not None], alarms)
             for alarm in alarms:
                 _adopt_creation_state(alarm)
-            store = MetricStore(self.backend.get_all_metrics())
+            # Published datapoints indexed once; the ones moto computes on the fly (its providers'), anew.
+            published = self._published.update(self.backend.metric_data)
+            store = MetricStore(self.backend.aws_metric_data, beside=published)
             made: list[StateTransition] = []
             for plan in metric_plans:
                 change = self._metric_change(plan, store, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -227,33 +228,67 @@ def _dependency_order(
     return ordered
 
 
-class MetricStore:
-    """A snapshot of moto's datapoints, grouped by metric identity (namespace, name, exact dimensions)."""
+MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
 
-    def __init__(self, data: Iterable[MetricDatumBase]) -> None:
-        self._by_metric: dict[
-            tuple[str, str, frozenset[tuple[str, str]]], list[tuple[float, MetricDatumBase]]
-        ] = {}
+
+class MetricStore:
+    """moto's datapoints, grouped by metric identity (namespace, name, exact dimensions), each metric's in
+    time order; `beside`'s are read too. `add` indexes more, so that a store kept between evaluations
+    indexes each datapoint once (`PublishedMetrics`)."""
+
+    def __init__(self, data: Iterable[MetricDatumBase] = (), *, beside: MetricStore | None = None) -> None:
+        self._by_metric: dict[MetricKey, tuple[list[float], list[MetricDatumBase]]] = {}
+        self._beside = beside
+        self.add(data)
+
+    def add(self, data: Iterable[MetricDatumBase]) -> None:
         for datum in data:
             key = (
                 str(datum.namespace),
                 str(datum.name),
                 frozenset((str(d.name), str(d.value)) for d in datum.dimensions),
             )
-            self._by_metric.setdefault(key, []).append((epoch_of(datum.timestamp), datum))
+            moments, stored = self._by_metric.setdefault(key, ([], []))
+            moment = epoch_of(datum.timestamp)
+            at = bisect.bisect_right(moments, moment)  # the end, for data that arrives in time order
+            moments.insert(at, moment)
+            stored.insert(at, datum)
+
+    def _between(self, key: MetricKey, start: float, end: float) -> list[MetricDatumBase]:
+        moments, stored = self._by_metric.get(key, ([], []))
+        found = stored[bisect.bisect_left(moments, start) : bisect.bisect_left(moments, end)]
+        return found + self._beside._between(key, start, end) if self._beside is not None else found
 
     def datapoints(self, query: MetricQuery, starts: Sequence[int]) -> list[Datapoint]:
-        data = self._by_metric.get((query.namespace, query.metric_name, query.dimensions), [])
+        key = (query.namespace, query.metric_name, query.dimensions)
         points: list[Datapoint] = []
         for start in starts:
             in_period = [
                 datum
-                for moment, datum in data
-                if start <= moment < start + query.period and (query.unit is None or datum.unit == query.unit)
+                for datum in self._between(key, start, start + query.period)
+                if query.unit is None or datum.unit == query.unit
             ]
             value, samples = _statistic_value(query.statistic, in_period)
             points.append(Datapoint(start, value, samples if value is not None else None))
         return points
+
+
+class PublishedMetrics:
+    """The datapoints published to a moto CloudWatch backend (PutMetricData), indexed as they arrive: a
+    fresh moto (a new backend) starts the index again."""
+
+    def __init__(self) -> None:
+        self._source: list[MetricDatumBase] | None = None
+        self._indexed = 0
+        self.store = MetricStore()
+
+    def update(self, published: list[MetricDatumBase]) -> MetricStore:
+        if published is not self._source or len(published) < self._indexed:
+            self._source, self._indexed, self.store = published, 0, MetricStore()
+        count = len(published)
+        self.store.add(published[self._indexed : count])
+        self._indexed = count
+        return self.store
 
 
 def _statistic_value(statistic: str, data: Sequence[MetricDatumBase]) -> tuple[float | None, float]:

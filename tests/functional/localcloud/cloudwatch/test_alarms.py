@@ -183,6 +183,42 @@ def test_each_statistic_is_computed_over_the_period(cloud: Cloud, statistic: str
     ]
 
 
+def test_datapoints_published_between_evaluations_count_and_a_fresh_moto_forgets_the_old_ones() -> None:
+    """The evaluator indexes each published datapoint once (an evaluation a second over a growing store
+    was a third of the demo's main process): later data, even out of time order, still counts, and a
+    fresh moto's evaluation sees only its own."""
+    clock = Clock()
+    evaluator = AlarmEvaluator(account_id=ACCOUNT, region=REGION, clock=clock)
+
+    def cloud() -> Cloud:
+        return Cloud(
+            cloudwatch=boto3.client("cloudwatch", region_name=REGION),
+            sqs=boto3.client("sqs", region_name=REGION),
+            clock=clock,
+            evaluator=evaluator,
+        )
+
+    with mock_aws(), emulate_alarm_apis():
+        first = cloud()
+        first.put_alarm("over-five", Statistic="Maximum", Threshold=5.0)
+        first.put_values([1.0])
+        evaluator.evaluate()
+        assert first.state("over-five") == "OK"
+        clock.now += 60
+        first.put_values([9.0])
+        # Older than what was indexed: placed by its time, outside the evaluated period.
+        first.put_values([99.0, None, None])
+        evaluator.evaluate()
+        assert first.state("over-five") == "ALARM"
+        assert json.loads(first.alarm("over-five")["StateReasonData"])["recentDatapoints"] == [9.0]
+    with mock_aws(), emulate_alarm_apis():
+        fresh = cloud()
+        fresh.put_alarm("over-five", Statistic="Maximum", Threshold=5.0)
+        fresh.put_values([2.0])
+        evaluator.evaluate()
+        assert fresh.state("over-five") == "OK"
+
+
 def test_a_period_spans_whole_minutes_up_to_the_current_one_which_is_not_evaluated(cloud: Cloud) -> None:
     end = cloud.clock.minute
     for offset, value in [(-301, 1000.0), (-300, 1.0), (-1, 2.0), (0, 500.0), (15, 700.0)]:
