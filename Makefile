@@ -53,17 +53,25 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# make test: set up from a fresh clone, lint, then every tier but `local` on both cores (a test module stays on
-# one worker, so its fixtures are built once), then the `local` tier's demo stories alone, one after the
-# other: they run on an accelerated clock, and a story starved of CPU serves too little traffic for the judge
-# to decide; side by side, the retraining story's jobs doubled the chain story's model latency and its cost
-# guardrail rolled back the good v2.
+# make test: set up from a fresh clone, then two runs side by side. The `local` tier's demo stories, one after the
+# other at normal priority: they run on an accelerated clock, and a story starved of CPU serves too little
+# traffic for the judge to decide (side by side, the retraining story's jobs doubled the chain story's model
+# latency and its cost guardrail rolled back the good v2). Beside them, at the lowest priority (nice 19), lint
+# and then every other tier on both cores (a test module stays on one worker, so its fixtures are built once):
+# they take the CPU the stories leave idle, about 40 %, and all of it once the stories end. The stories'
+# output follows the others'.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
+LOCAL_TIER_LOG := .local-tier.log
 
-test: lint
-	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"
-	$(PY) -m pytest -m local
+test: setup
+	@$(PY) -m pytest -m local > $(LOCAL_TIER_LOG) 2>&1 & stories=$$!; \
+	nice -n 19 $(MAKE) --no-print-directory lint \
+		&& nice -n 19 $(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"; others=$$?; \
+	if [ $$others -ne 0 ]; then kill -INT $$stories 2>/dev/null; fi; \
+	wait $$stories; stories_ended=$$?; \
+	echo "--- the local tier (the demo stories), run beside the others:"; cat $(LOCAL_TIER_LOG); \
+	[ $$others -eq 0 ] && [ $$stories_ended -eq 0 ]
 
 # Every tier but `local`.
 test-fast: setup

@@ -36,7 +36,7 @@ POWERTOOLS_LAYER = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowerto
 DEFAULT_RATE = 15.0
 
 
-WARM_UP_SECONDS = 20.0
+WARM_UP_SECONDS = 10.0
 # Act 1 lasts until the champion has served this many requests too (up to WARM_UP_DEADLINE_SECONDS): the
 # drift gate judges the first candidate on the champion's captured requests (200 at least by default), and
 # a busy machine serves fewer in the warm-up's seconds.
