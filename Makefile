@@ -53,20 +53,22 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# make test: set up from a fresh clone, then two runs side by side. The `local` tier's demo stories, one after the
-# other at normal priority: they run on an accelerated clock, and a story starved of CPU serves too little
-# traffic for the judge to decide (side by side, the retraining story's jobs doubled the chain story's model
-# latency and its cost guardrail rolled back the good v2). Beside them, at the lowest priority (nice 19), lint
-# and then every other tier on both cores (a test module stays on one worker, so its fixtures are built once):
-# they take the CPU the stories leave idle, about 40 %, and all of it once the stories end. The stories'
-# output follows the others'.
+# make test: the Python environment from a fresh clone, then two runs side by side.
+# - The `local` tier's demo stories (they need nothing else: the app is synthesized in-process), one after the
+#   other at normal priority. They run on an accelerated clock, and a story starved of CPU serves too little
+#   traffic for the judge to decide (side by side, the retraining story's jobs doubled the chain story's model
+#   latency and its cost guardrail rolled back the good v2).
+# - At the lowest priority (nice 19): the rest of the set-up (the CDK CLI, LocalStack's environment), lint, then
+#   every other tier on both cores (a test module stays on one worker, so its fixtures are built once). They
+#   take the CPU the stories leave idle, about 40 %, and all of it once the stories end.
+# The stories' output follows the others'.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 LOCAL_TIER_LOG := .local-tier.log
 
-test: setup
+test: $(VENV)/.synced
 	@$(PY) -m pytest -m local > $(LOCAL_TIER_LOG) 2>&1 & stories=$$!; \
-	nice -n 19 $(MAKE) --no-print-directory lint \
+	nice -n 19 $(MAKE) --no-print-directory setup lint \
 		&& nice -n 19 $(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"; others=$$?; \
 	if [ $$others -ne 0 ]; then kill -INT $$stories 2>/dev/null; fi; \
 	wait $$stories; stories_ended=$$?; \
