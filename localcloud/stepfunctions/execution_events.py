@@ -67,8 +67,9 @@ def _emit(execution: Execution, emitted: list[dict[str, Any]], *, running: bool 
         "Detail": json.dumps(detail, default=str),
         "Resources": [execution.exec_arn],
     }
-    emitted.append(detail)
     events_backends[execution.account_id][execution.region_name].put_events([entry])
+    # Listed once put: whoever sees it listed finds the rules' targets already delivered to.
+    emitted.append(detail)
 
 
 def _epoch_millis(moment: Any) -> int | None:

@@ -6,10 +6,12 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.events.models import EventsBackend
 
 from localcloud.stepfunctions.execution_events import DETAIL_TYPE, emit_execution_events
 
@@ -99,6 +101,23 @@ def test_a_stopped_execution_is_aborted_and_matches_the_rules_pattern(aws: dict[
     assert event["source"] == "aws.states" and event["detail-type"] == DETAIL_TYPE
     assert event["resources"] == [execution]
     assert event["detail"]["executionArn"] == execution and event["detail"]["status"] == "ABORTED"
+
+
+def test_a_status_change_is_listed_only_once_its_event_is_on_the_bus(aws: dict[str, Any]) -> None:
+    """A slow bus (a loaded machine): the change is listed after the put, so a queue read once it is listed
+    holds the event. Listed first, a test read an empty queue beside the demo stories."""
+    original = EventsBackend.put_events
+
+    def slow_put(backend: EventsBackend, entries: list[dict[str, Any]]) -> Any:
+        time.sleep(0.3)
+        return original(backend, entries)
+
+    with mock.patch.object(EventsBackend, "put_events", slow_put):
+        execution = run(WAIT, "slow-bus")
+        boto3.client("stepfunctions").stop_execution(executionArn=execution, error="Manual", cause="on-call")
+        assert details(aws["emitted"], execution)["ABORTED"]["status"] == "ABORTED"
+        received = boto3.client("sqs").receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10)
+    assert [json.loads(m["Body"])["detail"]["status"] for m in received.get("Messages", [])] == ["ABORTED"]
 
 
 def test_an_execution_past_its_timeout_is_timed_out(aws: dict[str, Any]) -> None:
