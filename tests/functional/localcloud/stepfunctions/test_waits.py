@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from localcloud.awslambda.clock import AcceleratedClock, SkippedTime
 from localcloud.stepfunctions.waits import skipped_waits
+from tests.functional.localcloud.stepfunctions.test_execution_events import ended, run
 
-ROLE = "arn:aws:iam::123456789012:role/states"
 RATE = 300.0
 # Two waits of 30 real seconds each: 5 hours of the clock.
 WAITS = {
@@ -35,17 +32,6 @@ def clock(tmp_path: Path) -> Iterator[AcceleratedClock]:
         skipped.close()
 
 
-def ended(execution: str) -> dict[str, object]:
-    states = boto3.client("stepfunctions")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        described = states.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return dict(described)
-        time.sleep(0.02)
-    raise AssertionError(f"{execution} still waits: the waits were not skipped")
-
-
 def test_each_wait_moves_the_clock_its_length_and_the_execution_goes_on_at_once(
     clock: AcceleratedClock,
 ) -> None:
@@ -53,11 +39,9 @@ def test_each_wait_moves_the_clock_its_length_and_the_execution_goes_on_at_once(
     seen: list[float] = []
     clock.skipped.listeners.append(lambda: seen.append(clock.now()))
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), skipped_waits(clock):
-        states = boto3.client("stepfunctions")
-        machine = states.create_state_machine(name="waits", definition=json.dumps(WAITS), roleArn=ROLE)
         before = clock.now()
-        execution = states.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
-        assert ended(execution)["status"] == "SUCCEEDED"
+        # Unskipped, the waits would outlast `ended`'s 30 s.
+        assert ended(run(WAITS, "waits"))["status"] == "SUCCEEDED"
     assert clock.skipped.seconds() == 2 * 30 * RATE
     # Each listener call saw its wait's time already on the clock.
     assert len(seen) == 2 and seen[0] - before >= 30 * RATE and seen[1] - before >= 60 * RATE
