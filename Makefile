@@ -67,7 +67,7 @@ PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 LOCAL_TIER_LOG := .local-tier.log
 
 test: $(VENV)/.synced
-	@$(PY) -m pytest -m local > $(LOCAL_TIER_LOG) 2>&1 & stories=$$!; \
+	@$(PY) -m pytest -m local tests/local > $(LOCAL_TIER_LOG) 2>&1 & stories=$$!; \
 	nice -n 19 $(MAKE) --no-print-directory setup lint \
 		&& nice -n 19 $(PY) -m pytest $(PYTEST_PARALLEL) -m "not local"; others=$$?; \
 	if [ $$others -ne 0 ]; then kill -INT $$stories 2>/dev/null; fi; \
