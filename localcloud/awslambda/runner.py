@@ -33,6 +33,11 @@ LOCAL_CREDENTIALS = {
 }
 
 
+# Bytecode goes where this interpreter keeps it when it has a prefix apart from the sources (-I ignores
+# PYTHONPYCACHEPREFIX, so it is passed on); nothing is ever written into the asset.
+_BYTECODE = ["-X", f"pycache_prefix={sys.pycache_prefix}"] if sys.pycache_prefix else ["-B"]
+
+
 class UnknownFunctionError(LookupError):
     """No registered function has that logical id, name or ARN."""
 
@@ -104,10 +109,9 @@ class _Worker:
 
     def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], key: tuple[object, ...]) -> None:
         self.key = key  # the idle pool it returns to
-        # -I: no user site, no PYTHON* variables, no script or working directory on sys.path;
-        # -B: nothing written into the asset.
+        # -I: no user site, no PYTHON* variables, no script or working directory on sys.path.
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
+            [sys.executable, "-I", *_BYTECODE, str(WORKER_SCRIPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=dict(environment),
