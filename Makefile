@@ -9,7 +9,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Bytecode is compiled as modules are first imported and kept apart from the sources, so nothing is written
 # into the repository or a Lambda asset. Compiling all of .venv at install took 20 s on two cores before
 # anything else could start (aws_cdk alone is 183 MB of Python, of which the app imports a few modules).
+# (A PYTHONDONTWRITEBYTECODE in the caller's environment would make every process compile again.)
 export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup test test-fast lint format synth demo demo-retrain bench bench-quick clean
 
