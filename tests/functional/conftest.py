@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import SHARED_WORKER
 from tests.functional.localstack import (
     SERVICES,
     LocalStackMissing,
@@ -33,16 +34,20 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/functional/" in str(item.path):
             item.add_marker(pytest.mark.functional)
+        module = item.path.relative_to(config.rootpath).as_posix()
+        if "localstack_endpoint" in getattr(item, "fixturenames", ()) and module not in SHARED_WORKER:
+            raise pytest.UsageError(f"{module} uses LocalStack: list it in tests/conftest.py's SHARED_WORKER")
 
 
 @pytest.fixture(scope="session")
 def localstack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """LocalStack's endpoint: one started for the session (per xdist worker), or `LOCALSTACK_ENDPOINT`.
-    Skipped, saying why, where no Python >= 3.13 exists to run it (tests/functional/localstack.py)."""
+    """LocalStack's endpoint: one started for the session (its modules share a worker, tests/conftest.py), or
+    `LOCALSTACK_ENDPOINT`. Skipped, saying why, where no Python >= 3.13 exists to run it
+    (tests/functional/localstack.py)."""
     if endpoint := os.environ.get("LOCALSTACK_ENDPOINT"):
         if not healthy(endpoint):
             pytest.fail(f"LOCALSTACK_ENDPOINT={endpoint} does not answer /_localstack/health with {SERVICES}")
