@@ -205,6 +205,14 @@ class Deployment:
     queue_url: str
     events: EventDeliveries
     _stop_serving: threading.Event = field(default_factory=threading.Event)
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        """The test's client of `service`, made once: the tests poll every 50 ms, and making a client at
+        each poll was a fifth of a rollout test's CPU."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service)  # type: ignore[call-overload]  # any service
+        return self._clients[service]
 
     def request(self, package: str, **overrides: Any) -> dict[str, Any]:
         """A rollout started by hand with the strategy's overrides, as `mlrollout start` sends it."""
@@ -216,11 +224,12 @@ class Deployment:
 
     @property
     def sagemaker(self) -> Any:  # the sagemaker stubs are not installed
-        return boto3.client("sagemaker")
+        return self.client("sagemaker")
 
     @property
     def dynamodb(self) -> DynamoDBClient:
-        return boto3.client("dynamodb")
+        client: DynamoDBClient = self.client("dynamodb")
+        return client
 
     def register_package(self, metrics: Mapping[str, float] | None = None, model: ModelName = GOOD) -> str:
         """An approved package of the family with its gate files, as the training pipeline leaves it; its
@@ -310,14 +319,14 @@ class Deployment:
     def start(self, execution_input: Mapping[str, Any]) -> str:
         """A new execution, named as EventBridge names the ones it starts: uniquely (moto names every
         unnamed execution "None", which would make all of them one rollout)."""
-        started = boto3.client("stepfunctions").start_execution(
+        started = self.client("stepfunctions").start_execution(
             stateMachineArn=self.machine_arn, name=str(uuid.uuid4()), input=json.dumps(execution_input)
         )
         return str(started["executionArn"])
 
     def finished(self, execution_arn: str) -> dict[str, Any]:
         """The execution once it has ended; fails the test past the deadline."""
-        sfn = boto3.client("stepfunctions")
+        sfn = self.client("stepfunctions")
         deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
         while time.monotonic() < deadline:
             described = dict(sfn.describe_execution(executionArn=execution_arn))
@@ -330,11 +339,11 @@ class Deployment:
         return self.finished(self.start(execution_input))
 
     def executions(self) -> list[dict[str, Any]]:
-        listed = boto3.client("stepfunctions").list_executions(stateMachineArn=self.machine_arn)
+        listed = self.client("stepfunctions").list_executions(stateMachineArn=self.machine_arn)
         return list(listed["executions"])
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = boto3.client("stepfunctions")
+        sfn = self.client("stepfunctions")
         return list(sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
 
     def states_entered(self, execution_arn: str) -> list[str]:
@@ -385,11 +394,11 @@ class Deployment:
             "Detail": json.dumps(detail),
             "Resources": resources,
         }
-        [result] = boto3.client("events").put_events(Entries=[entry])["Entries"]
+        [result] = self.client("events").put_events(Entries=[entry])["Entries"]
         assert "EventId" in result, result
 
     def notifications(self) -> list[dict[str, Any]]:
-        received = boto3.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        received = self.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
         return [json.loads(json.loads(m["Body"])["Message"]) for m in received.get("Messages", [])]
 
 

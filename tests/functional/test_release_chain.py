@@ -98,6 +98,7 @@ class Chain:
         self.sagemaker: Any = boto3.client("sagemaker")
         self.s3 = boto3.client("s3")
         self.states = boto3.client("stepfunctions")
+        self.sqs = boto3.client("sqs")  # `told` is polled
         self.queues = {env: self._subscribe(env) for env in (STAGING, PROD)}
         self._serving: list[threading.Thread] = []
         self._told: dict[str, list[dict[str, Any]]] = {STAGING: [], PROD: []}
@@ -117,7 +118,7 @@ class Chain:
         return f"mlrollout-{env}-churn"
 
     def _subscribe(self, env: str) -> str:
-        sqs = boto3.client("sqs")
+        sqs = self.sqs
         url = str(sqs.create_queue(QueueName=f"told-{env}")["QueueUrl"])
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         boto3.client("sns").subscribe(TopicArn=self.stack(env).topic_arn, Protocol="sqs", Endpoint=arn)
@@ -125,7 +126,7 @@ class Chain:
 
     def told(self, env: str) -> list[dict[str, Any]]:
         """Every message the environment's topic has published so far."""
-        sqs = boto3.client("sqs")
+        sqs = self.sqs
         received = sqs.receive_message(QueueUrl=self.queues[env], MaxNumberOfMessages=10)
         for message in received.get("Messages", []):
             self._told[env].append(json.loads(json.loads(message["Body"])["Message"]))
