@@ -36,6 +36,7 @@ from localcloud.iam.enforcement import RoleCredentials, admit_emulator_credentia
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.server import moto_server
 from localcloud.stepfunctions.execution_events import emit_execution_events
+from localcloud.stepfunctions.parsing import parse_trees_kept
 
 DEFAULT_STACK = "MlRollout-dev"
 LOOPBACK = "127.0.0.1"
@@ -246,6 +247,7 @@ class LocalCloud:
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
             stack.enter_context(emit_execution_events())
+            stack.enter_context(parse_trees_kept())
             # On the workers' clock, a blue/green update shifts and bakes as its guardrails say.
             guardrail_clock = self.clock.now if self.clock is not None else None
             self._updates = stack.enter_context(emulate_update_endpoint(clock=guardrail_clock))

@@ -51,6 +51,7 @@ from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
 from localcloud.server import moto_server
+from localcloud.stepfunctions.parsing import parse_trees_kept
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
@@ -304,6 +305,7 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
     settings = retraining.settings
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        stack.enter_context(parse_trees_kept())
         jobs = stack.enter_context(run_jobs_locally())
         stack.enter_context(route_lambda_invocations(aws.runner))
         create_roles(retraining.template, retraining.resolver)

@@ -56,6 +56,7 @@ from localcloud.iam.enforcement import RoleCredentials
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
 from localcloud.server import moto_server
+from localcloud.stepfunctions.parsing import parse_trees_kept
 from localcloud.stepfunctions.waits import skipped_waits
 from tests.functional.golden_models import GOOD, ModelName, put_model
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
@@ -423,6 +424,7 @@ def deploy(aws: EmulatedAws, test: pytest.Item) -> Iterator[Deployment]:
     starts another) needs the rollout to still be waiting when it acts."""
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        stack.enter_context(parse_trees_kept())
         if test.get_closest_marker("real_waits") is None:
             stack.enter_context(skipped_waits(aws.clock))
         updates = stack.enter_context(emulate_update_endpoint(clock=aws.clock.now))
