@@ -52,6 +52,9 @@ ROLLOUT_DEADLINE_SECONDS = 360.0
 KILL_SWITCH_DEADLINE_SECONDS = 120.0
 # Requests the challenger serves in the kill-switch act before the switch is pulled.
 KILL_SWITCH_AFTER_REQUESTS = 20
+# The users' pace in each environment. As fast as answers came, they took whatever CPU the machine had
+# (about 60 a second here with one environment's users paused) and starved what ran beside the story.
+USERS_REQUESTS_PER_SECOND = 40.0
 # Each sample looks back over this much of the emulated clock.
 SAMPLE_WINDOW_SECONDS = 120
 
@@ -117,6 +120,7 @@ class Demo:
             feedback=self._function("lambdas.handlers.feedback.handler"),
             endpoint="churn",
             api_client=api_clients(self.cloud, self.stack.template.name),
+            requests_per_second=USERS_REQUESTS_PER_SECOND,
         )
 
     def v1_serves_users(self) -> None:

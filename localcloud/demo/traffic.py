@@ -104,7 +104,8 @@ def client_role_credentials(iam: Any, sts: Any, api_id: str, region: str = "us-e
 class Traffic:
     """`threads` clients sending requests from `users` simulated users until stopped: through the HTTP
     API, SigV4-signed, when `api_client` is given (each thread its own client); else by invoking the
-    router and feedback functions with the events the API would deliver."""
+    router and feedback functions with the events the API would deliver. At most `requests_per_second`
+    predictions (shared by the threads) when given; else as fast as they are answered."""
 
     lambda_client: Callable[[], Any]
     router: str
@@ -113,6 +114,7 @@ class Traffic:
     users: int = 300
     threads: int = 4
     feedback_share: float = 0.2
+    requests_per_second: float | None = None
     seed: int = 20261125
     api_client: Callable[[], SignedClient] | None = None
     served: list[Served] = field(default_factory=list)
@@ -169,8 +171,14 @@ class Traffic:
         rng = random.Random(self.seed * 100 + index)
         client = self.lambda_client() if self.api_client is None else self.api_client()
         path = ROUTE.format(endpoint=self.endpoint)
+        interval = self.threads / self.requests_per_second if self.requests_per_second else 0.0
+        next_at = time.monotonic() + interval * index / self.threads  # the threads' turns interleave
         while not self._stop.is_set():
             self._sending.wait()
+            if interval:  # this thread's next turn; one that came late is not made up for
+                if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                    break
+                next_at = max(next_at, time.monotonic()) + interval
             if self._stop.is_set():
                 break
             user = f"user-{rng.randrange(self.users):04d}"
