@@ -77,6 +77,7 @@ def test_the_stack_tells_the_command_where_its_resources_are(cloud: Deployment) 
     assert boto3.client("lambda").get_function(FunctionName=document.abort_function)
 
 
+@pytest.mark.real_waits  # the watch starts while the rollout runs: with skipped waits it could be over
 def test_a_rollout_started_from_the_command_is_watched_to_its_end_then_listed_and_shown(
     cloud: Deployment, tmp_path: Path
 ) -> None:
