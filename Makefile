@@ -64,7 +64,8 @@ format: setup
 #   latency and its cost guardrail rolled back the good v2).
 # - At the lowest priority (nice 19): the rest of the set-up (the CDK CLI, LocalStack's environment), lint, then
 #   every other tier on both cores (a test module stays on one worker, so its fixtures are built once). They
-#   take the CPU the stories leave idle, about a third, and all of it once the stories end.
+#   take the CPU the stories leave idle (their users are paced: about 0.8 of a core in use), and all of it
+#   once the stories end.
 # The stories' output follows the others'.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope
