@@ -254,10 +254,11 @@ class MetricStore:
             moments.insert(at, moment)
             stored.insert(at, datum)
 
-    def _between(self, key: MetricKey, start: float, end: float) -> list[MetricDatumBase]:
+    def between(self, key: MetricKey, start: float, end: float) -> list[MetricDatumBase]:
+        """The metric's datapoints from `start` (inclusive) to `end` (exclusive), in time order."""
         moments, stored = self._by_metric.get(key, ([], []))
         found = stored[bisect.bisect_left(moments, start) : bisect.bisect_left(moments, end)]
-        return found + self._beside._between(key, start, end) if self._beside is not None else found
+        return found + self._beside.between(key, start, end) if self._beside is not None else found
 
     def datapoints(self, query: MetricQuery, starts: Sequence[int]) -> list[Datapoint]:
         key = (query.namespace, query.metric_name, query.dimensions)
@@ -265,10 +266,10 @@ class MetricStore:
         for start in starts:
             in_period = [
                 datum
-                for datum in self._between(key, start, start + query.period)
+                for datum in self.between(key, start, start + query.period)
                 if query.unit is None or datum.unit == query.unit
             ]
-            value, samples = _statistic_value(query.statistic, in_period)
+            value, samples = statistic_value(query.statistic, in_period)
             points.append(Datapoint(start, value, samples if value is not None else None))
         return points
 
@@ -291,7 +292,7 @@ class PublishedMetrics:
         return self.store
 
 
-def _statistic_value(statistic: str, data: Sequence[MetricDatumBase]) -> tuple[float | None, float]:
+def statistic_value(statistic: str, data: Sequence[MetricDatumBase]) -> tuple[float | None, float]:
     """The statistic of one period and its sample count; (None, count) when the period has no value."""
     singles = [float(d.value) for d in data if isinstance(d, MetricDatum)]
     sets = [d for d in data if isinstance(d, MetricAggregatedDatum)]

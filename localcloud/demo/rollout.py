@@ -29,7 +29,7 @@ from localcloud.awslambda.clock import AcceleratedClock
 from localcloud.cloud import LocalCloud
 from localcloud.cloudformation.models import DeployedStack
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
-from localcloud.demo.sampling import variant_window, weights_of
+from localcloud.demo.sampling import VariantWindows, weights_of
 from localcloud.demo.story import (
     DEFAULT_RATE,
     POLL_SECONDS,
@@ -543,11 +543,11 @@ class Demo:
         stop = threading.Event()
 
         def sample() -> None:
-            cloudwatch = boto3.client("cloudwatch")
+            windows = VariantWindows()
             sagemaker = boto3.client("sagemaker")
             while not stop.wait(1.0):
                 try:
-                    self.story.samples.append(self._sample(cloudwatch, sagemaker))
+                    self.story.samples.append(self._sample(windows, sagemaker))
                 except Exception as error:
                     self.story.say(f"  (sample skipped: {error})")
 
@@ -559,14 +559,14 @@ class Demo:
             stop.set()
             thread.join(timeout=10)
 
-    def _sample(self, cloudwatch: Any, sagemaker: Any) -> dict[str, Any]:
+    def _sample(self, windows: VariantWindows, sagemaker: Any) -> dict[str, Any]:
         described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
         weights = weights_of(described)
         end = datetime.fromtimestamp(self.clock.now(), UTC)
         start = datetime.fromtimestamp(self.clock.now() - SAMPLE_WINDOW_SECONDS, UTC)
         sample: dict[str, Any] = {"at": self.story.at(), "weights": weights}
         for variant in ("champion", "challenger"):
-            sample[variant] = variant_window(cloudwatch, self.endpoint_name, variant, start, end)
+            sample[variant] = windows.window(self.endpoint_name, variant, start, end)
         return sample
 
     def _traffic_time(self, story_seconds: float) -> float:

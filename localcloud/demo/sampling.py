@@ -6,8 +6,9 @@ import math
 from datetime import datetime
 from typing import Any
 
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import MetricDatumBase, cloudwatch_backends
 
+from localcloud.cloudwatch.metric_alarms import PublishedMetrics, epoch_of, statistic_value
 from localcloud.demo.story import ACCOUNT, REGION
 
 
@@ -19,53 +20,31 @@ def weights_of(described: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def variant_window(
-    cloudwatch: Any, endpoint: str, variant: str, start: datetime, end: datetime
-) -> dict[str, float | None]:
-    """A variant's requests and 5XX rate over the window from CloudWatch, and its ModelLatency p99.
+class VariantWindows:
+    """What users saw of a variant over a window: its requests and 5XX rate, and its ModelLatency p99
+    (nearest rank; moto answers no percentile statistics). Read from moto's CloudWatch store, which this
+    process shares, each datapoint indexed once as it arrives (`PublishedMetrics`): asking moto's API
+    every second scanned every datapoint of the story each time."""
 
-    moto answers no percentile statistics, so the p99 (nearest rank) is taken from the window's
-    datapoints in moto's store, which this process shares."""
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-    period = max(60, int((end - start).total_seconds()) // 60 * 60)
+    def __init__(self) -> None:
+        self._published = PublishedMetrics()
 
-    def statistic(metric: str, name: str) -> float | None:
-        found = cloudwatch.get_metric_statistics(
-            Namespace="AWS/SageMaker",
-            MetricName=metric,
-            Dimensions=dimensions,
-            StartTime=start,
-            EndTime=end,
-            Period=period,
-            Statistics=[name],
-        )["Datapoints"]
-        values = [float(point[name]) for point in found if name in point]
-        if not values:
-            return None
-        return max(values) if name == "Maximum" else sum(values)
+    def window(self, endpoint: str, variant: str, start: datetime, end: datetime) -> dict[str, float | None]:
+        store = self._published.update(cloudwatch_backends[ACCOUNT][REGION].metric_data)
+        dimensions = frozenset({("EndpointName", endpoint), ("VariantName", variant)})
+        low, high = epoch_of(start), epoch_of(end)
 
-    requests = statistic("Invocations", "Sum") or 0.0
-    errors = statistic("Invocation5XXErrors", "Sum") or 0.0
-    latency = _percentile(_datapoints(endpoint, variant, "ModelLatency", start, end), 0.99)
-    return {
-        "requests": requests,
-        "error_rate": 100.0 * errors / requests if requests else None,
-        "latency_p99_ms": latency / 1000.0 if latency is not None and requests else None,
-    }
+        def data(metric: str) -> list[MetricDatumBase]:
+            return store.between(("AWS/SageMaker", metric, dimensions), low, high)
 
-
-def _datapoints(endpoint: str, variant: str, metric: str, start: datetime, end: datetime) -> list[float]:
-    backend = cloudwatch_backends[ACCOUNT][REGION]
-    low, high = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    wanted = {("EndpointName", endpoint), ("VariantName", variant)}
-    return [
-        float(getattr(datum, "value", 0.0))
-        for datum in list(backend.metric_data)
-        if datum.namespace == "AWS/SageMaker"
-        and datum.name == metric
-        and low <= datum.timestamp <= high
-        and {(d.name, d.value) for d in datum.dimensions} == wanted
-    ]
+        requests = statistic_value("Sum", data("Invocations"))[0] or 0.0
+        errors = statistic_value("Sum", data("Invocation5XXErrors"))[0] or 0.0
+        latency = _percentile([float(getattr(d, "value", 0.0)) for d in data("ModelLatency")], 0.99)
+        return {
+            "requests": requests,
+            "error_rate": 100.0 * errors / requests if requests else None,
+            "latency_p99_ms": latency / 1000.0 if latency is not None and requests else None,
+        }
 
 
 def _percentile(values: list[float], quantile: float) -> float | None:
