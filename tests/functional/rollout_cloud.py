@@ -360,6 +360,16 @@ class Deployment:
         ]
         return [(str(f["error"]), str(json.loads(f["cause"])["errorMessage"])) for f in failed]
 
+    def progress(self) -> str:
+        """Where each execution is: its last states, its failed tasks and its ledger (for a failing test)."""
+        lines = []
+        for execution in self.executions():
+            arn = execution["executionArn"]
+            lines.append(f"{arn} {execution['status']}: ...{self.states_entered(arn)[-8:]}")
+            lines += [f"  failed task: {error}" for error in self.task_errors(arn)]
+            lines += [f"  {e.kind.value}: {dict(e.payload)}"[:400] for e in self.ledger(arn)]
+        return "\n".join(lines)
+
     def ledger(self, rollout_id: str) -> list[LedgerEntry]:
         table = self.aws.rollout.table("LEDGER_TABLE")
         return Ledger(DynamoDBLedgerStore(client=self.dynamodb, table_name=table)).entries(rollout_id)

@@ -89,7 +89,7 @@ def test_a_rollout_started_from_the_command_is_watched_to_its_end_then_listed_an
     wait_until(lambda: cloud.lock_holder() == rollout_id, "the rollout's lock")
 
     watched = mlrollout(cloud, "status", "churn", "--watch", "--interval", "0.1", "--json")
-    assert watched.exit_code == 0, watched.output
+    assert watched.exit_code == 0, f"{watched.output}\n{cloud.progress()}"
     looks = [json.loads(line) for line in watched.stdout.splitlines()]
     assert {look["rollout_id"] for look in looks} == {rollout_id}
     judged = [look for look in looks if look["metrics"]]

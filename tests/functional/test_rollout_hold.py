@@ -48,22 +48,11 @@ def cloud(aws: EmulatedAws, request: pytest.FixtureRequest) -> Iterator[Deployme
         yield deployment
 
 
-def progress(cloud: Deployment) -> str:
-    """Where each execution is: its last states, its failed tasks and its ledger (for a failing wait)."""
-    lines = []
-    for execution in cloud.executions():
-        arn = execution["executionArn"]
-        lines.append(f"{arn} {execution['status']}: ...{cloud.states_entered(arn)[-8:]}")
-        lines += [f"  failed task: {error}" for error in cloud.task_errors(arn)]
-        lines += [f"  {e.kind.value}: {dict(e.payload)}"[:400] for e in cloud.ledger(arn)]
-    return "\n".join(lines)
-
-
 def wait_for(cloud: Deployment, condition: Any, what: str) -> None:
     try:
         wait_until(condition, what)
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{progress(cloud)}") from None
+        raise AssertionError(f"{error}\n{cloud.progress()}") from None
 
 
 def verdicts(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
