@@ -44,24 +44,6 @@ SHARED_WORKER = {
 }
 
 
-# Modules that wait more than they compute (real waits, the CDK CLI), started first: the hold module, last
-# to start, ended runs alone on one worker for a minute while the others were idle.
-STARTED_FIRST = (
-    "tests/functional/test_rollout_hold.py",
-    "tests/functional/test_release_chain.py",
-    "tests/infra/test_cli_synth.py",
-    "tests/functional/test_cli.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        module = item.path.relative_to(config.rootpath).as_posix()
-        return STARTED_FIRST.index(module) if module in STARTED_FIRST else len(STARTED_FIRST)
-
-    items.sort(key=rank)  # stable: the rest keep their order
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getoption("dist") != "loadscope":
