@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -39,16 +38,9 @@ class VariantWindows:
 
         requests = statistic_value("Sum", data("Invocations"))[0] or 0.0
         errors = statistic_value("Sum", data("Invocation5XXErrors"))[0] or 0.0
-        latency = _percentile([float(getattr(d, "value", 0.0)) for d in data("ModelLatency")], 0.99)
+        latency = statistic_value("p99", data("ModelLatency"))[0]
         return {
             "requests": requests,
             "error_rate": 100.0 * errors / requests if requests else None,
             "latency_p99_ms": latency / 1000.0 if latency is not None and requests else None,
         }
-
-
-def _percentile(values: list[float], quantile: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
