@@ -17,7 +17,7 @@ import moto
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend
+from moto.sagemaker.models import FakeProcessingJob, FakeTrainingJob, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from localcloud.sagemaker.job_builders import processing_job, training_job
@@ -78,6 +78,8 @@ def run_jobs_locally(scratch: Path | None = None) -> Iterator[LocalJobs]:
         runner = LocalJobs(root)
         try:
             with (
+                mock.patch.object(FakeTrainingJob, "__init__", _born_in_progress(FakeTrainingJob)),
+                mock.patch.object(FakeProcessingJob, "__init__", _born_in_progress(FakeProcessingJob)),
                 mock.patch.object(SageMakerModelBackend, "create_training_job", _create_training(runner)),
                 mock.patch.object(SageMakerModelBackend, "create_processing_job", _create_processing(runner)),
                 mock.patch.object(SageMakerModelBackend, "stop_processing_job", _stop_processing(runner)),
@@ -100,6 +102,23 @@ def run_jobs_locally(scratch: Path | None = None) -> Iterator[LocalJobs]:
             runner.close()
 
 
+def _born_in_progress(kind: type) -> Callable[..., None]:
+    """moto records a job `Completed`, and lists it so from the moment it is in its table: a caller listing
+    jobs while the local run is being built would see a job ended before it ran."""
+    original = kind.__init__
+
+    def __init__(record: Any, *args: Any, **kwargs: Any) -> None:
+        original(record, *args, **kwargs)
+        if isinstance(record, FakeTrainingJob):
+            record.training_job_status = "InProgress"
+            record.secondary_status = "Starting"
+            record.secondary_status_transitions = [{"Status": "Starting", "StartTime": utcnow()}]
+        else:
+            record.processing_job_status = "InProgress"
+
+    return __init__
+
+
 def _create_training(runner: LocalJobs) -> Callable[..., Any]:
     original = SageMakerModelBackend.create_training_job
 
@@ -114,7 +133,6 @@ def _create_training(runner: LocalJobs) -> Callable[..., Any]:
         record.final_metric_data_list = None
         record.model_artifacts = None
         record.training_end_time = None
-        record.secondary_status_transitions = []
         record.environment = _requested.environment
         _started(runner, backend, backend.training_jobs, name, training_job(runner, record, backend))
         return record

@@ -24,6 +24,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.evaluation import EvaluationReport
+from localcloud.sagemaker import jobs as local_jobs_module
 from localcloud.sagemaker.job_models import LocalJobError
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
@@ -487,3 +488,25 @@ def test_a_training_entrypoint_runs_with_sagemakers_variables_and_its_model_dir_
         "hyperparameters": {"epochs": "3"},
         "channel": ["train.csv"],
     }
+
+
+def test_a_job_is_listed_in_progress_from_the_moment_moto_records_it(
+    jobs: LocalJobs, sagemaker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto records a job `Completed`; another caller listing jobs while its local run is being built
+    (a retraining's stop, a test waiting for the job) must not see it ended before it ran."""
+    seen_while_built: list[str] = []
+
+    def listing_first(build: Any) -> Any:
+        def built(*arguments: Any) -> Any:
+            [summary] = sagemaker.list_processing_jobs()["ProcessingJobSummaries"]
+            seen_while_built.append(summary["ProcessingJobStatus"])
+            return build(*arguments)
+
+        return built
+
+    monkeypatch.setattr(local_jobs_module, "processing_job", listing_first(local_jobs_module.processing_job))
+    with jobs.hold():
+        start_python(sagemaker, "seen", "pass")
+        assert seen_while_built == ["InProgress"]
+    assert jobs.wait("seen") == "Completed"
