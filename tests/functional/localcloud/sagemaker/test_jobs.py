@@ -24,7 +24,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from lambdas.retraining.evaluation import EvaluationReport
-from localcloud.sagemaker import jobs as local_jobs_module
+from localcloud.sagemaker import job_builders
 from localcloud.sagemaker.job_models import LocalJobError
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
@@ -505,7 +505,9 @@ def test_a_job_is_listed_in_progress_from_the_moment_moto_records_it(
 
         return built
 
-    monkeypatch.setattr(local_jobs_module, "processing_job", listing_first(local_jobs_module.processing_job))
+    monkeypatch.setattr(
+        "localcloud.sagemaker.jobs.processing_job", listing_first(job_builders.processing_job)
+    )
     with jobs.hold():
         start_python(sagemaker, "seen", "pass")
         assert seen_while_built == ["InProgress"]
