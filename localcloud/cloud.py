@@ -33,10 +33,10 @@ from localcloud.cloudformation.template import (
 from localcloud.cloudwatch.responses import emulate_alarm_apis
 from localcloud.events.delivery import schedules_match_no_event
 from localcloud.iam.enforcement import RoleCredentials, admit_emulator_credentials, enforced_iam
+from localcloud.moto_costs import moto_costs_kept
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.server import moto_server
 from localcloud.stepfunctions.execution_events import emit_execution_events
-from localcloud.stepfunctions.parsing import parse_trees_kept
 
 DEFAULT_STACK = "MlRollout-dev"
 LOOPBACK = "127.0.0.1"
@@ -247,7 +247,7 @@ class LocalCloud:
             stack.enter_context(route_lambda_invocations(self._runner))
             stack.enter_context(schedules_match_no_event())
             stack.enter_context(emit_execution_events())
-            stack.enter_context(parse_trees_kept())
+            stack.enter_context(moto_costs_kept())
             # On the workers' clock, a blue/green update shifts and bakes as its guardrails say.
             guardrail_clock = self.clock.now if self.clock is not None else None
             self._updates = stack.enter_context(emulate_update_endpoint(clock=guardrail_clock))

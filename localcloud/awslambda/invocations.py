@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import inspect
 import io
 import zipfile
@@ -138,9 +139,21 @@ def create_functions(client: Any, functions: Iterable[FunctionSpec], *, role_arn
 
 
 def zipped(directory: Path) -> bytes:
+    """The directory's files as a zip archive. Functions of one template share an asset and tests deploy
+    a template again and again: zipping it was a tenth of a rollout test's main process. An archive is
+    kept for as long as no file of the directory is added, removed or changed (size or mtime)."""
+    files = tuple(
+        (path.relative_to(directory).as_posix(), path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    )
+    return _zipped(directory, files)
+
+
+@functools.lru_cache(maxsize=32)
+def _zipped(directory: Path, files: tuple[tuple[str, int, int], ...]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(directory).as_posix())
+        for relative, _size, _modified in files:
+            archive.write(directory / relative, relative)
     return buffer.getvalue()

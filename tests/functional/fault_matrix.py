@@ -47,6 +47,7 @@ from lambdas.rollout.ledger import EntryKind, Ledger, LedgerEntry
 from lambdas.rollout.settings import RolloutSettings, load_abort_settings
 from lambdas.rollout.tasks.rollback import MAX_RESTORES
 from lambdas.shared.aws_clients import PublishesNotifications, ReadsObjects
+from localcloud.moto_costs import moto_costs_kept
 from localcloud.sagemaker.control import switch_config
 from localcloud.sagemaker.runtime import serve_endpoints
 from tests.functional.rollout_cloud import (
@@ -746,7 +747,7 @@ class Rig:
     def world(self) -> Iterator[World]:
         # A client outlives its mock (moto's stubber is global): one per service serves every run, where
         # making them again was a tenth of a cell.
-        with mock_aws(), mock.patch.object(boto3, "client", self._client):
+        with mock_aws(), moto_costs_kept(), mock.patch.object(boto3, "client", self._client):
             self._world = World(self)
             try:
                 yield self._world

@@ -48,10 +48,10 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
 from localcloud.iam.enforcement import RoleCredentials
+from localcloud.moto_costs import moto_costs_kept
 from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
 from localcloud.server import moto_server
-from localcloud.stepfunctions.parsing import parse_trees_kept
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
@@ -305,7 +305,7 @@ def deploy(aws: EmulatedAws) -> Iterator[Deployment]:
     settings = retraining.settings
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-        stack.enter_context(parse_trees_kept())
+        stack.enter_context(moto_costs_kept())
         jobs = stack.enter_context(run_jobs_locally())
         stack.enter_context(route_lambda_invocations(aws.runner))
         create_roles(retraining.template, retraining.resolver)

@@ -53,10 +53,10 @@ from localcloud.cloudformation.template import (
 )
 from localcloud.events.delivery import EventDeliveries, deliver_events
 from localcloud.iam.enforcement import RoleCredentials
+from localcloud.moto_costs import moto_costs_kept
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
 from localcloud.server import moto_server
-from localcloud.stepfunctions.parsing import parse_trees_kept
 from localcloud.stepfunctions.waits import skipped_waits
 from tests.functional.golden_models import GOOD, ModelName, put_model
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
@@ -84,7 +84,9 @@ ROLLOUT_HANDLER_PREFIX = "lambdas.handlers.rollout_"
 CLOCK_RATE = 300.0
 # A rollout's gates start a real inference server for its candidate: seconds more on a busy machine.
 EXECUTION_DEADLINE_SECONDS = 180.0
-POLL_SECONDS = 0.1
+# Polled often at first (a refused rollout ends at once), then less: a rollout runs for seconds, and each
+# poll at 0.1 s cost its test's main process a tenth of its CPU.
+POLL_SECONDS = (0.05, 0.5)
 # How often (real seconds) the metrics' writer writes the next minutes: an emulated minute is 0.2 s.
 METRIC_WRITE_SECONDS = 0.02
 FAILED_TASK_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
@@ -289,8 +291,7 @@ class Deployment:
                     with suppress(ClientError):
                         share = self._challenger_percent(sagemaker)
                     served = champion.beside(challenger, share) if 0 < share < 100 else champion
-                    writer.minutes("champion", written, [served])
-                    writer.minutes("challenger", written, [challenger])
+                    writer.minute_of_each(written, {"champion": served, "challenger": challenger})
 
         def keep_writing() -> None:
             while not self._stop_serving.wait(METRIC_WRITE_SECONDS):
@@ -329,11 +330,13 @@ class Deployment:
         """The execution once it has ended; fails the test past the deadline."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
+        pause, longest = POLL_SECONDS
         while time.monotonic() < deadline:
             described = dict(sfn.describe_execution(executionArn=execution_arn))
             if described["status"] != "RUNNING":
                 return described
-            time.sleep(POLL_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 1.5, longest)
         raise AssertionError(f"{execution_arn} still running after {EXECUTION_DEADLINE_SECONDS} s")
 
     def run(self, execution_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -434,7 +437,7 @@ def deploy(aws: EmulatedAws, test: pytest.Item) -> Iterator[Deployment]:
     starts another) needs the rollout to still be waiting when it acts."""
     with ExitStack() as stack:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-        stack.enter_context(parse_trees_kept())
+        stack.enter_context(moto_costs_kept())
         if test.get_closest_marker("real_waits") is None:
             stack.enter_context(skipped_waits(aws.clock))
         updates = stack.enter_context(emulate_update_endpoint(clock=aws.clock.now))

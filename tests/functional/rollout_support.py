@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from moto.sagemaker.models import sagemaker_backends
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
@@ -224,57 +225,67 @@ HEALTHY = Minute(requests=3000, latency_us=20_000, trials=3000, successes=300)
 FAILING = Minute(requests=3000, errors_5xx=150, latency_us=20_000, trials=3000, successes=300)
 
 
+# PutMetricData takes at most 1,000 datapoints a call.
+MAX_DATA_PER_PUT = 1000
+
+
 @dataclass
 class MetricWriter:
     """Publishes per-variant minutes as SageMaker and the feedback handler do (aggregated values)."""
 
     client: CloudWatchClient
-    published: list[tuple[str, int]] = field(default_factory=list)
     endpoint_name: str = ENDPOINT_NAME
 
     def minutes(self, variant: str, start: int, served: list[Minute]) -> None:
-        for index, minute in enumerate(served):
-            timestamp = datetime.fromtimestamp(start + 60 * index + 5, UTC)
-            self._sagemaker(variant, timestamp, minute)
+        """`variant`'s minutes from `start` on, one a minute."""
+        self._write([(variant, start + 60 * index, minute) for index, minute in enumerate(served)])
+
+    def minute_of_each(self, start: int, served: Mapping[str, Minute]) -> None:
+        """One minute of every variant in `served`, in one call per namespace."""
+        self._write([(variant, start, minute) for variant, minute in served.items()])
+
+    def _write(self, minutes: list[tuple[str, int, Minute]]) -> None:
+        sagemaker: list[MetricDatumTypeDef] = []
+        business: list[MetricDatumTypeDef] = []
+        for variant, start, minute in minutes:
+            timestamp = datetime.fromtimestamp(start + 5, UTC)
+            counts: dict[str, tuple[float, int]] = {
+                "Invocations": (minute.requests, 1),
+                "Invocation5XXErrors": (minute.errors_5xx, 1),
+                "InvocationModelErrors": (minute.model_errors, 1),
+            }
+            if minute.latency_us is not None and minute.requests:
+                counts["ModelLatency"] = (minute.latency_us * minute.requests, minute.requests)
+            sagemaker += self._data(variant, timestamp, counts)
             if minute.trials:
-                self._put(
-                    BUSINESS_NAMESPACE, variant, timestamp, {BUSINESS_NAME: (minute.successes, minute.trials)}
+                business += self._data(variant, timestamp, {BUSINESS_NAME: (minute.successes, minute.trials)})
+        # One call per namespace: each was a call per minute and variant, a tenth of a rollout test.
+        for namespace, data in (("AWS/SageMaker", sagemaker), (BUSINESS_NAMESPACE, business)):
+            for first in range(0, len(data), MAX_DATA_PER_PUT):
+                self.client.put_metric_data(
+                    Namespace=namespace, MetricData=data[first : first + MAX_DATA_PER_PUT]
                 )
-            self.published.append((variant, index))
 
-    def _sagemaker(self, variant: str, timestamp: datetime, minute: Minute) -> None:
-        counts: dict[str, tuple[float, int]] = {
-            "Invocations": (minute.requests, 1),
-            "Invocation5XXErrors": (minute.errors_5xx, 1),
-            "InvocationModelErrors": (minute.model_errors, 1),
-        }
-        if minute.latency_us is not None and minute.requests:
-            counts["ModelLatency"] = (minute.latency_us * minute.requests, minute.requests)
-        self._put("AWS/SageMaker", variant, timestamp, counts)
-
-    def _put(
-        self, namespace: str, variant: str, timestamp: datetime, values: Mapping[str, tuple[float, int]]
-    ) -> None:
-        self.client.put_metric_data(
-            Namespace=namespace,
-            MetricData=[
-                {
-                    "MetricName": name,
-                    "Dimensions": [
-                        {"Name": "EndpointName", "Value": self.endpoint_name},
-                        {"Name": "VariantName", "Value": variant},
-                    ],
-                    "Timestamp": timestamp,
-                    "StatisticValues": {
-                        "SampleCount": count,
-                        "Sum": total,
-                        "Minimum": total / count,
-                        "Maximum": total / count,
-                    },
-                }
-                for name, (total, count) in values.items()
-            ],
-        )
+    def _data(
+        self, variant: str, timestamp: datetime, values: Mapping[str, tuple[float, int]]
+    ) -> list[MetricDatumTypeDef]:
+        return [
+            {
+                "MetricName": name,
+                "Dimensions": [
+                    {"Name": "EndpointName", "Value": self.endpoint_name},
+                    {"Name": "VariantName", "Value": variant},
+                ],
+                "Timestamp": timestamp,
+                "StatisticValues": {
+                    "SampleCount": count,
+                    "Sum": total,
+                    "Minimum": total / count,
+                    "Maximum": total / count,
+                },
+            }
+            for name, (total, count) in values.items()
+        ]
 
 
 def capture_file(records: list[dict[str, Any]], per_request: int = 10) -> str:

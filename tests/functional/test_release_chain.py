@@ -180,8 +180,7 @@ class Chain:
             while written < int(self.clock.now()) // 60 * 60 + 60:
                 share = self._challenger_percent(writer.endpoint_name)
                 champion = HEALTHY.beside(challenger, share) if 0 < share < 100 else HEALTHY
-                writer.minutes("champion", written, [champion])
-                writer.minutes("challenger", written, [challenger])
+                writer.minute_of_each(written, {"champion": champion, "challenger": challenger})
                 written += 60
             self._closed.wait(0.02)
 
