@@ -1,4 +1,4 @@
-"""What moto computes again on every call although the answer never changes, kept for the process.
+"""What moto computes again on every call although the answer never changes, computed once or not at all.
 
 `moto_costs_kept()` is entered by every harness of the local cloud (`LocalCloud`, the functional tests'
 deployments, the fault matrix). Measured on the fault matrix (141 rollouts in-process), each a share of
@@ -8,7 +8,8 @@ its CPU:
   subscription (`Subscription.private_key`), so each new subscription costs a key generation. One key
   per process signs them all; each message still carries its own certificate and signature.
 * 2.8 %: moto's dispatch lists the response class's methods with `inspect.getmembers` at each call to
-  find the action's method (`method_names_from_class`). A class's methods are listed once.
+  ask whether the action is one of them (`method_names_from_class`). The question is answered by looking
+  the one name up, so a method added later (`localcloud.cloudwatch` adds PutCompositeAlarm) is found.
 * Step Functions parses a definition once (`localcloud.stepfunctions.parsing`).
 
 None of them changes an answer; the day moto keeps these itself, delete the module and its entries.
@@ -17,14 +18,13 @@ None of them changes an answer; the day moto keeps these itself, delete the modu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Container, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
 from unittest import mock
 
 import moto.core.responses
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moto.core.utils import method_names_from_class
 from moto.sns.models import Subscription
 
 from localcloud.stepfunctions.parsing import parse_trees_kept
@@ -40,7 +40,15 @@ def _subscription_key(_subscription: Subscription) -> rsa.RSAPrivateKey:
     return signing_key()
 
 
-_method_names: Callable[[Any], list[str]] = functools.cache(method_names_from_class)
+class FunctionNames(Container[str]):
+    """The names of a class's functions, as `method_names_from_class` lists them, for `in` alone: the
+    one name asked for is looked up, at the time it is asked."""
+
+    def __init__(self, owner: type) -> None:
+        self._owner = owner
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and inspect.isfunction(getattr(self._owner, name, None))
 
 
 @contextmanager
@@ -49,5 +57,5 @@ def moto_costs_kept() -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(parse_trees_kept())
         stack.enter_context(mock.patch.object(Subscription, "private_key", _subscription_key))
-        stack.enter_context(mock.patch.object(moto.core.responses, "method_names_from_class", _method_names))
+        stack.enter_context(mock.patch.object(moto.core.responses, "method_names_from_class", FunctionNames))
         yield

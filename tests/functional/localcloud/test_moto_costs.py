@@ -7,7 +7,11 @@ import json
 from unittest import mock
 
 import boto3
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import EmptyResult
 
 from localcloud import moto_costs
 from localcloud.moto_costs import moto_costs_kept
@@ -17,7 +21,7 @@ REGION = "us-east-1"
 
 def test_sns_signs_with_one_key_per_process_and_every_message_is_still_signed() -> None:
     moto_costs.signing_key.cache_clear()
-    generate = moto_costs.rsa.generate_private_key
+    generate = rsa.generate_private_key
     with (
         mock_aws(),
         moto_costs_kept(),
@@ -39,22 +43,25 @@ def test_sns_signs_with_one_key_per_process_and_every_message_is_still_signed() 
     assert bodies[0]["Signature"] != bodies[1]["Signature"]
 
 
-def test_a_response_class_s_methods_are_listed_once_and_every_action_still_answers() -> None:
+def test_an_action_is_looked_up_by_its_name_and_a_method_added_later_is_found() -> None:
     with (
         mock_aws(),
         moto_costs_kept(),
         mock.patch("moto.core.utils.inspect.getmembers", wraps=inspect.getmembers) as listed,
     ):
-        moto_costs._method_names.cache_clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        for value in ("a", "b", "c"):
-            dynamodb.put_item(TableName="t", Item={"k": {"S": value}})
-        assert dynamodb.scan(TableName="t")["Count"] == 3
-        assert boto3.client("sqs", region_name=REGION).list_queues().get("QueueUrls", []) == []
-    assert listed.call_count == 2  # DynamoDB's response class, then SQS's
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        cloudwatch.put_metric_data(Namespace="N", MetricData=[{"MetricName": "M", "Value": 1.0}])
+        assert [metric["MetricName"] for metric in cloudwatch.list_metrics()["Metrics"]] == ["M"]
+        with pytest.raises(NotImplementedError, match="put_composite_alarm"):
+            cloudwatch.put_composite_alarm(AlarmName="any", AlarmRule="TRUE")
+        added: list[str] = []
+
+        # As `localcloud.cloudwatch` adds PutCompositeAlarm to moto's CloudWatch after its first calls.
+        def put_composite_alarm(response: CloudWatchResponse) -> EmptyResult:
+            added.append(str(response._get_param("AlarmName")))
+            return EmptyResult()
+
+        with mock.patch.object(CloudWatchResponse, "put_composite_alarm", put_composite_alarm, create=True):
+            cloudwatch.put_composite_alarm(AlarmName="any", AlarmRule="TRUE")
+        assert added == ["any"]
+    assert listed.call_count == 0
