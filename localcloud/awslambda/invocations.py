@@ -142,12 +142,12 @@ def zipped(directory: Path) -> bytes:
     """The directory's files as a zip archive. Functions of one template share an asset and tests deploy
     a template again and again: zipping it was a tenth of a rollout test's main process. An archive is
     kept for as long as no file of the directory is added, removed or changed (size or mtime)."""
-    files = tuple(
-        (path.relative_to(directory).as_posix(), path.stat().st_size, path.stat().st_mtime_ns)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    )
-    return _zipped(directory, files)
+    files = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            files.append((path.relative_to(directory).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return _zipped(directory, tuple(files))
 
 
 @functools.lru_cache(maxsize=32)

@@ -78,8 +78,10 @@ def run_jobs_locally(scratch: Path | None = None) -> Iterator[LocalJobs]:
         runner = LocalJobs(root)
         try:
             with (
-                mock.patch.object(FakeTrainingJob, "__init__", _born_in_progress(FakeTrainingJob)),
-                mock.patch.object(FakeProcessingJob, "__init__", _born_in_progress(FakeProcessingJob)),
+                mock.patch.object(FakeTrainingJob, "__init__", _born_in_progress(FakeTrainingJob.__init__)),
+                mock.patch.object(
+                    FakeProcessingJob, "__init__", _born_in_progress(FakeProcessingJob.__init__)
+                ),
                 mock.patch.object(SageMakerModelBackend, "create_training_job", _create_training(runner)),
                 mock.patch.object(SageMakerModelBackend, "create_processing_job", _create_processing(runner)),
                 mock.patch.object(SageMakerModelBackend, "stop_processing_job", _stop_processing(runner)),
@@ -102,10 +104,9 @@ def run_jobs_locally(scratch: Path | None = None) -> Iterator[LocalJobs]:
             runner.close()
 
 
-def _born_in_progress(kind: type) -> Callable[..., None]:
+def _born_in_progress(original: Callable[..., None]) -> Callable[..., None]:
     """moto records a job `Completed`, and lists it so from the moment it is in its table: a caller listing
     jobs while the local run is being built would see a job ended before it ran."""
-    original: Callable[..., None] = getattr(kind, "__init__")  # noqa: B009 (mypy refuses kind.__init__)
 
     def __init__(record: Any, *args: Any, **kwargs: Any) -> None:
         original(record, *args, **kwargs)
