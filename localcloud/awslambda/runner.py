@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from localcloud.account import AwsEnvironment
+from localcloud.awslambda.forked_workers import start_worker
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 UNHANDLED = "Unhandled"
@@ -31,11 +31,6 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-
-
-# Bytecode goes where this interpreter keeps it when it has a prefix apart from the sources (-I ignores
-# PYTHONPYCACHEPREFIX, so it is passed on); nothing is ever written into the asset.
-_BYTECODE = ["-X", f"pycache_prefix={sys.pycache_prefix}"] if sys.pycache_prefix else ["-B"]
 
 
 class UnknownFunctionError(LookupError):
@@ -109,14 +104,7 @@ class _Worker:
 
     def __init__(self, spec: FunctionSpec, environment: Mapping[str, str], key: tuple[object, ...]) -> None:
         self.key = key  # the idle pool it returns to
-        # -I: no user site, no PYTHON* variables, no script or working directory on sys.path.
-        self._process = subprocess.Popen(
-            [sys.executable, "-I", *_BYTECODE, str(WORKER_SCRIPT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=dict(environment),
-            cwd=spec.code_dir.resolve(),
-        )
+        self._process = start_worker(WORKER_SCRIPT, environment, spec.code_dir.resolve())
         self._buffer = bytearray()
 
     def start(self) -> dict[str, Any] | None:
