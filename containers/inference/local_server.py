@@ -60,6 +60,11 @@ class LocalServer:
             raise RuntimeError("the server is not running")
         return self._process.pid
 
+    @property
+    def running(self) -> bool:
+        """Started and not exited (nor stopped)."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self, ready_timeout_s: float = 30.0, expect_healthy: bool = True) -> LocalServer:
         self.port = free_port()
         env = {

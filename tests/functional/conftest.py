@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from localcloud.sagemaker.model_servers import model_servers_kept
 from tests.conftest import SHARED_WORKER
 from tests.functional.localstack import (
     SERVICES,
@@ -18,6 +19,14 @@ from tests.functional.localstack import (
 )
 from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
 from tests.infra.conftest import shared_outdir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _model_servers_kept() -> Iterator[None]:
+    """Each test process starts an inference server once per model and container, not once per rollout:
+    the rollouts deploy the same few models (localcloud/sagemaker/README.md)."""
+    with model_servers_kept():
+        yield
 
 
 @pytest.fixture(autouse=True)

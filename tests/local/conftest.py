@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-# The functional tier's emulator credentials, for every test here too (a fixture imported into a conftest).
-from tests.functional.conftest import _fake_aws_credentials  # noqa: F401
+# The functional tier's emulator credentials and kept inference servers, for every test here too (fixtures
+# imported into a conftest).
+from tests.functional.conftest import _fake_aws_credentials, _model_servers_kept  # noqa: F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
