@@ -98,6 +98,9 @@ def main() -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     variables = preload()
+    # Ctrl-C in a terminal reaches the whole process group: the workers end as a fresh process would, and
+    # this one quietly when the runner closes the socket (no traceback of its own on the terminal).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
     signal.set_wakeup_fd(wakeup_write)
@@ -148,6 +151,7 @@ def _become_worker(spawn: dict[str, Any], fds: list[int]) -> int:
     script's end raises SystemExit out of `main`, so the interpreter ends as it ends a script)."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)

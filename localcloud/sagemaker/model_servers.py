@@ -34,9 +34,11 @@ class Artifact:
     etag: str
 
 
+# A container's environment variables, sorted.
+Environment = tuple[tuple[str, str], ...]
 # What a kept server serves: the artifact's content (its S3 ETag), the container's environment, and the
 # number of gunicorn workers.
-ServedModel = tuple[str, tuple[tuple[str, str], ...], int]
+ServedModel = tuple[str, Environment, int]
 
 
 class KeptServers:
@@ -114,40 +116,45 @@ class ModelServers:
         self.work_dir = work_dir
         self.workers = workers
         self.ready_timeout_s = ready_timeout_s
-        self._servers: dict[Artifact, LocalServer] = {}
-        self._kept: dict[Artifact, tuple[KeptServers, ServedModel]] = {}
+        # By artifact and container environment: two models of one artifact in different environments
+        # are two containers.
+        self._servers: dict[tuple[Artifact, Environment], LocalServer] = {}
+        self._kept: dict[tuple[Artifact, Environment], tuple[KeptServers, ServedModel]] = {}
         self._lock = threading.Lock()
 
     def running(self) -> dict[str, LocalServer]:
-        """The servers started so far, by artifact URL."""
+        """The servers started so far, by artifact URL (the last started, where one artifact has several)."""
         with self._lock:
-            return {artifact.url: server for artifact, server in self._servers.items()}
+            return {artifact.url: server for (artifact, _), server in self._servers.items()}
 
     def server_for(self, account_id: str, region: str, model_name: str) -> tuple[LocalServer, Artifact]:
-        """The server of the model's artifact, started if need be (under a lock: one start per artifact)."""
+        """The server of the model's artifact in its container's environment, started if need be (under a
+        lock: one start per artifact and environment)."""
         container = _primary_container(account_id, region, model_name)
         artifact = _artifact(account_id, model_name, container)
+        environment: Environment = tuple(
+            sorted((str(k), str(v)) for k, v in (container.get("Environment") or {}).items())
+        )
         with self._lock:
-            server = self._servers.get(artifact)
+            server = self._servers.get((artifact, environment))
             if server is None:
-                server = self._start(account_id, artifact, container)
-                self._servers[artifact] = server
+                server = self._start(account_id, artifact, environment)
+                self._servers[(artifact, environment)] = server
         return server, artifact
 
-    def _start(self, account_id: str, artifact: Artifact, container: Mapping[str, Any]) -> LocalServer:
-        environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+    def _start(self, account_id: str, artifact: Artifact, environment: Environment) -> LocalServer:
         kept = _keepers[0] if _keepers else None
         if kept is None:
             return self._start_server(
-                account_id, artifact, environment, self.work_dir / f"model-{len(self._servers) + 1}"
+                account_id, artifact, dict(environment), self.work_dir / f"model-{len(self._servers) + 1}"
             )
-        model: ServedModel = (artifact.etag, tuple(sorted(environment.items())), self.workers)
-        self._kept[artifact] = (kept, model)
+        model: ServedModel = (artifact.etag, environment, self.workers)
+        self._kept[(artifact, environment)] = (kept, model)
         server = kept.take(model)
         if server is not None:
             logger.info("serving %s on a kept inference server (log %s)", artifact.url, server.log_path)
             return server
-        return self._start_server(account_id, artifact, environment, kept.new_model_dir())
+        return self._start_server(account_id, artifact, dict(environment), kept.new_model_dir())
 
     def _start_server(
         self, account_id: str, artifact: Artifact, environment: Mapping[str, str], model_dir: Path
@@ -170,9 +177,9 @@ class ModelServers:
         with self._lock:
             servers, self._servers = self._servers, {}
             kept, self._kept = self._kept, {}
-        for artifact, server in servers.items():
-            if artifact in kept:
-                keeper, model = kept[artifact]
+        for served, server in servers.items():
+            if served in kept:
+                keeper, model = kept[served]
                 keeper.give_back(model, server)
             else:
                 server.stop()

@@ -21,6 +21,7 @@ from localcloud.awslambda.runner import FunctionSpec, LambdaRunner
 PROBE = """
 import logging
 import os
+import signal
 import sys
 
 PRELOADED_BEFORE_ME = "pydantic" in sys.modules
@@ -41,6 +42,10 @@ def handler(event, context):
         "stdin_encoding": sys.stdin.encoding,
         "stdout_encoding": sys.stdout.encoding,
         "powertools_log_level": logging.getLogger("aws_lambda_powertools").level,
+        "signals": {
+            name: repr(signal.getsignal(getattr(signal, name)))
+            for name in ("SIGINT", "SIGTERM", "SIGCHLD", "SIGPIPE")
+        },
     }
 """
 

@@ -53,29 +53,27 @@ def served_by(runtime: LocalSageMakerRuntime, model: str) -> LocalServer:
     return server
 
 
-def test_the_next_runtime_serving_the_same_model_takes_the_kept_server(kept: KeptServers) -> None:
-    with serve_endpoints() as runtime:
-        first = served_by(runtime, "good").pid
-    with serve_endpoints() as runtime:
-        # Another model of the same artifact and container: the same server.
-        assert served_by(runtime, "good-copy").pid == first
-    with serve_endpoints() as runtime:
-        # The same artifact in another container environment: a server of its own.
-        assert served_by(runtime, "good-other-env").pid != first
-    assert kept.started == 2
-
-
-def test_a_kept_server_serves_one_runtime_at_a_time_and_a_dead_one_is_replaced(kept: KeptServers) -> None:
+def test_a_kept_server_serves_the_same_model_in_the_same_container_one_runtime_at_a_time(
+    kept: KeptServers,
+) -> None:
     with serve_endpoints() as runtime:
         first = served_by(runtime, "good")
+    with serve_endpoints() as runtime:
+        # The same artifact in another container environment: a server of its own.
+        other_environment = served_by(runtime, "good-other-env")
+        # Another model of the same artifact and container: the kept server.
+        assert served_by(runtime, "good-copy") is first
         with serve_endpoints() as beside:
-            second = served_by(beside, "good")
-    pids = {first.pid, second.pid}
-    assert len(pids) == 2
-    for server in (first, second):
+            # The kept server serves the first runtime: this one gets its own.
+            beside_server = served_by(beside, "good")
+    assert len({first.pid, other_environment.pid, beside_server.pid}) == 3
+    assert kept.started == 3
+    # Kept servers that died are replaced.
+    dead = {first.pid, beside_server.pid}
+    for server in (first, beside_server):
         os.killpg(server.pid, signal.SIGKILL)
         assert server._process is not None
         server._process.wait(timeout=10)
     with serve_endpoints() as runtime:
-        assert served_by(runtime, "good").pid not in pids
-    assert kept.started == 3
+        assert served_by(runtime, "good").pid not in dead
+    assert kept.started == 4
