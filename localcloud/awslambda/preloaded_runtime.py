@@ -86,11 +86,25 @@ def preload() -> list[str] | None:
     return None if None in read else sorted(name for name in read if name is not None)
 
 
+class RunnerGoneError(Exception):
+    """The runner closed its end of the socket."""
+
+
 def send(control: socket.socket, message: dict[str, Any]) -> None:
-    control.send(json.dumps(message).encode())
+    try:
+        control.send(json.dumps(message).encode())
+    except OSError as error:  # EPIPE, ECONNRESET: the runner ended first
+        raise RunnerGoneError from error
 
 
 def main() -> int:
+    try:
+        return serve()
+    except RunnerGoneError:  # the runner's workers end as their stdin closes
+        return 0
+
+
+def serve() -> int:
     environment = dict(os.environ)
     # The control socket is moved off fd 0: a child's stdin is dup'ed there.
     control = socket.socket(fileno=os.dup(0))
@@ -114,9 +128,12 @@ def main() -> int:
             _report_exits(control, children)
         if control.fileno() not in readable:
             continue
-        data, fds, _, _ = socket.recv_fds(control, MAX_PACKET, 3)
-        if not data:  # the runner is gone: its workers end when their stdin closes
-            return 0
+        try:
+            data, fds, _, _ = socket.recv_fds(control, MAX_PACKET, 3)
+        except OSError as error:
+            raise RunnerGoneError from error
+        if not data:
+            raise RunnerGoneError
         request = json.loads(data)
         if "kill" in request:
             if request["kill"] in children:
