@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Protocol
 
+from localcloud.awslambda.preloaded_runtime import MAX_PACKET
+
 PRELOADED_RUNTIME_SCRIPT = Path(__file__).with_name("preloaded_runtime.py")
 # Bytecode goes where this interpreter keeps it when it has a prefix apart from the sources (-I ignores
 # PYTHONPYCACHEPREFIX, so it is passed on); nothing is ever written into the asset.
@@ -40,7 +42,6 @@ FORK_WORKERS = (
 # The preloaded imports take about a second; a busy machine gets slack, as the workers' init phase does.
 READY_TIMEOUT_SECONDS = 30.0
 SPAWN_TIMEOUT_SECONDS = 10.0
-MAX_PACKET = 1 << 20
 # The exit code reported for a worker whose runtime ended before it (its status is lost with it).
 LOST = -9
 
@@ -229,7 +230,9 @@ _runtimes_lock = threading.Lock()
 
 def _runtime_for(environment: Mapping[str, str]) -> PreloadedRuntime | None:
     with _runtimes_lock:
-        _runtimes[:] = [runtime for runtime in _runtimes if runtime.alive]
+        for runtime in [runtime for runtime in _runtimes if not runtime.alive]:
+            _runtimes.remove(runtime)
+            runtime.close()
         for runtime in _runtimes:
             if runtime.serves(environment):
                 return runtime
@@ -239,8 +242,6 @@ def _runtime_for(environment: Mapping[str, str]) -> PreloadedRuntime | None:
             runtime = PreloadedRuntime(environment)
         except RuntimeUnavailableError:
             return None
-        if not _runtimes:
-            atexit.register(_close_runtimes)
         _runtimes.append(runtime)
         return runtime if runtime.serves(environment) else None
 
@@ -250,3 +251,6 @@ def _close_runtimes() -> None:
         for runtime in _runtimes:
             runtime.close()
         _runtimes.clear()
+
+
+atexit.register(_close_runtimes)

@@ -119,7 +119,8 @@ class ModelServers:
         # By artifact and container environment: two models of one artifact in different environments
         # are two containers.
         self._servers: dict[tuple[Artifact, Environment], LocalServer] = {}
-        self._kept: dict[tuple[Artifact, Environment], tuple[KeptServers, ServedModel]] = {}
+        # The keeper each server goes back to at `stop_all`, where one was open at its start.
+        self._kept: dict[tuple[Artifact, Environment], KeptServers] = {}
         self._lock = threading.Lock()
 
     def running(self) -> dict[str, LocalServer]:
@@ -142,22 +143,24 @@ class ModelServers:
                 self._servers[(artifact, environment)] = server
         return server, artifact
 
+    def _served_model(self, artifact: Artifact, environment: Environment) -> ServedModel:
+        return (artifact.etag, environment, self.workers)
+
     def _start(self, account_id: str, artifact: Artifact, environment: Environment) -> LocalServer:
         kept = _keepers[0] if _keepers else None
         if kept is None:
             return self._start_server(
-                account_id, artifact, dict(environment), self.work_dir / f"model-{len(self._servers) + 1}"
+                account_id, artifact, environment, self.work_dir / f"model-{len(self._servers) + 1}"
             )
-        model: ServedModel = (artifact.etag, environment, self.workers)
-        self._kept[(artifact, environment)] = (kept, model)
-        server = kept.take(model)
+        self._kept[(artifact, environment)] = kept
+        server = kept.take(self._served_model(artifact, environment))
         if server is not None:
             logger.info("serving %s on a kept inference server (log %s)", artifact.url, server.log_path)
             return server
-        return self._start_server(account_id, artifact, dict(environment), kept.new_model_dir())
+        return self._start_server(account_id, artifact, environment, kept.new_model_dir())
 
     def _start_server(
-        self, account_id: str, artifact: Artifact, environment: Mapping[str, str], model_dir: Path
+        self, account_id: str, artifact: Artifact, environment: Environment, model_dir: Path
     ) -> LocalServer:
         model_dir.mkdir(parents=True)
         data = _s3_object(account_id, artifact)
@@ -177,10 +180,10 @@ class ModelServers:
         with self._lock:
             servers, self._servers = self._servers, {}
             kept, self._kept = self._kept, {}
-        for served, server in servers.items():
-            if served in kept:
-                keeper, model = kept[served]
-                keeper.give_back(model, server)
+        for (artifact, environment), server in servers.items():
+            keeper = kept.get((artifact, environment))
+            if keeper is not None:
+                keeper.give_back(self._served_model(artifact, environment), server)
             else:
                 server.stop()
 
