@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,20 @@ class Synthesized:
     template: Template
     outdir: Path
 
+    @cached_property
+    def _template_text(self) -> str:
+        # `Template.to_json()` brings the whole app's template from the jsii kernel: a quarter of a
+        # CPU-second of node's per call, and the tests read the template hundreds of times.
+        return json.dumps(self.template.to_json())
+
+    def template_json(self) -> dict[str, Any]:
+        """The template, a copy of its own for each call (a test may change what it gets)."""
+        template: dict[str, Any] = json.loads(self._template_text)
+        return template
+
     @property
     def resources(self) -> dict[str, Any]:
-        resources: dict[str, Any] = self.template.to_json()["Resources"]
+        resources: dict[str, Any] = self.template_json()["Resources"]
         return resources
 
     def of_type(self, resource_type: str) -> dict[str, Any]:
@@ -41,7 +53,7 @@ class Synthesized:
         template parameter that reads what the platform stack wrote (infra/platform_parameters.py)."""
         [parameter] = [
             key
-            for key, declared in self.template.to_json()["Parameters"].items()
+            for key, declared in self.template_json()["Parameters"].items()
             if declared.get("Default") == parameter_name(self.config.prefix, what)
         ]
         return {"Ref": parameter}

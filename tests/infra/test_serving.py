@@ -161,7 +161,7 @@ def test_default_stage_auto_deploys_throttles_and_logs_json_access_lines(dev: Sy
 
 
 def test_api_url_is_a_stack_output(dev: Synthesized) -> None:
-    outputs = dev.template.to_json()["Outputs"]
+    outputs = dev.template_json()["Outputs"]
     urls = [render(output["Value"]) for key, output in outputs.items() if key.startswith("ServingApiUrl")]
     assert len(urls) == 1
     assert urls[0].startswith("https://<ServingHttpApi") and ".execute-api." in urls[0]
@@ -171,7 +171,7 @@ def test_api_url_is_a_stack_output(dev: Synthesized) -> None:
 
 
 def test_functions_run_python_3_14_traced_with_the_pinned_powertools_layer(dev: Synthesized) -> None:
-    parameters = dev.template.to_json()["Parameters"]
+    parameters = dev.template_json()["Parameters"]
     for handler in HANDLERS:
         properties = _function(dev, handler)[1]
         assert properties["Runtime"] == "python3.14"
