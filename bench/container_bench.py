@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from containers.inference.local_server import LOOPBACK, LocalServer
-from pipelines import train
-from pipelines.train import CHURN_SCHEMA, TrainConfig
+from pipelines import churn_data, train
+from pipelines.churn_data import CHURN_SCHEMA
+from pipelines.train import TrainConfig
 
 DEFAULT_OUT_DIR = Path(__file__).parent / "results"
 CSV_COLUMNS = (
@@ -73,7 +74,7 @@ class LoadResult:
 
 
 def request_body(scenario: Scenario, seed: int = 11) -> bytes:
-    rows = train.synthetic_churn(scenario.records, seed).features
+    rows = churn_data.synthetic_churn(scenario.records, seed).features
     if scenario.content_type == "text/csv":
         return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
     records = [dict(zip(CHURN_SCHEMA.names, map(float, row), strict=True)) for row in rows]

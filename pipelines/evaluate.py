@@ -46,9 +46,10 @@ from lambdas.retraining.evaluation import (
     GoldenCheck,
     Hyperparameter,
 )
+from pipelines.churn_data import CHURN_SCHEMA, TrainingDataError, read_training_dir
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError
 from pipelines.gate_files import GateDocuments, GateFilesError, documents_of, load_model_dir
-from pipelines.train import CHURN_SCHEMA, TrainingDataError, fail, read_training_dir
+from pipelines.job_failure import fail
 from trained_model.directory import METADATA_FILE
 
 GATES_DIR = "gates"

@@ -71,14 +71,8 @@ from lambdas.gates import (
     golden_gate,
     metric_gate,
 )
-from pipelines.train import (
-    CHURN_SCHEMA,
-    TEST_FRACTION,
-    Dataset,
-    TrainingDataError,
-    read_training_dir,
-    synthetic_churn,
-)
+from pipelines.churn_data import CHURN_SCHEMA, Dataset, TrainingDataError, read_training_dir, synthetic_churn
+from pipelines.train import TEST_FRACTION
 from trained_model.directory import METADATA_FILE, MODEL_FILE, SCHEMA_FILE, LoadedModel, load_model
 from trained_model.features import FeatureError, Matrix
 from trained_model.prediction import JSON_TYPE, parse_records, predict

@@ -8,7 +8,7 @@ into ``--data-dir`` (any number of drops, e.g. ``2026-11-25/part-0.csv``). It:
 
 * versions the data: the manifest of ``--data-dir`` (every file, keys relative to it; see
   ``pipelines.data_version``), written as ``<out>/manifest.json``;
-* checks every file with the training's own reader (``pipelines.train.read_training_csv``, the one
+* checks every file with the training's own reader (``pipelines.churn_data.read_training_csv``, the one
   place the data rules live): a CSV with a header naming exactly the ``CHURN_SCHEMA`` features and the
   ``churned`` label (in any order), every row's values valid for the schema and labels 0 or 1. An
   empty drop, a corrupt CSV, a renamed, missing or extra column (a schema change), a bad value or
@@ -34,8 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.churn_data import CHURN_SCHEMA, LABEL, Dataset, TrainingDataError, read_training_csv
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError, manifest_of_dir
-from pipelines.train import CHURN_SCHEMA, LABEL, Dataset, TrainingDataError, fail, read_training_csv
+from pipelines.job_failure import fail
 from trained_model.features import FeatureSchema
 
 TRAIN_FILE = "train.csv"

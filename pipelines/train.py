@@ -42,16 +42,14 @@ project's own artifact bucket (written by the training job, encrypted, not writa
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
-import sys
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import joblib  # type: ignore[import-untyped]  # no stubs
 import numpy as np
@@ -72,46 +70,34 @@ from sklearn.model_selection import train_test_split  # type: ignore[import-unty
 from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
+from pipelines.churn_data import (
+    CHURN_SCHEMA,
+    LABEL,
+    Dataset,
+    Labels,
+    TrainingDataError,
+    read_training_dir,
+    synthetic_churn,
+)
 from pipelines.data_version import MANIFEST_FILE, DataManifest, DataVersionError, code_version
+from pipelines.job_failure import fail
 from trained_model.directory import METADATA_FILE, MODEL_FILE, SCHEMA_FILE
-from trained_model.features import FeatureError, FeatureSchema, FeatureSpec, Matrix, feature_transformer
+from trained_model.features import FeatureSchema, Matrix, feature_transformer
 
-LABEL = "churned"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_CONFIG_DIR = "/opt/ml/input/config"
 DEFAULT_CHANNEL_DIR = "/opt/ml/input/data/train"
-DEFAULT_OUTPUT_DIR = "/opt/ml/output"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 # What a training job may be given (SageMaker passes each as a string).
 HYPERPARAMETERS = ("recipe", "seed", "model_version", "samples")
-FAILURE_FILE = "failure"
-# SageMaker truncates a failure reason; the first line names the problem.
-FAILURE_MAX_BYTES = 1024
 TEST_FRACTION = 0.25
 DEFAULT_SAMPLES = 4000
 
 Recipe = Literal["logistic", "boosted", "degraded", "heavy"]
 RECIPES: tuple[str, ...] = get_args(Recipe)
-Labels = np.ndarray[Any, np.dtype[np.int64]]
 
-CHURN_SCHEMA = FeatureSchema(
-    (
-        FeatureSpec("tenure_months", "int", 0, 600, description="months since the customer joined"),
-        FeatureSpec("monthly_charges", "float", 0, 10_000, description="current bill, in dollars"),
-        FeatureSpec("support_calls_90d", "int", 0, 1_000, description="support calls, last 90 days"),
-        FeatureSpec("contract_months", "int", 1, 36, description="contract length (1 = month to month)"),
-        FeatureSpec("late_payments_12m", "int", 0, 12, description="months paid late, last year"),
-        FeatureSpec("data_usage_gb", "float", 0, 100_000, "log1p", "data used last month"),
-        FeatureSpec("satisfaction_score", "float", 1, 5, description="last survey answer, 1 to 5"),
-        FeatureSpec("autopay", "int", 0, 1, description="1 when the bill is paid automatically"),
-    )
-)
 # The features that carry most of the signal; the degraded recipe breaks exactly these.
 STRONGEST_FEATURES = ("support_calls_90d", "satisfaction_score")
-
-
-class TrainingDataError(ValueError):
-    """The training data cannot be used (no files, a bad header, a bad row or label)."""
 
 
 class HyperparameterError(ValueError):
@@ -128,105 +114,6 @@ class TrainConfig:
     @property
     def version(self) -> str:
         return self.model_version or f"{self.recipe}-seed{self.seed}"
-
-
-@dataclass(frozen=True, slots=True)
-class Dataset:
-    features: Matrix
-    labels: Labels
-    source: str
-
-
-def synthetic_churn(samples: int, seed: int) -> Dataset:
-    """A seeded churn dataset: plausible feature distributions, labels from a known logistic model."""
-    rng = np.random.default_rng(seed)
-    tenure = np.clip(np.round(rng.gamma(2.0, 14.0, samples)), 0, 120)
-    charges = np.clip(rng.normal(70.0, 25.0, samples), 10.0, 250.0).round(2)
-    calls = np.minimum(rng.poisson(1.5, samples), 30)
-    contract = rng.choice([1, 12, 24], size=samples, p=[0.5, 0.3, 0.2])
-    late = rng.binomial(12, 0.08, samples)
-    usage = np.clip(rng.lognormal(3.0, 1.0, samples), 0.0, 5_000.0).round(2)
-    satisfaction = np.clip(rng.normal(3.4, 0.9, samples), 1.0, 5.0).round(1)
-    autopay = rng.binomial(1, 0.45, samples)
-    logit = (
-        -0.6
-        - 0.02 * tenure
-        + 0.015 * (charges - 70.0)
-        + 0.55 * calls
-        - 0.06 * contract
-        + 0.35 * late
-        - 0.2 * np.log1p(usage)
-        - 0.9 * (satisfaction - 3.0)
-        - 0.5 * autopay
-        # Effects a linear model cannot see: unhappy customers who keep calling leave, and so do
-        # new customers on a month-to-month contract.
-        + 2.5 * ((calls >= 3) & (satisfaction < 2.8))
-        + 1.5 * ((tenure < 6) & (contract == 1))
-    )
-    labels = (rng.random(samples) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
-    columns = (tenure, charges, calls, contract, late, usage, satisfaction, autopay)
-    return Dataset(np.column_stack(columns).astype(np.float64), labels, f"synthetic(seed={seed})")
-
-
-def read_training_csv(
-    path: Path, schema: FeatureSchema, label: str = LABEL, *, name: str | None = None
-) -> Dataset:
-    """A CSV file with a header naming every schema feature and the label; rows checked by the schema.
-
-    Errors name the file as ``name`` (default: the file's name) and the record (0 = the first row after
-    the header). A header with other columns than the schema's is a schema change, refused.
-    """
-    name = name or path.name
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle, strict=True) if row]
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise TrainingDataError(f"{name}: malformed CSV: {error}") from error
-    except OSError as error:
-        raise TrainingDataError(f"{name}: cannot read: {error.strerror or error}") from error
-    if not rows:
-        raise TrainingDataError(f"{name}: empty file")
-    header, body = rows[0], rows[1:]
-    repeated = sorted({column for column in header if header.count(column) > 1})
-    if repeated:
-        raise TrainingDataError(f"{name}: schema change: header repeats columns {repeated}")
-    unknown = sorted(set(header) - {*schema.names, label})
-    missing = sorted({*schema.names, label} - set(header))
-    if unknown or missing:
-        raise TrainingDataError(
-            f"{name}: schema change: header has unknown columns {unknown}, lacks {missing}"
-        )
-    feature_columns = [header.index(feature) for feature in schema.names]
-    label_column = header.index(label)
-    features, labels = [], []
-    for index, row in enumerate(body):
-        if len(row) != len(header):
-            raise TrainingDataError(f"{name}: record {index}: {len(row)} cells, header has {len(header)}")
-        try:
-            features.append(schema.row_from_text([row[c] for c in feature_columns], index))
-        except FeatureError as error:
-            raise TrainingDataError(f"{name}: {error}") from error
-        if row[label_column].strip() not in {"0", "1"}:
-            raise TrainingDataError(
-                f"{name}: record {index}: label {label!r} must be 0 or 1, got {row[label_column]!r}"
-            )
-        labels.append(int(row[label_column]))
-    if not features:
-        raise TrainingDataError(f"{name}: no records")
-    return Dataset(np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=np.int64), name)
-
-
-def read_training_dir(directory: Path, schema: FeatureSchema) -> Dataset:
-    """Every ``*.csv`` in the channel directory, in name order, as one dataset."""
-    paths = sorted(directory.glob("*.csv"))
-    if not paths:
-        raise TrainingDataError(f"no CSV files in {directory}")
-    parts = [read_training_csv(path, schema) for path in paths]
-    return Dataset(
-        np.vstack([part.features for part in parts]),
-        np.concatenate([part.labels for part in parts]),
-        f"csv({', '.join(part.source for part in parts)})",
-    )
 
 
 def build_pipeline(schema: FeatureSchema, recipe: Recipe, seed: int) -> tuple[Any, dict[str, object]]:
@@ -388,29 +275,6 @@ def read_manifest(train_dir: Path | None) -> DataManifest | None:
     if train_dir is None or not (train_dir / MANIFEST_FILE).is_file():
         return None
     return DataManifest.read(train_dir / MANIFEST_FILE)
-
-
-def write_failure(
-    output_dir: Path, reason: str, *, file_name: str = FAILURE_FILE, force: bool = False
-) -> None:
-    """The reason, cut to SageMaker's limit, in ``<output_dir>/<file_name>`` where SageMaker reads it.
-
-    Written only inside SageMaker's layout (the directory exists, or ``force``): a run from the command
-    line does not create ``/opt/ml``.
-    """
-    if not (force or output_dir.is_dir()):
-        return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    encoded = reason.encode("utf-8")[:FAILURE_MAX_BYTES]
-    (output_dir / file_name).write_bytes(encoded.decode("utf-8", errors="ignore").encode("utf-8"))
-
-
-def fail(reason: str, *, file_name: str = FAILURE_FILE) -> NoReturn:
-    """Report a failure SageMaker's way (the failure file and stderr) and exit with status 1."""
-    output_dir = os.environ.get("SM_OUTPUT_DIR")
-    write_failure(Path(output_dir or DEFAULT_OUTPUT_DIR), reason, file_name=file_name, force=bool(output_dir))
-    print(reason, file=sys.stderr)
-    raise SystemExit(1)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

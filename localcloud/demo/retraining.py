@@ -32,7 +32,7 @@ from localcloud.demo.story import (
     command_line,
     tell,
 )
-from pipelines.train import CHURN_SCHEMA, LABEL, synthetic_churn
+from pipelines.churn_data import CHURN_SCHEMA, LABEL, synthetic_churn
 
 # Three jobs as processes (each imports scikit-learn) on a busy 2-core machine.
 RETRAINING_DEADLINE_SECONDS = 300.0

@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 from localcloud.account import LOCAL_ACCOUNT_ID
 from localcloud.apigateway.client import SignedClient
 from localcloud.apigateway.routes import local_api_id
-from pipelines.train import CHURN_SCHEMA, synthetic_churn
+from pipelines.churn_data import CHURN_SCHEMA, synthetic_churn
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud

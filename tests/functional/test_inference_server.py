@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from containers.inference.local_server import LOOPBACK, LocalServer, ServerNotReadyError
-from pipelines import train
-from pipelines.train import CHURN_SCHEMA, TrainConfig
+from pipelines import churn_data, train
+from pipelines.churn_data import CHURN_SCHEMA
+from pipelines.train import TrainConfig
 from trained_model.features import Matrix
 
 JSON = {"Content-Type": "application/json"}
@@ -43,7 +44,7 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture(scope="module")
 def rows() -> Matrix:
     """Valid records unseen in training, as schema-ordered rows."""
-    return train.synthetic_churn(RECORDS, seed=99).features
+    return churn_data.synthetic_churn(RECORDS, seed=99).features
 
 
 def _as_dicts(rows: Matrix) -> list[dict[str, float]]:
@@ -185,7 +186,7 @@ def test_a_422_names_the_record_and_feature_but_never_echoes_the_value(
     status, raw = server.request("POST", "/invocations", body, headers)
     answer = json.loads(raw)
     assert (status, answer["error"], answer["record"], answer["feature"]) == (422, code, 0, answer["feature"])
-    assert answer["feature"] in train.CHURN_SCHEMA.names
+    assert answer["feature"] in churn_data.CHURN_SCHEMA.names
     for echoed in ("secret", "987654", "4.5", "inf"):
         assert echoed not in answer["message"].lower(), answer["message"]
 

@@ -21,8 +21,8 @@ import pytest
 
 from lambdas.retraining.evaluation import EvaluationReport
 from pipelines import train
+from pipelines.churn_data import CHURN_SCHEMA, LABEL
 from pipelines.data_version import DataManifest, code_version
-from pipelines.train import CHURN_SCHEMA, LABEL
 from tests.unit.test_preprocess import drop_text
 
 ROOT = Path(__file__).resolve().parents[2]

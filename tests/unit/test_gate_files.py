@@ -28,6 +28,7 @@ from lambdas.gates import (
     metric_gate,
 )
 from pipelines import gate_files
+from pipelines.churn_data import CHURN_SCHEMA, Dataset, synthetic_churn
 from pipelines.gate_files import (
     DEFAULT_GOLDEN_SET,
     GATE_FILES,
@@ -37,15 +38,7 @@ from pipelines.gate_files import (
     training_split_features,
     write_gate_files,
 )
-from pipelines.train import (
-    CHURN_SCHEMA,
-    Dataset,
-    Recipe,
-    TrainConfig,
-    package_model,
-    synthetic_churn,
-    train,
-)
+from pipelines.train import Recipe, TrainConfig, package_model, train
 
 SEED = 1
 RECIPES: tuple[Recipe, ...] = ("logistic", "boosted", "degraded", "heavy")

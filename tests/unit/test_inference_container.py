@@ -15,7 +15,8 @@ from containers.inference import server as server_module
 from containers.inference.serve import ServeSettings, gunicorn_argv, server_environment
 from containers.inference.server import create_app
 from pipelines import train
-from pipelines.train import CHURN_SCHEMA, TrainConfig
+from pipelines.churn_data import CHURN_SCHEMA
+from pipelines.train import TrainConfig
 from trained_model.features import FeatureError
 from trained_model.prediction import RequestError, parse_records
 

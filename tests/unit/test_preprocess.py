@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipelines import preprocess as step
+from pipelines.churn_data import CHURN_SCHEMA, LABEL, TrainingDataError, read_training_dir, synthetic_churn
 from pipelines.data_version import DataManifest, DataVersionError, manifest_of_dir
-from pipelines.train import CHURN_SCHEMA, LABEL, TrainingDataError, read_training_dir, synthetic_churn
 
 HEADER = [*CHURN_SCHEMA.names, LABEL]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def drop_text(rows: int, seed: int, columns: list[str] = HEADER) -> str:
@@ -160,3 +163,20 @@ def test_the_command_prints_the_data_version(tmp_path: Path, capsys: pytest.Capt
     printed = capsys.readouterr().out
     assert manifest_of_dir(data).data_version in printed
     assert '"rows": 30' in printed
+
+
+def test_the_step_starts_without_scikit_learn() -> None:
+    """It only reads and checks data: importing scikit-learn (and SciPy) cost each job a CPU-second and a
+    half before it began (the step imported the training module for its data reader)."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pipelines.preprocess; print(sorted({'sklearn', 'scipy'} & set(sys.modules)))",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
-from pipelines import train
-from pipelines.train import CHURN_SCHEMA, LABEL, TrainConfig, TrainingDataError
+from pipelines import churn_data, train
+from pipelines.churn_data import CHURN_SCHEMA, LABEL, TrainingDataError
+from pipelines.train import TrainConfig
 from trained_model.features import FeatureSchema
 
 SAMPLES = 2000
@@ -97,7 +98,7 @@ def test_the_degraded_version_is_clearly_worse_on_the_same_held_out_rows(
 
 
 def test_synthetic_data_is_valid_under_the_schema_and_seeded() -> None:
-    first, second = train.synthetic_churn(500, seed=9), train.synthetic_churn(500, seed=9)
+    first, second = churn_data.synthetic_churn(500, seed=9), churn_data.synthetic_churn(500, seed=9)
     text = "\n".join(",".join(repr(float(v)) for v in row) for row in first.features)
     np.testing.assert_array_equal(CHURN_SCHEMA.matrix_from_csv(text), first.features)
     np.testing.assert_array_equal(first.features, second.features)
@@ -113,7 +114,7 @@ def test_package_puts_the_artifact_files_at_the_archive_root(
 
 
 def _write_channel_csv(path: Path, samples: int, seed: int) -> None:
-    data = train.synthetic_churn(samples, seed)
+    data = churn_data.synthetic_churn(samples, seed)
     header = [*reversed(CHURN_SCHEMA.names), LABEL]  # any column order: matched by name
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -161,11 +162,11 @@ def test_bad_training_data_fails_with_a_clear_reason(
     if content is not None:
         (tmp_path / "drop.csv").write_text(content)
     with pytest.raises(TrainingDataError, match=message):
-        train.read_training_dir(tmp_path, CHURN_SCHEMA)
+        churn_data.read_training_dir(tmp_path, CHURN_SCHEMA)
 
 
 def test_training_needs_both_classes(tmp_path: Path) -> None:
-    data = train.synthetic_churn(200, seed=1)
-    one_class = train.Dataset(data.features, np.zeros_like(data.labels), "all stay")
+    data = churn_data.synthetic_churn(200, seed=1)
+    one_class = churn_data.Dataset(data.features, np.zeros_like(data.labels), "all stay")
     with pytest.raises(TrainingDataError, match="both classes"):
         train.train(TrainConfig(), tmp_path, one_class)

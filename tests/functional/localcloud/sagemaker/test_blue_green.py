@@ -25,8 +25,9 @@ from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from localcloud.sagemaker.blue_green import Stage, traffic_stages
 from localcloud.sagemaker.control import EndpointUpdates, emulate_update_endpoint
 from localcloud.sagemaker.runtime import serve_endpoints
-from pipelines import train
-from pipelines.train import CHURN_SCHEMA, TrainConfig
+from pipelines import churn_data, train
+from pipelines.churn_data import CHURN_SCHEMA
+from pipelines.train import TrainConfig
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
@@ -287,7 +288,7 @@ def trained(directory: Path, seed: int, version: str) -> bytes:
 
 
 def test_invocations_follow_the_shifting_split_to_real_models(tmp_path: Path, clock: Clock) -> None:
-    row = train.synthetic_churn(1, seed=3).features[0]
+    row = churn_data.synthetic_churn(1, seed=3).features[0]
     body = json.dumps({"instances": [dict(zip(CHURN_SCHEMA.names, map(float, row), strict=True))]})
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)

@@ -32,8 +32,9 @@ from moto.server import ThreadedMotoServer
 from lambdas.rollout.tasks.gates import _captured_records
 from localcloud.sagemaker.control import emulate_update_endpoint
 from localcloud.sagemaker.runtime import LocalSageMakerRuntime, MotoChangedError, check_moto, serve_endpoints
-from pipelines import train
-from pipelines.train import CHURN_SCHEMA, TrainConfig
+from pipelines import churn_data, train
+from pipelines.churn_data import CHURN_SCHEMA
+from pipelines.train import TrainConfig
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -66,7 +67,7 @@ class Cloud:
 
 
 def records(count: int, seed: int = 99) -> list[dict[str, float]]:
-    rows = train.synthetic_churn(count, seed=seed).features
+    rows = churn_data.synthetic_churn(count, seed=seed).features
     return [dict(zip(CHURN_SCHEMA.names, map(float, row), strict=True)) for row in rows]
 
 
