@@ -16,7 +16,12 @@ def _synth(env: str, outdir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CDK), "synth", "--quiet", "-c", f"env={env}", "-o", str(outdir)],
         cwd=REPO_ROOT,
-        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        # A test run sends the CLI's usage telemetry nowhere (the team's own `cdk` runs keep their choice).
+        env={
+            **os.environ,
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "CDK_DISABLE_CLI_TELEMETRY": "1",
+        },
         capture_output=True,
         text=True,
         timeout=300,
