@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
+# A test waiting for a workflow's state asks often at first, then less: each question is a boto3 call in
+# the test's own process, and asked every 50 ms they were a third of the hold tests' CPU.
+WAIT_POLL_SECONDS = (0.05, 0.25)
 ACCOUNT = "123456789012"
 ENDPOINT_NAME = "mlrollout-dev-churn"
 GROUP = "mlrollout-dev-churn"
@@ -310,3 +314,17 @@ def capture_file(records: list[dict[str, Any]], per_request: int = 10) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def wait_until(
+    condition: Callable[[], object], what: str | Callable[[], str], deadline_seconds: float
+) -> None:
+    """Returns once `condition()` is true; past the deadline fails saying `what` (or what `what()` says)."""
+    deadline = time.monotonic() + deadline_seconds
+    pause, longest = WAIT_POLL_SECONDS
+    while not condition():
+        if time.monotonic() >= deadline:
+            said = what() if callable(what) else what
+            raise AssertionError(f"{said} not within {deadline_seconds} s")
+        time.sleep(pause)
+        pause = min(pause * 1.5, longest)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from localcloud.cloudformation.template import parameter_values
 from localcloud.events.delivery import deliver_events
 from mlrollout_cli.errors import ExitCode
 from mlrollout_cli.main import Context, cli
+from tests.functional import rollout_support
 from tests.functional.rollout_cloud import (
     STACK,
     Deployment,
@@ -62,10 +62,7 @@ def printed(result: Result) -> Any:
 
 
 def wait_until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {DEADLINE_SECONDS} s"
-        time.sleep(0.05)
+    rollout_support.wait_until(condition, what, DEADLINE_SECONDS)
 
 
 def test_the_stack_tells_the_command_where_its_resources_are(cloud: Deployment) -> None:

@@ -8,7 +8,6 @@ auto-approves there) is synthesized once for the module.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import boto3
@@ -17,6 +16,7 @@ import pytest
 from infra.config import load_config
 from localcloud.cloudformation.template import app_template, load_stacks
 from tests.functional.retraining_cloud import Deployment, EmulatedAws, deploy, retraining_template
+from tests.functional.rollout_support import wait_until
 from tests.infra.conftest import shared_outdir
 from tests.unit.test_preprocess import drop_text
 
@@ -132,10 +132,7 @@ def test_a_second_retraining_while_one_runs_ends_without_running(cloud: Deployme
     [first] = [e["executionArn"] for e in cloud.executions()]
     with cloud.jobs.hold():
         # The first run's preprocessing cannot start, so it holds the family throughout.
-        deadline = time.monotonic() + LOCK_DEADLINE_SECONDS
-        while cloud.lock_holder() != first:
-            assert time.monotonic() < deadline, f"{first} did not take the lock in {LOCK_DEADLINE_SECONDS} s"
-            time.sleep(0.05)
+        wait_until(lambda: cloud.lock_holder() == first, f"{first} taking the lock", LOCK_DEADLINE_SECONDS)
         second = cloud.start(manual(cloud))
         ended = cloud.finished(second)
     assert ended["status"] == "SUCCEEDED"

@@ -11,7 +11,6 @@ guarded by an alarm outside the stack and by a cost tolerance.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from lambdas.rollout.ledger import EntryKind
 from localcloud.cloudwatch.alarm_evaluator import AlarmEvaluator
 from tests.functional.rollout_cloud import Deployment, EmulatedAws, deploy, emulated_app
-from tests.functional.rollout_support import BOOTSTRAP_MODEL, HEALTHY, Minute
+from tests.functional.rollout_support import BOOTSTRAP_MODEL, HEALTHY, Minute, wait_until
 from tests.infra.conftest import synthesize
 from tests.unit.test_config import dev_document, write_env
 
@@ -76,13 +75,11 @@ def set_alarm(name: str, state: Literal["ALARM", "OK"], reason: str) -> None:
 
 
 def wait_for_traffic(cloud: Deployment, rollout: str) -> None:
-    deadline = time.monotonic() + TRAFFIC_DEADLINE_SECONDS
-    while cloud.weights().get("challenger", 0.0) == 0.0:
-        assert time.monotonic() < deadline, (
-            f"no traffic step within {TRAFFIC_DEADLINE_SECONDS} s: {cloud.states_entered(rollout)}, "
-            f"{cloud.task_errors(rollout)}"
-        )
-        time.sleep(0.05)
+    wait_until(
+        lambda: cloud.weights().get("challenger", 0.0) > 0.0,
+        lambda: f"a traffic step ({cloud.states_entered(rollout)}, {cloud.task_errors(rollout)})",
+        TRAFFIC_DEADLINE_SECONDS,
+    )
 
 
 def test_the_settings_carry_the_guardrails_and_the_abort_rule_matches_the_alarm_it_does_not_own(

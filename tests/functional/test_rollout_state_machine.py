@@ -7,7 +7,6 @@ How it is emulated: `tests/functional/rollout_cloud.py` (the handlers' clock run
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 from unittest import mock
@@ -20,7 +19,7 @@ from lambdas.rollout.aws.endpoint_ops import model_name_for
 from lambdas.rollout.ledger import EntryKind, LedgerEntry
 from tests.functional.golden_models import GOOD, OTHER
 from tests.functional.rollout_cloud import Deployment
-from tests.functional.rollout_support import BOOTSTRAP_MODEL, FAILING, HEALTHY
+from tests.functional.rollout_support import BOOTSTRAP_MODEL, FAILING, HEALTHY, wait_until
 
 LOCK_DEADLINE_SECONDS = 20.0
 GATES = ["golden_inputs", "metric_thresholds", "input_drift"]
@@ -44,10 +43,7 @@ def evidence(verdict: Mapping[str, Any], metric: str) -> dict[str, Any]:
 
 
 def wait_for_lock(cloud: Deployment, holder: str) -> None:
-    deadline = time.monotonic() + LOCK_DEADLINE_SECONDS
-    while cloud.lock_holder() != holder:
-        assert time.monotonic() < deadline, f"{holder} did not take the lock in {LOCK_DEADLINE_SECONDS} s"
-        time.sleep(0.05)
+    wait_until(lambda: cloud.lock_holder() == holder, f"{holder} taking the lock", LOCK_DEADLINE_SECONDS)
 
 
 def test_a_good_model_is_promoted_through_every_step_with_its_evidence(cloud: Deployment) -> None:
@@ -369,7 +365,4 @@ def test_the_endpoints_alarm_stops_the_running_rollout_and_rolls_it_back(cloud: 
 
 
 def wait_for_traffic(cloud: Deployment) -> None:
-    deadline = time.monotonic() + LOCK_DEADLINE_SECONDS
-    while cloud.weights().get("challenger", 0.0) == 0.0:
-        assert time.monotonic() < deadline, f"no traffic step within {LOCK_DEADLINE_SECONDS} s"
-        time.sleep(0.05)
+    wait_until(lambda: cloud.weights().get("challenger", 0.0) > 0.0, "a traffic step", LOCK_DEADLINE_SECONDS)
