@@ -21,7 +21,7 @@ import click
 from pydantic import BaseModel
 from rich.console import Console
 
-from lambdas.rollout.aws.overrides import APPROVAL, HELD, PromotionRequests
+from lambdas.rollout.aws.overrides import HELD, PromotionRequests
 from lambdas.rollout.ledger import LedgerEntry
 from lambdas.rollout.overrides import PersonPause, PersonPromotion, PersonResume
 from lambdas.rollout.payloads import InvalidRolloutRequest, Strategy
@@ -37,6 +37,7 @@ from lambdas.rollout.state import GateAnswer
 from lambdas.rollout.views import RolloutStatus, history_row, rollout_status
 from mlrollout_cli import flags as flag_ops
 from mlrollout_cli.errors import CliError, ExitCode
+from mlrollout_cli.human_gates import promotion_requests, send_answer, waiting_gate
 from mlrollout_cli.platform import Platform, aws_errors, connect
 from mlrollout_cli.render import entries_table, history_table, status_view, summary_table
 
@@ -510,10 +511,6 @@ def promote(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> No
         )
 
 
-def _requests(platform: Platform) -> PromotionRequests:
-    return PromotionRequests(client=platform.client("dynamodb"), table_name=platform.resources.lock_table)
-
-
 @cli.command(epilog='\b\nExamples:\n  mlrollout pause churn --reason "waiting for the data team"')
 @click.argument("endpoint")
 @click.option("--reason", required=True, help="Why: recorded in the ledger with who asked.")
@@ -532,7 +529,9 @@ def pause(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> None
         raise CliError(f"invalid pause: {error}", ExitCode.USAGE) from None
     with aws_errors():
         lease = platform.lease(endpoint)
-        if lease is None or not _requests(platform).pause(settings.endpoint_name, lease.holder, request):
+        if lease is None or not promotion_requests(platform).pause(
+            settings.endpoint_name, lease.holder, request
+        ):
             raise CliError(f"no rollout running on {endpoint}: nothing to pause", ExitCode.NOT_FOUND)
     result = {"rollout_id": lease.holder, "pause": request.model_dump(mode="json")}
     if as_json:
@@ -566,7 +565,7 @@ def resume(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> Non
         lease = platform.lease(endpoint)
         if lease is None:
             raise CliError(f"no rollout running on {endpoint}: nothing to resume", ExitCode.NOT_FOUND)
-        requests = _requests(platform)
+        requests = promotion_requests(platform)
         pending = requests.requests(settings.endpoint_name, lease.holder)
         held = requests.attribute(settings.endpoint_name, lease.holder, HELD)
         if held is None and pending.pause is None:
@@ -580,37 +579,6 @@ def resume(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> Non
         _print_json(result)
     else:
         obj.console.print(f"resume of {lease.holder} requested: the judge's next look releases its hold")
-
-
-def _waiting_gate(platform: Platform, endpoint: str) -> tuple[str, dict[str, Any]]:
-    """The rollout waiting at a human gate on the endpoint, and the gate (its task token)."""
-    settings = platform.endpoint(endpoint)
-    with aws_errors():
-        lease = platform.lease(endpoint)
-        if lease is None:
-            raise CliError(f"no rollout running on {endpoint}: nothing to approve", ExitCode.NOT_FOUND)
-        gate = _requests(platform).attribute(settings.endpoint_name, lease.holder, APPROVAL)
-    if gate is None:
-        raise CliError(
-            f"rollout {lease.holder} on {endpoint} waits at no gate: nothing to approve or reject",
-            ExitCode.NOT_FOUND,
-        )
-    return lease.holder, gate
-
-
-def _answered(platform: Platform, send: Callable[[], object], rollout_id: str) -> None:
-    states = platform.client("stepfunctions")
-    try:
-        send()
-    except (
-        states.exceptions.TaskTimedOut,
-        states.exceptions.TaskDoesNotExist,
-        states.exceptions.InvalidToken,
-    ):
-        raise CliError(
-            f"the gate of {rollout_id} is no longer waiting (answered, timed out or aborted)",
-            ExitCode.REFUSED,
-        ) from None
 
 
 @cli.command(
@@ -639,11 +607,10 @@ def reject(ctx: click.Context, endpoint: str, reason: str, as_json: bool) -> Non
 
 
 def _answer_gate(ctx: click.Context, endpoint: str, reason: str, as_json: bool, *, approved: bool) -> None:
-    """The person's answer at the human gate the endpoint's rollout waits at, sent on its task token
-    (a rejection too: moto's SendTaskFailure drops the cause, and the ledger needs who and why)."""
+    """The person's answer at the human gate the endpoint's rollout waits at (`human_gates.py`)."""
     obj = _context(ctx)
     platform = obj.platform()
-    rollout_id, gate = _waiting_gate(platform, endpoint)
+    rollout_id, gate = waiting_gate(platform, endpoint)
     try:
         answer = GateAnswer(
             gate=str(gate["gate"]),
@@ -655,15 +622,7 @@ def _answer_gate(ctx: click.Context, endpoint: str, reason: str, as_json: bool, 
     except ValueError as error:
         what = "approval" if approved else "rejection"
         raise CliError(f"invalid {what}: {error}", ExitCode.USAGE) from None
-    states = platform.client("stepfunctions")
-    with aws_errors():
-        _answered(
-            platform,
-            lambda: states.send_task_success(
-                taskToken=str(gate["task_token"]), output=answer.model_dump_json()
-            ),
-            rollout_id,
-        )
+    send_answer(platform, rollout_id, gate, answer)
     result = {
         "rollout_id": rollout_id,
         ("approval" if approved else "rejection"): answer.model_dump(mode="json"),
