@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -53,6 +52,7 @@ from localcloud.sagemaker.job_processes import LocalJobs
 from localcloud.sagemaker.jobs import run_jobs_locally
 from localcloud.server import moto_server
 from tests.functional.iam_support import create_functions_with_roles, create_roles, iam_enforced
+from tests.functional.rollout_support import wait_until
 
 RETRAINING_HANDLER_PREFIX = "lambdas.handlers.retraining_"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
@@ -229,13 +229,13 @@ class Deployment:
 
     def finished(self, execution_arn: str) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions")
-        deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
-        while time.monotonic() < deadline:
+
+        def ended() -> dict[str, Any] | None:
             described = dict(sfn.describe_execution(executionArn=execution_arn))
-            if described["status"] != "RUNNING":
-                return described
-            time.sleep(POLL_SECONDS)
-        raise AssertionError(f"{execution_arn} still running after {EXECUTION_DEADLINE_SECONDS} s")
+            return described if described["status"] != "RUNNING" else None
+
+        pauses = (POLL_SECONDS, POLL_SECONDS)
+        return wait_until(ended, f"{execution_arn} ending", EXECUTION_DEADLINE_SECONDS, pauses)
 
     def executions(self) -> list[dict[str, Any]]:
         listed = boto3.client("stepfunctions").list_executions(stateMachineArn=self.machine_arn)

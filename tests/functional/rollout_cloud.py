@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
@@ -71,6 +70,7 @@ from tests.functional.rollout_support import (
     Minute,
     capture_file,
     create_endpoint,
+    wait_until,
 )
 
 if TYPE_CHECKING:
@@ -329,15 +329,12 @@ class Deployment:
     def finished(self, execution_arn: str) -> dict[str, Any]:
         """The execution once it has ended; fails the test past the deadline."""
         sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + EXECUTION_DEADLINE_SECONDS
-        pause, longest = POLL_SECONDS
-        while time.monotonic() < deadline:
+
+        def ended() -> dict[str, Any] | None:
             described = dict(sfn.describe_execution(executionArn=execution_arn))
-            if described["status"] != "RUNNING":
-                return described
-            time.sleep(pause)
-            pause = min(pause * 1.5, longest)
-        raise AssertionError(f"{execution_arn} still running after {EXECUTION_DEADLINE_SECONDS} s")
+            return described if described["status"] != "RUNNING" else None
+
+        return wait_until(ended, f"{execution_arn} ending", EXECUTION_DEADLINE_SECONDS, POLL_SECONDS)
 
     def run(self, execution_input: Mapping[str, Any]) -> dict[str, Any]:
         return self.finished(self.start(execution_input))

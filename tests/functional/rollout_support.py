@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
     from mypy_boto3_dynamodb import DynamoDBClient
 
+T = TypeVar("T")
 REGION = "us-east-1"
 # A test waiting for a workflow's state asks often at first, then less: each question is a boto3 call in
 # the test's own process, and asked every 50 ms they were a third of the hold tests' CPU.
@@ -317,14 +318,19 @@ def capture_file(records: list[dict[str, Any]], per_request: int = 10) -> str:
 
 
 def wait_until(
-    condition: Callable[[], object], what: str | Callable[[], str], deadline_seconds: float
-) -> None:
-    """Returns once `condition()` is true; past the deadline fails saying `what` (or what `what()` says)."""
+    condition: Callable[[], T | None],
+    what: str | Callable[[], str],
+    deadline_seconds: float,
+    pauses: tuple[float, float] = WAIT_POLL_SECONDS,
+) -> T:
+    """What `condition()` returns once it is true; past the deadline fails saying `what` (or what `what()`
+    says). Asked at `pauses[0]` first, each pause half as long again, up to `pauses[1]`."""
     deadline = time.monotonic() + deadline_seconds
-    pause, longest = WAIT_POLL_SECONDS
-    while not condition():
+    pause, longest = pauses
+    while not (value := condition()):
         if time.monotonic() >= deadline:
             said = what() if callable(what) else what
             raise AssertionError(f"{said} not within {deadline_seconds} s")
         time.sleep(pause)
         pause = min(pause * 1.5, longest)
+    return value
